@@ -1,0 +1,31 @@
+# Two commands do everything: `make demo` (set up + run the whole pipeline on sample data)
+# and `make test` (set up + run the test suite). Both create .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: setup demo test ui bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: setup
+	$(BIN)/distillery run
+	$(BIN)/distillery sql "select count(*) as shard_rows from shards"
+
+test: setup
+	$(BIN)/pytest -q
+
+ui: setup
+	$(BIN)/distillery ui
+
+bench: setup
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf lake .run samples

@@ -1,0 +1,142 @@
+"""Nothing vanishes: the accounting identity, checked from what is on disk.
+
+For every stage and partition: rows in = kept + rejected + duplicate + quarantined.
+`check` verifies three things through the catalog, so it catches a lost file as well as
+a wrong count:
+1. each ledger row adds up;
+2. the ledger's totals equal the rows actually present in each outcome table;
+3. each stage consumed every row its upstream kept (or the gap is reported as pending).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from distillery import tables as T
+from distillery.catalog import connect
+from distillery.lake import Lake, write_parquet_atomic
+
+STAGES = ("gather", "curate", "distill", "shard")
+OUTCOME_SQL = {
+    # stage -> {ledger column: SQL counting the rows actually present}
+    "gather": {"kept": "SELECT count(*) FROM documents"},
+    "curate": {"kept": "SELECT count(*) FROM curated", "duplicate": "SELECT count(*) FROM duplicates"},
+    "distill": {"kept": "SELECT count(DISTINCT (source_ids, task)) FROM traces WHERE verdict IN ('pass', 'unverified')"},
+    "shard": {"kept": "SELECT count(*) FROM shards"},
+}
+UPSTREAM_SQL = {
+    "curate": "SELECT count(*) FROM documents",
+}
+
+
+@dataclass
+class StageCounts:
+    stage: str
+    rows_in: int = 0
+    kept: int = 0
+    rejected: int = 0
+    duplicate: int = 0
+    quarantined: int = 0
+    partitions: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_in == self.kept + self.rejected + self.duplicate + self.quarantined
+
+
+@dataclass
+class Status:
+    stages: list[StageCounts]
+    problems: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def render(self) -> str:
+        head = f"{'stage':<8} {'parts':>5} {'in':>8} {'kept':>8} {'rejected':>8} {'duplicate':>9} {'quarant.':>8}  adds up"
+        lines = [head, "-" * len(head)]
+        for s in self.stages:
+            lines.append(
+                f"{s.stage:<8} {s.partitions:>5} {s.rows_in:>8} {s.kept:>8} {s.rejected:>8} "
+                f"{s.duplicate:>9} {s.quarantined:>8}  {'yes' if s.balanced else 'NO'}"
+            )
+        lines += [f"pending: {p}" for p in self.pending]
+        lines += [f"PROBLEM: {p}" for p in self.problems]
+        lines.append("accounting: OK" if self.ok else f"accounting: {len(self.problems)} problem(s)")
+        return "\n".join(lines)
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, *params) -> int:
+    return int(con.execute(sql, list(params)).fetchone()[0] or 0)
+
+
+def check(lake: Lake) -> Status:
+    """Recount the lake's current generations and report every place the counts disagree."""
+    con = connect(lake, read_only=True)
+    try:
+        stages, problems, pending = [], [], []
+        for stage in STAGES:
+            row = con.execute(
+                "SELECT count(*), coalesce(sum(rows_in),0), coalesce(sum(kept),0), coalesce(sum(rejected),0), "
+                "coalesce(sum(duplicate),0), coalesce(sum(quarantined),0) FROM ledger WHERE stage = ?",
+                [stage],
+            ).fetchone()
+            sc = StageCounts(stage, partitions=int(row[0]), rows_in=int(row[1]), kept=int(row[2]),
+                             rejected=int(row[3]), duplicate=int(row[4]), quarantined=int(row[5]))
+            stages.append(sc)
+            for part, r_in, out in con.execute(
+                "SELECT part, rows_in, kept + rejected + duplicate + quarantined FROM ledger "
+                "WHERE stage = ? AND rows_in <> kept + rejected + duplicate + quarantined", [stage]
+            ).fetchall():
+                problems.append(f"{stage} partition {part}: {r_in} rows in, {out} out")
+            actual = {
+                "rejected": _scalar(con, "SELECT count(*) FROM rejects WHERE stage = ?", stage),
+                "quarantined": _scalar(con, "SELECT count(*) FROM quarantine WHERE stage = ?", stage),
+            }
+            for column, sql in OUTCOME_SQL[stage].items():
+                actual[column] = _scalar(con, sql)
+            for column, n in actual.items():
+                recorded = getattr(sc, column)
+                if n != recorded:
+                    problems.append(f"{stage}: the ledger records {recorded} {column} rows but {n} are present")
+            if stage in UPSTREAM_SQL and sc.partitions:
+                upstream = _scalar(con, UPSTREAM_SQL[stage])
+                if sc.rows_in > upstream:
+                    problems.append(f"{stage}: consumed {sc.rows_in} rows but only {upstream} exist upstream")
+                elif sc.rows_in < upstream:
+                    pending.append(f"{stage}: {upstream - sc.rows_in} upstream rows not yet processed")
+        return Status(stages, problems, pending)
+    finally:
+        con.close()
+
+
+def record_run(lake: Lake, run_id: str, stage: str, batch: str | None, started: dt.datetime,
+               counts: StageCounts, skipped: int, note: str = "") -> None:
+    """Append one row to the `runs` table: what this run of this stage did."""
+    row = {
+        "run_id": run_id, "stage": stage, "batch": batch or "",
+        "started_at": started, "finished_at": dt.datetime.now(dt.timezone.utc),
+        "rows_in": counts.rows_in, "kept": counts.kept, "rejected": counts.rejected,
+        "duplicate": counts.duplicate, "quarantined": counts.quarantined, "skipped": skipped,
+        "balanced": counts.balanced, "note": note,
+    }
+    write_parquet_atomic(pa.Table.from_pylist([row], schema=T.RUN), lake.runs_dir / f"{run_id}-{stage}.parquet")
+
+
+def total(rows: list[dict], stage: str) -> StageCounts:
+    """Sum ledger rows of one run into a StageCounts."""
+    sc = StageCounts(stage)
+    for r in rows:
+        sc.partitions += 1
+        sc.rows_in += r["rows_in"]
+        sc.kept += r["kept"]
+        sc.rejected += r["rejected"]
+        sc.duplicate += r["duplicate"]
+        sc.quarantined += r["quarantined"]
+    return sc

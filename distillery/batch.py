@@ -1,0 +1,132 @@
+"""Batches and partitions: how a stage writes so that a crash loses nothing and shows nothing half-done.
+
+A stage run plans its new partitions, writes each one into a hidden folder
+`<gen>/.tmp-<plan>/` (every file by temp-name-and-rename, the partition's ledger file last),
+then renames the folder to `<gen>/b-<hash of its partitions>/`. Readers glob `b-*` only, so
+they see whole batches or nothing. A crashed run leaves `.tmp-<plan>/`; the re-run with the
+same plan finds the partitions already finished there and does not redo them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+
+from distillery import tables as T
+from distillery.lake import stable_hash, write_parquet_atomic
+from distillery.result import PartitionResult, conform
+
+# Each stage's output tables and their schemas (None: free-form side table, written as is).
+STAGE_TABLES: dict[str, dict[str, pa.Schema | None]] = {
+    "gather": {"documents": T.DOCUMENT, "rejects": T.REJECT, "quarantine": T.QUARANTINE, "files": T.GATHERED_FILE},
+    "curate": {"curated": T.DOCUMENT, "rejects": T.REJECT, "duplicates": T.DUPLICATE, "quarantine": T.QUARANTINE, "dedup_keys": None},
+    "distill": {"traces": T.TRACE, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
+    "shard": {"samples": T.SHARD_ROW, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
+}
+
+# The table whose row count is a stage's "kept"; distill counts kept prompts, not traces.
+KEPT_TABLE = {"gather": "documents", "curate": "curated", "distill": None, "shard": "samples"}
+
+
+class AccountingError(RuntimeError):
+    """A partition's rows do not add up: rows in != kept + rejected + duplicate + quarantined."""
+
+
+def ledger_row(stage: str, part: str, inputs: list[str], result: PartitionResult) -> dict:
+    """Count where a partition's rows went, and refuse a partition whose counts do not add up."""
+    def rows(name: str) -> int:
+        df = result.tables.get(name)
+        return 0 if df is None else df.height
+
+    kept_table = KEPT_TABLE[stage]
+    kept = rows(kept_table) if kept_table else int(result.stats.get("kept", 0))
+    row = {
+        "stage": stage,
+        "part": part,
+        "inputs": list(inputs),
+        "rows_in": int(result.rows_in),
+        "kept": kept,
+        "rejected": rows("rejects"),
+        "duplicate": rows("duplicates"),
+        "quarantined": rows("quarantine"),
+    }
+    out = row["kept"] + row["rejected"] + row["duplicate"] + row["quarantined"]
+    if out != row["rows_in"]:
+        raise AccountingError(
+            f"{stage} partition {part}: {row['rows_in']} rows in but {out} out "
+            f"(kept {kept}, rejected {row['rejected']}, duplicate {row['duplicate']}, "
+            f"quarantined {row['quarantined']})"
+        )
+    return row
+
+
+def committed_parts(gen_dir: Path) -> set[str]:
+    """Names of the partitions already committed in a generation folder."""
+    return {p.name[len("ledger-"):-len(".parquet")] for p in gen_dir.glob("b-*/ledger-*.parquet")}
+
+
+def committed_files(gen_dir: Path, table: str) -> list[Path]:
+    """Committed partition files of one table in a generation, in a stable order."""
+    return sorted(gen_dir.glob(f"b-*/{table}-*.parquet"), key=lambda p: (p.name, p.parent.name))
+
+
+class Batch:
+    """One stage run's partitions, committed together by a single rename."""
+
+    def __init__(self, gen_dir: Path, stage: str, plan_key: str):
+        self.gen_dir = gen_dir
+        self.stage = stage
+        self.tmp = gen_dir / f".tmp-{plan_key}"
+
+    @property
+    def scratch(self) -> Path:
+        """Intermediate files of multi-step stages; removed when the batch commits."""
+        return self.tmp / ".work"
+
+    def part_done(self, part: str) -> bool:
+        """True when a previous attempt finished this partition (its ledger is written last)."""
+        return (self.tmp / f"ledger-{part}.parquet").exists()
+
+    def part_path(self, table: str, part: str) -> Path:
+        return self.tmp / f"{table}-{part}.parquet"
+
+    def write_part(self, part: str, inputs: list[str], result: PartitionResult) -> dict:
+        """Write every table of one partition, then its ledger row; return the ledger row."""
+        row = ledger_row(self.stage, part, inputs, result)
+        for name, schema in STAGE_TABLES[self.stage].items():
+            df = result.tables.get(name)
+            if schema is None:
+                table = df.to_arrow() if df is not None else pa.table({})
+            else:
+                table = conform(df, schema)
+            write_parquet_atomic(table, self.part_path(name, part))
+        write_parquet_atomic(pa.Table.from_pylist([row], schema=T.LEDGER), self.part_path("ledger", part))
+        return row
+
+    def parts(self) -> list[str]:
+        return sorted(p.name[len("ledger-"):-len(".parquet")] for p in self.tmp.glob("ledger-*.parquet"))
+
+    def commit(self) -> Path | None:
+        """Make the batch visible by renaming it; None when it holds no partition."""
+        parts = self.parts()
+        if not parts:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return None
+        # Scratch and stray temp files of a killed writer must not enter the committed batch.
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        for stray in self.tmp.glob(".*.tmp"):
+            stray.unlink(missing_ok=True)
+        final = self.gen_dir / f"b-{stable_hash(self.stage, parts)}"
+        if final.exists():  # the same partitions were committed by an earlier attempt
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return final
+        os.replace(self.tmp, final)
+        fd = os.open(self.gen_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return final

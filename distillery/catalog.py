@@ -1,0 +1,93 @@
+"""The DuckDB catalog: `lake/catalog.duckdb` holds one view per lake table.
+
+Views glob the committed partition files of the current generations, so they always show
+the partitions present; a view over a stage that has not run yet is empty (backed by an
+empty table of the right schema), not missing. Views are rewritten after every stage.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from distillery import tables as T
+from distillery.config import PipelineConfig
+from distillery.generations import curate_gen, distill_gen, gather_gens, shard_build_dir
+from distillery.lake import Lake
+
+VIEW_SCHEMAS: dict[str, pa.Schema] = {
+    "documents": T.DOCUMENT,
+    "curated": T.DOCUMENT,
+    "rejects": T.REJECT,
+    "duplicates": T.DUPLICATE,
+    "quarantine": T.QUARANTINE,
+    "traces": T.TRACE,
+    "shards": T.SHARD_ROW,
+    "runs": T.RUN,
+    "ledger": T.LEDGER,
+    "gathered_files": T.GATHERED_FILE,
+}
+
+
+def view_patterns(cfg: PipelineConfig, lake: Lake) -> dict[str, list[str]]:
+    """Glob patterns per view for the current generations of `cfg`."""
+    gathers = list(gather_gens(cfg, lake).values())
+    curate, distill = curate_gen(cfg, lake), distill_gen(cfg, lake)
+    shard = shard_build_dir(cfg, lake)
+
+    def globs(dirs: list[Path], table: str) -> list[str]:
+        return [str(d / "b-*" / f"{table}-*.parquet") for d in dirs]
+
+    every = gathers + [curate, distill]
+    return {
+        "documents": globs(gathers, "documents"),
+        "gathered_files": globs(gathers, "files"),
+        "curated": globs([curate], "curated"),
+        "duplicates": globs([curate], "duplicates"),
+        "traces": globs([distill], "traces"),
+        "rejects": globs(every, "rejects") + [str(shard / "samples" / "rejects-*.parquet")],
+        "quarantine": globs(every, "quarantine") + [str(shard / "samples" / "quarantine-*.parquet")],
+        "ledger": globs(every, "ledger") + [str(shard / "samples" / "ledger-*.parquet")],
+        "shards": [str(shard / "shard-*.parquet")] if (shard / "manifest.json").exists() else [],
+        "runs": [str(lake.runs_dir / "*.parquet")],
+    }
+
+
+def _matches(pattern: str) -> bool:
+    return next(glob.iglob(pattern), None) is not None
+
+
+def connect(lake: Lake, read_only: bool = False, attempts: int = 50) -> duckdb.DuckDBPyConnection:
+    """Open the catalog, waiting briefly while another process holds it for writing."""
+    for i in range(attempts):
+        try:
+            return duckdb.connect(str(lake.catalog_path), read_only=read_only)
+        except duckdb.IOException:
+            if i == attempts - 1:
+                raise
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
+
+
+def refresh(cfg: PipelineConfig, lake: Lake) -> None:
+    """Rewrite every view for the current generations (call while holding the writer lock)."""
+    patterns = view_patterns(cfg, lake)
+    con = connect(lake)
+    try:
+        con.execute("BEGIN")
+        for name, schema in VIEW_SCHEMAS.items():
+            present = [p for p in patterns[name] if _matches(p)]
+            if present:
+                files = ", ".join("'" + p.replace("'", "''") + "'" for p in present)
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
+            else:
+                empty = schema.empty_table()  # noqa: F841 (read by DuckDB's replacement scan)
+                con.execute(f"CREATE OR REPLACE TABLE _empty_{name} AS SELECT * FROM empty")
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _empty_{name}")
+        con.execute("COMMIT")
+    finally:
+        con.close()

@@ -1,0 +1,207 @@
+"""`distillery`: run the pipeline, ask the lake questions, check its accounting.
+
+    distillery run [CONFIG] [--stages gather,curate,...] [--lake DIR] [--serve-teacher]
+    distillery sql "QUERY" [--format table|csv|json] [--lake DIR]
+    distillery status [--lake DIR]
+    distillery teacher serve [--host H] [--port P]
+    distillery train [CONFIG] [--resume]
+    distillery shards verify|show ...
+    distillery ui [--port P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from distillery.prefect_env import configure
+
+
+def _lake_from(args: argparse.Namespace) -> Path:
+    if getattr(args, "lake", None):
+        return Path(args.lake)
+    if getattr(args, "config", None):
+        from distillery.config import load_config
+        return load_config(args.config).lake_root
+    return Path(os.environ.get("DISTILLERY_LAKE", "lake"))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from distillery.config import load_config
+    overrides = {"lake": str(Path(args.lake).resolve())} if args.lake else None
+    cfg = load_config(args.config, overrides)  # validated before anything starts
+    stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
+    if stages:
+        unknown = sorted(set(stages) - {"gather", "curate", "distill", "shard", "train"})
+        if unknown:
+            print(f"--stages: unknown stage(s) {', '.join(unknown)}; allowed: gather, curate, distill, shard, train",
+                  file=sys.stderr)
+            return 2
+    if args.config is None:  # the demo: its sample corpus is generated, not downloaded
+        from distillery.sample_data import make_samples
+        if not Path("samples").exists():
+            make_samples(Path("samples"))
+        args.serve_teacher = True
+    server = None
+    if args.serve_teacher:
+        from urllib.parse import urlparse
+        from teacher.server import start_server
+        url = urlparse(cfg.distill.base_url)
+        server = start_server(host=url.hostname or "127.0.0.1", port=url.port or 8765)
+        print(f"reference teacher serving at {server.url}")
+    try:
+        from flows.pipeline import pipeline
+        result = pipeline(config_path=str(args.config) if args.config else None, stages=stages,
+                          lake=str(cfg.lake_root))
+    finally:
+        if server is not None:
+            server.stop()
+    _print_summary(result, cfg.lake_root)
+    return 0
+
+
+def _print_summary(result: dict, lake: Path) -> None:
+    print()
+    print(result.get("status", ""))
+    print(f"\nlake: {lake}  (catalog: {lake / 'catalog.duckdb'})")
+    print("try next:")
+    for q in (
+        "select modality, count(*) from documents group by all",
+        "select stage, rule, count(*) n, round(avg(value), 3) avg_value from rejects group by all order by n desc",
+        "select modality, sum(n_tokens) tokens, count(*) samples from shards group by all",
+    ):
+        print(f'  distillery sql "{q}"')
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from distillery.lake import Lake
+    from distillery.sql import WriteRefused, query, render
+    try:
+        columns, rows = query(Lake(_lake_from(args)), args.query)
+    except WriteRefused as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bad query is the user's to fix: say what DuckDB said
+        print(f"query failed: {exc}", file=sys.stderr)
+        return 1
+    print(render(columns, rows, args.format))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from distillery.accounting import check
+    from distillery.lake import Lake
+    lake = Lake(_lake_from(args))
+    if not lake.catalog_path.exists():
+        print(f"no lake at {lake.root}: run `distillery run` first", file=sys.stderr)
+        return 1
+    status = check(lake)
+    print(status.render())
+    return 0 if status.ok else 1
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    from teacher.server import main as serve_main
+    return serve_main(["--host", args.host, "--port", str(args.port)])
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from distillery.config import load_config
+    from flows.train import train_flow
+    cfg = load_config(args.config, {"lake": str(Path(args.lake).resolve())} if args.lake else None)
+    report = train_flow(cfg, resume=args.resume)
+    print({k: v for k, v in report.items() if not isinstance(v, (dict, list))})
+    return 0
+
+
+def cmd_shards(args: argparse.Namespace) -> int:
+    import shards
+    from distillery.config import load_config
+    from distillery.generations import shard_build_dir
+    from distillery.lake import Lake
+    cfg = load_config(args.config, {"lake": str(Path(args.lake).resolve())} if args.lake else None)
+    build = Path(args.dir) if args.dir else shard_build_dir(cfg, Lake(cfg.lake_root))
+    if args.action == "verify":
+        problems = shards.verify(build)
+        for p in problems:
+            print(p)
+        print(f"{build}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        return 0 if not problems else 1
+    print(shards.show(build, args.id, Path(args.out)))
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from distillery.ui import serve
+    return serve(port=args.port, host=args.host)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="distillery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run the pipeline for a config (the demo config by default)")
+    r.add_argument("config", nargs="?", type=Path)
+    r.add_argument("--stages", help="comma-separated subset: gather,curate,distill,shard,train")
+    r.add_argument("--lake", help="lake folder (overrides the config)")
+    r.add_argument("--serve-teacher", action="store_true", help="start the reference teacher at distill.base_url")
+    r.set_defaults(func=cmd_run)
+
+    q = sub.add_parser("sql", help="read-only SQL over the lake")
+    q.add_argument("query")
+    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    q.add_argument("--lake")
+    q.set_defaults(func=cmd_sql)
+
+    s = sub.add_parser("status", help="rows per stage and whether the accounting adds up (exit 1 if not)")
+    s.add_argument("--lake")
+    s.set_defaults(func=cmd_status)
+
+    t = sub.add_parser("teacher", help="the reference teacher")
+    tsub = t.add_subparsers(dest="action", required=True)
+    ts = tsub.add_parser("serve", help="serve the reference OpenAI-compatible teacher")
+    ts.add_argument("--host", default="127.0.0.1")
+    ts.add_argument("--port", type=int, default=8765)
+    ts.set_defaults(func=cmd_teacher)
+
+    tr = sub.add_parser("train", help="train on the current shards")
+    tr.add_argument("config", nargs="?", type=Path)
+    tr.add_argument("--lake")
+    tr.add_argument("--resume", action="store_true")
+    tr.set_defaults(func=cmd_train)
+
+    sh = sub.add_parser("shards", help="check or look at the shards")
+    shsub = sh.add_subparsers(dest="action", required=True)
+    for action in ("verify", "show"):
+        a = shsub.add_parser(action)
+        if action == "show":
+            a.add_argument("id")
+            a.add_argument("--out", default="shard-show")
+        a.add_argument("--config", type=Path)
+        a.add_argument("--lake")
+        a.add_argument("--dir", help="a shard folder (default: the current build)")
+        a.set_defaults(func=cmd_shards)
+
+    u = sub.add_parser("ui", help="start a local Prefect server with its UI")
+    u.add_argument("--host", default="127.0.0.1")
+    u.add_argument("--port", type=int, default=4200)
+    u.set_defaults(func=cmd_ui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure()
+    args = build_parser().parse_args(argv)
+    from distillery.config import ConfigError
+    from distillery.lake import LakeError
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, LakeError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Which folders of the lake are current for a config.
+
+A stage's generation folder is named from a hash of its own config section and of the
+generations it reads, so changing a stage's config (or its inputs' config) starts a new
+generation below it, and the catalog's views follow the current ones. Old generations stay
+on disk, untouched, until removed by hand; switching the config back finds them again.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from distillery.config import PipelineConfig
+from distillery.lake import Lake, stable_hash
+
+# Bumped when a stage's output for the same input and config changes.
+STAGE_VERSION = {"gather": 1, "curate": 1, "distill": 1, "shard": 1}
+
+
+def _section(model) -> dict:
+    return model.model_dump(mode="json")
+
+
+def gather_gens(cfg: PipelineConfig, lake: Lake) -> dict[str, Path]:
+    """Source name -> its generation folder."""
+    out = {}
+    for src in cfg.sources:
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", src.name)[:48]
+        key = stable_hash("gather", STAGE_VERSION["gather"], _section(src), str(cfg.base_dir))
+        out[src.name] = lake.stage_dir("gather") / f"{safe}-{key}"
+    return out
+
+
+def curate_gen(cfg: PipelineConfig, lake: Lake) -> Path:
+    upstream = sorted(p.name for p in gather_gens(cfg, lake).values())
+    key = stable_hash("curate", STAGE_VERSION["curate"], _section(cfg.curate), upstream)
+    return lake.stage_dir("curate") / f"g-{key}"
+
+
+def distill_gen(cfg: PipelineConfig, lake: Lake) -> Path:
+    key = stable_hash("distill", STAGE_VERSION["distill"], _section(cfg.distill), curate_gen(cfg, lake).name)
+    return lake.stage_dir("distill") / f"g-{key}"
+
+
+def shard_root(lake: Lake) -> Path:
+    return lake.stage_dir("shard")
+
+
+def current_files(gen_dir: Path, table: str) -> list[Path]:
+    """Committed partition files of `table` in one generation, in a stable order."""
+    return sorted(gen_dir.glob(f"b-*/{table}-*.parquet"), key=lambda p: p.name)
+
+
+def shard_build_dir(cfg: PipelineConfig, lake: Lake) -> Path:
+    """The shard build for the current curated rows and traces: named from them and the config."""
+    inputs = [p.name for p in current_files(curate_gen(cfg, lake), "curated")]
+    inputs += [p.name for p in current_files(distill_gen(cfg, lake), "traces")]
+    key = stable_hash("shard", STAGE_VERSION["shard"], _section(cfg.shard), sorted(inputs))
+    return shard_root(lake) / f"build-{key}"

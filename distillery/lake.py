@@ -1,0 +1,171 @@
+"""The lake: one root folder, atomic Parquet writes, content-derived names, and a writer lock.
+
+Layout (relative to the root):
+
+    catalog.duckdb                      DuckDB views over everything below
+    gather/<source>-<cfg>/<batch>/      documents-, rejects-, quarantine-, files-, ledger-<part>.parquet
+    curate/<cfg>/<batch>/               curated-, rejects-, duplicates-, quarantine-, dedup_keys-, ledger-<part>.parquet
+    distill/<cfg>/<batch>/              traces-, rejects-, quarantine-, ledger-<part>.parquet
+    shard/<build>/                      shard-<hash>.parquet, codebooks, manifest.json (written last)
+    runs/<run>-<stage>.parquet          one row per stage per run: counts and times
+    media/<ab>/<sha256>                 content-addressed media bytes
+    cache/                              teacher responses, cloned repositories, samples
+
+A `<cfg>` folder is a generation: the hash of the stage's config, so changing the config
+starts a new generation and the views follow the current one. A `<batch>` folder appears
+by one rename when all its partitions are written, so readers never see half a batch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# Parquet settings every writer shares, so that the same rows give the same bytes.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": True,
+    "write_statistics": True,
+    "row_group_size": 64 * 1024,
+}
+
+
+def stable_hash(*parts: Any, length: int = 16) -> str:
+    """Hex digest of the canonical JSON of `parts`: the same inputs always give the same name."""
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
+    """Write `table` to `path` via a temporary name and a rename: the file is whole or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp, **PARQUET_OPTIONS)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> Path:
+    """Write `data` to `path` via a temporary name and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+# Lake roots whose writer lock this process holds, with the nesting depth.
+_HELD: dict[str, int] = {}
+
+
+class LakeError(RuntimeError):
+    """The lake cannot be used as asked (unwritable, locked too long, full disk)."""
+
+
+class Lake:
+    """Paths and guarantees of one lake root. Cheap to create; holds no open handles."""
+
+    STAGES = ("gather", "curate", "distill", "shard")
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root).resolve()
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    @property
+    def media_root(self) -> Path:
+        return self.root / "media"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / stage
+
+    def cache_dir(self, name: str) -> Path:
+        path = self.root / "cache" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def ensure_writable(self) -> None:
+        """Fail at once, with the path, when the lake cannot be written."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".probe-{os.getpid()}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            raise LakeError(f"the lake at {self.root} is not writable: {exc.strerror or exc}") from None
+
+    @contextmanager
+    def writer_lock(self, timeout_s: float = 3600.0) -> Iterator[None]:
+        """Hold the lake's writer lock; a second run waits for it and says so.
+
+        Two runs on one lake never interleave their commits: the second waits (printing who
+        holds the lock) and then finds the first one's work done, so it skips it. The lock is
+        re-entrant within a process (the pipeline holds it while its stage flows take it).
+        """
+        key = str(self.root)
+        if _HELD.get(key):
+            _HELD[key] += 1
+            try:
+                yield
+            finally:
+                _HELD[key] -= 1
+            return
+        self.ensure_writable()
+        lock_path = self.root / ".lock"
+        fh = open(lock_path, "a+")
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                print(f"lake {self.root} is locked by {holder}; waiting for it to finish...", file=sys.stderr)
+                deadline = time.monotonic() + timeout_s
+                while True:
+                    try:
+                        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise LakeError(f"lake {self.root} still locked by {holder} after {timeout_s:.0f} s") from None
+                        time.sleep(0.2)
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}")
+            fh.flush()
+            _HELD[key] = 1
+            yield
+        finally:
+            _HELD.pop(key, None)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()

@@ -1,0 +1,157 @@
+"""The demo's sample data, generated (deterministically, from a seed) instead of downloaded.
+
+`make_samples(dir)` writes a small mixed corpus in which every stage has something to do:
+articles (with exact and near duplicates, junk that the quality rules drop, planted PII and
+a fake API key that curation redacts), arithmetic questions for the teacher, a small Python
+repository, and images and audio (with duplicates and a corrupt file of each).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+
+TOPICS = {
+    "rivers": ["river", "delta", "flood", "sediment", "valley", "estuary", "current", "bank", "channel", "basin"],
+    "bread": ["dough", "yeast", "flour", "crust", "oven", "starter", "loaf", "kneading", "proof", "grain"],
+    "engines": ["piston", "cylinder", "valve", "torque", "crankshaft", "fuel", "exhaust", "gear", "spark", "coolant"],
+    "birds": ["feather", "nest", "migration", "wing", "song", "flock", "beak", "egg", "predator", "habitat"],
+    "markets": ["price", "demand", "supply", "trader", "inflation", "credit", "bond", "share", "risk", "policy"],
+}
+FRAMES = [
+    "The {a} shapes how the {b} behaves over many seasons, and observers have long recorded it.",
+    "When the {a} changes, the {b} follows within a few weeks, which surprises many newcomers.",
+    "Most guides explain the {a} first, because without it the {b} makes little sense.",
+    "A careful look at the {a} shows why the {b} matters more than people expect.",
+    "In practice, the {a} and the {b} are measured together and compared year by year.",
+    "Historians describe the {a} as the reason the {b} became important in the region.",
+    "Engineers and amateurs alike argue about the {a}, yet they agree on the {b}.",
+    "Small differences in the {a} lead to large differences in the {b} over time.",
+    "The report noted that the {a} was stable while the {b} varied widely.",
+    "Few people notice the {a}, but everyone depends on the {b} every day.",
+]
+JUNK = [
+    "Click here. Click here. Click here. Click here. Click here. Click here.",
+    "lorem ipsum dolor sit amet " * 30,
+    "Please enable JavaScript to view this page.\nThis site uses cookies.\nAccept all cookies.",
+    "ok",
+    "BUY NOW!!! BUY NOW!!! BUY NOW!!! BUY NOW!!! BUY NOW!!! BUY NOW!!! BUY NOW!!!",
+]
+REPO_FILES = {
+    "pkg/__init__.py": "from pkg.api import run\n",
+    "pkg/api.py": "from pkg.core import compute\nfrom pkg.io import load\n\n\ndef run(path):\n    return compute(load(path))\n",
+    "pkg/core.py": "from pkg.mathx import square\n\n\ndef compute(values):\n    return [square(v) for v in values]\n",
+    "pkg/mathx.py": "def square(x):\n    \"\"\"Return x squared.\"\"\"\n    return x * x\n",
+    "pkg/io.py": "import json\n\n\ndef load(path):\n    with open(path) as fh:\n        return json.load(fh)\n",
+    "LICENSE": "MIT License\n\nPermission is hereby granted, free of charge, to any person obtaining a copy\n",
+    ".gitignore": "build/\n*.log\n",
+}
+
+
+def _article(rng: random.Random, topic: str, sentences: int) -> str:
+    words = TOPICS[topic]
+    paras = []
+    for _ in range(max(1, sentences // 4)):
+        para = " ".join(rng.choice(FRAMES).format(a=rng.choice(words), b=rng.choice(words)) for _ in range(4))
+        paras.append(para)
+    return f"On {topic}\n\n" + "\n\n".join(paras) + "\n"
+
+
+def _near_copy(rng: random.Random, text: str, edits: int = 2) -> str:
+    words = text.split(" ")
+    for _ in range(edits):
+        i = rng.randrange(len(words))
+        words[i] = words[i].upper() if words[i].islower() else words[i].lower()
+    return " ".join(words)
+
+
+def _tone(freq: float, seconds: float, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * math.pi * freq * t)).astype(np.float32)
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> None:
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+
+
+def _png(path: Path, seed: int, shift: int = 0) -> None:
+    from PIL import Image
+    y, x = np.mgrid[0:48, 0:64]
+    r = (x * 4 + seed * 40) % 256
+    g = (y * 5 + seed * 70) % 256
+    b = ((x + y + shift) * 3 + seed * 25) % 256
+    Image.fromarray(np.stack([r, g, b], -1).astype(np.uint8)).save(path)
+
+
+def make_samples(root: Path, seed: int = 0, articles: int = 120, problems: int = 60) -> Path:
+    """Write the demo corpus under `root` (idempotent: same seed, same bytes)."""
+    rng = random.Random(seed)
+    text = root / "text"
+    text.mkdir(parents=True, exist_ok=True)
+    topics = sorted(TOPICS)
+    docs = [_article(rng, topics[i % len(topics)], rng.randint(8, 16)) for i in range(articles)]
+    for i, doc in enumerate(docs):
+        (text / f"article-{i:03d}.txt").write_text(doc)
+    for i in range(0, articles, 10):  # near duplicates: a few words changed
+        (text / f"article-{i:03d}-mirror.txt").write_text(_near_copy(rng, docs[i]))
+    for i in range(0, articles, 25):  # exact duplicates under another name
+        (text / f"article-{i:03d}-copy.md").write_text(docs[i])
+    for i, junk in enumerate(JUNK):
+        (text / f"junk-{i}.txt").write_text(junk)
+    (text / "contact.html").write_text(
+        "<html><body><h1>Contact</h1><p>" + docs[1].replace("\n", " ") +
+        " Write to jane.doe@example.com or call +1 415 555 0100. Our deploy key is "
+        "sk-proj-A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6 and the server is 10.0.0.12.</p>"
+        "<script>var tracking = 1;</script></body></html>")
+    (text / "latin1.txt").write_bytes(("Caf\xe9 cr\xe8me and p\xe2tisserie. " * 20).encode("latin-1"))
+    (text / "empty.txt").write_bytes(b"")
+
+    prng = random.Random(seed + 1)
+    with open(root / "problems.jsonl", "w") as fh:
+        for _ in range(problems):
+            a, b = prng.randint(100, 999), prng.randint(100, 999)
+            fh.write(json.dumps({"text": f"What is {a} + {b}?", "answer": str(a + b)}) + "\n")
+
+    repo = root / "repo"
+    for rel, body in REPO_FILES.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(body)
+    if not (repo / ".git").exists():
+        git = ["git", "-c", "user.email=demo@distillery", "-c", "user.name=demo", "-c", "init.defaultBranch=main"]
+        subprocess.run(git + ["init", "-q"], cwd=repo, check=True)
+        subprocess.run(git + ["add", "-A"], cwd=repo, check=True)
+        subprocess.run(git + ["commit", "-q", "-m", "sample"], cwd=repo, check=True,
+                       env={"GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+                            "PATH": "/usr/bin:/bin:/usr/local/bin"})
+
+    images = root / "images"
+    images.mkdir(exist_ok=True)
+    for i in range(6):
+        _png(images / f"gradient-{i}.png", i)
+    _png(images / "gradient-0-shifted.png", 0, shift=1)  # a near duplicate of gradient-0
+    buf = io.BytesIO()
+    _png(images / "tmp.png", 9)
+    data = (images / "tmp.png").read_bytes()
+    (images / "tmp.png").unlink()
+    (images / "truncated.png").write_bytes(data[: len(data) // 2])
+    del buf
+
+    audio = root / "audio"
+    audio.mkdir(exist_ok=True)
+    for i, f in enumerate([220.0, 330.0, 440.0]):
+        _write_wav(audio / f"tone-{i}.wav", _tone(f, 1.0))
+    _write_wav(audio / "tone-0-again.wav", _tone(220.0, 1.0))  # identical audio, another file
+    (audio / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
+    return root

@@ -1,0 +1,73 @@
+"""Distill: ask the teacher about every new curated partition; write `traces`.
+
+Partitions run one after another because the teacher client already runs its requests
+concurrently under the configured rate limits; running partitions side by side would
+multiply the concurrency past what the endpoint allows. When the budget runs out, the
+partitions finished so far are committed, the run ends with a note, and the next run
+continues with the rest (the request cache means nothing is paid for twice).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+import teacher
+from distillery.accounting import total
+from distillery.batch import Batch, committed_parts
+from distillery.config import PipelineConfig
+from distillery.generations import curate_gen, current_files, distill_gen
+from distillery.lake import Lake, stable_hash
+from flows.reporting import Progress, finish_stage
+
+
+def plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
+    gen = distill_gen(cfg, lake)
+    done = committed_parts(gen)
+    parts = [{"part": stable_hash("distill", f.name), "input": str(f)}
+             for f in current_files(curate_gen(cfg, lake), "curated")]
+    new = [p for p in parts if p["part"] not in done]
+    return stable_hash([p["part"] for p in new]), new, len(parts) - len(new)
+
+
+def distill_partition(cfg: PipelineConfig, lake: Lake, batch: Batch, part: str, input_file: str) -> dict:
+    if batch.part_done(part):
+        return pl.read_parquet(batch.part_path("ledger", part)).row(0, named=True)
+    rows = pl.read_parquet(input_file)
+    result = teacher.distill_partition(rows, cfg.distill, lake.cache_dir("teacher"), lake.media_root)
+    return batch.write_part(part, [Path(input_file).stem], result)
+
+
+@task(name="distill_partition", cache_policy=NO_CACHE)
+def distill_task(cfg: PipelineConfig, lake_root: str, plan_key: str, part: str, input_file: str) -> dict:
+    lake = Lake(lake_root)
+    return distill_partition(cfg, lake, Batch(distill_gen(cfg, lake), "distill", plan_key), part, input_file)
+
+
+@flow(name="distill", log_prints=True)
+def distill_flow(cfg: PipelineConfig) -> dict:
+    """Distill every new curated partition; return this run's counts."""
+    lake = Lake(cfg.lake_root)
+    started = dt.datetime.now(dt.timezone.utc)
+    with lake.writer_lock(cfg.run.lock_timeout_s):
+        plan_key, parts, skipped = plan(cfg, lake)
+        progress = Progress("distill", len(parts))
+        rows, note = [], ""
+        for p in parts:
+            try:
+                rows.append(distill_task(cfg, str(lake.root), plan_key, p["part"], p["input"]))
+            except teacher.BudgetExhausted as exc:
+                note = f"stopped: budget reached ({exc}); re-run to continue"
+                print(note)
+                break
+            progress.advance()
+        committed = Batch(distill_gen(cfg, lake), "distill", plan_key).commit() if parts else None
+        counts = total(rows, "distill")
+        print(f"distill: {counts.rows_in} prompts -> {counts.kept} with accepted traces, "
+              f"{counts.rejected} failed verification, {counts.quarantined} failed requests")
+        return finish_stage(cfg, lake, "distill", started, counts, committed.name if committed else None,
+                            skipped, note=note)

@@ -1,0 +1,123 @@
+"""Gather: read every configured source into `documents` (and `rejects`, `quarantine`).
+
+Per source: list its items, drop the ones already gathered unchanged (same uri and
+fingerprint in the source's `files` ledger), cut the rest into partitions, read each
+partition in a task, commit them as one batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import polars as pl
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+import sources
+from distillery.accounting import total
+from distillery.batch import Batch
+from distillery.config import PipelineConfig
+from distillery.generations import gather_gens
+from distillery.lake import Lake, stable_hash, write_parquet_atomic
+from flows.reporting import Progress, finish_stage
+
+ITEM_SCHEMA = {"uri": pl.String, "path": pl.String, "fingerprint": pl.String}
+
+
+def plan_source(cfg: PipelineConfig, lake: Lake, source_name: str) -> tuple[str, list[dict], int]:
+    """List a source's new items and cut them into partitions written as plan files.
+
+    Returns (plan key, [{part, plan}], items skipped as already gathered).
+    """
+    src = next(s for s in cfg.sources if s.name == source_name)
+    gen = gather_gens(cfg, lake)[source_name]
+    chunks, rows = [], []
+    for item in sources.discover(src, cfg.base_dir):
+        rows.append((item.uri, item.path, item.fingerprint))
+        if len(rows) >= 100_000:
+            chunks.append(pl.DataFrame(rows, schema=ITEM_SCHEMA, orient="row"))
+            rows = []
+    chunks.append(pl.DataFrame(rows, schema=ITEM_SCHEMA, orient="row"))
+    items = pl.concat(chunks)
+    seen = sorted(gen.glob("b-*/files-*.parquet"))
+    skipped = 0
+    if seen and items.height:
+        done = pl.scan_parquet(seen).select("uri", "fingerprint").collect()
+        before = items.height
+        items = items.join(done, on=["uri", "fingerprint"], how="anti", maintain_order="left")
+        skipped = before - items.height
+    if items.height == 0:
+        return "", [], skipped
+    size = max(cfg.run.partition_rows, math.ceil(items.height / cfg.run.max_partitions))
+    src_key = stable_hash(src.model_dump(mode="json"))
+    parts = []
+    plans_dir = lake.cache_dir("plans") / "gather"
+    for start in range(0, items.height, size):
+        chunk = items.slice(start, size)
+        part = stable_hash(src_key, chunk.select("uri", "fingerprint").rows())
+        plan = plans_dir / f"{part}.parquet"
+        if not plan.exists():
+            write_parquet_atomic(chunk.to_arrow(), plan)
+        parts.append({"part": part, "plan": str(plan)})
+    return stable_hash([p["part"] for p in parts]), parts, skipped
+
+
+def gather_partition(cfg: PipelineConfig, lake: Lake, source_name: str, batch: Batch, part: str, plan: str) -> dict:
+    """Read one partition of items into the batch; a partition finished before is not redone."""
+    if batch.part_done(part):
+        return pl.read_parquet(batch.part_path("ledger", part)).row(0, named=True)
+    src = next(s for s in cfg.sources if s.name == source_name)
+    items = [
+        sources.SourceItem(source=source_name, uri=r["uri"], path=r["path"], fingerprint=r["fingerprint"])
+        for r in pl.read_parquet(plan).iter_rows(named=True)
+    ]
+    result = sources.read_items(src, items, lake.media_root)
+    return batch.write_part(part, [plan_name(plan)], result)
+
+
+def plan_name(plan: str) -> str:
+    return Path(plan).stem
+
+
+@task(name="plan_source", cache_policy=NO_CACHE)
+def plan_source_task(cfg: PipelineConfig, lake_root: str, source_name: str) -> tuple[str, list[dict], int]:
+    return plan_source(cfg, Lake(lake_root), source_name)
+
+
+@task(name="gather_partition", cache_policy=NO_CACHE)
+def gather_partition_task(cfg: PipelineConfig, lake_root: str, source_name: str, gen: str, plan_key: str,
+                          part: str, plan: str) -> dict:
+    return gather_partition(cfg, Lake(lake_root), source_name, Batch(Path(gen), "gather", plan_key), part, plan)
+
+
+@flow(name="gather", log_prints=True)
+def gather_flow(cfg: PipelineConfig) -> dict:
+    """Gather every source of `cfg` into the lake; return this run's counts."""
+    lake = Lake(cfg.lake_root)
+    started = dt.datetime.now(dt.timezone.utc)
+    with lake.writer_lock(cfg.run.lock_timeout_s):
+        gens = gather_gens(cfg, lake)
+        plans = {name: plan_source_task.submit(cfg, str(lake.root), name) for name in gens}
+        plans = {name: f.result() for name, f in plans.items()}
+        progress = Progress("gather", sum(len(p[1]) for p in plans.values()))
+        rows, skipped, batches = [], 0, []
+        for name, (plan_key, parts, n_skipped) in plans.items():
+            skipped += n_skipped
+            if not parts:
+                continue
+            futures = [
+                gather_partition_task.submit(cfg, str(lake.root), name, str(gens[name]), plan_key, p["part"], p["plan"])
+                for p in parts
+            ]
+            for f in futures:
+                rows.append(f.result())
+                progress.advance()
+            committed = Batch(gens[name], "gather", plan_key).commit()
+            if committed is not None:
+                batches.append(committed.name)
+        counts = total(rows, "gather")
+        print(f"gather: {counts.rows_in} items in {counts.partitions} partitions, {skipped} unchanged items skipped")
+        return finish_stage(cfg, lake, "gather", started, counts, ",".join(batches), skipped,
+                            note=f"{skipped} unchanged items skipped")

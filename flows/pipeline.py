@@ -1,0 +1,59 @@
+"""The whole pipeline: each stage a subflow, then the accounting check that can fail the run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+
+from distillery import accounting
+from distillery.config import PipelineConfig, load_config
+from distillery.lake import Lake
+from flows.curate import curate_flow
+from flows.distill import distill_flow
+from flows.gather import gather_flow
+from flows.reporting import in_flow
+from flows.runner import make_task_runner
+from flows.shard import shard_flow
+from flows.train import train_flow
+
+STAGE_FLOWS = {"gather": gather_flow, "curate": curate_flow, "distill": distill_flow, "shard": shard_flow}
+
+
+class AccountingFailed(RuntimeError):
+    """The lake's counts do not add up after a run."""
+
+
+def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None) -> dict:
+    """Run the chosen stages in order; fail when the lake's accounting does not add up."""
+    lake = Lake(cfg.lake_root)
+    chosen = [s for s in cfg.stages if not stages or s in stages]
+    runner = make_task_runner(cfg.run)
+    results = {}
+    with lake.writer_lock(cfg.run.lock_timeout_s):
+        for stage in chosen:
+            if stage == "train":
+                results["train"] = train_flow(cfg)
+            else:
+                results[stage] = STAGE_FLOWS[stage].with_options(task_runner=runner)(cfg)
+        status = accounting.check(lake)
+    if in_flow():
+        create_table_artifact(
+            [{"stage": s.stage, "partitions": s.partitions, "rows_in": s.rows_in, "kept": s.kept,
+              "rejected": s.rejected, "duplicate": s.duplicate, "quarantined": s.quarantined,
+              "adds_up": s.balanced} for s in status.stages],
+            key="pipeline-counts", description="rows per stage across the lake, and whether they add up")
+    results["status"] = status.render()
+    if not status.ok:
+        raise AccountingFailed("the lake's accounting does not add up:\n" + "\n".join(status.problems))
+    return results
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline(config_path: str | None = None, stages: list[str] | None = None, lake: str | None = None) -> dict:
+    """Run the pipeline for a config file (the demo config when none is given)."""
+    overrides = {"lake": os.path.abspath(lake)} if lake else None
+    cfg = load_config(Path(config_path) if config_path else None, overrides)
+    return run_pipeline(cfg, stages)

@@ -1,0 +1,33 @@
+"""The task runner, chosen at deploy time: threads (default), processes, or Ray.
+
+`DISTILLERY_TASK_RUNNER` (threads | processes | ray) overrides the config's `run.task_runner`
+so a deployment's job variables can pick it without editing the pipeline YAML;
+`DISTILLERY_RAY_ADDRESS` likewise points Ray at an existing cluster ("auto" joins the one
+this machine belongs to; unset starts a local instance).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+
+from distillery.config import RunConfig
+
+
+def make_task_runner(run: RunConfig) -> TaskRunner:
+    kind = os.environ.get("DISTILLERY_TASK_RUNNER", run.task_runner)
+    workers = run.workers or os.cpu_count() or 2
+    if kind == "threads":
+        return ThreadPoolTaskRunner(max_workers=workers)
+    if kind == "processes":
+        return ProcessPoolTaskRunner(max_workers=workers)
+    if kind == "ray":
+        try:
+            from prefect_ray import RayTaskRunner
+        except ImportError:
+            raise RuntimeError("task_runner 'ray' needs the ray extra: pip install 'distillery[ray]'") from None
+        address = os.environ.get("DISTILLERY_RAY_ADDRESS", run.ray_address)
+        init_kwargs = {"num_cpus": workers, "include_dashboard": False} if not address else {}
+        return RayTaskRunner(address=address, init_kwargs=init_kwargs)
+    raise ValueError(f"DISTILLERY_TASK_RUNNER={kind!r}: allowed values are threads, processes, ray")

@@ -1,0 +1,100 @@
+"""Shard: tokenize the current curated rows and traces into one build of Parquet shards.
+
+A build is named from its inputs and the shard config (`shard/build-<key>/`), written in a
+hidden folder and renamed when whole; its `manifest.json` is written last by the writer.
+An unchanged lake maps to the same build, which is then skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+import shards
+from distillery.accounting import total
+from distillery.batch import Batch
+from distillery.config import PipelineConfig
+from distillery.generations import curate_gen, current_files, distill_gen, shard_build_dir
+from distillery.lake import Lake, stable_hash
+from flows.reporting import Progress, finish_stage
+
+
+def plan(cfg: PipelineConfig, lake: Lake) -> tuple[Path, list[dict]]:
+    build = shard_build_dir(cfg, lake)
+    inputs = [{"kind": "curated", "input": str(f)} for f in current_files(curate_gen(cfg, lake), "curated")]
+    inputs += [{"kind": "traces", "input": str(f)} for f in current_files(distill_gen(cfg, lake), "traces")]
+    for p in inputs:
+        p["part"] = stable_hash("shard", p["kind"], Path(p["input"]).name)
+    return build, inputs
+
+
+def _samples_batch(build: Path) -> Batch:
+    batch = Batch(build.parent, "shard", build.name)
+    batch.tmp = build.parent / f".tmp-{build.name}" / "samples"
+    return batch
+
+
+@task(name="fit_codebooks", cache_policy=NO_CACHE)
+def fit_task(cfg: PipelineConfig, lake_root: str, build: str, curated: list[str]) -> dict:
+    out = Path(build).parent / f".tmp-{Path(build).name}"
+    out.mkdir(parents=True, exist_ok=True)
+    return shards.fit_codebooks([Path(c) for c in curated], cfg.shard, Path(lake_root), out)
+
+
+@task(name="tokenize_partition", cache_policy=NO_CACHE)
+def tokenize_task(cfg: PipelineConfig, lake_root: str, build: str, spec: dict, part: str, kind: str,
+                  input_file: str) -> dict:
+    batch = _samples_batch(Path(build))
+    if batch.part_done(part):
+        return pl.read_parquet(batch.part_path("ledger", part)).row(0, named=True)
+    result = shards.tokenize_partition(Path(input_file), kind, spec, cfg.shard, Path(lake_root))
+    return batch.write_part(part, [Path(input_file).stem], result)
+
+
+@task(name="write_shards", cache_policy=NO_CACHE)
+def write_task(cfg: PipelineConfig, build: str, spec: dict) -> dict:
+    batch = _samples_batch(Path(build))
+    samples = sorted(batch.tmp.glob("samples-*.parquet"))
+    out = batch.tmp.parent
+    manifest = shards.write_shards(samples, spec, cfg.shard, out)
+    for f in samples:  # the shards now hold these rows; keep ledger, rejects, quarantine
+        f.unlink()
+    os.replace(out, build)
+    return {"rows": sum(s["rows"] for s in manifest["shards"]), "tokens": sum(s["tokens"] for s in manifest["shards"]),
+            "files": len(manifest["shards"])}
+
+
+@flow(name="shard", log_prints=True)
+def shard_flow(cfg: PipelineConfig) -> dict:
+    """Build the shards for the current lake (or find them built); return this run's counts."""
+    lake = Lake(cfg.lake_root)
+    started = dt.datetime.now(dt.timezone.utc)
+    with lake.writer_lock(cfg.run.lock_timeout_s):
+        build, parts = plan(cfg, lake)
+        if (build / "manifest.json").exists():
+            print(f"shard: {build.name} is already built for these inputs")
+            return finish_stage(cfg, lake, "shard", started, total([], "shard"), build.name, len(parts),
+                                note="already built")
+        progress = Progress("shard", len(parts) + 2)
+        spec = fit_task(cfg, str(lake.root), str(build), [p["input"] for p in parts if p["kind"] == "curated"])
+        progress.advance()
+        futures = [tokenize_task.submit(cfg, str(lake.root), str(build), spec, p["part"], p["kind"], p["input"])
+                   for p in parts]
+        rows = []
+        for f in futures:
+            rows.append(f.result())
+            progress.advance()
+        written = write_task(cfg, str(build), spec)
+        progress.advance()
+        for old in build.parent.glob(".tmp-build-*"):  # leftovers of builds for inputs that changed since
+            shutil.rmtree(old, ignore_errors=True)
+        counts = total(rows, "shard")
+        print(f"shard: {written['rows']} samples, {written['tokens']} tokens in {written['files']} shard files")
+        return finish_stage(cfg, lake, "shard", started, counts, build.name, 0,
+                            extra_rows=[{"stage": "shard", "note": f"{written['tokens']} tokens in {written['files']} files"}])

@@ -1,0 +1,172 @@
+"""The spine end to end: a real Prefect API, real files, a real teacher over loopback HTTP.
+
+These tests share one pipeline run per session (the `demo_lake` fixture) where they can,
+and make their own lakes where they must change or break something.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import write_config
+from distillery import accounting
+from distillery.config import load_config
+from distillery.lake import Lake
+from distillery.sql import WriteRefused, query
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def lake_files(lake: Path) -> dict[str, str]:
+    """sha256 of every data file in the lake (runs log, catalog and caches excluded)."""
+    out = {}
+    for p in sorted(lake.rglob("*")):
+        rel = p.relative_to(lake).as_posix()
+        if p.is_file() and not rel.startswith(("runs/", "cache/", "catalog.duckdb", ".lock", "train/")):
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="session")
+def teacher_server():
+    from teacher.server import start_server
+    handle = start_server(port=0)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_lake(prefect_api, samples, teacher_server, tmp_path_factory):
+    from flows.pipeline import run_pipeline
+    root = tmp_path_factory.mktemp("demo")
+    cfg = load_config(write_config(root / "c.yaml", samples, root / "lake", teacher_server.url))
+    result = run_pipeline(cfg)
+    return cfg, result
+
+
+def test_pipeline_fills_every_view_and_adds_up(demo_lake):
+    cfg, result = demo_lake
+    lake = Lake(cfg.lake_root)
+    counts = {v: query(lake, f"select count(*) from {v}")[1][0][0]
+              for v in ("documents", "curated", "rejects", "duplicates", "quarantine", "traces", "shards", "runs")}
+    assert counts["documents"] > 100
+    assert 0 < counts["curated"] < counts["documents"]
+    assert counts["rejects"] > 0 and counts["duplicates"] > 0 and counts["quarantine"] > 0
+    assert counts["traces"] > 0 and counts["shards"] > 0 and counts["runs"] >= 5
+    status = accounting.check(lake)
+    assert status.ok, status.render()
+    assert all(s.balanced for s in status.stages)
+
+
+def test_rerun_writes_nothing_new(demo_lake):
+    from flows.pipeline import run_pipeline
+    cfg, _ = demo_lake
+    before = lake_files(cfg.lake_root)
+    run_pipeline(cfg, stages=["gather", "curate", "distill", "shard"])
+    assert lake_files(cfg.lake_root) == before
+    lake = Lake(cfg.lake_root)
+    last = query(lake, "select stage, rows_in, skipped from runs order by finished_at desc limit 4")[1]
+    assert all(rows_in == 0 for _, rows_in, _ in last)
+
+
+def test_sql_refuses_every_kind_of_write(demo_lake):
+    cfg, _ = demo_lake
+    lake = Lake(cfg.lake_root)
+    for bad in (
+        "create table t as select 1",
+        "insert into documents select * from documents",
+        "drop view documents",
+        f"copy (select 1) to '{cfg.lake_root}/x.csv'",
+        "attach '/tmp/other.duckdb' as other",
+        "install httpfs",
+        "set enable_external_access = true",
+    ):
+        with pytest.raises((WriteRefused, duckdb.Error)):
+            query(lake, bad)
+    # Reading outside the lake is refused by DuckDB itself.
+    with pytest.raises(duckdb.Error):
+        query(lake, "select * from read_csv('/etc/passwd')")
+    assert not (cfg.lake_root / "x.csv").exists()
+
+
+def test_cli_sql_and_status(demo_lake):
+    cfg, _ = demo_lake
+    env = dict(os.environ)
+    cli = [sys.executable, "-m", "distillery.cli"]
+    out = subprocess.run(cli + ["sql", "select count(*) as n from shards", "--lake", str(cfg.lake_root),
+                                "--format", "csv"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.splitlines()[1]) > 0
+    refused = subprocess.run(cli + ["sql", "delete from documents", "--lake", str(cfg.lake_root)],
+                             capture_output=True, text=True, env=env)
+    assert refused.returncode == 2 and "only reads" in refused.stderr
+    status = subprocess.run(cli + ["status", "--lake", str(cfg.lake_root)], capture_output=True, text=True, env=env)
+    assert status.returncode == 0 and "accounting: OK" in status.stdout
+
+
+def test_broken_count_is_caught(demo_lake, tmp_path):
+    cfg, _ = demo_lake
+    copy = tmp_path / "lake"
+    shutil.copytree(cfg.lake_root, copy)
+    from distillery import catalog
+    catalog.refresh(cfg.model_copy(update={"lake": copy}), Lake(copy))
+    assert accounting.check(Lake(copy)).ok
+    victim = sorted(copy.glob("curate/*/b-*/curated-*.parquet"))[0]
+    victim.unlink()  # a lost partition file: its rows vanished
+    status = accounting.check(Lake(copy))
+    assert not status.ok
+    assert any("curate" in p and "kept" in p for p in status.problems)
+    out = subprocess.run([sys.executable, "-m", "distillery.cli", "status", "--lake", str(copy)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+
+
+def test_partition_that_does_not_add_up_is_refused():
+    import polars as pl
+    from distillery.batch import AccountingError, ledger_row
+    from distillery.result import PartitionResult
+    bad = PartitionResult(rows_in=3, tables={"documents": pl.DataFrame({"id": ["a", "b"]})})
+    with pytest.raises(AccountingError, match="3 rows in but 2 out"):
+        ledger_row("gather", "p", [], bad)
+
+
+def test_killed_stage_leaves_nothing_visible_and_rerun_completes(prefect_api, samples, tmp_path, teacher_server):
+    """SIGKILL the gather stage once some partitions are written: the views show none of
+    them, and the re-run finishes with exactly the lake an uninterrupted run makes."""
+    cfg_path = write_config(tmp_path / "c.yaml", samples, tmp_path / "lake", teacher_server.url,
+                            extra="")
+    cfg_path.write_text(cfg_path.read_text().replace("partition_rows: 16", "partition_rows: 1"))
+    from prefect.settings import PREFECT_API_URL
+    env = dict(os.environ, PYTHONPATH=str(REPO), PREFECT_API_URL=PREFECT_API_URL.value())
+    proc = subprocess.Popen([sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", "gather"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lake = tmp_path / "lake"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(lake.glob("gather/*/.tmp-*/ledger-*.parquet"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(lake.glob("gather/*/.tmp-*/ledger-*.parquet")), "the kill came too late to test anything"
+    assert not list(lake.glob("gather/*/b-*")), "a batch was committed before the kill"
+    cfg = load_config(cfg_path)
+    from distillery import catalog
+    catalog.refresh(cfg, Lake(cfg.lake_root))
+    assert query(Lake(cfg.lake_root), "select count(*) from documents")[1][0][0] == 0
+
+    from flows.pipeline import run_pipeline
+    run_pipeline(cfg, stages=["gather"])
+    resumed = lake_files(lake)
+    fresh_cfg = load_config(cfg_path, {"lake": str(tmp_path / "fresh")})
+    run_pipeline(fresh_cfg, stages=["gather"])
+    assert resumed == lake_files(tmp_path / "fresh")
+    assert accounting.check(Lake(cfg.lake_root)).ok
