@@ -1,0 +1,74 @@
+"""HTML -> visible text with the standard library parser (no extra dependency).
+
+Keeps what a browser shows: text outside script/style/template/noscript/head (the
+<title> is returned separately), block elements become line breaks, runs of spaces
+collapse, <pre> keeps its whitespace. Malformed HTML never raises: html.parser is lenient.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+_HIDDEN = {"script", "style", "template", "noscript", "head", "svg", "iframe", "object"}
+_BLOCK = {
+    "address", "article", "aside", "blockquote", "br", "dd", "details", "div", "dl", "dt",
+    "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
+    "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table",
+    "td", "th", "tr", "ul", "caption", "body", "html",
+}
+_VOID = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
+_SPACES = re.compile(r"[ \t\r\f\v]+")
+_BLANKS = re.compile(r"\n\s*\n+")
+
+
+class _Visible(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title: list[str] = []
+        self.hidden = 0
+        self.pre = 0
+        self.in_title = False
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag == "title":
+            self.in_title = True
+        elif tag in _HIDDEN and tag not in _VOID:
+            self.hidden += 1
+        elif tag == "pre":
+            self.pre += 1
+        if tag in _BLOCK and not self.hidden:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs) -> None:
+        if tag in _BLOCK and not self.hidden:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self.in_title = False
+        elif tag in _HIDDEN and self.hidden:
+            self.hidden -= 1
+        elif tag == "pre" and self.pre:
+            self.pre -= 1
+        if tag in _BLOCK and not self.hidden:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if self.in_title:
+            self.title.append(data)
+        elif not self.hidden:
+            self.parts.append(data if self.pre else _SPACES.sub(" ", data.replace("\n", " ")))
+
+
+def html_to_text(html: str) -> tuple[str, str | None]:
+    """(visible text, title or None)."""
+    parser = _Visible()
+    parser.feed(html)
+    parser.close()
+    text = "".join(parser.parts)
+    text = "\n".join(line.strip() if not parser.pre else line.rstrip() for line in text.split("\n"))
+    text = _BLANKS.sub("\n\n", text).strip()
+    title = _SPACES.sub(" ", "".join(parser.title)).strip() or None
+    return text, title

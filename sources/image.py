@@ -1,0 +1,84 @@
+"""The `images` kind: one record per image file Pillow can read (PNG, JPEG, GIF, WebP, TIFF, ...).
+
+The original bytes go to the CAS unchanged; meta records what a viewer sees: width and
+height AFTER the EXIF orientation is applied (orientations 5-8 swap the axes, exactly as
+ImageOps.exif_transpose would rotate them; computed from the tag so the pixels need not
+be copied), plus format, mode, n_frames, bytes and the orientation tag.
+
+Refusals (quarantine reasons): zero_byte, wrong_extension (magic number of another kind,
+or Pillow's format disagrees with the extension), decompression_bomb (header says more
+than `max_image_pixels` pixels; checked before decoding, and Pillow's own bomb warning
+is turned into the same refusal), truncated (pixel data ends early), unreadable
+(Pillow cannot identify or decode it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from sources.config import ImagesSource
+from sources.item import SourceItem
+from sources.media_checks import open_checks
+from sources.media_store import put_bytes
+from sources.record import RowSink, content_id
+from sources.sniff import IMAGE_KINDS
+
+_SWAPS_AXES = {5, 6, 7, 8}
+_EXIF_ORIENTATION = 0x0112
+
+
+def _format_for_extension(path: str) -> str | None:
+    return Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+
+
+def _same_family(a: str, b: str) -> bool:
+    # Pillow names e.g. .jpg -> JPEG but opens MPO (multi-picture JPEG) files as MPO.
+    families = [{"JPEG", "MPO"}, {"TIFF"}, {"PNG", "APNG"}]
+    return a == b or any(a in f and b in f for f in families)
+
+
+def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root: Path) -> None:
+    """Append exactly one outcome row for the image `item`."""
+    uri = item.uri
+    if not open_checks(sink, uri, item.path, IMAGE_KINDS | {None}):
+        return
+    with open(item.path, "rb") as fh:
+        data = fh.read()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+                if width * height > source.max_image_pixels:
+                    raise Image.DecompressionBombError(
+                        f"{width}x{height} = {width * height} pixels > max_image_pixels {source.max_image_pixels}")
+                expected = _format_for_extension(item.path)
+                if expected and im.format and not _same_family(expected, im.format):
+                    sink.quarantine(uri=uri, reason="wrong_extension", error=f"extension says {expected}, content is {im.format}")
+                    return
+                fmt, mode = im.format, im.mode
+                n_frames = getattr(im, "n_frames", 1)
+                orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+                im.load()  # decode the pixels: a cut-off file fails here, not downstream
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        sink.quarantine(uri=uri, reason="decompression_bomb", error=str(exc))
+        return
+    except UnidentifiedImageError as exc:
+        sink.quarantine(uri=uri, reason="unreadable", error=f"not an image Pillow can identify: {exc}")
+        return
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        msg = str(exc)
+        reason = "truncated" if "truncated" in msg or isinstance(exc, EOFError) else "unreadable"
+        sink.quarantine(uri=uri, reason=reason, error=f"{type(exc).__name__}: {msg}")
+        return
+    if orientation in _SWAPS_AXES:
+        width, height = height, width
+    meta = {"width": width, "height": height, "format": fmt, "mode": mode, "n_frames": n_frames,
+            "bytes": len(data), "exif_orientation": orientation}
+    ref = put_bytes(media_root, data)
+    sink.document(id=content_id("image", data), modality="image", uri=uri, license=source.license, meta=meta, media=ref)

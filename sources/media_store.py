@@ -1,0 +1,70 @@
+"""The lake's content-addressed media store (CAS).
+
+Media bytes are ALWAYS stored here, never inlined in Parquet: a file with sha256 `sha`
+lives at `<lake>/media/<sha[:2]>/<sha>` and DOCUMENT.media holds the reference relative
+to the lake root, `media/<sha[:2]>/<sha>`. Writes go to a temporary name in the same
+folder and are moved in place with os.replace, so a reader never sees a half-written
+object and two writers of the same bytes race harmlessly. An existing object is never
+rewritten (same name = same bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+MEDIA_PREFIX = "media"
+
+
+def media_ref(sha: str) -> str:
+    """The DOCUMENT.media value for bytes with this sha256 hex."""
+    return f"{MEDIA_PREFIX}/{sha[:2]}/{sha}"
+
+
+def object_path(media_root: Path, sha: str) -> Path:
+    return Path(media_root) / sha[:2] / sha
+
+
+def _tmp_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+
+def put_bytes(media_root: Path, data: bytes) -> str:
+    """Store `data`; return its media ref."""
+    sha = hashlib.sha256(data).hexdigest()
+    target = object_path(media_root, sha)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_name(target)
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    return media_ref(sha)
+
+
+def put_file(media_root: Path, path: Path, sha: str) -> str:
+    """Store the file at `path` whose sha256 hex is already known (streamed copy)."""
+    target = object_path(media_root, sha)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_name(target)
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+    return media_ref(sha)
+
+
+def adopt_file(media_root: Path, tmp_file: Path) -> str:
+    """Hash a finished temporary file (e.g. extracted audio) and move it into the store."""
+    sha = hashlib.sha256()
+    with open(tmp_file, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            sha.update(chunk)
+    digest = sha.hexdigest()
+    target = object_path(media_root, digest)
+    if target.exists():
+        os.unlink(tmp_file)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp_file, target)
+    return media_ref(digest)

@@ -1,0 +1,220 @@
+"""Code repositories: resolve a `repo` source to a commit, check it out, list its files.
+
+A URL (anything with "://", or scp-style user@host:path) is resolved with
+`git ls-remote` at discovery (no clone needed to know the commit) and cloned at read
+time into `<lake>/cache/repos/<sha256(url)[:16]>` (reused and fetched on later runs).
+A local folder that is a git repository is read in place when `ref` is None (tracked
+plus untracked-but-not-ignored files, `git ls-files --cached --others --exclude-standard`)
+and through the cache clone when a ref is given. A plain folder is walked with its
+.gitignore files applied by `pathspec` (gitwildmatch semantics), `.git` skipped.
+
+Fingerprints: the commit sha; a dirty working tree appends "+<hash of its listing>", a
+plain folder is "tree:<hash>" of every listed file's path, size and mtime_ns.
+Listings are sorted by path; symlinks are listed as entries and never followed here
+(repo_read decides: inside the repository -> read, outside -> symlink_escape).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pathspec
+
+from sources.config import RepoSource
+from sources.item import SourceItem
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SCP = re.compile(r"^[\w.-]+@[\w.-]+:")
+_GIT_ENV = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
+
+
+class RepoError(RuntimeError):
+    """The repository cannot be resolved, cloned or listed (message says why)."""
+
+
+def is_url(url_or_path: str) -> bool:
+    return "://" in url_or_path or bool(_SCP.match(url_or_path))
+
+
+def git(*args: str, cwd: str | None = None) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, env=_GIT_ENV, capture_output=True, check=True, timeout=600)
+    except subprocess.CalledProcessError as exc:
+        raise RepoError(f"git {args[0]} failed: {exc.stderr.decode(errors='replace').strip()[:500]}") from exc
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RepoError(f"git {args[0]} failed: {exc}") from exc
+    return out.stdout.decode("utf-8", errors="surrogateescape")
+
+
+def _git_toplevel(path: Path) -> Path | None:
+    try:
+        top = git("rev-parse", "--show-toplevel", cwd=str(path)).strip()
+    except RepoError:
+        return None
+    return Path(top) if Path(top).resolve() == path.resolve() else None
+
+
+def resolve_remote(url: str, ref: str | None) -> str:
+    """Commit sha of `ref` (default HEAD) at `url`, without cloning."""
+    if ref and _SHA.match(ref):
+        return ref
+    want = ref or "HEAD"
+    refs: dict[str, str] = {}
+    for line in git("ls-remote", url, want).splitlines():
+        sha, _, name = line.partition("\t")
+        refs[name] = sha
+    for name in (want, f"refs/heads/{want}", f"refs/tags/{want}^{{}}", f"refs/tags/{want}"):
+        if name in refs:
+            return refs[name]
+    if refs:
+        return refs[sorted(refs)[0]]
+    raise RepoError(f"ref {want!r} not found at {url}")
+
+
+def _local_path(source: RepoSource, base_dir: Path) -> Path:
+    p = Path(os.path.expanduser(source.url_or_path))
+    return (p if p.is_absolute() else base_dir / p).absolute()
+
+
+def tree_hash(root: Path, files: list[str]) -> str:
+    h = hashlib.sha256()
+    for rel in files:
+        try:
+            st = os.lstat(root / rel)
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        except OSError:
+            h.update(f"{rel}\0missing\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()[:40]
+
+
+def discover_repo(source: RepoSource, base_dir: Path) -> Iterator[SourceItem]:
+    """One item: uri = url_or_path@ref, path = URL or absolute folder, fingerprint = commit/tree.
+
+    An unresolvable repository still yields its item (fingerprint "unresolved:..."), so the
+    failure is quarantined by read_items instead of crashing discovery.
+    """
+    uri = f"{source.url_or_path}@{source.ref or 'HEAD'}"
+    if is_url(source.url_or_path):
+        path = source.url_or_path
+        try:
+            fp = resolve_remote(path, source.ref)
+        except RepoError as exc:
+            fp = f"unresolved:{str(exc)[:200]}"
+    else:
+        local = _local_path(source, base_dir)
+        path = str(local)
+        try:
+            fp = local_fingerprint(local, source.ref)
+        except RepoError as exc:
+            fp = f"unresolved:{str(exc)[:200]}"
+    yield SourceItem(source=source.name, uri=uri, path=path, fingerprint=fp)
+
+
+def local_fingerprint(local: Path, ref: str | None) -> str:
+    if not local.is_dir():
+        raise RepoError(f"not a folder: {local}")
+    if _git_toplevel(local) is None:
+        if ref:
+            raise RepoError(f"ref {ref!r} given but {local} is not a git repository")
+        return "tree:" + tree_hash(local, walk_plain(local))
+    if ref:
+        return git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=str(local)).strip()
+    head = git("rev-parse", "--verify", "HEAD^{commit}", cwd=str(local)).strip()
+    if git("status", "--porcelain", cwd=str(local)).strip():
+        return f"{head}+{tree_hash(local, list_git(local, working_tree=True))}"
+    return head
+
+
+@dataclass
+class Checkout:
+    root: Path          # folder holding the files
+    commit: str | None  # None for a plain folder
+    files: list[str]    # sorted relative paths (posix)
+
+
+def list_git(root: Path, working_tree: bool) -> list[str]:
+    args = ["ls-files", "-z", "--cached"] + (["--others", "--exclude-standard"] if working_tree else [])
+    return sorted(set(p for p in git(*args, cwd=str(root)).split("\0") if p))
+
+
+def walk_plain(root: Path) -> list[str]:
+    """Files of a non-git folder, .gitignore files applied (nested ones relative to their folder)."""
+    out: list[str] = []
+    specs: list[tuple[str, pathspec.PathSpec]] = []  # (folder prefix, spec)
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        for prefix, spec in specs:
+            if rel.startswith(prefix):
+                sub = rel[len(prefix):] + ("/" if is_dir else "")
+                if spec.match_file(sub):
+                    return True
+        return False
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, root)
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        gi = os.path.join(dirpath, ".gitignore")
+        if os.path.isfile(gi):
+            with open(gi, encoding="utf-8", errors="replace") as fh:
+                specs.append((prefix, pathspec.PathSpec.from_lines("gitwildmatch", fh)))
+        keep_dirs = []
+        for d in sorted(dirnames):
+            rel = prefix + d
+            if d == ".git" or ignored(rel, True):
+                continue
+            if os.path.islink(os.path.join(dirpath, d)):
+                out.append(rel)  # listed, not descended: repo_read checks where it points
+            else:
+                keep_dirs.append(d)
+        dirnames[:] = keep_dirs
+        for f in filenames:
+            rel = prefix + f
+            if not ignored(rel, False):
+                out.append(rel)
+    return sorted(out)
+
+
+def _cache_clone(url: str, commit: str, cache_root: Path) -> Path:
+    dest = cache_root / hashlib.sha256(url.encode()).hexdigest()[:16]
+    if not (dest / ".git").is_dir():
+        tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        git("clone", "--quiet", "--no-checkout", url, str(tmp))
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(tmp, dest)
+    try:
+        git("cat-file", "-e", f"{commit}^{{commit}}", cwd=str(dest))
+    except RepoError:
+        git("fetch", "--quiet", "--tags", "origin", cwd=str(dest))
+        try:
+            git("fetch", "--quiet", "origin", commit, cwd=str(dest))
+        except RepoError:
+            pass  # servers that refuse fetch-by-sha: the tag/branch fetch above must have it
+    git("-c", "advice.detachedHead=false", "checkout", "--quiet", "--force", "--detach", commit, cwd=str(dest))
+    git("clean", "-qfdx", cwd=str(dest))
+    return dest
+
+
+def checkout(item: SourceItem, source: RepoSource, cache_root: Path) -> Checkout:
+    """Make the item's files readable on disk and list them (sorted, .gitignore applied)."""
+    if item.fingerprint.startswith("unresolved:"):
+        raise RepoError(item.fingerprint[len("unresolved:"):])
+    if is_url(item.path):
+        root = _cache_clone(item.path, item.fingerprint, cache_root)
+        return Checkout(root, item.fingerprint, list_git(root, working_tree=False))
+    local = Path(item.path)
+    if item.fingerprint.startswith("tree:"):
+        return Checkout(local, None, walk_plain(local))
+    commit = item.fingerprint.split("+")[0]
+    if source.ref is None:
+        return Checkout(local, commit, list_git(local, working_tree=True))
+    root = _cache_clone(str(local), commit, cache_root)
+    return Checkout(root, commit, list_git(root, working_tree=False))

@@ -1,0 +1,259 @@
+"""The `jsonl`, `csv` and `parquet` kinds: one text record per row, read in batches.
+
+Memory is bounded by one batch (`batch_rows` rows) per file, never the whole file.
+uri = `<path>#row<N>`, N the 0-based index of the record in the file (blank JSONL lines
+are not records). meta = {"format", "row", "source_id" (when id_field is set)}.
+
+Per-row problems are quarantined per row: malformed JSON (bad_json), a line that is not
+a JSON object (bad_row), invalid UTF-8 (bad_encoding), a missing/null text field
+(missing_field), a text field that is an object/list (bad_field_type). Numbers in the text
+field are taken as their decimal text (what Polars' JSON reader does). A malformed CSV
+row is quarantined as bad_row. A file-level failure (not Parquet, truncated, a CSV that
+stops decoding midway) quarantines the unread remainder as ONE row, since its rows
+cannot be counted.
+
+Hot path: parsing is Polars/pyarrow batch calls; the id hash is one hashlib call per row
+in a list comprehension (hashlib has no vectorized form; bench/gather.py measures it
+against a plain read of the same files). JSONL batches that Polars cannot parse fall back
+to json.loads per line, only for that batch, to pin the bad line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import itertools
+import json
+import os
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from sources.config import CsvSource, JsonlSource, ParquetSource
+from sources.item import SourceItem
+from sources.record import DOCUMENT_COLUMNS, RowSink
+from sources.sniff import sniff
+from sources.text_decode import detect_legacy
+
+_TEXT_PREFIX = b"text\0"
+
+
+def _ids(texts: list[str]) -> list[str]:
+    sha = hashlib.sha256
+    return [sha(_TEXT_PREFIX + t.encode("utf-8")).hexdigest()[:32] for t in texts]
+
+
+def documents_frame(
+    source: str, fmt: str, uri: str, texts: pl.Series, rows: pl.Series,
+    sids: pl.Series | None, lics: pl.Series | None, default_license: str | None,
+) -> pl.DataFrame:
+    """DOCUMENT rows for a batch of non-null texts with their row numbers."""
+    meta_cols = [pl.lit(fmt).alias("format"), rows.alias("row")]
+    if sids is not None:
+        meta_cols.append(sids.cast(pl.String).alias("source_id"))
+    frame = pl.DataFrame({"text": texts.cast(pl.String), "row": rows.cast(pl.Int64)})
+    license_col = pl.lit(default_license, dtype=pl.String)
+    if lics is not None:
+        frame = frame.with_columns(lics.cast(pl.String, strict=False).alias("_lic"))
+        license_col = pl.coalesce(pl.col("_lic"), license_col)
+    return frame.select(
+        pl.Series("id", _ids(texts.to_list()), dtype=pl.String),
+        pl.lit("text").alias("modality"),
+        pl.lit(source).alias("source"),
+        pl.format("{}#row{}", pl.lit(uri), pl.col("row")).alias("uri"),
+        license_col.alias("license"),
+        pl.col("text"),
+        pl.lit(None, dtype=pl.String).alias("media"),
+        pl.struct(meta_cols).struct.json_encode().alias("meta"),
+        pl.lit([], dtype=pl.List(pl.String)).alias("parents"),
+    ).cast(DOCUMENT_COLUMNS)
+
+
+def _emit_batch(sink: RowSink, source, fmt: str, uri: str, df: pl.DataFrame, first_row: int) -> None:
+    """Split a parsed batch (columns named like the config fields) into documents and quarantine."""
+    n = df.height
+    rows = pl.Series("row", range(first_row, first_row + n), dtype=pl.Int64)
+    text = df.get_column(source.text_field) if source.text_field in df.columns else pl.Series([None] * n, dtype=pl.String)
+    # Every caller hands a String (or all-null) text column: see the fast-path checks.
+    present = ~text.is_null()
+    for r in rows.filter(~present).to_list():
+        sink.quarantine(uri=f"{uri}#row{r}", reason="missing_field", error=f"no {source.text_field!r} value")
+    if present.any():
+        def col(name):
+            return df.get_column(name).filter(present) if name and name in df.columns else None
+        sids = col(source.id_field)
+        if source.id_field and sids is None:
+            sids = pl.Series([None] * int(present.sum()), dtype=pl.String)
+        sink.document_frame(documents_frame(sink.source, fmt, uri, text.filter(present), rows.filter(present),
+                                            sids, col(source.license_field), source.license))
+
+
+def _head(path: str, n: int = 64) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
+def _precheck(sink: RowSink, item: SourceItem, allowed: set[str | None]) -> bool:
+    """zero_byte / wrong_extension / unreadable checks shared by the three formats."""
+    try:
+        if os.path.getsize(item.path) == 0:
+            sink.quarantine(uri=item.uri, reason="zero_byte", error="file is empty")
+            return False
+        kind = sniff(_head(item.path))
+    except OSError as exc:
+        sink.quarantine(uri=item.uri, reason="unreadable", error=f"{type(exc).__name__}: {exc}")
+        return False
+    if kind not in allowed:
+        sink.quarantine(uri=item.uri, reason="wrong_extension", error=f"content is {kind}")
+        return False
+    return True
+
+
+# -- JSONL ------------------------------------------------------------------------------
+def _slow_jsonl(sink: RowSink, source: JsonlSource, uri: str, lines: list[bytes], first_row: int) -> int:
+    """json.loads line by line (only for batches Polars rejected). Returns records seen."""
+    records: list[dict] = []
+    rows: list[int] = []
+    r = first_row
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            sink.quarantine(uri=f"{uri}#row{r}", reason="bad_encoding", error=f"invalid UTF-8: {exc}")
+        except json.JSONDecodeError as exc:
+            sink.quarantine(uri=f"{uri}#row{r}", reason="bad_json", error=str(exc))
+        else:
+            if not isinstance(obj, dict):
+                sink.quarantine(uri=f"{uri}#row{r}", reason="bad_row", error=f"JSON {type(obj).__name__}, not an object")
+            else:
+                value = obj.get(source.text_field)
+                if isinstance(value, (dict, list)):
+                    sink.quarantine(uri=f"{uri}#row{r}", reason="bad_field_type",
+                                    error=f"{source.text_field!r} is a JSON {type(value).__name__}")
+                else:
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        value = str(value)
+                    keep = {source.text_field: value if isinstance(value, str) else None}
+                    for f in (source.id_field, source.license_field):
+                        if f:
+                            v = obj.get(f)
+                            keep[f] = None if v is None else (v if isinstance(v, str) else json.dumps(v))
+                    records.append(keep)
+                    rows.append(r)
+        r += 1
+    if records:
+        df = pl.DataFrame(records, schema={k: pl.String for k in records[0]})
+        _emit_rows(sink, source, "jsonl", uri, df, rows)
+    return r - first_row
+
+
+def _emit_rows(sink, source, fmt, uri, df, rows):
+    # Rows are not contiguous after bad lines: emit each contiguous run as its own batch.
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows[i] != rows[i - 1] + 1:
+            _emit_batch(sink, source, fmt, uri, df.slice(start, i - start), rows[start])
+            start = i
+
+
+def read_jsonl(sink: RowSink, source: JsonlSource, item: SourceItem) -> None:
+    if not _precheck(sink, item, {None}):
+        return
+    row = 0
+    with open(item.path, "rb") as fh:
+        while lines := list(itertools.islice(fh, source.batch_rows)):
+            n_records = sum(1 for line in lines if not line.isspace())
+            df = None
+            try:
+                df = pl.read_ndjson(io.BytesIO(b"".join(lines)), infer_schema_length=None)
+            except Exception:  # Polars raises ComputeError/others on any bad line
+                df = None
+            if df is not None and df.height == n_records and (
+                source.text_field not in df.columns or df.schema[source.text_field] in (pl.String, pl.Null)
+            ):
+                _emit_batch(sink, source, "jsonl", item.uri, df, row)
+                row += n_records
+            else:
+                row += _slow_jsonl(sink, source, item.uri, lines, row)
+
+
+# -- CSV --------------------------------------------------------------------------------
+def _csv_encoding(path: str) -> str:
+    with open(path, "rb") as fh:
+        sample = fh.read(1 << 20)
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return detect_legacy(sample) or "utf-8"
+
+
+def read_csv(sink: RowSink, source: CsvSource, item: SourceItem) -> None:
+    if not _precheck(sink, item, {None}):
+        return
+    bad_rows: list[tuple[int | None, str]] = []
+
+    def on_invalid(row) -> str:
+        bad_rows.append((row.number, f"expected {row.expected_columns} columns, got {row.actual_columns}"))
+        return "skip"
+
+    wanted = [f for f in (source.text_field, source.id_field, source.license_field) if f]
+    encoding = _csv_encoding(item.path)
+    row = 0
+    try:
+        reader = pacsv.open_csv(
+            item.path,
+            read_options=pacsv.ReadOptions(encoding=encoding, block_size=4 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=source.delimiter, newlines_in_values=True,
+                                              invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types={f: pa.string() for f in wanted},
+                                                 include_columns=wanted, include_missing_columns=True,
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+        for batch in reader:
+            df = pl.from_arrow(batch)
+            # CSV has no null: an empty text cell is still a (empty) document.
+            _emit_batch(sink, source, "csv", item.uri, df, row)
+            row += df.height
+    except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
+        reason = "bad_encoding" if "utf" in str(exc).lower() or isinstance(exc, UnicodeDecodeError) else "unreadable"
+        sink.quarantine(uri=f"{item.uri}#row{row}-", reason=reason,
+                        error=f"file stops parsing after {row} rows ({encoding}): {exc}")
+    for number, message in bad_rows:
+        sink.quarantine(uri=f"{item.uri}#line{number}", reason="bad_row", error=message)
+
+
+# -- Parquet ----------------------------------------------------------------------------
+def read_parquet(sink: RowSink, source: ParquetSource, item: SourceItem) -> None:
+    if not _precheck(sink, item, {"parquet", None}):
+        return
+    try:
+        pf = pq.ParquetFile(item.path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for a damaged footer
+        reason = "truncated" if "magic" in str(exc).lower() or "footer" in str(exc).lower() else "unreadable"
+        sink.quarantine(uri=item.uri, reason=reason, error=f"{type(exc).__name__}: {exc}")
+        return
+    names = pf.schema_arrow.names
+    if source.text_field not in names:
+        sink.quarantine(uri=item.uri, reason="missing_field", error=f"no column {source.text_field!r} in {names[:20]}")
+        return
+    ttype = pf.schema_arrow.field(source.text_field).type
+    if not (pa.types.is_string(ttype) or pa.types.is_large_string(ttype) or pa.types.is_string_view(ttype)):
+        sink.quarantine(uri=item.uri, reason="bad_field_type", error=f"{source.text_field!r} is {ttype}")
+        return
+    columns = [f for f in dict.fromkeys((source.text_field, source.id_field, source.license_field)) if f and f in names]
+    row = 0
+    try:
+        for batch in pf.iter_batches(batch_size=source.batch_rows, columns=columns):
+            df = pl.from_arrow(batch)
+            _emit_batch(sink, source, "parquet", item.uri, df, row)
+            row += df.height
+    except Exception as exc:  # a damaged row group: the rest of the file is one quarantined row
+        sink.quarantine(uri=f"{item.uri}#row{row}-", reason="unreadable", error=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,65 @@
+"""The `files` kind: one record per plain-text, Markdown or HTML file.
+
+The format is picked by extension (.html/.htm -> visible text via html_text, .md ->
+markdown kept verbatim, anything else -> plain text). A file whose first bytes are a
+known binary format (PNG, ZIP, ...) or contain NUL is quarantined as wrong_extension;
+an empty file as zero_byte; undecodable bytes as bad_encoding (see text_decode).
+Each file is read whole, one at a time: memory is bounded by max_file_bytes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from sources.config import FilesSource
+from sources.html_text import html_to_text
+from sources.item import SourceItem
+from sources.record import RowSink, text_id
+from sources.sniff import looks_binary, sniff
+from sources.text_decode import BadEncoding, decode_text, has_bom
+
+_HTML = {".html", ".htm", ".xhtml"}
+_MARKDOWN = {".md", ".markdown"}
+
+
+def read_text_file(sink: RowSink, source: FilesSource, item: SourceItem) -> None:
+    """Append exactly one outcome row for `item` to `sink`."""
+    uri = item.uri
+    try:
+        size = os.stat(item.path).st_size
+    except OSError as exc:
+        sink.quarantine(uri=uri, reason="unreadable", error=f"{type(exc).__name__}: {exc}")
+        return
+    if size == 0:
+        sink.quarantine(uri=uri, reason="zero_byte", error="file is empty")
+        return
+    if size > source.max_file_bytes:
+        sink.reject(modality="text", uri=uri, rule="oversized", value=size, license=source.license,
+                    meta={"bytes": size, "max_file_bytes": source.max_file_bytes})
+        return
+    try:
+        with open(item.path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        sink.quarantine(uri=uri, reason="unreadable", error=f"{type(exc).__name__}: {exc}")
+        return
+    kind = sniff(data[:64])
+    if kind is not None or (looks_binary(data) and not has_bom(data)):
+        what = kind or "binary data (NUL bytes)"
+        sink.quarantine(uri=uri, reason="wrong_extension", error=f"text extension but content is {what}")
+        return
+    try:
+        text, encoding = decode_text(data)
+    except BadEncoding as exc:
+        sink.quarantine(uri=uri, reason="bad_encoding", error=str(exc))
+        return
+    ext = os.path.splitext(item.path)[1].lower()
+    meta: dict = {"bytes": size, "encoding": encoding}
+    if ext in _HTML:
+        text, title = html_to_text(text)
+        meta.update(format="html", title=title)
+    elif ext in _MARKDOWN:
+        meta["format"] = "markdown"
+    else:
+        meta["format"] = "plain"
+    sink.document(id=text_id("text", text), modality="text", uri=uri, license=source.license, meta=meta, text=text)

@@ -1,0 +1,127 @@
+"""Gather sources: images, audio and video with good and corrupt files, CAS storage, balance."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+from pydantic import TypeAdapter
+
+from sources import content_id, discover, read_items
+from sources.config import AnySource
+
+SOURCE = TypeAdapter(AnySource)
+
+
+def run(cfg: dict, base):
+    source = SOURCE.validate_python(cfg)
+    items = list(discover(source, base))
+    media_root = base / "lake" / "media"
+    result = read_items(source, items, media_root)
+    t = result.tables
+    assert result.rows_in == len(items) == t["documents"].height + t["rejects"].height + t["quarantine"].height
+    assert t["files"]["rows"].to_list() == [1] * len(items)
+    return result, media_root
+
+
+def reasons(result) -> dict[str, tuple[str, ...]]:
+    q = result.tables["quarantine"].sort("uri")
+    out: dict[str, list[str]] = {}
+    for uri, reason in q.select("uri", "reason").iter_rows():
+        out.setdefault(reason, []).append(os.path.basename(uri))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _png(size=(8, 6), mode="RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, size, 0).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_images_good_corrupt_exif_and_bomb(tmp_path):
+    d = tmp_path / "img"
+    d.mkdir()
+    (d / "a.png").write_bytes(_png())
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees: a 20x10 sensor image is shown 10 wide, 20 high
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 10), (200, 10, 10)).save(buf, "JPEG", exif=exif.tobytes())
+    (d / "b_exif.jpg").write_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    Image.new("RGB", (5, 5)).save(buf, "GIF")
+    (d / "c.gif").write_bytes(buf.getvalue())
+    # A bomb: 3000x3000 one-bit image compresses to ~1 KB; the limit is set to 1 Mpx.
+    (d / "d_bomb.png").write_bytes(_png((3000, 3000), "1"))
+    (d / "e_zero.png").write_bytes(b"")
+    good = _png((64, 64))
+    (d / "f_truncated.png").write_bytes(good[: len(good) // 2])
+    (d / "g_jpeg_named.png").write_bytes((d / "b_exif.jpg").read_bytes())
+    (d / "h_text.png").write_bytes(b"just some text, not an image at all\n")
+    result, media_root = run({"name": "im", "kind": "images", "paths": ["img/*"], "max_image_pixels": 1_000_000}, tmp_path)
+    docs = result.tables["documents"]
+    assert [os.path.basename(u) for u in docs["uri"]] == ["a.png", "b_exif.jpg", "c.gif"]
+    assert reasons(result) == {
+        "decompression_bomb": ("d_bomb.png",),
+        "zero_byte": ("e_zero.png",),
+        "truncated": ("f_truncated.png",),
+        "wrong_extension": ("g_jpeg_named.png",),
+        "unreadable": ("h_text.png",),
+    }
+    meta = {os.path.basename(u): json.loads(m) for u, m in zip(docs["uri"], docs["meta"])}
+    assert (meta["a.png"]["width"], meta["a.png"]["height"], meta["a.png"]["format"]) == (8, 6, "PNG")
+    assert (meta["b_exif.jpg"]["width"], meta["b_exif.jpg"]["height"]) == (10, 20)
+    assert meta["b_exif.jpg"]["exif_orientation"] == 6
+    for row in docs.iter_rows(named=True):
+        raw = open(row["uri"], "rb").read()
+        sha = hashlib.sha256(raw).hexdigest()
+        assert row["media"] == f"media/{sha[:2]}/{sha}" and row["text"] is None
+        assert (media_root / sha[:2] / sha).read_bytes() == raw  # original bytes, unrotated
+        assert row["id"] == content_id("image", raw) and row["modality"] == "image"
+
+
+def test_image_bomb_limit_is_configurable(tmp_path):
+    (tmp_path / "big.png").write_bytes(_png((3000, 3000), "1"))
+    result, _ = run({"name": "im", "kind": "images", "paths": ["*.png"], "max_image_pixels": 10_000_000}, tmp_path)
+    assert result.tables["documents"].height == 1
+
+
+def _wav(path, frames=8000, rate=8000, channels=1, fmt="WAV"):
+    data = (np.sin(np.arange(frames) / 10.0) * 0.3).astype("float32")
+    if channels > 1:
+        data = np.stack([data] * channels, axis=1)
+    sf.write(path, data, rate, format=fmt)
+
+
+def test_audio_good_and_corrupt(tmp_path):
+    d = tmp_path / "au"
+    d.mkdir()
+    _wav(d / "a.wav", frames=8000, rate=8000)
+    _wav(d / "b.flac", frames=16000, rate=16000, channels=2, fmt="FLAC")
+    _wav(d / "c.ogg", frames=8000, rate=8000, fmt="OGG")
+    full = (d / "a.wav").read_bytes()
+    (d / "d_truncated.wav").write_bytes(full[: len(full) // 2])
+    flac = (d / "b.flac").read_bytes()
+    (d / "e_truncated.flac").write_bytes(flac[: len(flac) // 2])
+    (d / "f_zero.wav").write_bytes(b"")
+    (d / "g_garbage.wav").write_bytes(os.urandom(0) + b"not audio at all " * 20)
+    (d / "h_png.wav").write_bytes(_png())
+    result, media_root = run({"name": "au", "kind": "audio", "paths": ["au/*"]}, tmp_path)
+    docs = result.tables["documents"]
+    assert [os.path.basename(u) for u in docs["uri"]] == ["a.wav", "b.flac", "c.ogg"]
+    q = reasons(result)
+    assert q["zero_byte"] == ("f_zero.wav",) and q["wrong_extension"] == ("h_png.wav",)
+    assert q["truncated"][0] == "d_truncated.wav"
+    assert "e_truncated.flac" in q.get("truncated", ()) + q.get("unreadable", ())
+    assert "g_garbage.wav" in q["unreadable"]
+    meta = {os.path.basename(u): json.loads(m) for u, m in zip(docs["uri"], docs["meta"])}
+    assert meta["a.wav"]["sample_rate"] == 8000 and meta["a.wav"]["frames"] == 8000
+    assert meta["a.wav"]["duration"] == 1.0 and meta["a.wav"]["channels"] == 1
+    assert meta["b.flac"]["channels"] == 2 and meta["b.flac"]["format"] == "FLAC"
+    for row in docs.iter_rows(named=True):
+        sha = row["media"].rsplit("/", 1)[1]
+        assert (media_root / sha[:2] / sha).read_bytes() == open(row["uri"], "rb").read()
