@@ -1,0 +1,235 @@
+"""Deduplication: keys per row (`dedup_keys`) and duplicates among new rows (`find_duplicates`).
+
+Keys (one row per curated row):
+  exact          text/code: hex MD5 of the normalized text (lowercase, punctuation stripped,
+                 whitespace folded); image/video: the CAS sha256 of the raw bytes (from the
+                 media reference); audio: sha256 of the decoded samples (+ rate, channels),
+                 so one recording stored as WAV and as FLAC has one key.
+  signature      list[u64] MinHash signature (text/code), bands list[u64] its LSH band hashes.
+  phash          u64 pHash (images); frame_phashes list[u64] (videos, sampled frames).
+
+Survivor rule: within every cluster of duplicates the row with the smallest `order` survives.
+Callers give existing lake rows smaller orders than new rows, so existing rows always win,
+then earlier partitions, then earlier rows. Only rows of `new` are reported.
+Exact duplicates are found first; near-duplicates are looked for among the rest:
+  minhash  rows sharing a band bucket are candidate pairs (bucketed in Polars); a pair is kept
+           when its signatures agree on >= `minhash.threshold` of positions (estimated
+           Jaccard); kept pairs are joined into clusters with a numpy union-find.
+  phash    image pairs whose pHash Hamming distance (DuckDB bit_count(a xor b)) <= bound.
+  video    video pairs whose sampled frames are all within the bound, position by position.
+  audio    identical decoded samples (the audio rows' exact key).
+The similarity is the estimated Jaccard (minhash), 1 - hamming/64 (phash; video: mean), 1.0
+for exact and audio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from filters import minhash, phash
+from filters.config import CurateConfig
+from filters.media import media_path
+
+KEY_SCHEMA = {
+    "id": pl.Utf8, "modality": pl.Utf8, "exact": pl.Utf8,
+    "signature": pl.List(pl.UInt64), "bands": pl.List(pl.UInt64),
+    "phash": pl.UInt64, "frame_phashes": pl.List(pl.UInt64),
+}
+DUP_SCHEMA = {"order": pl.Int64, "id": pl.Utf8, "duplicate_of": pl.Utf8, "method": pl.Utf8, "similarity": pl.Float64}
+
+
+def _audio_key(path: Path) -> str:
+    import soundfile as sf
+
+    data, rate = sf.read(str(path), dtype="int32", always_2d=True)
+    h = hashlib.sha256(f"{rate}:{data.shape[1]}:".encode())
+    h.update(np.ascontiguousarray(data).tobytes())
+    return h.hexdigest()
+
+
+def dedup_keys(curated: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> pl.DataFrame:
+    """One key row per curated row (columns of KEY_SCHEMA); undecodable media get null keys
+    besides `exact` (filter_partition has already quarantined unreadable bytes)."""
+    n = curated.height
+    mod = curated["modality"].fill_null("")
+    textual = mod.is_in(["text", "code"]).to_numpy()
+    t_idx = np.flatnonzero(textual)
+    norm = minhash.normalize(curated["text"].gather(t_idx))
+    exact = np.full(n, None, dtype=object)
+    if len(t_idx):
+        norm_df = pl.DataFrame({"v": norm}).with_row_index("i")
+        exact[t_idx] = duckdb.sql("select md5(v) as h from norm_df order by i").pl()["h"].to_numpy()
+    mh = cfg.dedup.minhash
+    num_perm = mh.num_bands * mh.rows_per_band
+    sig_col = [None] * n
+    band_col = [None] * n
+    if mh.enabled and len(t_idx):
+        doc, sh = minhash.shingles(norm, mh.ngram)
+        sig, has = minhash.signatures(doc, sh, len(t_idx), num_perm, mh.seed)
+        bands = minhash.band_hashes(sig, mh.num_bands, mh.rows_per_band)
+        for j, i in enumerate(t_idx):  # building list cells; the hashing above is vectorized
+            if has[j]:
+                sig_col[i] = sig[j]
+                band_col[i] = bands[j]
+    refs = curated["media"].to_list()
+    phashes = [None] * n
+    frames = [None] * n
+    img_rows, img_px = [], []
+    for i, m in enumerate(mod.to_list()):
+        if m not in ("image", "audio", "video"):
+            continue
+        ref = refs[i]
+        path = media_path(lake_root, ref)
+        exact[i] = ref.rsplit("/", 1)[-1] if path is not None else None
+        if path is None or not path.is_file():
+            continue
+        try:
+            if m == "image":
+                img_px.append(phash.image_pixels(path))
+                img_rows.append(i)
+            elif m == "audio" and cfg.dedup.audio:
+                exact[i] = "audio:" + _audio_key(path)
+            elif m == "video":
+                frames[i] = phash.phash_batch(phash.video_pixels(path, cfg.dedup.video_frames))
+        except Exception:  # undecodable bytes: no perceptual key; exact bytes key still applies
+            continue
+    if img_rows:
+        for i, h in zip(img_rows, phash.phash_batch(np.stack(img_px))):
+            phashes[i] = int(h)
+    return pl.DataFrame({
+        "id": curated["id"], "modality": curated["modality"],
+        "exact": pl.Series(exact, dtype=pl.Utf8),
+        "signature": pl.Series([None if s is None else s.tolist() for s in sig_col], dtype=pl.List(pl.UInt64)),
+        "bands": pl.Series([None if b is None else b.tolist() for b in band_col], dtype=pl.List(pl.UInt64)),
+        "phash": pl.Series(phashes, dtype=pl.UInt64),
+        "frame_phashes": pl.Series([None if f is None else f.tolist() for f in frames], dtype=pl.List(pl.UInt64)),
+    }, schema=KEY_SCHEMA)
+
+
+def components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Union-find over edges (u, v): each node's label is the smallest node index in its
+    component (min-label propagation with pointer jumping; numpy only)."""
+    label = np.arange(n)
+    if len(u) == 0:
+        return label
+    while True:
+        m = np.minimum(label[u], label[v])
+        new = label.copy()
+        np.minimum.at(new, label[u], m)
+        np.minimum.at(new, label[v], m)
+        np.minimum.at(new, u, m)
+        np.minimum.at(new, v, m)
+        while True:  # pointer jumping: follow labels to their roots
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
+        if np.array_equal(new, label):
+            return label
+        label = new
+
+
+def _agreement(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (sig[a] == sig[b]).mean(axis=1) if len(a) else np.zeros(0)
+
+
+def _hamming(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    z = np.bitwise_xor(x, y)
+    return np.unpackbits(z.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1) if len(z) else np.zeros(0, int)
+
+
+def _cluster_dups(keys: pl.DataFrame, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(duplicate row positions, their survivor positions) from edges over keys' positions."""
+    label = components(keys.height, u, v)
+    dup = np.flatnonzero((label != np.arange(keys.height)) & keys["is_new"].to_numpy())
+    return dup, label[dup]
+
+
+def find_duplicates(new: pl.DataFrame, existing: pl.DataFrame | None, cfg: CurateConfig) -> pl.DataFrame:
+    """Duplicates among `new` (dedup_keys frames plus int64 `order`; existing rows precede).
+
+    Returns one row per duplicate: order, id, duplicate_of, method, similarity.
+    """
+    cols = list(KEY_SCHEMA) + ["order"]
+    frames = [new.select(cols).with_columns(pl.lit(True).alias("is_new"))]
+    if existing is not None and existing.height:
+        frames.insert(0, existing.select(cols).with_columns(pl.lit(False).alias("is_new")))
+    keys = pl.concat(frames).sort("order")
+    out: list[pl.DataFrame] = []
+    if keys.height == 0 or not cfg.dedup.enabled:
+        return pl.DataFrame(schema=DUP_SCHEMA)
+
+    # 1. exact: the first row of each (modality, exact) group survives.
+    if cfg.dedup.exact:
+        keys = keys.with_columns(
+            pl.col("id").first().over(["modality", "exact"]).alias("_first"),
+            (pl.int_range(pl.len()).over(["modality", "exact"]) > 0).alias("_dup"),
+        ).with_columns((pl.col("_dup") & pl.col("exact").is_not_null()).alias("_dup"))
+        ex = keys.filter(pl.col("_dup") & pl.col("is_new")).select(
+            "order", "id", pl.col("_first").alias("duplicate_of"),
+            pl.when(pl.col("exact").str.starts_with("audio:")).then(pl.lit("audio")).otherwise(pl.lit("exact")).alias("method"),
+            pl.lit(1.0).alias("similarity"))
+        out.append(ex)
+        keys = keys.filter(~pl.col("_dup")).drop("_first", "_dup")
+
+    # 2. MinHash LSH over text/code.
+    mh = cfg.dedup.minhash
+    tk = keys.filter(pl.col("bands").is_not_null())
+    if mh.enabled and tk.height > 1:
+        tk = tk.with_row_index("_pos")
+        cand = (
+            tk.select("_pos", "modality", "bands").explode("bands").with_columns(
+                pl.int_range(pl.len()).over("_pos").alias("_band"))
+            .with_columns(pl.col("_pos").shift(-1).over(["modality", "_band", "bands"], order_by="_pos").alias("_next"))
+            .filter(pl.col("_next").is_not_null()).select("_pos", "_next").unique()
+        )
+        u, v = cand["_pos"].to_numpy().astype(np.int64), cand["_next"].to_numpy().astype(np.int64)
+        sig = np.array(tk["signature"].to_list(), dtype=np.uint64)
+        if mh.threshold is not None and len(u):
+            keep = _agreement(sig, u, v) >= mh.threshold
+            u, v = u[keep], v[keep]
+        dup, surv = _cluster_dups(tk, u, v)
+        out.append(pl.DataFrame({
+            "order": tk["order"].gather(dup), "id": tk["id"].gather(dup), "duplicate_of": tk["id"].gather(surv),
+            "method": ["minhash"] * len(dup), "similarity": _agreement(sig, dup, surv)}))
+
+    # 3. images: Hamming distance of pHashes in DuckDB.
+    ik = keys.filter(pl.col("phash").is_not_null()).with_row_index("_pos")
+    if ik.height > 1:
+        pairs = duckdb.sql(
+            f"""select a._pos as u, b._pos as v from ik a join ik b on a._pos < b._pos
+                where b.is_new and bit_count(a.phash # b.phash) <= {int(cfg.dedup.image_max_hamming)}"""
+        ).pl()
+        dup, surv = _cluster_dups(ik, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))
+        ph = ik["phash"].to_numpy()
+        out.append(pl.DataFrame({
+            "order": ik["order"].gather(dup), "id": ik["id"].gather(dup), "duplicate_of": ik["id"].gather(surv),
+            "method": ["phash"] * len(dup), "similarity": 1.0 - _hamming(ph[dup], ph[surv]) / 64.0}))
+
+    # 4. videos: every sampled frame within the bound, frame by frame.
+    vk = keys.filter(pl.col("frame_phashes").is_not_null()).with_row_index("_pos")
+    if vk.height > 1:
+        fr = vk.select("_pos", "is_new", pl.col("frame_phashes").list.len().alias("nf"), "frame_phashes").explode(
+            "frame_phashes").with_columns(pl.int_range(pl.len()).over("_pos").alias("k"))
+        pairs = duckdb.sql(
+            f"""select a._pos as u, b._pos as v, avg(bit_count(a.frame_phashes # b.frame_phashes)) as mean_ham
+                from fr a join fr b on a.k = b.k and a._pos < b._pos and a.nf = b.nf
+                where b.is_new group by a._pos, b._pos, a.nf
+                having max(bit_count(a.frame_phashes # b.frame_phashes)) <= {int(cfg.dedup.video_max_hamming)}
+                   and count(*) = a.nf"""
+        ).pl()
+        dup, surv = _cluster_dups(vk, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))
+        fl = vk["frame_phashes"].to_list()
+        sim = [1.0 - float(_hamming(np.array(fl[d], np.uint64), np.array(fl[s], np.uint64)).mean()) / 64.0
+               for d, s in zip(dup, surv)]
+        out.append(pl.DataFrame({
+            "order": vk["order"].gather(dup), "id": vk["id"].gather(dup), "duplicate_of": vk["id"].gather(surv),
+            "method": ["video"] * len(dup), "similarity": sim}))
+
+    out = [o.select([pl.col(c).cast(t) for c, t in DUP_SCHEMA.items()]) for o in out if o.height]
+    return pl.concat(out).sort("order") if out else pl.DataFrame(schema=DUP_SCHEMA)

@@ -1,0 +1,196 @@
+"""`filter_partition`: every curate filter over one partition, each row to exactly one place.
+
+Order of the rule table (the first failing rule is the one recorded):
+
+  0. empty_text                 text/code rows whose text is blank
+  1. language_*                 text rows (py3langid)
+  2. gopher_dup_* / gopher_top_* (repetition), 3. gopher_* (quality)   text rows, raw text
+  4. c4_*                       text rows, after C4's line removal
+  5. fineweb_*                  text rows, on the C4-cleaned text
+  6. code_*                     code rows
+  7. image_* / audio_* / video_*  media rows
+  8. decontam:<benchmark>       text and code rows (action "drop"; "flag" only marks meta)
+
+Rows that cannot be judged (a text/code row without text, an unknown modality, media
+whose bytes are missing or undecodable) go to quarantine with a reason code. Kept rows
+get the C4-cleaned text, then PII/secret redaction, and meta keys: language,
+language_score, c4_removed_lines, redactions, decontam (flag mode).
+All statistics are computed per family over the whole partition, then the rule table is
+evaluated as one expression.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from distillery.result import PartitionResult
+from distillery.tables import DOCUMENT, MODALITIES
+from filters import c4, code, decontam, fineweb, gopher, langid, media, pii
+from filters.config import CurateConfig
+from filters.meta import add_key, json_str
+from filters.rules import Rule, first_failure
+
+STAGE = "curate"
+
+
+def _scatter(sub: pl.DataFrame, idx: np.ndarray, n: int) -> pl.DataFrame:
+    """Place the rows of `sub` (aligned with idx) into an n-row frame, nulls elsewhere."""
+    base = pl.DataFrame({"_row": np.arange(n, dtype=np.int64)})
+    if sub.width == 0:
+        return base.drop("_row")
+    return base.join(sub.with_columns(pl.Series("_row", idx.astype(np.int64))), on="_row", how="left").sort("_row").drop("_row")
+
+
+def _counts_json(frame: pl.DataFrame) -> pl.Expr:
+    """A JSON object {column: count} of the non-zero counts of each row; null when all zero."""
+    parts = [
+        pl.when(pl.col(c) > 0).then(pl.concat_str([pl.lit(f'"{c}":'), pl.col(c).cast(pl.Int64).cast(pl.Utf8)]))
+        for c in frame.columns
+    ]
+    body = pl.concat_str(parts, separator=",", ignore_nulls=True)
+    return pl.when(body == "").then(pl.lit(None, pl.Utf8)).otherwise(pl.concat_str([pl.lit("{"), body, pl.lit("}")]))
+
+
+def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> PartitionResult:
+    """Filter one partition of DOCUMENT rows.
+
+    Returns tables "curated" (DOCUMENT; kept rows, cleaned and redacted), "rejects" (REJECT,
+    stage "curate", rule name and measured value) and "quarantine" (QUARANTINE). The row
+    counts satisfy rows_in == curated + rejects + quarantine. `stats` holds counts per
+    reject rule ("reject:<rule>"), quarantine reason ("quarantine:<reason>"), redaction kind
+    ("redacted:<kind>") and C4 line removal ("c4_removed:<reason>").
+    """
+    docs = docs.select([c for c in DOCUMENT.names if c in docs.columns])
+    for name in DOCUMENT.names:
+        if name not in docs.columns:
+            docs = docs.with_columns(pl.lit(None).cast(pl.from_arrow(DOCUMENT.empty_table()).schema[name]).alias(name))
+    docs = docs.select(DOCUMENT.names)
+    n = docs.height
+    mod = docs["modality"].fill_null("")
+    text = docs["text"].cast(pl.Utf8)
+    is_text = (mod == "text").to_numpy()
+    is_code = (mod == "code").to_numpy()
+    textual = is_text | is_code
+
+    # --- quarantine reasons that are not rules ----------------------------------------------
+    q_reason = np.full(n, None, dtype=object)
+    q_error = np.full(n, None, dtype=object)
+    unknown = ~mod.is_in(list(MODALITIES)).to_numpy()
+    q_reason[unknown], q_error[unknown] = "unknown_modality", "modality is not one of " + ", ".join(MODALITIES)
+    no_text = textual & text.is_null().to_numpy()
+    q_reason[no_text], q_error[no_text] = "text_missing", "a text/code row has no text"
+    mprobe = media.probe(docs, cfg.media, lake_root)
+    mq = mprobe["media_reason"].to_numpy()
+    has_mq = np.array([r is not None for r in mq], dtype=bool) & (q_reason == None)  # noqa: E711
+    q_reason[has_mq], q_error[has_mq] = mq[has_mq], mprobe["media_error"].to_numpy()[has_mq]
+    quarantined = q_reason != None  # noqa: E711
+
+    # --- statistics, family by family --------------------------------------------------------
+    t_idx = np.flatnonzero(is_text & ~quarantined)
+    c_idx = np.flatnonzero(is_code & ~quarantined)
+    raw_t = text.gather(t_idx)
+    frames = [pl.DataFrame({"text_chars": text.str.strip_chars().str.len_chars().cast(pl.Float64)}).with_columns(
+        pl.when(pl.Series(textual)).then(pl.col("text_chars")).alias("text_chars"))]
+    sub = pl.concat([
+        langid.stats(raw_t, cfg.language),
+        gopher.repetition_stats(raw_t, cfg.gopher_repetition) if cfg.gopher_repetition.enabled else pl.DataFrame(),
+        gopher.quality_stats(raw_t, cfg.gopher_quality) if cfg.gopher_quality.enabled else pl.DataFrame(),
+    ], how="horizontal")
+    cleaned, c4_stats = c4.clean(raw_t, cfg.c4)
+    c4_stats = c4_stats.with_columns(pl.Series("c4_kept_chars", cleaned.str.len_chars().cast(pl.Float64)))
+    fw = fineweb.stats(cleaned, cfg.fineweb) if cfg.fineweb.enabled else pl.DataFrame()
+    frames.append(_scatter(pl.concat([sub, c4_stats, fw], how="horizontal"), t_idx, n))
+    if cfg.code.enabled:
+        frames.append(_scatter(code.stats(text.gather(c_idx), docs["uri"].gather(c_idx), cfg.code), c_idx, n))
+    frames.append(mprobe.drop("media_reason", "media_error"))
+    d_idx = np.sort(np.concatenate([t_idx, c_idx]))
+    dc = decontam.overlaps(text.gather(d_idx), pl.Series(is_code[d_idx]), cfg.decontam)
+    frames.append(_scatter(dc, d_idx, n))
+    stats = pl.concat(frames, how="horizontal")
+
+    # --- the rule table ------------------------------------------------------------------------
+    table: list[Rule] = [Rule("empty_text", "text_chars", "<=", 0)]
+    table += langid.rules(cfg.language)
+    table += gopher.repetition_rules(cfg.gopher_repetition)
+    table += gopher.quality_rules(cfg.gopher_quality)
+    table += c4.rules(cfg.c4)
+    if cfg.c4.enabled:
+        table.append(Rule("c4_empty_after_cleaning", "c4_kept_chars", "<=", 0))
+    table += fineweb.rules(cfg.fineweb)
+    table += code.rules(cfg.code)
+    table += media.rules(cfg.media)
+    drop_decontam = cfg.decontam.enabled and cfg.decontam.action == "drop"
+    if drop_decontam:
+        table.append(Rule("decontam", "decontam_count", ">=", cfg.decontam.min_overlaps))
+    verdict = first_failure(stats, table).with_columns(
+        pl.when(pl.col("rule") == "decontam")
+        .then(pl.concat_str([pl.lit("decontam:"), stats["decontam_bench"]]))
+        .otherwise(pl.col("rule")).alias("rule")
+    )
+    rule = verdict["rule"].to_numpy()
+    rejected = (rule != None) & ~quarantined  # noqa: E711
+    kept = ~rejected & ~quarantined
+
+    # --- kept rows: cleaned text, redaction, meta -----------------------------------------------
+    new_text = text.to_numpy().copy() if n else np.array([], dtype=object)
+    if cfg.c4.enabled and len(t_idx):
+        new_text[t_idx] = cleaned.to_numpy()
+    cur = docs.with_columns(pl.Series("text", new_text, dtype=pl.Utf8))
+    meta = pl.col("meta")
+    extra = {}
+    if cfg.language.enabled:
+        lang = stats["lang"]
+        extra["language"] = (lang, json_str(pl.col("_v")))
+        extra["language_score"] = (stats["lang_score"].round(4), pl.col("_v").cast(pl.Utf8))
+    if cfg.c4.enabled:
+        removed = stats.select([pl.col(f"c4_removed_{r}").fill_nan(0).fill_null(0).alias(r) for r in c4.REMOVAL_REASONS])
+        extra["c4_removed_lines"] = (removed.select(_counts_json(removed)).to_series(), pl.col("_v"))
+    stat_counts: dict[str, int] = {}
+    if cfg.pii.enabled:
+        red_idx = np.flatnonzero(kept & textual)
+        red_text, counts = pii.redact(cur["text"].gather(red_idx), cfg.pii.kinds)
+        new_text = cur["text"].to_numpy().copy()
+        new_text[red_idx] = red_text.to_numpy()
+        cur = cur.with_columns(pl.Series("text", new_text, dtype=pl.Utf8))
+        full = _scatter(counts, red_idx, n)
+        extra["redactions"] = (full.select(_counts_json(full)).to_series(), pl.col("_v"))
+        for k in counts.columns:
+            stat_counts[f"redacted:{k}"] = int(counts[k].sum())
+    if cfg.decontam.enabled and cfg.decontam.action == "flag":
+        flag = stats.select(pl.when(pl.col("decontam_count") >= cfg.decontam.min_overlaps).then(pl.concat_str([
+            pl.lit('{"benchmark":'), json_str(pl.col("decontam_bench")), pl.lit(',"overlaps":'),
+            pl.col("decontam_count").cast(pl.Int64).cast(pl.Utf8), pl.lit("}")]))).to_series()
+        extra["decontam"] = (flag, pl.col("_v"))
+    for key, (values, to_json) in extra.items():
+        cur = cur.with_columns(values.alias("_v")).with_columns(
+            add_key(meta, key, to_json).alias("meta")).drop("_v")
+
+    mask = pl.Series(kept)
+    curated = cur.filter(mask)
+    rej_mask = pl.Series(rejected)
+    rejects = docs.filter(rej_mask).with_columns(
+        pl.lit(STAGE).alias("stage"),
+        verdict["rule"].filter(rej_mask).alias("rule"),
+        verdict["value"].filter(rej_mask).alias("value"),
+    )
+    q_mask = pl.Series(quarantined)
+    quarantine = docs.filter(q_mask).select(
+        pl.lit(STAGE).alias("stage"), "source", "uri", "id",
+        pl.Series("reason", q_reason[quarantined], dtype=pl.Utf8),
+        pl.Series("error", q_error[quarantined], dtype=pl.Utf8),
+    )
+    for r, c in rejects.group_by("rule").len().iter_rows():
+        stat_counts[f"reject:{r}"] = int(c)
+    for r, c in quarantine.group_by("reason").len().iter_rows():
+        stat_counts[f"quarantine:{r}"] = int(c)
+    for r in c4.REMOVAL_REASONS if cfg.c4.enabled else ():
+        stat_counts[f"c4_removed:{r}"] = int(np.nansum(stats[f"c4_removed_{r}"].fill_null(0).to_numpy()[kept]))
+    stat_counts["kept"] = int(kept.sum())
+    return PartitionResult(
+        rows_in=n,
+        tables={"curated": curated, "rejects": rejects, "quarantine": quarantine},
+        stats=stat_counts,
+    )
