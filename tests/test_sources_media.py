@@ -125,3 +125,64 @@ def test_audio_good_and_corrupt(tmp_path):
     for row in docs.iter_rows(named=True):
         sha = row["media"].rsplit("/", 1)[1]
         assert (media_root / sha[:2] / sha).read_bytes() == open(row["uri"], "rb").read()
+
+
+def _video(path, vcodec, acodec=None, seconds=2, fps=10):
+    import av
+
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream(vcodec, rate=fps)
+        vs.width, vs.height, vs.pix_fmt = 32, 24, "yuv420p"
+        if acodec:
+            a = c.add_stream(acodec, rate=16000)
+            a.layout = "mono"
+        for i in range(seconds * fps):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), i * 10, dtype=np.uint8), format="rgb24")
+            for p in vs.encode(frame):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+        if acodec:
+            pcm = (np.sin(np.arange(16000 * seconds) / 5.0) * 8000).astype(np.int16).reshape(1, -1)
+            af = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+            af.sample_rate = 16000
+            for p in a.encode(af):
+                c.mux(p)
+            for p in a.encode():
+                c.mux(p)
+
+
+def test_video_sampling_audio_and_corrupt(tmp_path):
+    d = tmp_path / "v"
+    d.mkdir()
+    _video(d / "a.mp4", "libx264", "aac")
+    _video(d / "b.webm", "libvpx", "libopus")
+    _video(d / "c.mkv", "mpeg4")
+    for name in ("a.mp4", "b.webm"):
+        data = (d / name).read_bytes()
+        (d / f"cut_{name}").write_bytes(data[: len(data) // 2])
+    (d / "zero.mp4").write_bytes(b"")
+    (d / "noise.mp4").write_bytes(b"\x00" * 64 + b"garbage" * 100)
+    _wav(d / "sound.mkv", fmt="WAV")  # a WAV named .mkv
+    result, media_root = run({"name": "v", "kind": "video", "paths": ["v/*"], "frame_rate": 1.0}, tmp_path)
+    docs = result.tables["documents"]
+    assert [os.path.basename(u) for u in docs["uri"]] == ["a.mp4", "b.webm", "c.mkv"]
+    assert reasons(result) == {"truncated": ("cut_a.mp4", "cut_b.webm"), "unreadable": ("noise.mp4",),
+                               "wrong_extension": ("sound.mkv",), "zero_byte": ("zero.mp4",)}
+    meta = {os.path.basename(u): json.loads(m) for u, m in zip(docs["uri"], docs["meta"])}
+    a = meta["a.mp4"]
+    assert (a["codec"], a["width"], a["height"], a["fps"]) == ("h264", 32, 24, 10.0)
+    assert abs(a["duration"] - 2.0) < 0.2 and a["frames_decoded"] == 20
+    assert [f["t"] for f in a["frames"]] == [0.0, 1.0]
+    for f in a["frames"]:
+        sha = f["media"].rsplit("/", 1)[1]
+        with Image.open(media_root / sha[:2] / sha) as im:
+            assert im.format == "PNG" and im.size == (32, 24)
+    sha = a["audio"]["media"].rsplit("/", 1)[1]
+    info = sf.info(str(media_root / sha[:2] / sha))
+    assert info.samplerate == 16000 and info.channels == 1 and info.frames >= 32000
+    assert meta["b.webm"]["codec"] == "vp8" and meta["b.webm"]["audio"]["frames"] > 0
+    assert meta["c.mkv"]["audio"] is None
+    assert not list((media_root / ".tmp").iterdir())  # no temporary audio left from the bad files
+    for row in docs.iter_rows(named=True):
+        assert row["id"] == content_id("video", open(row["uri"], "rb").read())
