@@ -1,0 +1,184 @@
+"""Ask an OpenAI-compatible endpoint, once per content address, within rate and money limits.
+
+`Requester.request` serves a request from the cache when it can; otherwise it reserves the
+worst-case spend, waits for the rpm/tpm buckets, and sends it with the `openai` client
+(its own retries off: failures are told apart here):
+
+  429, 408, 409, 5xx        retried with jittered exponential backoff; Retry-After(-ms) honoured
+  timeout, dropped socket   retried the same way
+  200 with an empty body    retried (nothing was delivered), then teacher_empty_response
+  200, malformed JSON       body set aside, retried, then teacher_malformed
+  other 4xx                 not retried: teacher_http_<code>
+A 200 body is written to the cache BEFORE it is parsed. finish_reason=length and empty
+answers inside a valid body are NOT retried here: the body was paid for, so it stays cached
+and the caller decides (see distill.py). Every error message is scrubbed of the API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+
+from teacher.budget import Budget
+from teacher.cache import ResponseCache
+from teacher.config import DistillConfig
+from teacher.ratelimit import TokenBucket
+from teacher.response import Completion, Unusable, parse_body
+from teacher.scrub import scrub
+from teacher.templates import PromptError
+
+RETRYABLE_STATUS = {408, 409, 429}  # plus every 5xx
+
+
+@dataclass
+class Answer:
+    """How one request ended: a parsed completion, or a reason code and a scrubbed message."""
+
+    completion: Completion | None
+    reason: str | None = None
+    error: str | None = None
+    requested: bool = False  # went over the wire in this run (not served from the cache)
+    refused: bool = False  # not sent: the budget would have been crossed
+
+
+@dataclass
+class Request:
+    key: str
+    model: str
+    messages: Callable[[], list[dict]]  # builds the wire form lazily (media read at send time)
+    params: dict  # sampling parameters, exactly as hashed into the key
+    prompt_tokens: int  # estimate, for the buckets and the budget
+
+
+def retry_after_s(headers: object) -> float | None:
+    """Seconds the server asked us to wait (retry-after-ms, then Retry-After seconds or date)."""
+    get = getattr(headers, "get", None)
+    if get is None:
+        return None
+    if (ms := get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    if (value := get("retry-after")) is not None:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time()) if when else None
+    return None
+
+
+class Requester:
+    """One connection pool, cache, budget and pair of buckets shared by a partition's requests."""
+
+    def __init__(self, cfg: DistillConfig, cache_dir: Path, budget: Budget, api_key: str | None) -> None:
+        self.cfg, self.cache_dir, self.budget = cfg, Path(cache_dir), budget
+        self.api_key = api_key
+        self.client = openai.AsyncOpenAI(
+            base_url=cfg.base_url,
+            api_key=api_key or "no-key-needed",  # the client insists on a value; local servers ignore it
+            max_retries=0,
+            timeout=cfg.timeout_s,
+        )
+        self.slots = asyncio.Semaphore(cfg.concurrency)
+        self.rpm, self.tpm = TokenBucket(cfg.rpm), TokenBucket(cfg.tpm)
+        self.caches: dict[str, ResponseCache] = {}
+        self.stats: Counter[str] = Counter()
+
+    def cache(self, model: str) -> ResponseCache:
+        if model not in self.caches:
+            self.caches[model] = ResponseCache(self.cache_dir, model)
+        return self.caches[model]
+
+    def scrub(self, text: str) -> str:
+        return scrub(text, [self.api_key])
+
+    def cached(self, req: Request) -> Answer | None:
+        """The answer from the cache, or None if this request was never answered."""
+        body = self.cache(req.model).get(req.key)
+        if body is None:
+            return None
+        try:
+            completion = parse_body(body)
+        except Unusable:
+            self.cache(req.model).set_aside(req.key)  # left by a crash between write and check
+            return None
+        self.stats["cache_hits"] += 1
+        return Answer(completion)
+
+    def backoff_s(self, attempt: int) -> float:
+        base = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2**attempt)
+        return base * random.uniform(0.5, 1.5)
+
+    async def request(self, req: Request) -> Answer:
+        """Answer `req` from the cache or the server (see module docstring)."""
+        if (hit := self.cached(req)) is not None:
+            return hit
+        held = self.budget.reserve(req.model, req.prompt_tokens, req.params.get("max_tokens", 0))
+        if held is None:
+            return Answer(None, "budget_exhausted", "the budget does not cover this request", refused=True)
+        try:
+            async with self.slots:
+                return await self._send(req)
+        finally:
+            self.budget.release(held)
+
+    async def _send(self, req: Request) -> Answer:
+        try:
+            messages = req.messages()
+        except PromptError as exc:
+            return Answer(None, exc.reason, self.scrub(str(exc)))
+        reason, error = "teacher_error", "not attempted"
+        for attempt in range(self.cfg.max_retries + 1):
+            await self.rpm.take(1)
+            await self.tpm.take(req.prompt_tokens + req.params.get("max_tokens", 0))
+            self.stats["requests"] += 1
+            delay = None
+            try:
+                raw = await self.client.chat.completions.with_raw_response.create(
+                    model=req.model, messages=messages, **req.params
+                )
+                body = raw.content
+            except openai.APITimeoutError:
+                reason, error = "teacher_timeout", f"no response within {self.cfg.timeout_s}s"
+            except openai.APIStatusError as exc:
+                code = exc.status_code
+                reason = f"teacher_http_{code}"
+                error = self.scrub(f"HTTP {code}: {exc.response.text[:300]}")
+                if code not in RETRYABLE_STATUS and code < 500:
+                    break
+                delay = retry_after_s(exc.response.headers)
+            except openai.APIConnectionError as exc:
+                cause = exc.__cause__ or exc
+                reason, error = "teacher_connection_error", self.scrub(f"{type(cause).__name__}: {cause}")
+            else:
+                if not body.strip():
+                    reason, error = "teacher_empty_response", "HTTP 200 with an empty body"
+                else:
+                    self.cache(req.model).put(req.key, body)  # paid: keep it before parsing
+                    try:
+                        completion = parse_body(body)
+                    except Unusable as exc:
+                        self.cache(req.model).set_aside(req.key)
+                        reason, error = exc.reason, self.scrub(str(exc))
+                    else:
+                        self.budget.settle(req.model, completion.prompt_tokens, completion.completion_tokens)
+                        self.stats["answered"] += 1
+                        return Answer(completion, requested=True)
+            self.stats[f"retry_{reason}"] += 1
+            if attempt < self.cfg.max_retries:
+                await asyncio.sleep(delay if delay is not None else self.backoff_s(attempt))
+        self.stats[f"failed_{reason}"] += 1
+        return Answer(None, reason, error, requested=True)
+
+    async def close(self) -> None:
+        await self.client.close()
