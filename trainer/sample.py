@@ -1,0 +1,99 @@
+"""Sampling from a checkpoint, and turning token ids back into readable pieces.
+
+Ids go through the checkpoint's compact vocabulary (trainer/vocab.py) both ways. Decoding
+uses the vocab layout saved in the checkpoint: text-range ids are decoded with the shards'
+tiktoken encoding, special ids become their names, and codebook ids (image, audio, ...)
+are summarised as `<image:N>` runs. Media runs are not rendered back to pictures here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distillery.encoding import get_encoding
+from trainer.train import load_model
+from trainer.vocab import remap_table
+
+
+def _encoding_name(meta: dict) -> str:
+    tok = meta.get("tokenizer") or {}
+    return tok.get("encoding") or tok.get("name") or "cl100k_base"
+
+
+def decode(ids: list[int], meta: dict) -> str:
+    """Render original token ids as text: text runs decoded, specials named, media summarised."""
+    vocab = meta["vocab"]
+    names = {v: k for k, v in vocab["special"].items()}
+    text_start, text_len = next(((r["start"], r["length"]) for r in vocab["ranges"] if r["name"] == "text"), (0, 0))
+    out, run = [], []
+
+    def flush() -> None:
+        if run:
+            out.append(get_encoding(_encoding_name(meta)).decode(run))
+            run.clear()
+
+    media_name, media_n = None, 0
+    for t in ids:
+        name = None
+        if not text_start <= t < text_start + text_len and t not in names:
+            name = next((r["name"] for r in vocab["ranges"] if r["start"] <= t < r["start"] + r["length"]), "?")
+        if name != media_name and media_n:
+            out.append(f"<{media_name}:{media_n}>")
+            media_n = 0
+        media_name = name
+        if name is not None:
+            flush()
+            media_n += 1
+        elif t in names:
+            flush()
+            out.append(names[t])
+        else:
+            run.append(t)
+    flush()
+    if media_n:
+        out.append(f"<{media_name}:{media_n}>")
+    return "".join(out)
+
+
+def sample(
+    checkpoint: Path,
+    prompt: str | list[int] | None = None,
+    max_new_tokens: int = 64,
+    temperature: float = 0.8,
+    top_k: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    stop_at_eos: bool = True,
+) -> dict:
+    """Continue `prompt` (text, or original token ids; None starts after `<|eos|>`).
+
+    Returns {"tokens": generated original ids, "text": their decoding, "prompt_tokens": the
+    prompt's original ids}. temperature 0 is greedy. Raises ValueError when the prompt holds
+    ids outside the checkpoint's vocabulary (the model has never seen them).
+    """
+    model, ckpt = load_model(checkpoint, device)
+    meta = json.loads(ckpt["manifest"])
+    vocab = ckpt["vocab"].numpy()
+    remap = remap_table(vocab, meta["vocab"]["size"])
+    eos = meta["vocab"]["special"]["<|eos|>"]
+    if prompt is None:
+        ids = [eos]
+    elif isinstance(prompt, str):
+        ids = get_encoding(_encoding_name(meta)).encode(prompt, disallowed_special=())
+    else:
+        ids = [int(t) for t in prompt]
+    ids_arr = np.asarray(ids, dtype=np.int64)
+    inside = (ids_arr >= 0) & (ids_arr < len(remap))
+    compact = np.where(inside, remap[np.clip(ids_arr, 0, len(remap) - 1)], -1)
+    if (compact < 0).any():
+        raise ValueError(f"prompt ids {ids_arr[compact < 0][:5].tolist()} are not in the model's vocabulary")
+    dev = next(model.parameters()).device
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    x = torch.from_numpy(compact).to(dev)[None, :]
+    y = model.generate(x, max_new_tokens, temperature, top_k, int(remap[eos]) if stop_at_eos else None, gen)
+    new = vocab[y[0, len(ids) :].cpu().numpy()].tolist()
+    return {"tokens": new, "text": decode(new, meta), "prompt_tokens": ids}

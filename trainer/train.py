@@ -1,0 +1,279 @@
+"""The training loop and evaluation on the held-out split.
+
+train(): index the shards -> compact vocabulary -> model + AdamW -> for each step: next batch
+(timed: the data-wait share), forward under autocast, masked loss, backward, clip, step.
+Logs every `log_every` steps, evaluates every `eval_every`, checkpoints every
+`checkpoint_every` and at the end. With resume=True it continues from out_dir's checkpoint
+to the bit-identical next batch and loss (model, optimizer, RNG and loader position restored).
+
+Evaluation runs over the "val" rows, packed the same way, in file order: the loss per span
+kind (text, reasoning, answer, image, ...) over the targets that carry loss, and text bits
+per byte = (sum of loss in nats over text-range targets) / (ln 2 * their text bytes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from trainer.config import TrainConfig
+from trainer.data import PackedStream, batch_iterator
+from trainer.model import GPT, GPTConfig
+from trainer.shardset import KINDS, ShardIndex, build_index
+from trainer.vocab import compact_vocabulary, remap_table
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA by default (matmuls in bf16, reductions and the loss in fp32)."""
+    if dtype == "bf16" or (dtype == "auto" and device.type == "cuda"):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to cfg.lr, then cosine decay to cfg.min_lr at cfg.steps (nanoGPT)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    ratio = min(1.0, (step - cfg.warmup_steps) / span)
+    return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.lr - cfg.min_lr)
+
+
+def check_vocab(index: ShardIndex, remap: np.ndarray) -> None:
+    """Raise if the shard dir uses ids the (checkpoint's) vocabulary does not have."""
+    unknown = np.flatnonzero(index.seen & (remap < 0))
+    if len(unknown):
+        raise ValueError(
+            f"the shards use {len(unknown)} token ids outside the checkpoint's vocabulary "
+            f"(e.g. {unknown[:5].tolist()}): train a new model on these shards instead"
+        )
+
+
+@torch.no_grad()
+def run_eval(
+    model: GPT,
+    index: ShardIndex,
+    remap: np.ndarray | None,
+    block_size: int,
+    batch_size: int,
+    max_batches: int | None,
+    device: torch.device,
+    dtype: str = "auto",
+) -> dict:
+    """Loss per span kind and text bits per byte over (the first max_batches batches of) val."""
+    stream = PackedStream(index, remap, "val", block_size, batch_size, shuffle=False, loop=False)
+    nats = torch.zeros(len(KINDS), dtype=torch.float64)
+    count = torch.zeros(len(KINDS), dtype=torch.float64)
+    text_nats, text_bytes = 0.0, 0.0
+    was_training = model.training
+    model.eval()
+    for i, b in enumerate(stream.batches()):
+        if max_batches is not None and i >= max_batches:
+            break
+        with autocast(device, dtype):
+            logits, _ = model(b["x"].to(device))
+        nll = F.cross_entropy(logits.float().flatten(0, 1), b["y"].to(device).flatten(), reduction="none")
+        nll = nll.double().cpu()
+        m = b["mask"].flatten()
+        kind = b["kind"].flatten().long()
+        nats += torch.bincount(kind[m], weights=nll[m], minlength=len(KINDS))
+        count += torch.bincount(kind[m], minlength=len(KINDS)).double()
+        nb = b["nbytes"].flatten().double()
+        is_text = m & (nb > 0)
+        text_nats += float(nll[is_text].sum())
+        text_bytes += float(nb[is_text].sum())
+    model.train(was_training)
+    per_kind = {KINDS[k]: float(nats[k] / count[k]) for k in range(len(KINDS)) if count[k] > 0}
+    total = float(count.sum())
+    return {
+        "val_loss": per_kind,
+        "val_loss_mean": float(nats.sum() / total) if total else None,
+        "val_tokens": int(total),
+        "text_bpb": text_nats / (math.log(2) * text_bytes) if text_bytes > 0 else None,
+    }
+
+
+def _manifest_meta(index: ShardIndex) -> str:
+    raw = index.manifest.raw
+    return json.dumps({k: raw.get(k) for k in ("format", "vocab", "tokenizer", "codebooks")})
+
+
+def train(
+    shard_dir: Path,
+    cfg: TrainConfig,
+    out_dir: Path,
+    resume: bool = False,
+    on_log: Callable[[dict], None] | None = None,
+) -> dict:
+    """Train a model on `shard_dir`'s train split; write out_dir/checkpoint.pt; return a report.
+
+    The report: steps, train_loss (last step), train_loss_window (mean over the last log
+    window), val_loss (per span kind), val_loss_mean, text_bpb, tokens_per_s, data_wait_share,
+    checkpoint, vocab_size, params, media_spans_dropped, rows_invalid, device.
+    `on_log` receives {step, loss, lr, tokens_per_s, data_wait_share} every cfg.log_every
+    steps and at the last step (plus val_loss_mean and text_bpb on steps that evaluated).
+    With resume=True and a checkpoint in out_dir, training continues from it (the model shape
+    and vocabulary come from the checkpoint; a mismatching shape in cfg raises ValueError).
+    """
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    torch.manual_seed(cfg.seed)
+    index = build_index(Path(shard_dir))
+    ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
+
+    vocab = ckpt["vocab"].numpy() if ckpt else compact_vocabulary(index, cfg.compact_vocab)
+    remap = remap_table(vocab, index.manifest.vocab_size)
+    check_vocab(index, remap)
+    gcfg = GPTConfig(len(vocab), cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.dropout)
+    if ckpt and ckpt["model_args"] != asdict(gcfg):
+        raise ValueError(f"cannot resume: checkpoint model {ckpt['model_args']} differs from {asdict(gcfg)}")
+    model = GPT(gcfg).to(device)
+    opt = model.configure_optimizer(cfg.lr, cfg.weight_decay, device.type)
+    step, state = 0, (0, 0)
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, state = int(ckpt["step"]), tuple(int(v) for v in ckpt["data_state"].tolist())
+        set_rng_state(ckpt["rng"], device)
+
+    stream = PackedStream(index, remap, "train", cfg.block_size, cfg.batch_size, seed=cfg.seed)
+    if len(stream.docs) == 0:
+        raise ValueError(f"{shard_dir} has no usable train rows (rows_invalid={index.rows_invalid})")
+    fwd = torch.compile(model) if cfg.compile else model
+
+    def checkpoint() -> Path:
+        return save_checkpoint(
+            ckpt_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "data_state": torch.tensor(state, dtype=torch.int64),
+                "rng": rng_state(device),
+                "config": cfg.model_dump(),
+                "model_args": asdict(gcfg),
+                "vocab": torch.from_numpy(vocab),
+                "manifest": _manifest_meta(index),
+            },
+        )
+
+    def evaluate_now() -> dict:
+        return run_eval(model, index, remap, cfg.block_size, cfg.batch_size, cfg.eval_batches, device, cfg.dtype)
+
+    batches = batch_iterator(stream, state, cfg.num_workers, pin_memory=device.type == "cuda")
+    model.train()
+    t_start = t_win = time.perf_counter()
+    wait_total = wait_win = 0.0
+    tokens_total = tokens_win = 0
+    first_step, losses_win, evals = step, [], []
+    loss_val = window_loss = float("nan")
+    while step < cfg.steps:
+        t0 = time.perf_counter()
+        batch = next(batches)
+        dt = time.perf_counter() - t0
+        wait_total, wait_win = wait_total + dt, wait_win + dt
+        x, y, mask = (batch[k].to(device, non_blocking=True) for k in ("x", "y", "mask"))
+        lr = lr_at(step, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        with autocast(device, cfg.dtype):
+            _, loss = fwd(x, y, mask)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        state = tuple(int(v) for v in batch["state"].tolist())
+        loss_val = loss.item()
+        losses_win.append(loss_val)
+        tokens_total, tokens_win = tokens_total + x.numel(), tokens_win + x.numel()
+
+        extra = {}
+        if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
+            ev = evaluate_now()
+            evals.append({"step": step, **ev})
+            extra = {"val_loss_mean": ev["val_loss_mean"], "text_bpb": ev["text_bpb"]}
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+            checkpoint()
+        if step % cfg.log_every == 0 or step == cfg.steps or extra:
+            now = time.perf_counter()
+            entry = {
+                "step": step,
+                "loss": sum(losses_win) / len(losses_win),
+                "lr": lr,
+                "tokens_per_s": tokens_win / max(now - t_win, 1e-9),
+                "data_wait_share": wait_win / max(now - t_win, 1e-9),
+                **extra,
+            }
+            window_loss = entry["loss"]
+            t_win, wait_win, tokens_win, losses_win = now, 0.0, 0, []
+            if on_log is not None:
+                on_log(entry)
+    elapsed = time.perf_counter() - t_start
+
+    saved = step > first_step and cfg.checkpoint_every and step % cfg.checkpoint_every == 0
+    path = ckpt_path if saved else checkpoint()
+    final = evaluate_now()
+    plan = stream.plan(0)
+    return {
+        "steps": step,
+        "steps_this_run": step - first_step,
+        "train_loss": loss_val,
+        "train_loss_window": window_loss,
+        **final,
+        "evals": evals,
+        "tokens_per_s": tokens_total / elapsed if elapsed > 0 else 0.0,
+        "data_wait_share": wait_total / elapsed if elapsed > 0 else 0.0,
+        "checkpoint": str(path),
+        "vocab_size": len(vocab),
+        "params": model.num_params(),
+        "media_spans_dropped": plan.media_dropped,
+        "media_tokens_dropped": plan.media_tokens_dropped,
+        "rows_invalid": index.rows_invalid,
+        "device": str(device),
+    }
+
+
+def load_model(checkpoint: Path, device: str = "auto") -> tuple[GPT, dict]:
+    """Rebuild the model from a checkpoint; return (model in eval mode, the checkpoint dict)."""
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(checkpoint)
+    model = GPT(GPTConfig(**ckpt["model_args"])).to(dev)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return model, ckpt
+
+
+def evaluate(checkpoint: Path, shard_dir: Path, max_batches: int | None = None, device: str = "auto") -> dict:
+    """Evaluate a checkpoint on `shard_dir`'s val split (all of it unless max_batches is given).
+
+    Returns {val_loss: {kind: nats}, val_loss_mean, val_tokens, text_bpb}. Raises ValueError
+    if the shards use token ids the checkpoint's vocabulary lacks.
+    """
+    model, ckpt = load_model(checkpoint, device)
+    index = build_index(Path(shard_dir))
+    remap = remap_table(ckpt["vocab"].numpy(), index.manifest.vocab_size)
+    check_vocab(index, remap)
+    cfg = ckpt["config"]
+    dev = next(model.parameters()).device
+    return run_eval(model, index, remap, cfg["block_size"], cfg["batch_size"], max_batches, dev, cfg["dtype"])
