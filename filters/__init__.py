@@ -6,6 +6,7 @@
 """
 
 from filters.config import CurateConfig
+from filters.dedup import dedup_keys, find_duplicates
 from filters.pipeline import filter_partition
 
-__all__ = ["CurateConfig", "filter_partition"]
+__all__ = ["CurateConfig", "dedup_keys", "filter_partition", "find_duplicates"]

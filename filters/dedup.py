@@ -203,7 +203,7 @@ def find_duplicates(new: pl.DataFrame, existing: pl.DataFrame | None, cfg: Curat
     if ik.height > 1:
         pairs = duckdb.sql(
             f"""select a._pos as u, b._pos as v from ik a join ik b on a._pos < b._pos
-                where b.is_new and bit_count(a.phash # b.phash) <= {int(cfg.dedup.image_max_hamming)}"""
+                where b.is_new and bit_count(xor(a.phash, b.phash)) <= {int(cfg.dedup.image_max_hamming)}"""
         ).pl()
         dup, surv = _cluster_dups(ik, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))
         ph = ik["phash"].to_numpy()
@@ -217,10 +217,10 @@ def find_duplicates(new: pl.DataFrame, existing: pl.DataFrame | None, cfg: Curat
         fr = vk.select("_pos", "is_new", pl.col("frame_phashes").list.len().alias("nf"), "frame_phashes").explode(
             "frame_phashes").with_columns(pl.int_range(pl.len()).over("_pos").alias("k"))
         pairs = duckdb.sql(
-            f"""select a._pos as u, b._pos as v, avg(bit_count(a.frame_phashes # b.frame_phashes)) as mean_ham
+            f"""select a._pos as u, b._pos as v, avg(bit_count(xor(a.frame_phashes, b.frame_phashes))) as mean_ham
                 from fr a join fr b on a.k = b.k and a._pos < b._pos and a.nf = b.nf
                 where b.is_new group by a._pos, b._pos, a.nf
-                having max(bit_count(a.frame_phashes # b.frame_phashes)) <= {int(cfg.dedup.video_max_hamming)}
+                having max(bit_count(xor(a.frame_phashes, b.frame_phashes))) <= {int(cfg.dedup.video_max_hamming)}
                    and count(*) = a.nf"""
         ).pl()
         dup, surv = _cluster_dups(vk, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))

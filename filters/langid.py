@@ -29,14 +29,13 @@ def _identifier():
 
 def identify(texts: pl.Series) -> tuple[list[str | None], np.ndarray]:
     """(language code, normalised probability) per text; None / NaN for empty texts."""
-    ident = _identifier()
     langs: list[str | None] = []
     scores = np.full(len(texts), np.nan)
     for i, t in enumerate(texts.cast(pl.Utf8).str.slice(0, MAX_CHARS).to_list()):
         if not t or not t.strip():
             langs.append(None)
             continue
-        lang, score = ident.classify(t)
+        lang, score = _identifier().classify(t)
         langs.append(lang)
         scores[i] = float(score)
     return langs, scores
