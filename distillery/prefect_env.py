@@ -22,6 +22,8 @@ def configure(run_dir: Path | str | None = None) -> Path:
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "PREFECT_UI_ENABLED": os.environ.get("PREFECT_UI_ENABLED", "true"),
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
+        # The first start of the embedded server migrates its database: 20-60 s on 2 cores.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
