@@ -87,16 +87,25 @@ def read_items(source: AnySource, items: list[SourceItem], media_root: Path) -> 
     """Read a partition of items into documents / rejects / quarantine (+ the files ledger).
 
     Items are read one at a time, in the order given; a reader turns every failure of an
-    item into quarantine rows, so one bad item never stops the partition.
+    item into quarantine rows, so one bad item never stops the partition. An unexpected
+    exception inside a reader rolls back that item's rows and quarantines the whole item
+    with reason "reader_error".
     """
     sink = RowSink(source.name)
     read = _reader(source.kind)
     media_root = Path(media_root)
     for item in items:
-        before = sink.rows_in
-        if source.kind in ("images", "audio", "video", "repo"):
-            read(sink, source, item, media_root)
-        else:
-            read(sink, source, item)
-        sink.file(item.uri, item.fingerprint, sink.rows_in - before)
+        mark = sink.checkpoint()
+        try:
+            if source.kind in ("images", "audio", "video", "repo"):
+                read(sink, source, item, media_root)
+            else:
+                read(sink, source, item)
+        except Exception as exc:  # noqa: BLE001 - last resort: one item never stops the run
+            # Readers quarantine every failure they know; reaching here means an unforeseen
+            # error (a decoder bug, an odd file). The item's partial rows are dropped and the
+            # whole item is quarantined under its own code so it stands out from bad data.
+            sink.rollback(mark)
+            sink.quarantine(uri=item.uri, reason="reader_error", error=f"{type(exc).__name__}: {exc}")
+        sink.file(item.uri, item.fingerprint, sink.rows_in - mark[0])
     return sink.result()

@@ -14,7 +14,6 @@ is turned into the same refusal), truncated (pixel data ends early), unreadable
 
 from __future__ import annotations
 
-import io
 import os
 import warnings
 from pathlib import Path
@@ -24,8 +23,8 @@ from PIL import Image, UnidentifiedImageError
 from sources.config import ImagesSource
 from sources.item import SourceItem
 from sources.media_checks import open_checks
-from sources.media_store import put_bytes
-from sources.record import RowSink, content_id
+from sources.media_store import put_file
+from sources.record import RowSink, file_hashes
 from sources.sniff import IMAGE_KINDS
 
 _SWAPS_AXES = {5, 6, 7, 8}
@@ -47,12 +46,12 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
     uri = item.uri
     if not open_checks(sink, uri, item.path, IMAGE_KINDS | {None}):
         return
-    with open(item.path, "rb") as fh:
-        data = fh.read()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
+            # Opened from the path: Pillow reads the header lazily, so a bomb is refused
+            # before its pixels (or even its whole file) are in memory.
+            with Image.open(item.path) as im:
                 width, height = im.size
                 if width * height > source.max_image_pixels:
                     raise Image.DecompressionBombError(
@@ -78,7 +77,8 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
         return
     if orientation in _SWAPS_AXES:
         width, height = height, width
+    rid, sha, size = file_hashes("image", Path(item.path))
     meta = {"width": width, "height": height, "format": fmt, "mode": mode, "n_frames": n_frames,
-            "bytes": len(data), "exif_orientation": orientation}
-    ref = put_bytes(media_root, data)
-    sink.document(id=content_id("image", data), modality="image", uri=uri, license=source.license, meta=meta, media=ref)
+            "bytes": size, "exif_orientation": orientation}
+    ref = put_file(media_root, Path(item.path), sha)
+    sink.document(id=rid, modality="image", uri=uri, license=source.license, meta=meta, media=ref)

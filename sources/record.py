@@ -71,8 +71,11 @@ def file_hashes(modality: str, path: Path) -> tuple[str, str, int]:
 
 
 def meta_json(meta: dict[str, Any]) -> str:
-    """meta column value: JSON with sorted keys, so equal facts give equal strings."""
-    return json.dumps(meta, sort_keys=True, ensure_ascii=False)
+    """meta column value: compact JSON with sorted keys, so equal facts give equal strings.
+
+    Compact separators match Polars' struct.json_encode, which the batch readers use.
+    """
+    return json.dumps(meta, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 class RowSink:
@@ -87,6 +90,17 @@ class RowSink:
         self._quarantine: list[dict] = []
         self._files: list[dict] = []
         self.stats: Counter[str] = Counter()
+
+    # -- all-or-nothing per item ---------------------------------------------------------
+    def checkpoint(self) -> tuple:
+        """Marker of the current state, for `rollback` when a reader fails half-way."""
+        return (self.rows_in, len(self._docs), len(self._doc_frames), len(self._rejects),
+                len(self._quarantine), Counter(self.stats))
+
+    def rollback(self, mark: tuple) -> None:
+        self.rows_in, n_docs, n_frames, n_rejects, n_quarantine, stats = mark
+        del self._docs[n_docs:], self._doc_frames[n_frames:], self._rejects[n_rejects:], self._quarantine[n_quarantine:]
+        self.stats = stats
 
     # -- per-row outcomes ------------------------------------------------------------
     def document(

@@ -226,8 +226,11 @@ def read_csv(sink: RowSink, source: CsvSource, item: SourceItem) -> None:
         reason = "bad_encoding" if "utf" in str(exc).lower() or isinstance(exc, UnicodeDecodeError) else "unreadable"
         sink.quarantine(uri=f"{item.uri}#row{row}-", reason=reason,
                         error=f"file stops parsing after {row} rows ({encoding}): {exc}")
-    for number, message in bad_rows:
-        sink.quarantine(uri=f"{item.uri}#line{number}", reason="bad_row", error=message)
+    for k, (number, message) in enumerate(bad_rows):
+        # pyarrow knows the line number unless quoted newlines are on the way; then the
+        # uri names the k-th malformed row instead.
+        where = f"line{number}" if number is not None else f"badrow{k}"
+        sink.quarantine(uri=f"{item.uri}#{where}", reason="bad_row", error=message)
 
 
 # -- Parquet ----------------------------------------------------------------------------

@@ -82,6 +82,11 @@ def test_images_good_corrupt_exif_and_bomb(tmp_path):
         assert row["media"] == f"media/{sha[:2]}/{sha}" and row["text"] is None
         assert (media_root / sha[:2] / sha).read_bytes() == raw  # original bytes, unrotated
         assert row["id"] == content_id("image", raw) and row["modality"] == "image"
+    # Determinism: the same items read again give identical frames (CAS objects reused).
+    source = SOURCE.validate_python({"name": "im", "kind": "images", "paths": ["img/*"], "max_image_pixels": 1_000_000})
+    again = read_items(source, list(discover(source, tmp_path)), media_root)
+    for name in ("documents", "rejects", "quarantine", "files"):
+        assert again.tables[name].equals(result.tables[name])
 
 
 def test_image_bomb_limit_is_configurable(tmp_path):
@@ -110,11 +115,12 @@ def test_audio_good_and_corrupt(tmp_path):
     (d / "f_zero.wav").write_bytes(b"")
     (d / "g_garbage.wav").write_bytes(os.urandom(0) + b"not audio at all " * 20)
     (d / "h_png.wav").write_bytes(_png())
+    (d / "i_flac_named.wav").write_bytes(flac)
     result, media_root = run({"name": "au", "kind": "audio", "paths": ["au/*"]}, tmp_path)
     docs = result.tables["documents"]
     assert [os.path.basename(u) for u in docs["uri"]] == ["a.wav", "b.flac", "c.ogg"]
     q = reasons(result)
-    assert q["zero_byte"] == ("f_zero.wav",) and q["wrong_extension"] == ("h_png.wav",)
+    assert q["zero_byte"] == ("f_zero.wav",) and q["wrong_extension"] == ("h_png.wav", "i_flac_named.wav")
     assert q["truncated"][0] == "d_truncated.wav"
     assert "e_truncated.flac" in q.get("truncated", ()) + q.get("unreadable", ())
     assert "g_garbage.wav" in q["unreadable"]

@@ -206,3 +206,32 @@ def test_unreachable_repository_is_quarantined(tmp_path):
     items, result = run({"name": "x", "kind": "repo", "url_or_path": f"file://{tmp_path}/nope"}, tmp_path)
     assert result.rows_in == 1
     assert result.tables["quarantine"]["reason"].to_list() == ["clone_failed"]
+
+
+def test_file_dependencies_other_languages():
+    from sources.code_order import file_dependencies
+
+    texts = {
+        "web/app.ts": "import { x } from './lib/x';\nconst y = require(\"./y\");\nimport React from 'react';\n",
+        "web/lib/x.ts": "export const x = 1;\n",
+        "web/y.js": "module.exports = 2;\n",
+        "web/lib/index.ts": "export * from './x';\n",
+        "web/main.js": "import './lib';\n",
+        "go.mod": "module example.com/m\n\ngo 1.21\n",
+        "cmd/main.go": 'package main\n\nimport (\n\t"fmt"\n\t"example.com/m/util"\n)\n',
+        "util/u.go": "package util\n",
+        "util/u_test.go": "package util\n",
+        "src/main/java/com/a/App.java": "package com.a;\nimport com.a.model.User;\nimport java.util.List;\n",
+        "src/main/java/com/a/model/User.java": "package com.a.model;\n",
+        "c/main.c": '#include <stdio.h>\n#include "util.h"\n#include "inc/api.h"\n',
+        "c/util.h": "int u(void);\n",
+        "include/inc/api.h": "int api(void);\n",
+    }
+    deps = file_dependencies(texts)
+    assert deps["web/app.ts"] == {"web/lib/x.ts", "web/y.js"}
+    assert deps["web/main.js"] == {"web/lib/index.ts"} and deps["web/lib/index.ts"] == {"web/lib/x.ts"}
+    assert deps["cmd/main.go"] == {"util/u.go"}
+    assert deps["src/main/java/com/a/App.java"] == {"src/main/java/com/a/model/User.java"}
+    assert deps["c/main.c"] == {"c/util.h", "include/inc/api.h"}
+    order = dependency_order(deps)
+    assert sorted(order) == sorted(texts) and order.index("util/u.go") < order.index("cmd/main.go")

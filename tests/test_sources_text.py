@@ -149,3 +149,19 @@ def test_read_items_empty_partition(tmp_path):
     result = read_items(source, [], tmp_path / "media")
     assert result.rows_in == 0 and result.tables["documents"].height == 0
     assert isinstance(SourceItem("e", "u", "p", "f"), SourceItem)
+
+
+def test_row_sink_rollback_keeps_balance():
+    from sources.record import RowSink
+
+    sink = RowSink("s")
+    sink.document(id="a", modality="text", uri="u0", license=None, meta={}, text="x")
+    mark = sink.checkpoint()
+    sink.document(id="b", modality="text", uri="u1", license=None, meta={}, text="y")
+    sink.quarantine(uri="u1#row3", reason="bad_json", error="e")
+    sink.rollback(mark)
+    sink.quarantine(uri="u1", reason="reader_error", error="boom")
+    result = sink.result()
+    assert result.rows_in == 2 and result.tables["documents"]["uri"].to_list() == ["u0"]
+    assert result.tables["quarantine"]["reason"].to_list() == ["reader_error"]
+    assert result.stats == {"documents_text": 1, "quarantined_reader_error": 1}
