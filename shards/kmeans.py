@@ -30,13 +30,18 @@ def assign(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def _plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k-means++ seeding (Arthur & Vassilvitskii 2007), one distance update per new centre."""
     centres = np.empty((k, x.shape[1]), dtype=np.float32)
+    x_sq = np.einsum("ij,ij->i", x, x)
+
+    def sq_dist(c: np.ndarray) -> np.ndarray:  # one mat-vec product, not an (n, d) temporary
+        return np.maximum(x_sq - 2.0 * (x @ c) + float(c @ c), 0.0)
+
     centres[0] = x[rng.integers(len(x))]
-    best = np.sum((x - centres[0]) ** 2, axis=1)
+    best = sq_dist(centres[0])
     for i in range(1, k):
-        total = float(best.sum())
-        j = int(rng.integers(len(x))) if total <= 0 else int(np.searchsorted(np.cumsum(best), rng.random() * total))
+        total = float(best.sum(dtype=np.float64))
+        j = int(rng.integers(len(x))) if total <= 0 else int(np.searchsorted(np.cumsum(best, dtype=np.float64), rng.random() * total))
         centres[i] = x[min(j, len(x) - 1)]
-        best = np.minimum(best, np.sum((x - centres[i]) ** 2, axis=1))
+        best = np.minimum(best, sq_dist(centres[i]))
     return centres
 
 

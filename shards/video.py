@@ -11,7 +11,7 @@ The curated row's meta names the frames and the audio track (both lake media ref
     meta.frames: ["media/ab/..", ..] or [{"media": "media/ab/..", "t": seconds}, ..]
     meta.frame_times: [seconds, ..]     (optional, when frames are plain refs)
     meta.duration: seconds              (optional; plain frames are then evenly spaced)
-    meta.audio: "media/ab/.." | null
+    meta.audio: {"media": "media/ab/..", ...} | "media/ab/.." | null
 At most video.max_frames frames are used, evenly sampled. Without times, the audio units
 are split evenly between the frames.
 """
@@ -62,8 +62,10 @@ def video_refs(meta: object) -> tuple[list[str], str | None, list[float] | None]
     if times is not None:  # time order, stable for equal times
         order = sorted(range(len(frames)), key=lambda i: times[i])
         frames, times = [frames[i] for i in order], [times[i] for i in order]
-    audio = m.get("audio") if isinstance(m.get("audio"), str) else None
-    return frames, audio, times
+    audio = m.get("audio")
+    if isinstance(audio, dict):  # sources/video.py: {"media", "sample_rate", "channels", "frames"}
+        audio = audio.get("media")
+    return frames, audio if isinstance(audio, str) else None, times
 
 
 def sample_frames(n: int, max_frames: int) -> np.ndarray:

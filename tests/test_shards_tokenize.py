@@ -93,7 +93,7 @@ def build_lake(tmp: Path, n_images: int = 12, with_audio: bool = True, with_vide
         rows += [doc(i, "audio", media=put_media(lake, tone_wav(220 * (i + 1), 0.5))) for i in range(3)]
     if with_video:
         frames = [{"media": put_media(lake, smooth_png(100 + k)), "t": k * 0.25} for k in range(4)]
-        rows.append(doc(0, "video", meta={"frames": frames, "audio": put_media(lake, tone_wav(330, 1.0)) if with_audio else None}))
+        rows.append(doc(0, "video", meta={"frames": frames, "audio": {"media": put_media(lake, tone_wav(330, 1.0)), "sample_rate": 8000, "channels": 1, "frames": 8000} if with_audio else None}))
     curated = write_curated(tmp / "curated" / "part-0.parquet", rows)
     cfg = ShardConfig(image={"codebook_size": 256, "kmeans_iters": 10}, audio={"codebook_size": 16, "kmeans_iters": 5},
                       val_fraction=0.25, threads=2)
