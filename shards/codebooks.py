@@ -106,17 +106,16 @@ def _fit_image(refs: list[str], cfg: ShardConfig, lake_root: Path, out_dir: Path
     ic = cfg.image
     per_image = (ic.side // ic.patch) ** 2
     want = max(1, 2 * math.ceil(ic.sample_patches / per_image))  # 2x: patches are subsampled for variety
-    images, failed = [], 0
-    for ref in _hash_order(refs, cfg.seed):
-        if len(images) >= want:
-            break
-        try:
-            images.append(image_mod.load_image(read_media(lake_root, ref), ic.side))
-        except MediaError:
-            failed += 1  # tokenize_partition quarantines these rows with the reason
-    if not images:
+    from shards.media_rows import load_images
+
+    ordered = _hash_order(refs, cfg.seed)
+    stack, failed = np.zeros((0, ic.side, ic.side, 3), np.uint8), 0
+    while len(stack) < want and ordered:  # unreadable images (quarantined later) are replaced by the next ones
+        batch, ordered = ordered[: want - len(stack)], ordered[want - len(stack) :]
+        got, _, bad = load_images(batch, lake_root, ic.side, cfg.threads)
+        stack, failed = np.concatenate([stack, got]), failed + len(bad)
+    if not len(stack):
         return None
-    stack = np.stack(images)
     patches = image_mod.patchify(stack, ic.patch).reshape(-1, ic.patch * ic.patch * 3)
     rng = np.random.default_rng(cfg.seed)
     if len(patches) > ic.sample_patches:
@@ -124,7 +123,7 @@ def _fit_image(refs: list[str], cfg: ShardConfig, lake_root: Path, out_dir: Path
     centroids, facts = kmeans.fit(patches, ic.codebook_size, ic.kmeans_iters, cfg.seed)
     params = {
         "kind": "image_patches", "side": ic.side, "patch": ic.patch, "dim": int(patches.shape[1]),
-        "size": ic.codebook_size, "seed": cfg.seed, "images": len(images), "images_unreadable": failed,
+        "size": ic.codebook_size, "seed": cfg.seed, "images": len(stack), "images_unreadable": failed,
         "psnr_db": round(image_mod.reconstruction_psnr(stack, centroids, ic.patch), 3), **facts,
     }
     params["mse"] = round(params["mse"], 4)

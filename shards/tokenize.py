@@ -93,13 +93,13 @@ def _curated(table: pa.Table, spec: dict, cfg: ShardConfig, lake_root: Path) -> 
     parts.append(tokenize_texts(rows[is_text], pick(col["text"], is_text), spec, cfg.threads))
     m = mod == "image"
     if m.any():
-        parts.append(tokenize_images(rows[m], pick(col["media"], m), spec, lake_root))
+        parts.append(tokenize_images(rows[m], pick(col["media"], m), spec, lake_root, cfg.threads))
     m = mod == "audio"
     if m.any():
-        parts.append(tokenize_audio(rows[m], pick(col["media"], m), spec, lake_root))
+        parts.append(tokenize_audio(rows[m], pick(col["media"], m), spec, lake_root, cfg.threads))
     m = mod == "video"
     if m.any():
-        parts.append(tokenize_videos(rows[m], pick(col["meta"], m), spec, lake_root))
+        parts.append(tokenize_videos(rows[m], pick(col["meta"], m), spec, lake_root, cfg.threads))
     other = ~np.isin(mod, ["text", "code", "image", "audio", "video"])
     unknown.quarantine = [(int(r), "unknown_modality", f"modality {mod[r]!r} is not one of text, code, image, audio, video")
                           for r in rows[other]]

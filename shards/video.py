@@ -84,7 +84,7 @@ def _audio_bounds(n_units: int, times: list[float] | None, n_frames: int, units_
     return np.clip(np.maximum.accumulate(b), 0, n_units)
 
 
-def tokenize_videos(rows: np.ndarray, metas: list, spec: dict, lake_root: Path) -> Encoded:
+def tokenize_videos(rows: np.ndarray, metas: list, spec: dict, lake_root: Path, threads: int = 1) -> Encoded:
     """Tokenize video rows (`metas[i]` is the meta JSON of input row `rows[i]`)."""
     quarantine: list[tuple[int, str, str]] = []
     if load_codebook(spec, "image") is None:
@@ -103,7 +103,7 @@ def tokenize_videos(rows: np.ndarray, metas: list, spec: dict, lake_root: Path) 
     # every frame of every video in one decode pass and one nearest-centroid search
     all_refs = [f for p in plans for f in p[1]]
     owner = np.repeat(np.arange(len(plans)), [len(p[1]) for p in plans]).astype(np.int64)
-    stack, ok, bad = load_images(all_refs, lake_root, spec["image"]["side"])
+    stack, ok, bad = load_images(all_refs, lake_root, spec["image"]["side"], threads)
     broken = {int(owner[i]): (reason, msg) for i, reason, msg in bad}
     codes = image_mod.encode_images(stack, load_codebook(spec, "image"), spec["image"]["patch"])
     blocks_all = image_blocks(codes, spec)
@@ -112,7 +112,7 @@ def tokenize_videos(rows: np.ndarray, metas: list, spec: dict, lake_root: Path) 
     audio_ok: dict[int, np.ndarray] = {}
     truncated = 0
     if has_audio and spec.get("audio") and load_codebook(spec, "audio") is not None:
-        units, lengths, aok, abad, truncated = audio_units([plans[j][2] for j in has_audio], spec, lake_root)
+        units, lengths, aok, abad, truncated = audio_units([plans[j][2] for j in has_audio], spec, lake_root, threads)
         offs = np.concatenate([[0], np.cumsum(lengths)])
         for k, pos in enumerate(aok):
             audio_ok[has_audio[pos]] = units[offs[k] : offs[k + 1]]

@@ -161,17 +161,15 @@ def write_shards(sample_files: list[Path], spec: dict, cfg: ShardConfig, out_dir
     codebooks = _copy_codebooks(spec, out_dir)
     writers = {s: _ShardWriter(s, out_dir, cfg) for s in ("train", "val")}
     for path in sorted(Path(p) for p in sample_files):
-        pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=READ_BATCH_ROWS, columns=SHARD_ROW.names):
-            batch = pa.Table.from_batches([batch]).cast(SHARD_ROW).combine_chunks().to_batches()
-            for b in batch:
-                for split, w in writers.items():
-                    part = b.filter(pc.equal(b.column("split"), split))
-                    if part.num_rows:
-                        w.add(part)
-            unknown = pc.sum(pc.invert(pc.is_in(batch[0].column("split"), pa.array(["train", "val"])))).as_py() if batch else 0
-            if unknown:
+        for raw in pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH_ROWS, columns=SHARD_ROW.names):
+            table = pa.Table.from_batches([raw]).cast(SHARD_ROW).combine_chunks()
+            split = table.column("split")
+            unknown = table.num_rows - (pc.sum(pc.is_in(split, pa.array(["train", "val"]))).as_py() or 0)
+            if unknown:  # samples come from tokenize_partition, which only writes these two
                 raise ValueError(f"{path} has {unknown} rows whose split is neither 'train' nor 'val'")
+            for name, writer in writers.items():
+                for batch in table.filter(pc.equal(split, name)).to_batches():
+                    writer.add(batch)
     shards = writers["train"].finish() + writers["val"].finish()
     totals = {
         "rows": sum(s["rows"] for s in shards), "tokens": sum(s["tokens"] for s in shards),

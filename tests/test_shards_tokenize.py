@@ -137,17 +137,19 @@ def test_text_round_trip_and_spans(lake):
 
 def test_partition_accounts_for_every_row(lake, tmp_path):
     rows = lake["rows"] + [doc(90, "text", text=""), doc(91, "image", media="media/00/" + "0" * 64),
-                           doc(92, "image", media=put_media(lake["lake"], b"not an image")), doc(93, "hologram", text="x")]
+                           doc(92, "image", media=put_media(lake["lake"], b"not an image")), doc(93, "hologram", text="x"),
+                           doc(94, "audio", media=put_media(lake["lake"], b"RIFF not a wav")), doc(95, "video", meta={"duration": 3})]
     path = write_curated(tmp_path / "curated" / "part-1.parquet", rows)
     res = tokenize_partition(path, "curated", lake["spec"], lake["cfg"], lake["lake"])
     t = res.tables
     assert res.rows_in == len(rows) == t["samples"].height + t["rejects"].height + t["quarantine"].height
     assert t["rejects"]["rule"].to_list() == ["empty_text"]
     assert dict(zip(t["quarantine"]["id"], t["quarantine"]["reason"])) == {
-        "image0091": "media_missing", "image0092": "image_decode_error", "hologram0093": "unknown_modality"}
+        "image0091": "media_missing", "image0092": "image_decode_error", "hologram0093": "unknown_modality",
+        "audio0094": "audio_decode_error", "video0095": "video_no_frames"}
     assert set(t["quarantine"]["stage"]) == {"shard"} and set(t["rejects"]["stage"]) == {"shard"}
     assert conform(t["samples"], SHARD_ROW).schema.equals(SHARD_ROW)
-    assert conform(t["quarantine"], QUARANTINE).num_rows == 3 and conform(t["rejects"], REJECT).num_rows == 1
+    assert conform(t["quarantine"], QUARANTINE).num_rows == 5 and conform(t["rejects"], REJECT).num_rows == 1
 
 
 def test_image_tokens_reconstruct_above_25_db(lake):
