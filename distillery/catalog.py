@@ -8,6 +8,7 @@ empty table of the right schema), not missing. Views are rewritten after every s
 from __future__ import annotations
 
 import glob
+import json
 import time
 from pathlib import Path
 
@@ -52,9 +53,18 @@ def view_patterns(cfg: PipelineConfig, lake: Lake) -> dict[str, list[str]]:
         "rejects": globs(every, "rejects") + [str(shard / "samples" / "rejects-*.parquet")],
         "quarantine": globs(every, "quarantine") + [str(shard / "samples" / "quarantine-*.parquet")],
         "ledger": globs(every, "ledger") + [str(shard / "samples" / "ledger-*.parquet")],
-        "shards": [str(shard / "shard-*.parquet")] if (shard / "manifest.json").exists() else [],
+        "shards": _manifest_shards(shard),
         "runs": [str(lake.runs_dir / "*.parquet")],
     }
+
+
+def _manifest_shards(build: Path) -> list[str]:
+    """The shard files a build's manifest lists; none until the manifest (the commit point) exists."""
+    try:
+        manifest = json.loads((build / "manifest.json").read_text())
+    except FileNotFoundError:
+        return []
+    return [str(build / s["file"]) for s in manifest["shards"]]
 
 
 def _matches(pattern: str) -> bool:

@@ -36,6 +36,26 @@ FRAMES = [
     "Small differences in the {a} lead to large differences in the {b} over time.",
     "The report noted that the {a} was stable while the {b} varied widely.",
     "Few people notice the {a}, but everyone depends on the {b} every day.",
+    "Our survey of {n} sites found that a healthy {a} usually meant a healthy {b}.",
+    "Nobody planned the {a}; it grew out of old habits around the {b}.",
+    "Critics say the {b} is overrated, though they rarely mention the {a}.",
+    "Local teachers use the {a} to introduce children to the idea of a {b}.",
+    "During the dry years of {y}, the {a} almost disappeared and the {b} suffered.",
+    "It took {n} attempts before anyone could describe the {a} without exaggerating the {b}.",
+    "Some writers compare the {a} to a clock, with the {b} as its slow hand.",
+    "The museum keeps a model of the {a} next to drawings of the {b}.",
+    "If you ask an expert about the {b}, expect a long answer about the {a}.",
+    "Records from {y} suggest the {a} was once far larger than the {b}.",
+    "Visitors often confuse the {a} with the {b}, an easy mistake to make.",
+    "A short walk reveals how closely the {a} is tied to the {b}.",
+    "Students measured the {a} every morning and logged the {b} each evening.",
+    "Weather, money and luck all affect the {a}, but the {b} reacts most to time.",
+    "Modern tools make the {a} easier to study, yet the {b} still hides surprises.",
+    "The committee argued for {n} hours about whether the {a} or the {b} came first.",
+    "Old photographs show the {a} in a shape that today's {b} could not support.",
+    "Anyone repairing the {a} should first check the condition of the {b}.",
+    "Textbooks from {y} gave the {a} a single page and ignored the {b} entirely.",
+    "Good maps mark the {a} clearly and leave the {b} to the reader's judgment.",
 ]
 JUNK = [
     "Click here. Click here. Click here. Click here. Click here. Click here.",
@@ -57,10 +77,10 @@ REPO_FILES = {
 
 def _article(rng: random.Random, topic: str, sentences: int) -> str:
     words = TOPICS[topic]
-    paras = []
-    for _ in range(max(1, sentences // 4)):
-        para = " ".join(rng.choice(FRAMES).format(a=rng.choice(words), b=rng.choice(words)) for _ in range(4))
-        paras.append(para)
+    frames = rng.sample(FRAMES, sentences)  # no frame twice in one article: real prose repeats little
+    lines = [f.format(a=rng.choice(words), b=rng.choice(words), n=rng.randint(3, 90), y=rng.randint(1890, 2020))
+             for f in frames]
+    paras = [" ".join(lines[i:i + 4]) for i in range(0, len(lines), 4)]
     return f"On {topic}\n\n" + "\n\n".join(paras) + "\n"
 
 
@@ -88,7 +108,7 @@ def _write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> None:
 
 def _png(path: Path, seed: int, shift: int = 0) -> None:
     from PIL import Image
-    y, x = np.mgrid[0:48, 0:64]
+    y, x = np.mgrid[0:192, 0:256]
     r = (x * 4 + seed * 40) % 256
     g = (y * 5 + seed * 70) % 256
     b = ((x + y + shift) * 3 + seed * 25) % 256
