@@ -54,16 +54,28 @@ def _may_contain(parts: tuple[str, ...], pats: tuple[str, ...]) -> bool:
     return bool(_segment_regex(head).match(parts[0])) and _may_contain(parts[1:], rest)
 
 
-def _split_root(pattern: str) -> tuple[str, tuple[str, ...]]:
-    """Split an absolute pattern into its literal root folder and the magic segments below."""
-    parts = Path(pattern).parts
-    root: list[str] = []
-    for i, part in enumerate(parts):
+def _split_root(root: str, pattern_parts: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """Move the pattern's leading literal segments onto `root`; return (root, magic segments).
+
+    Only the pattern is searched for magic characters, so a base_dir whose name contains
+    "[" or "*" is still taken literally.
+    """
+    for i, part in enumerate(pattern_parts):
         if glob.has_magic(part):
-            return os.path.join(*root) if root else os.sep, tuple(parts[i:])
-        root.append(part)
+            return os.path.join(root, *pattern_parts[:i]), tuple(pattern_parts[i:])
     # No magic at all: the pattern names one file.
-    return os.path.join(*root[:-1]) if len(root) > 1 else os.sep, (parts[-1],)
+    return os.path.join(root, *pattern_parts[:-1]), (pattern_parts[-1],)
+
+
+def _readable_kind(entry: os.DirEntry) -> bool:
+    """Regular files (directly or through a symlink) and dangling symlinks (the reader
+    quarantines them); never FIFOs, sockets or devices, whose reads could block forever."""
+    try:
+        if entry.is_file():
+            return True
+        return entry.is_symlink() and not os.path.exists(entry.path)
+    except OSError:
+        return False
 
 
 def _walk(root: str, pats: tuple[str, ...], rel: tuple[str, ...] = ()) -> Iterator[str]:
@@ -83,21 +95,33 @@ def _walk(root: str, pats: tuple[str, ...], rel: tuple[str, ...] = ()) -> Iterat
                 # A directory's files sort after the directory name itself; with names
                 # compared per component this depth-first order is the sorted order.
                 yield from _walk(entry.path, pats, parts)
-        elif _match(parts, pats):
+        elif _match(parts, pats) and _readable_kind(entry):
             yield entry.path
 
 
 def iter_glob(pattern: str, base_dir: Path) -> Iterator[str]:
     """Files matching one glob, sorted, streamed. Relative patterns resolve against base_dir."""
-    expanded = os.path.expanduser(pattern)
-    if not os.path.isabs(expanded):
-        expanded = os.path.join(os.path.abspath(base_dir), expanded)
-    expanded = os.path.normpath(expanded)
-    if not glob.has_magic(expanded):
-        if os.path.lexists(expanded) and not os.path.isdir(expanded):
-            yield expanded
+    expanded = os.path.normpath(os.path.expanduser(pattern))
+    if os.path.isabs(expanded):
+        root, rel = os.sep, expanded.lstrip(os.sep)
+    else:
+        root, rel = os.path.abspath(base_dir), expanded
+    parts = tuple(p for p in rel.split(os.sep) if p)
+    if not parts:
         return
-    root, pats = _split_root(expanded)
+    if not any(glob.has_magic(p) for p in parts):
+        path = os.path.join(root, *parts)
+        if os.path.isfile(path) or (os.path.islink(path) and not os.path.exists(path)):
+            yield path
+        return
+    if ".." in parts:  # keep ".." literal: move it into the root before walking
+        lead = []
+        for p in parts:
+            if glob.has_magic(p):
+                break
+            lead.append(p)
+        root, parts = os.path.normpath(os.path.join(root, *lead)), parts[len(lead):]
+    root, pats = _split_root(root, parts)
     yield from _walk(root, pats)
 
 
@@ -120,5 +144,8 @@ def fingerprint(path: str) -> str:
     try:
         st = os.stat(path)
     except OSError:
-        st = os.lstat(path)
+        try:
+            st = os.lstat(path)
+        except OSError:  # vanished since it was listed: the reader will quarantine it
+            return "missing"
     return f"{st.st_size}:{st.st_mtime_ns}"

@@ -46,6 +46,10 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
     uri = item.uri
     if not open_checks(sink, uri, item.path, IMAGE_KINDS | {None}):
         return
+    # Pillow's own guard reads the global Image.MAX_IMAGE_PIXELS: set it to the configured
+    # limit for this call (and restore it), so a limit above Pillow's default also works.
+    previous_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = source.max_image_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -75,6 +79,8 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
         reason = "truncated" if "truncated" in msg or isinstance(exc, EOFError) else "unreadable"
         sink.quarantine(uri=uri, reason=reason, error=f"{type(exc).__name__}: {msg}")
         return
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
     if orientation in _SWAPS_AXES:
         width, height = height, width
     rid, sha, size = file_hashes("image", Path(item.path))

@@ -2,7 +2,7 @@
 
 A URL (anything with "://", or scp-style user@host:path) is resolved with
 `git ls-remote` at discovery (no clone needed to know the commit) and cloned at read
-time into `<lake>/cache/repos/<sha256(url)[:16]>` (reused and fetched on later runs).
+time into `<lake>/cache/repos/` (a mirror per URL, a checkout per commit; see _cache_clone).
 A local folder that is a git repository is read in place when `ref` is None (tracked
 plus untracked-but-not-ignored files, `git ls-files --cached --others --exclude-standard`)
 and through the cache clone when a ref is given. A plain folder is walked with its
@@ -16,11 +16,13 @@ Listings are sorted by path; symlinks are listed as entries and never followed h
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -181,26 +183,53 @@ def walk_plain(root: Path) -> list[str]:
     return sorted(out)
 
 
-def _cache_clone(url: str, commit: str, cache_root: Path) -> Path:
-    dest = cache_root / hashlib.sha256(url.encode()).hexdigest()[:16]
-    if not (dest / ".git").is_dir():
-        tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        git("clone", "--quiet", "--no-checkout", url, str(tmp))
-        shutil.rmtree(dest, ignore_errors=True)
-        os.replace(tmp, dest)
-    try:
-        git("cat-file", "-e", f"{commit}^{{commit}}", cwd=str(dest))
-    except RepoError:
-        git("fetch", "--quiet", "--tags", "origin", cwd=str(dest))
+@contextmanager
+def _locked(lock_path: Path):
+    """An exclusive advisory lock (flock) shared by every process using the cache."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            git("fetch", "--quiet", "origin", commit, cwd=str(dest))
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _cache_clone(url: str, commit: str, cache_root: Path) -> Path:
+    """A checkout of `commit` of `url` under cache_root, made once and then reused.
+
+    Layout: `<key>.git` is a mirror of the repository (fetched under a lock when the commit
+    is missing) and `<key>/<commit>/` a read-only-by-convention checkout sharing the
+    mirror's objects (`clone --shared`). One folder per commit means two sources reading
+    different refs of the same URL never check out over each other.
+    """
+    key = hashlib.sha256(url.encode()).hexdigest()[:16]
+    mirror = cache_root / f"{key}.git"
+    tree = cache_root / key / commit
+    if (tree / ".git").exists():
+        return tree
+    with _locked(cache_root / f"{key}.lock"):
+        if not mirror.is_dir():
+            tmp = cache_root / f"{key}.git.tmp{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            git("clone", "--quiet", "--mirror", url, str(tmp))
+            os.replace(tmp, mirror)
+        try:
+            git("cat-file", "-e", f"{commit}^{{commit}}", cwd=str(mirror))
         except RepoError:
-            pass  # servers that refuse fetch-by-sha: the tag/branch fetch above must have it
-    git("-c", "advice.detachedHead=false", "checkout", "--quiet", "--force", "--detach", commit, cwd=str(dest))
-    git("clean", "-qfdx", cwd=str(dest))
-    return dest
+            git("fetch", "--quiet", "--prune", "origin", cwd=str(mirror))
+            try:
+                git("cat-file", "-e", f"{commit}^{{commit}}", cwd=str(mirror))
+            except RepoError:  # not on any ref (yet): ask for the commit itself
+                git("fetch", "--quiet", "origin", commit, cwd=str(mirror))
+        if not (tree / ".git").exists():
+            tmp = tree.with_name(f"{commit}.tmp{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            git("clone", "--quiet", "--shared", "--no-checkout", str(mirror), str(tmp))
+            git("-c", "advice.detachedHead=false", "checkout", "--quiet", "--force", "--detach", commit, cwd=str(tmp))
+            os.replace(tmp, tree)
+    return tree
 
 
 def checkout(item: SourceItem, source: RepoSource, cache_root: Path) -> Checkout:

@@ -1,6 +1,7 @@
 """The `repo` kind: file-level code records plus one repo-level record per repository.
 
-For each listed file (sorted; see repo_fetch for listing and .gitignore):
+For each listed file (sorted; see repo_fetch for listing and .gitignore; files matching the
+source's `exclude` patterns are left out of the listing like ignored files):
   symlink    leaving the repository -> quarantine symlink_escape (never opened);
              dangling -> quarantine broken_symlink; to a folder -> reject symlink_dir;
              to a file inside the repository -> read through it.
@@ -23,6 +24,7 @@ rows_in per repository = listed files + 1 (the repo-level record).
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from pathlib import Path
 
@@ -107,10 +109,14 @@ def _read_files(sink: RowSink, source: RepoSource, item: SourceItem, co: Checkou
             sink.reject(modality="code", uri=uri, rule="submodule", value=0.0, meta=meta)
             continue
         try:
-            size = os.path.getsize(path)
+            st = os.stat(path)
         except OSError as exc:
             sink.quarantine(uri=uri, reason="unreadable", error=f"{type(exc).__name__}: {exc}")
             continue
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+            sink.quarantine(uri=uri, reason="unreadable", error="not a regular file")
+            continue
+        size = st.st_size
         rule = code_files.path_rule(rel, size, source.max_file_bytes)
         if rule:
             sink.reject(modality="code", uri=uri, rule=rule[0], value=rule[1], meta={**meta, "bytes": size})

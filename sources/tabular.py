@@ -14,8 +14,9 @@ cannot be counted.
 
 Hot path: parsing is Polars/pyarrow batch calls; the id hash is one hashlib call per row
 in a list comprehension (hashlib has no vectorized form; bench/gather.py measures it
-against a plain read of the same files). JSONL batches that Polars cannot parse fall back
-to json.loads per line, only for that batch, to pin the bad line.
+against a plain read of the same files). JSONL batches are parsed by pyarrow with an
+explicit schema (strict types, other fields ignored); a batch it refuses falls back to
+json.loads per line, only for that batch, to pin the bad line.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import os
 import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from sources.config import CsvSource, JsonlSource, ParquetSource
@@ -161,21 +163,45 @@ def _emit_rows(sink, source, fmt, uri, df, rows):
             start = i
 
 
+def _fast_jsonl(block: bytes, source: JsonlSource, id_type: pa.DataType) -> pl.DataFrame:
+    """Strict pyarrow parse of a batch: only when every text value is a string or null.
+
+    pyarrow refuses a number/object/list where the schema says string (Polars would coerce
+    it), so any such row sends the batch to the per-line path, which decides per row.
+    """
+    fields = [(source.text_field, pa.string())]
+    if source.id_field:
+        fields.append((source.id_field, id_type))
+    if source.license_field and source.license_field not in (source.text_field, source.id_field):
+        fields.append((source.license_field, pa.string()))
+    table = pajson.read_json(
+        io.BytesIO(block),
+        read_options=pajson.ReadOptions(use_threads=False, block_size=len(block) + 1),
+        parse_options=pajson.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="ignore"),
+    )
+    return pl.from_arrow(table)
+
+
 def read_jsonl(sink: RowSink, source: JsonlSource, item: SourceItem) -> None:
     if not _precheck(sink, item, {None}):
         return
     row = 0
+    id_type = pa.string()  # switched to int64 for files whose ids are numbers
     with open(item.path, "rb") as fh:
         while lines := list(itertools.islice(fh, source.batch_rows)):
             n_records = sum(1 for line in lines if not line.isspace())
+            block = b"".join(lines)
             df = None
-            try:
-                df = pl.read_ndjson(io.BytesIO(b"".join(lines)), infer_schema_length=None)
-            except Exception:  # Polars raises ComputeError/others on any bad line
-                df = None
-            if df is not None and df.height == n_records and (
-                source.text_field not in df.columns or df.schema[source.text_field] in (pl.String, pl.Null)
-            ):
+            for _ in range(2):
+                try:
+                    df = _fast_jsonl(block, source, id_type)
+                    break
+                except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                    if source.id_field and f"Column(/{source.id_field})" in str(exc) and id_type == pa.string():
+                        id_type = pa.int64()
+                        continue
+                    break
+            if df is not None and df.height == n_records:
                 _emit_batch(sink, source, "jsonl", item.uri, df, row)
                 row += n_records
             else:

@@ -192,3 +192,14 @@ def test_video_sampling_audio_and_corrupt(tmp_path):
     assert not list((media_root / ".tmp").iterdir())  # no temporary audio left from the bad files
     for row in docs.iter_rows(named=True):
         assert row["id"] == content_id("video", open(row["uri"], "rb").read())
+
+
+def test_image_limit_above_pillow_default(tmp_path):
+    # 10000 x 9000 = 90 Mpx, above Pillow's default 89.5 Mpx guard: the configured limit rules.
+    assert 10000 * 9000 > Image.MAX_IMAGE_PIXELS
+    (tmp_path / "wide.png").write_bytes(_png((10000, 9000), "1"))
+    before = Image.MAX_IMAGE_PIXELS
+    result, _ = run({"name": "im", "kind": "images", "paths": ["*.png"], "max_image_pixels": 100_000_000}, tmp_path)
+    assert result.tables["documents"].height == 1 and Image.MAX_IMAGE_PIXELS == before
+    strict, _ = run({"name": "im", "kind": "images", "paths": ["*.png"], "max_image_pixels": 50_000_000}, tmp_path)
+    assert strict.tables["quarantine"]["reason"].to_list() == ["decompression_bomb"]

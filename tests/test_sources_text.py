@@ -165,3 +165,26 @@ def test_row_sink_rollback_keeps_balance():
     assert result.rows_in == 2 and result.tables["documents"]["uri"].to_list() == ["u0"]
     assert result.tables["quarantine"]["reason"].to_list() == ["reader_error"]
     assert result.stats == {"documents_text": 1, "quarantined_reader_error": 1}
+
+
+def test_jsonl_numeric_ids_and_numbers_as_text(tmp_path):
+    rows = [{"text": f"t{i}", "id": i} for i in range(4)] + [{"text": 12, "id": 4}]
+    (tmp_path / "n.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, result = run({"name": "n", "kind": "jsonl", "paths": ["n.jsonl"], "id_field": "id", "batch_rows": 2}, tmp_path)
+    docs = result.tables["documents"]
+    assert docs["text"].to_list() == ["t0", "t1", "t2", "t3", "12"]
+    assert [json.loads(m)["source_id"] for m in docs["meta"]] == ["0", "1", "2", "3", "4"]
+
+
+def test_discover_literal_base_dir_fifo_and_single_file(tmp_path):
+    base = tmp_path / "odd[1]*name"
+    (base / "x").mkdir(parents=True)
+    (base / "x" / "a.txt").write_text("a")
+    (base / "x" / "b.txt").write_text("b")
+    os.mkfifo(base / "x" / "pipe.txt")  # must never be opened: a read would block
+    source = SOURCE.validate_python({"name": "t", "kind": "files", "paths": ["x/*.txt"]})
+    assert [os.path.basename(i.path) for i in discover(source, base)] == ["a.txt", "b.txt"]
+    single = SOURCE.validate_python({"name": "t", "kind": "files", "paths": ["x/b.txt", "x/missing.txt"]})
+    assert [os.path.basename(i.path) for i in discover(single, base)] == ["b.txt"]
+    up = SOURCE.validate_python({"name": "t", "kind": "files", "paths": ["../odd[[]1]*/x/a.txt", "./x/../x/*.txt"]})
+    assert [os.path.relpath(i.path, base) for i in discover(up, base)] == ["x/a.txt", "x/b.txt"]
