@@ -3,7 +3,8 @@
 Precedence, first hit wins:
   1. an `SPDX-License-Identifier:` line in the file's first 30 lines       (how: "spdx_header")
   2. the nearest LICENSE/LICENCE/COPYING* file in the file's folder or above,
-     identified by key phrases of the license texts                       (how: "license_file")
+     identified by key phrases of the license texts; several different ones in one
+     folder (LICENSE-MIT + LICENSE-APACHE) give "A OR B"                    (how: "license_file")
   3. package metadata at the repository root: pyproject.toml ([project].license,
      [tool.poetry].license), package.json "license", Cargo.toml, setup.cfg (how: "package_metadata")
   4. the source's configured `license`                                      (how: "config")
@@ -111,15 +112,17 @@ class LicenseIndex:
 
     def __init__(self, root: Path, files: list[str], default: str | None) -> None:
         self.root = root
-        self.by_dir: dict[str, str] = {}
+        found: dict[str, set[str]] = {}
         for rel in files:
             folder, _, name = rel.rpartition("/")
-            if _LICENSE_NAMES.match(name) and folder not in self.by_dir:
+            if _LICENSE_NAMES.match(name):
                 path = root / rel
                 if path.is_file() and not path.is_symlink():
                     spdx = spdx_from_text(_read(path) or "")
                     if spdx:
-                        self.by_dir[folder] = spdx
+                        found.setdefault(folder, set()).add(spdx)
+        # Several license files in one folder (LICENSE-MIT + LICENSE-APACHE) = a choice.
+        self.by_dir = {folder: " OR ".join(sorted(ids)) for folder, ids in found.items()}
         self.package = package_license(root)
         self.default = default
 

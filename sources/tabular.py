@@ -6,8 +6,8 @@ are not records). meta = {"format", "row", "source_id" (when id_field is set)}.
 
 Per-row problems are quarantined per row: malformed JSON (bad_json), a line that is not
 a JSON object (bad_row), invalid UTF-8 (bad_encoding), a missing/null text field
-(missing_field), a text field that is an object/list (bad_field_type). Numbers in the text
-field are taken as their decimal text (what Polars' JSON reader does). A malformed CSV
+(missing_field), a text field that is an object/list/boolean (bad_field_type). A number
+in the text field is taken as its decimal text (the same in the fast and per-line paths). A malformed CSV
 row is quarantined as bad_row. A file-level failure (not Parquet, truncated, a CSV that
 stops decoding midway) quarantines the unread remainder as ONE row, since its rows
 cannot be counted.
@@ -116,7 +116,7 @@ def _precheck(sink: RowSink, item: SourceItem, allowed: set[str | None]) -> bool
 
 # -- JSONL ------------------------------------------------------------------------------
 def _slow_jsonl(sink: RowSink, source: JsonlSource, uri: str, lines: list[bytes], first_row: int) -> int:
-    """json.loads line by line (only for batches Polars rejected). Returns records seen."""
+    """json.loads line by line (only for batches the strict pyarrow parse refused). Returns records seen."""
     records: list[dict] = []
     rows: list[int] = []
     r = first_row
@@ -134,7 +134,7 @@ def _slow_jsonl(sink: RowSink, source: JsonlSource, uri: str, lines: list[bytes]
                 sink.quarantine(uri=f"{uri}#row{r}", reason="bad_row", error=f"JSON {type(obj).__name__}, not an object")
             else:
                 value = obj.get(source.text_field)
-                if isinstance(value, (dict, list)):
+                if isinstance(value, (dict, list, bool)):
                     sink.quarantine(uri=f"{uri}#row{r}", reason="bad_field_type",
                                     error=f"{source.text_field!r} is a JSON {type(value).__name__}")
                 else:
@@ -236,7 +236,8 @@ def read_csv(sink: RowSink, source: CsvSource, item: SourceItem) -> None:
     try:
         reader = pacsv.open_csv(
             item.path,
-            read_options=pacsv.ReadOptions(encoding=encoding, block_size=4 << 20),
+            # Single-threaded: the invalid-row callback then fires in file order (determinism).
+            read_options=pacsv.ReadOptions(encoding=encoding, block_size=4 << 20, use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=source.delimiter, newlines_in_values=True,
                                               invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types={f: pa.string() for f in wanted},

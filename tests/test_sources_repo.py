@@ -235,3 +235,24 @@ def test_file_dependencies_other_languages():
     assert deps["c/main.c"] == {"c/util.h", "include/inc/api.h"}
     order = dependency_order(deps)
     assert sorted(order) == sorted(texts) and order.index("util/u.go") < order.index("cmd/main.go")
+
+
+def test_license_detection_texts_and_metadata(tmp_path):
+    from sources.license_detect import LicenseIndex, spdx_from_text
+
+    assert spdx_from_text(MIT) == "MIT"
+    assert spdx_from_text("Apache License\nVersion 2.0, January 2004\nhttp://www.apache.org/licenses/") == "Apache-2.0"
+    assert spdx_from_text("GNU LESSER GENERAL PUBLIC LICENSE\nVersion 3, 29 June 2007\nGNU General Public License") == "LGPL-3.0"
+    assert spdx_from_text("Redistribution and use in source and binary forms ... Neither the name of") == "BSD-3-Clause"
+    assert spdx_from_text("All rights reserved. Do not copy.") is None
+    apache = "Apache License\nVersion 2.0, January 2004\n"
+    write(tmp_path, {"LICENSE-MIT": MIT, "LICENSE-APACHE": apache, "vendor2/COPYING": apache, "a.py": "x=1\n",
+                     "vendor2/b.py": "y=2\n", "pyproject.toml": '[project]\nname = "x"\nlicense = "BSD-2-Clause"\n'})
+    files = ["LICENSE-APACHE", "LICENSE-MIT", "a.py", "pyproject.toml", "vendor2/COPYING", "vendor2/b.py"]
+    index = LicenseIndex(tmp_path, files, default="CC0-1.0")
+    assert index.for_file("a.py", "x=1\n") == ("Apache-2.0 OR MIT", "license_file")
+    assert index.for_file("vendor2/b.py", "y=2\n") == ("Apache-2.0", "license_file")
+    assert index.for_file("a.py", "# SPDX-License-Identifier: MPL-2.0\n") == ("MPL-2.0", "spdx_header")
+    bare = LicenseIndex(tmp_path, ["a.py", "pyproject.toml"], default="CC0-1.0")
+    assert bare.for_file("a.py", "x=1\n") == ("BSD-2-Clause", "package_metadata")
+    assert LicenseIndex(tmp_path / "vendor2", ["b.py"], default="CC0-1.0").repo_license() == ("CC0-1.0", "config")
