@@ -5,7 +5,8 @@ lives at `<lake>/media/<sha[:2]>/<sha>` and DOCUMENT.media holds the reference r
 to the lake root, `media/<sha[:2]>/<sha>`. Writes go to a temporary name in the same
 folder and are moved in place with os.replace, so a reader never sees a half-written
 object and two writers of the same bytes race harmlessly. An existing object is never
-rewritten (same name = same bytes).
+rewritten (same name = same bytes). Files a reader builds before knowing their hash (a
+video's audio track) are written under `media_root/.tmp` and moved in by `adopt_file`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 MEDIA_PREFIX = "media"
@@ -28,7 +30,19 @@ def object_path(media_root: Path, sha: str) -> Path:
 
 
 def _tmp_name(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    """A fresh temporary name next to `target` (unique across processes and threads)."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.name[:16]}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def temp_file(media_root: Path, suffix: str) -> Path:
+    """An empty temporary file under `media_root/.tmp` for a reader to fill, then `adopt_file`."""
+    tmp_dir = Path(media_root) / ".tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(suffix=suffix, dir=tmp_dir)
+    os.close(fd)
+    return Path(name)
 
 
 def put_bytes(media_root: Path, data: bytes) -> str:

@@ -21,9 +21,7 @@ stop well before the declared duration: see TRUNCATION_COVERAGE).
 from __future__ import annotations
 
 import io
-import os
 import struct
-import tempfile
 import wave
 from pathlib import Path
 
@@ -32,7 +30,7 @@ import av
 from sources.config import VideoSource
 from sources.item import SourceItem
 from sources.media_checks import open_checks
-from sources.media_store import adopt_file, put_bytes, put_file
+from sources.media_store import adopt_file, put_bytes, put_file, temp_file
 from sources.record import RowSink, file_hashes
 from sources.sniff import VIDEO_KINDS
 
@@ -72,11 +70,7 @@ class _AudioTrack:
         self.channels = min(stream.codec_context.channels or 1, 2)
         self.rate = stream.codec_context.sample_rate or stream.rate
         self.resampler = av.AudioResampler(format="s16", layout="mono" if self.channels == 1 else "stereo", rate=self.rate)
-        tmp_dir = media_root / ".tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(suffix=".wav", dir=tmp_dir)
-        os.close(fd)
-        self.path = Path(name)
+        self.path = temp_file(media_root, ".wav")
         self.wav = wave.open(str(self.path), "wb")
         self.wav.setnchannels(self.channels)
         self.wav.setsampwidth(2)
