@@ -23,7 +23,7 @@ class ImageTokenizerConfig(BaseModel):
     patch: int = Field(4, ge=1, description="patch edge in pixels; side must be a multiple")
     codebook_size: int = Field(256, ge=2)
     kmeans_iters: int = Field(20, ge=1)
-    sample_patches: int = Field(65536, ge=16, description="patches sampled from the data to fit the codebook")
+    sample_patches: int = Field(32768, ge=16, description="patches sampled from the data to fit the codebook")
 
     @model_validator(mode="after")
     def _patch_divides_side(self) -> "ImageTokenizerConfig":
@@ -48,7 +48,7 @@ class AudioTokenizerConfig(BaseModel):
     hop_ms: float = Field(20.0, gt=0)
     codebook_size: int = Field(128, ge=2)
     kmeans_iters: int = Field(20, ge=1)
-    sample_frames: int = Field(65536, ge=16, description="log-mel frames sampled from the data to fit the codebook")
+    sample_frames: int = Field(32768, ge=16, description="log-mel frames sampled from the data to fit the codebook")
     max_seconds: float = Field(60.0, gt=0, description="audio beyond this is cut (counted in stats audio_truncated)")
 
 

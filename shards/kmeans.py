@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 CHUNK_ROWS = 8192
+INIT_POINTS_PER_CENTRE = 16
 
 
 def assign(x: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +56,10 @@ def fit(x: np.ndarray, k: int, iters: int, seed: int) -> tuple[np.ndarray, dict]
     if len(x) == 0:
         raise ValueError("k-means needs at least one point")
     rng = np.random.default_rng(seed)
-    c = _plus_plus(x, k, rng)
+    # seed on a subsample: k-means++ is k sequential passes, and INIT_POINTS_PER_CENTRE
+    # candidates per centre already spread the seeds over the data (Lloyd then uses all points)
+    init = x if len(x) <= INIT_POINTS_PER_CENTRE * k else x[np.sort(rng.choice(len(x), INIT_POINTS_PER_CENTRE * k, replace=False))]
+    c = _plus_plus(init, k, rng)
     inertia = float("nan")
     for _ in range(iters):
         labels, dist = assign(x, c)
