@@ -100,10 +100,12 @@ def build_lake(tmp: Path, n_images: int = 12, with_audio: bool = True, with_vide
     return {"lake": lake, "curated": curated, "rows": rows, "cfg": cfg}
 
 
-@pytest.fixture
-def lake(tmp_path):
-    built = build_lake(tmp_path)
-    built["spec"] = fit_codebooks([built["curated"]], built["cfg"], built["lake"], tmp_path / "codebooks")
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    """One lake + codebooks for the module (tests only add files to it, under new names)."""
+    tmp = tmp_path_factory.mktemp("shards-lake")
+    built = build_lake(tmp)
+    built["spec"] = fit_codebooks([built["curated"]], built["cfg"], built["lake"], tmp / "codebooks")
     return built
 
 

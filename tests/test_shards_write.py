@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -38,9 +39,16 @@ def build_shards(tmp: Path, cfg_update: dict | None = None) -> dict:
     return {**built, "cfg": cfg, "spec": spec, "samples": sample_files, "manifest": manifest, "dir": tmp / "shards"}
 
 
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory):
+    return build_shards(tmp_path_factory.mktemp("shards-build"))
+
+
 @pytest.fixture
-def built(tmp_path):
-    return build_shards(tmp_path)
+def built(built_once, tmp_path):
+    """A private copy of the module's shard build (tests corrupt it)."""
+    shutil.copytree(built_once["dir"], tmp_path / "shards")
+    return {**built_once, "manifest": copy.deepcopy(built_once["manifest"]), "dir": tmp_path / "shards"}
 
 
 def test_manifest_lists_every_file_and_verify_passes(built):
@@ -118,6 +126,12 @@ def test_verify_names_a_flipped_byte(built):
     path.write_bytes(bytes(data))
     problems = verify(built["dir"])
     assert any(p.startswith(entry["file"]) and "sha256" in p and "corrupted" in p for p in problems)
+    other = built["manifest"]["shards"][1]["file"]
+    (built["dir"] / other).unlink()
+    (built["dir"] / built["manifest"]["codebooks"][0]["file"]).write_bytes(b"PAR1")
+    problems = verify(built["dir"])
+    assert f"{other}: listed in the manifest but missing from {built['dir']}" in problems
+    assert any("codebook 'image' sha256 differs" in p for p in problems)
 
 
 def test_verify_names_an_out_of_vocabulary_token(built):
