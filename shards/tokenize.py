@@ -110,11 +110,11 @@ def _curated(table: pa.Table, spec: dict, cfg: ShardConfig, lake_root: Path) -> 
     return concat_encoded(parts), keys
 
 
-def _traces(table: pa.Table, spec: dict, cfg: ShardConfig, verdicts: tuple[str, ...]) -> tuple[Encoded, dict]:
+def _traces(table: pa.Table, spec: dict, cfg: ShardConfig, verdicts: tuple[str, ...], lake_root: Path) -> tuple[Encoded, dict]:
     rows = np.arange(table.num_rows, dtype=np.int64)
     enc = tokenize_traces(rows, table.column("messages").to_pylist(), table.column("reasoning").to_pylist(),
                           table.column("answer").to_pylist(), table.column("verdict").to_pylist(),
-                          tuple(verdicts), spec, cfg.threads)
+                          tuple(verdicts), spec, cfg.threads, lake_root)
     ids = table.column("id").to_pylist()
     srcs = [s or [] for s in table.column("source_ids").to_pylist()]
     keys = {"ids": ids, "sources": table.column("source").to_pylist(), "modalities": ["text"] * len(ids),
@@ -163,7 +163,7 @@ def tokenize_partition(input_file: Path, kind: Literal["curated", "traces"], spe
         rejects = _curated_rejects(table, enc)
     elif kind == "traces":
         table = _read(Path(input_file), TRACE)
-        enc, keys = _traces(table, spec, cfg, tuple(verdicts))
+        enc, keys = _traces(table, spec, cfg, tuple(verdicts), Path(lake_root))
         rejects = _trace_rejects(table, enc, keys)
     else:
         raise ValueError(f"kind must be 'curated' or 'traces', not {kind!r}")

@@ -253,3 +253,28 @@ def test_split_is_per_id_and_follows_the_source_document(lake, tmp_path):
     res_t = tokenize_partition(write_traces(tmp_path / "t.parquet", traces), "traces", lake["spec"], cfg, lake["lake"])
     for r in res_t.tables["samples"].iter_rows(named=True):
         assert r["split"] == split[r["parents"][0]]
+
+
+def test_trace_with_an_image_prompt_tokenizes_the_image_without_loss(lake, tmp_path):
+    spec = lake["spec"]
+    ref = next(r["media"] for r in lake["rows"] if r["id"] == "image0004")
+    content = [{"type": "text", "text": "Describe the picture."}, {"type": "image_url", "image_url": {"url": ref}},
+               {"type": "text", "text": "One line."}]
+    missing = [{"type": "text", "text": "And this?"}, {"type": "image_url", "image_url": {"url": "media/00/" + "0" * 64}}]
+    rows = [{"id": "m1", "source_ids": ["image0004"], "messages": json.dumps([{"role": "user", "content": content}]),
+             "reasoning": "Waves of colour.", "answer": "Smooth colour bands.", "verdict": "pass"},
+            {"id": "m2", "source_ids": ["image0005"], "messages": json.dumps([{"role": "user", "content": missing}]),
+             "reasoning": "r", "answer": "a", "verdict": "pass"}]
+    res = tokenize_partition(write_traces(tmp_path / "mt.parquet", rows), "traces", spec, lake["cfg"], lake["lake"])
+    assert res.tables["quarantine"]["reason"].to_list() == ["media_missing"]
+    r = res.tables["samples"].row(0, named=True)
+    kinds = [(s["kind"], s["loss"]) for s in r["spans"]]
+    assert kinds == [("prompt", False), ("image", False), ("prompt", False), ("reasoning", True), ("answer", True)]
+    toks = r["tokens"]
+    pieces = [toks[s["start"] : s["start"] + s["length"]] for s in r["spans"]]
+    assert decode_text(pieces[0], spec) == "<|user|>Describe the picture."
+    assert len(pieces[1]) == 74 and pieces[1][0] == spec["vocab"]["special"]["<|boi|>"]
+    assert decode_text(pieces[2], spec) == "One line.<|assistant|>"
+    assert decode_text(pieces[4], spec) == "Smooth colour bands.<|eos|>"
+    assert r["n_image_tokens"] == 74 and r["n_text_tokens"] == len(toks) - 74
+    assert sum(s["length"] for s in r["spans"]) == len(toks)
