@@ -18,6 +18,7 @@ import email.parser
 import hashlib
 import json
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -301,12 +302,21 @@ def _run_batch(state: _State, batch: dict, data: bytes) -> None:
     batch["status"] = "completed"
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # socketserver's default of 5 resets bursts of new connections
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hung up (its timeout, a test's fault) is not a server error."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 def start_server(
     host: str = "127.0.0.1", port: int = 0, faults: FaultPlan | None = None, latency_s: float = 0.0
 ) -> ServerHandle:
     """Serve the reference teacher from a background thread; port 0 picks a free port."""
-    httpd = ThreadingHTTPServer((host, port), _Handler)
-    httpd.daemon_threads = True
+    httpd = _Server((host, port), _Handler)
     httpd.state = _State(faults, latency_s)  # type: ignore[attr-defined]
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -1,0 +1,40 @@
+"""Batch API mode: request file -> upload -> batch -> poll -> output into the same cache."""
+
+from __future__ import annotations
+
+from teacher import DistillConfig, distill_partition
+from teacher.faults import Fault, FaultPlan
+from teacher.problems import arithmetic_problems, problems_frame
+from teacher.server import start_server
+
+SOLVE = {"name": "solve", "template": "solve", "verify": "math"}
+
+
+def test_batch_round_trip_and_resume(tmp_path):
+    problems = arithmetic_problems(5, seed=21, digits=3)
+    server = start_server(faults=FaultPlan([Fault("server_error", problems[2]["question"], times=2)]))
+    try:
+        rows = problems_frame(problems)
+        cfg = DistillConfig(base_url=server.url, tasks=[SOLVE], mode="batch", batch_poll_s=0.02, n_samples=2)
+        first = distill_partition(rows, cfg, tmp_path / "cache", tmp_path)
+        assert first.rows_in == 5 and first.stats["batches_created"] == 1
+        assert first.stats["kept"] == 4 and first.stats["quarantined"] == 1
+        assert first.tables["quarantine"]["reason"].to_list() == ["teacher_http_500"]  # both samples failed
+        assert sorted(set(first.tables["traces"]["verdict"])) == ["pass"]
+        assert server.stats.completed == 8
+        files = sorted(p.name for p in (tmp_path / "cache" / "_batches").iterdir())
+        assert len(files) == 1 and files[0].endswith(".jsonl")  # state file removed once collected
+
+        second = distill_partition(rows, cfg, tmp_path / "cache", tmp_path)  # resubmits only the failure
+        assert second.stats["kept"] == 5 and second.stats["batches_created"] == 1
+        assert server.stats.completed == 10 and max(server.stats.by_request.values()) == 1
+        requests = server.stats.requests
+        third = distill_partition(rows, cfg, tmp_path / "cache", tmp_path)
+        assert server.stats.requests == requests and "batches_created" not in third.stats
+        assert third.tables["traces"].equals(second.tables["traces"])
+
+        online = cfg.model_copy(update={"mode": "online"})  # same keys: online reuses batch answers
+        fourth = distill_partition(rows, online, tmp_path / "cache", tmp_path)
+        assert server.stats.requests == requests and fourth.tables["traces"].equals(third.tables["traces"])
+    finally:
+        server.stop()
