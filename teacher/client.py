@@ -73,8 +73,11 @@ def retry_after_s(headers: object) -> float | None:
         try:
             return max(0.0, float(value))
         except ValueError:
-            when = email.utils.parsedate_to_datetime(value)
-            return max(0.0, when.timestamp() - time.time()) if when else None
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None
+            return max(0.0, when.timestamp() - time.time())
     return None
 
 
@@ -164,6 +167,9 @@ class Requester:
             except openai.APIConnectionError as exc:
                 cause = exc.__cause__ or exc
                 reason, error = "teacher_connection_error", self.scrub(f"{type(cause).__name__}: {cause}")
+            except openai.APIError as exc:  # anything else the client reports: not worth a retry
+                reason, error = "teacher_error", self.scrub(f"{type(exc).__name__}: {exc}")
+                break
             else:
                 if not body.strip():
                     reason, error = "teacher_empty_response", "HTTP 200 with an empty body"

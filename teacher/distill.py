@@ -117,18 +117,28 @@ async def _retry_truncated(requester, cfg, prompts, results, max_tokens, media_r
 
 
 def _traces(prompts, results, cfg: DistillConfig, budget: Budget) -> list[dict]:
-    """One TRACE record per sample that produced an answer (verdict filled in later)."""
-    traces = []
+    """One TRACE record per distinct sample that produced an answer (verdicts filled in later).
+
+    Two prompts that sent exactly the same request (identical rows under one task) share
+    one answer, so they share one trace, whose source_ids lists both rows.
+    """
+    traces: dict[str, dict] = {}
     for p in prompts:
         for i, req, answer, sample in results[id(p)]:
             if answer.completion is None or sample_problem(sample) is not None:
+                continue
+            cache_key = req.key if "n" not in req.params else f"{req.key}#{i}"
+            if cache_key in traces:
+                seen = traces[cache_key]
+                if p.row["id"] not in seen["source_ids"]:
+                    seen["source_ids"].append(p.row["id"])
+                seen["_prompts"].append(id(p))
                 continue
             shared = len(answer.completion.samples) or 1  # server-side n: usage split evenly
             first = sample.index == answer.completion.samples[0].index
             p_tok = answer.completion.prompt_tokens // shared + (answer.completion.prompt_tokens % shared if first else 0)
             c_tok = answer.completion.completion_tokens // shared + (answer.completion.completion_tokens % shared if first else 0)
-            cache_key = req.key if "n" not in req.params else f"{req.key}#{i}"
-            traces.append({
+            traces[cache_key] = {
                 "id": hashlib.sha256(cache_key.encode()).hexdigest()[:32],
                 "source_ids": [p.row["id"]], "source": p.row.get("source"), "task": p.task.name,
                 "sample_index": i, "model": req.model, "messages": canonical_json(p.messages),
@@ -136,9 +146,9 @@ def _traces(prompts, results, cfg: DistillConfig, budget: Budget) -> list[dict]:
                 "verdict": "unverified", "verdict_detail": "", "finish_reason": sample.finish_reason,
                 "prompt_tokens": p_tok, "completion_tokens": c_tok,
                 "cost": budget.cost(req.model, p_tok, c_tok), "cache_key": cache_key,
-                "_prompt": id(p), "_verify": p.task.verify,
-            })  # fmt: skip
-    return traces
+                "_prompts": [id(p)], "_verify": p.task.verify,
+            }  # fmt: skip
+    return list(traces.values())
 
 
 def _question_of(messages_json: str) -> str:
@@ -203,7 +213,8 @@ def _frame(records: list[dict], schema: pa.Schema) -> pl.DataFrame:
 def _assemble(rows, prompts, results, traces, cfg: DistillConfig, requester: Requester) -> PartitionResult:
     by_prompt: dict[int, list[dict]] = {}
     for t in traces:
-        by_prompt.setdefault(t["_prompt"], []).append(t)
+        for prompt_id in t["_prompts"]:
+            by_prompt.setdefault(prompt_id, []).append(t)
     reject_rows, reject_values, quarantine = [], [], []
     stats = {"prompts": len(prompts), "kept": 0, "rejected": 0, "quarantined": 0, "traces": len(traces)}
     for p in prompts:
@@ -228,7 +239,7 @@ def _assemble(rows, prompts, results, traces, cfg: DistillConfig, requester: Req
                                "error": requester.scrub(f"task {p.task.name}: {message}")})  # fmt: skip
     for t in traces:
         stats["traces_accepted"] = stats.get("traces_accepted", 0) + _accepted(t, cfg)
-        for key in ("_prompt", "_verify"):
+        for key in ("_prompts", "_verify"):
             t.pop(key)
     rejects = rows.select(DOCUMENT.names)[reject_rows].with_columns(
         stage=pl.lit(STAGE), rule=pl.lit("verification_failed"), value=pl.Series(reject_values, dtype=pl.Float64)

@@ -211,3 +211,12 @@ def test_empty_partition(server, tmp_path):
     result = distill_partition(frame([]), config(server.url, [SOLVE]), tmp_path / "c", tmp_path)
     assert result.rows_in == 0 and all(t.height == 0 for t in result.tables.values())
     balanced(result)
+
+
+def test_identical_prompts_share_one_request_and_trace(server, tmp_path):
+    one = doc("What is 20 + 22?", source="arithmetic", uri="a#1")
+    two = dict(one, id="f" * 32, uri="b#7")  # same text from another place
+    result = distill_partition(frame([one, two]), config(server.url, [SOLVE], rpm=6000, tpm=1_000_000), tmp_path / "c", tmp_path)
+    balanced(result)
+    assert server.stats.completed == 1 and result.stats["kept"] == 2
+    assert result.tables["traces"]["source_ids"].to_list() == [[one["id"], two["id"]]]

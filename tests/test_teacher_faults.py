@@ -146,3 +146,16 @@ def test_planted_key_never_leaks(tmp_path, monkeypatch):
     assert key not in repr(result.stats)
     for f in (tmp_path / "c").rglob("*"):
         assert not f.is_file() or key.encode() not in f.read_bytes()
+
+
+def test_retry_after_forms():
+    from email.utils import format_datetime
+    from datetime import datetime, timedelta, timezone
+
+    from teacher.client import retry_after_s
+
+    assert retry_after_s({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert retry_after_s({"retry-after": "3"}) == 3.0
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    assert 20 < retry_after_s({"retry-after": later}) <= 30
+    assert retry_after_s({"retry-after": "soon"}) is None and retry_after_s({}) is None
