@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -134,10 +135,9 @@ def _traces(prompts, results, cfg: DistillConfig, budget: Budget) -> list[dict]:
                     seen["source_ids"].append(p.row["id"])
                 seen["_prompts"].append(id(p))
                 continue
-            shared = len(answer.completion.samples) or 1  # server-side n: usage split evenly
-            first = sample.index == answer.completion.samples[0].index
-            p_tok = answer.completion.prompt_tokens // shared + (answer.completion.prompt_tokens % shared if first else 0)
-            c_tok = answer.completion.completion_tokens // shared + (answer.completion.completion_tokens % shared if first else 0)
+            done = answer.completion
+            p_tok = _share(done.prompt_tokens, done.samples, sample)
+            c_tok = _share(done.completion_tokens, done.samples, sample)
             traces[cache_key] = {
                 "id": hashlib.sha256(cache_key.encode()).hexdigest()[:32],
                 "source_ids": [p.row["id"]], "source": p.row.get("source"), "task": p.task.name,
@@ -151,9 +151,15 @@ def _traces(prompts, results, cfg: DistillConfig, budget: Budget) -> list[dict]:
     return list(traces.values())
 
 
-def _question_of(messages_json: str) -> str:
-    import json
+def _share(total: int, samples: list[Sample], sample: Sample) -> int:
+    """A sample's part of a response's usage: server-side n reports one usage for n samples,
+    split evenly here, with the remainder on the first sample so the parts sum to the whole."""
+    parts = len(samples) or 1
+    return total // parts + (total % parts if sample.index == samples[0].index else 0)
 
+
+def _question_of(messages_json: str) -> str:
+    """The text of the last user message (what the judge is shown as the question)."""
     for message in reversed(json.loads(messages_json)):
         if message["role"] == "user":
             content = message["content"]
@@ -171,10 +177,10 @@ async def _verify(requester: Requester, cfg: DistillConfig, traces: list[dict], 
     for t in by_kind.get("none", []):
         t["verdict"], t["verdict_detail"] = "unverified", "the task verifies nothing"
     jobs = []
-    if by_kind.get("math"):
-        jobs.append((by_kind["math"], verify_math([(t["answer"], t["reference"]) for t in by_kind["math"]], cfg.verify_timeout_s)))
-    if by_kind.get("code"):
-        jobs.append((by_kind["code"], verify_code([(t["answer"], t["reference"]) for t in by_kind["code"]], cfg.verify_timeout_s)))
+    for kind, verifier in (("math", verify_math), ("code", verify_code)):
+        if by_kind.get(kind):
+            pairs = [(t["answer"], t["reference"]) for t in by_kind[kind]]
+            jobs.append((by_kind[kind], verifier(pairs, cfg.verify_timeout_s)))
     if by_kind.get("judge"):
         jobs.append((by_kind["judge"], _judge(requester, cfg, by_kind["judge"], media_root)))
     for group, verdicts in zip([g for g, _ in jobs], await asyncio.gather(*(j for _, j in jobs))):
@@ -187,7 +193,8 @@ async def _judge(requester, cfg: DistillConfig, traces: list[dict], media_root: 
     params = {"temperature": 0.0, "max_tokens": cfg.judge_max_tokens, "seed": 0}
     reqs = []
     for t in traces:
-        text = JUDGE_TEMPLATE.format(question=_question_of(t["messages"]), reference=t["reference"] or "", answer=t["answer"])
+        question = _question_of(t["messages"])
+        text = JUDGE_TEMPLATE.format(question=question, reference=t["reference"] or "", answer=t["answer"])
         reqs.append(make_request(cfg, model, [{"role": "user", "content": text}], params, 0, media_root))
     answers = await _execute(requester, cfg, reqs)
     verdicts = []
@@ -233,7 +240,9 @@ def _assemble(rows, prompts, results, traces, cfg: DistillConfig, requester: Req
                 problems = [(i, a.reason, a.error) if a.completion is None else (i, *sample_problem(s))
                             for i, _, a, s in results[id(p)]]  # fmt: skip
                 i, reason, message = problems[0]
-                message = f"sample {i}: {message}" + (f" ({len(problems)} of {len(problems)} samples failed)" if len(problems) > 1 else "")
+                if len(problems) > 1:
+                    message += f" (all {len(problems)} samples failed)"
+                message = f"sample {i}: {message}"
             quarantine.append({"stage": STAGE, "source": p.row.get("source"), "uri": p.row.get("uri"),
                                "id": p.row.get("id"), "reason": reason,
                                "error": requester.scrub(f"task {p.task.name}: {message}")})  # fmt: skip

@@ -281,6 +281,7 @@ def _run_batch(state: _State, batch: dict, data: bytes) -> None:
         item = json.loads(line)
         body = item.get("body") or {}
         state.stats.count()
+        time.sleep(state.latency_s)  # a batch takes its time too (lets tests catch it running)
         fault = state.faults.pick(user_text(body.get("messages") or [])[0])
         record = {"id": f"batch_req_{batch['id']}_{n}", "custom_id": item.get("custom_id"), "error": None}
         if fault is not None and fault.kind in ("rate_limit", "server_error"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from teacher import DistillConfig, distill_partition
+import pytest
+
+from teacher import BatchPending, DistillConfig, distill_partition
 from teacher.faults import Fault, FaultPlan
 from teacher.problems import arithmetic_problems, problems_frame
 from teacher.server import start_server
@@ -36,5 +38,22 @@ def test_batch_round_trip_and_resume(tmp_path):
         online = cfg.model_copy(update={"mode": "online"})  # same keys: online reuses batch answers
         fourth = distill_partition(rows, online, tmp_path / "cache", tmp_path)
         assert server.stats.requests == requests and fourth.tables["traces"].equals(third.tables["traces"])
+    finally:
+        server.stop()
+
+
+def test_pending_batch_is_resumed_not_resubmitted(tmp_path):
+    server = start_server(latency_s=0.1)
+    try:
+        rows = problems_frame(arithmetic_problems(4, seed=22, digits=2))
+        impatient = DistillConfig(base_url=server.url, tasks=[SOLVE], mode="batch", batch_poll_s=0.02, batch_wait_s=0.01)
+        with pytest.raises(BatchPending):
+            distill_partition(rows, impatient, tmp_path / "cache", tmp_path)
+        states = [p for p in (tmp_path / "cache" / "_batches").iterdir() if p.suffix == ".json"]
+        assert len(states) == 1  # the batch id is remembered
+        patient = impatient.model_copy(update={"batch_wait_s": None})
+        result = distill_partition(rows, patient, tmp_path / "cache", tmp_path)
+        assert result.stats["kept"] == 4 and "batches_created" not in result.stats  # same batch, collected
+        assert server.stats.completed == 4 and len(server.stats.by_request) == 4
     finally:
         server.stop()
