@@ -163,7 +163,11 @@ class MinHashConfig(_Section):
     ngram: int = 5
     seed: int = 1
     hash_bits: Literal[64] = 64
-    threshold: float | None = 0.8  # verify LSH candidates: signature agreement >= this; None keeps all
+    threshold: float | None = 0.8  # verify LSH candidates: estimated Jaccard >= this; None keeps all
+    # Bottom-k sketch (the k smallest 32-bit shingle hashes) used to verify candidates: exact
+    # Jaccard for documents with <= k distinct shingles, else an estimate with sd ~ sqrt(J(1-J)/k).
+    # None verifies with the MinHash signature instead (sd ~ sqrt(J(1-J)/112), smaller keys).
+    sketch_size: int | None = 512
 
 
 class DedupConfig(_Section):

@@ -5,7 +5,8 @@ Keys (one row per curated row):
                  whitespace folded); image/video: the CAS sha256 of the raw bytes (from the
                  media reference); audio: sha256 of the decoded samples (+ rate, channels),
                  so one recording stored as WAV and as FLAC has one key.
-  signature      list[u64] MinHash signature (text/code), bands list[u64] its LSH band hashes.
+  signature      list[u64] MinHash signature (text/code), bands list[u64] its LSH band hashes,
+  sketch         list[u32] bottom-k sketch of the shingles (verifies LSH candidates).
   phash          u64 pHash (images); frame_phashes list[u64] (videos, sampled frames).
 
 Survivor rule: within every cluster of duplicates the row with the smallest `order` survives.
@@ -13,8 +14,8 @@ Callers give existing lake rows smaller orders than new rows, so existing rows a
 then earlier partitions, then earlier rows. Only rows of `new` are reported.
 Exact duplicates are found first; near-duplicates are looked for among the rest:
   minhash  rows sharing a band bucket are candidate pairs (bucketed in Polars); a pair is kept
-           when its signatures agree on >= `minhash.threshold` of positions (estimated
-           Jaccard); kept pairs are joined into clusters with a numpy union-find.
+           when its Jaccard estimated from the bottom-k sketches (or, without sketches,
+           the signatures' agreement) is >= `minhash.threshold`; kept pairs are joined into clusters with a numpy union-find.
   phash    image pairs whose pHash Hamming distance (DuckDB bit_count(a xor b)) <= bound.
   video    video pairs whose sampled frames are all within the bound, position by position.
   audio    identical decoded samples (the audio rows' exact key).
@@ -30,6 +31,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from filters import minhash, phash
 from filters.config import CurateConfig
@@ -37,7 +39,7 @@ from filters.media import media_path
 
 KEY_SCHEMA = {
     "id": pl.Utf8, "modality": pl.Utf8, "exact": pl.Utf8,
-    "signature": pl.List(pl.UInt64), "bands": pl.List(pl.UInt64),
+    "signature": pl.List(pl.UInt64), "bands": pl.List(pl.UInt64), "sketch": pl.List(pl.UInt32),
     "phash": pl.UInt64, "frame_phashes": pl.List(pl.UInt64),
 }
 DUP_SCHEMA = {"order": pl.Int64, "id": pl.Utf8, "duplicate_of": pl.Utf8, "method": pl.Utf8, "similarity": pl.Float64}
@@ -66,16 +68,27 @@ def dedup_keys(curated: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> pl.
         exact[t_idx] = duckdb.sql("select md5(v) as h from norm_df order by i").pl()["h"].to_numpy()
     mh = cfg.dedup.minhash
     num_perm = mh.num_bands * mh.rows_per_band
-    sig_col = [None] * n
-    band_col = [None] * n
+    sig_col = pl.Series("signature", [None] * n, dtype=pl.List(pl.UInt64))
+    band_col = pl.Series("bands", [None] * n, dtype=pl.List(pl.UInt64))
+    sketch_col = pl.Series("sketch", [None] * n, dtype=pl.List(pl.UInt32))
     if mh.enabled and len(t_idx):
         doc, sh = minhash.shingles(norm, mh.ngram)
         sig, has = minhash.signatures(doc, sh, len(t_idx), num_perm, mh.seed)
         bands = minhash.band_hashes(sig, mh.num_bands, mh.rows_per_band)
-        for j, i in enumerate(t_idx):  # building list cells; the hashing above is vectorized
-            if has[j]:
-                sig_col[i] = sig[j]
-                band_col[i] = bands[j]
+        rows = t_idx[has]
+        sub = pl.DataFrame({
+            "_row": rows,
+            "signature": pl.Series(sig[has]).cast(pl.List(pl.UInt64)),
+            "bands": pl.Series(bands[has]).cast(pl.List(pl.UInt64)),
+        })
+        if mh.sketch_size:
+            offsets, values = minhash.bottom_k(doc, sh, len(t_idx), mh.sketch_size)
+            lists = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.uint32()))
+            sub = sub.with_columns(pl.Series("sketch", pl.from_arrow(lists)).gather(np.flatnonzero(has)))
+        placed = pl.DataFrame({"_row": np.arange(n)}).join(sub, on="_row", how="left").sort("_row")
+        sig_col, band_col = placed["signature"], placed["bands"]
+        if mh.sketch_size:
+            sketch_col = placed["sketch"]
     refs = curated["media"].to_list()
     phashes = [None] * n
     frames = [None] * n
@@ -104,8 +117,9 @@ def dedup_keys(curated: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> pl.
     return pl.DataFrame({
         "id": curated["id"], "modality": curated["modality"],
         "exact": pl.Series(exact, dtype=pl.Utf8),
-        "signature": pl.Series([None if s is None else s.tolist() for s in sig_col], dtype=pl.List(pl.UInt64)),
-        "bands": pl.Series([None if b is None else b.tolist() for b in band_col], dtype=pl.List(pl.UInt64)),
+        "signature": sig_col,
+        "bands": band_col,
+        "sketch": sketch_col,
         "phash": pl.Series(phashes, dtype=pl.UInt64),
         "frame_phashes": pl.Series([None if f is None else f.tolist() for f in frames], dtype=pl.List(pl.UInt64)),
     }, schema=KEY_SCHEMA)
@@ -138,6 +152,32 @@ def _agreement(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (sig[a] == sig[b]).mean(axis=1) if len(a) else np.zeros(0)
 
 
+def sketch_jaccard(sketches: pl.Series, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Jaccard estimate per pair (a[i], b[i]) from bottom-k sketches: among the k smallest
+    values of the union of the two sketches, the share present in both. Exact when both
+    documents have at most k distinct shingles. One Polars group-by over all pairs."""
+    if len(a) == 0:
+        return np.zeros(0)
+    k = int(sketches.list.len().max())
+    pair = np.arange(len(a))
+    sk = pl.DataFrame({"sketch": sketches}).with_row_index("_pos")
+    sides = [
+        pl.DataFrame({"pair": pair, "_pos": idx.astype(np.uint32)}).join(sk, on="_pos").select("pair", "sketch")
+        for idx in (a, b)
+    ]
+    long = pl.concat(sides).explode("sketch")
+    agg = (
+        long.group_by("pair", "sketch").agg(pl.len().alias("n"))
+        .sort("pair", "sketch")
+        .with_columns(pl.int_range(pl.len()).over("pair").alias("rank"))
+        .filter(pl.col("rank") < k)
+        .group_by("pair").agg((pl.col("n") == 2).mean().alias("j"))
+    )
+    out = np.zeros(len(a))
+    out[agg["pair"].to_numpy()] = agg["j"].to_numpy()
+    return out
+
+
 def _hamming(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     z = np.bitwise_xor(x, y)
     return np.unpackbits(z.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1) if len(z) else np.zeros(0, int)
@@ -148,6 +188,13 @@ def _cluster_dups(keys: pl.DataFrame, u: np.ndarray, v: np.ndarray) -> tuple[np.
     label = components(keys.height, u, v)
     dup = np.flatnonzero((label != np.arange(keys.height)) & keys["is_new"].to_numpy())
     return dup, label[dup]
+
+
+def num_perm_of(keys: pl.DataFrame) -> int:
+    lens = keys["signature"].list.len().unique()
+    if len(lens) != 1:
+        raise ValueError(f"signatures of different lengths {lens.to_list()}: keys made with different minhash settings")
+    return int(lens[0])
 
 
 def find_duplicates(new: pl.DataFrame, existing: pl.DataFrame | None, cfg: CurateConfig) -> pl.DataFrame:
@@ -189,14 +236,16 @@ def find_duplicates(new: pl.DataFrame, existing: pl.DataFrame | None, cfg: Curat
             .filter(pl.col("_next").is_not_null()).select("_pos", "_next").unique()
         )
         u, v = cand["_pos"].to_numpy().astype(np.int64), cand["_next"].to_numpy().astype(np.int64)
-        sig = np.array(tk["signature"].to_list(), dtype=np.uint64)
+        sig = tk["signature"].cast(pl.Array(pl.UInt64, num_perm_of(tk))).to_numpy()
+        use_sketch = bool(mh.sketch_size) and tk["sketch"].null_count() == 0
+        estimate = (lambda a, b: sketch_jaccard(tk["sketch"], a, b)) if use_sketch else (lambda a, b: _agreement(sig, a, b))
         if mh.threshold is not None and len(u):
-            keep = _agreement(sig, u, v) >= mh.threshold
+            keep = estimate(u, v) >= mh.threshold
             u, v = u[keep], v[keep]
         dup, surv = _cluster_dups(tk, u, v)
         out.append(pl.DataFrame({
             "order": tk["order"].gather(dup), "id": tk["id"].gather(dup), "duplicate_of": tk["id"].gather(surv),
-            "method": ["minhash"] * len(dup), "similarity": _agreement(sig, dup, surv)}))
+            "method": ["minhash"] * len(dup), "similarity": estimate(dup, surv)}))
 
     # 3. images: Hamming distance of pHashes in DuckDB.
     ik = keys.filter(pl.col("phash").is_not_null()).with_row_index("_pos")

@@ -29,7 +29,7 @@ def stats(texts: pl.Series, cfg: FineWebConfig) -> pl.DataFrame:
     lines = lines.with_columns(
         pl.col("piece").str.contains(TERMINAL).alias("punct"),
         (pl.col("piece").str.len_chars() <= cfg.short_line_length).alias("short"),
-        (pl.int_range(pl.len()).over(["doc", "piece"]) > 0).alias("dup"),
+        ~pl.struct("doc", "piece").is_first_distinct().alias("dup"),
         pl.col("piece").str.len_chars().alias("len"),
     )
     agg = lines.group_by("doc").agg(

@@ -20,7 +20,7 @@ import polars as pl
 
 from filters.config import GopherQualityConfig, GopherRepetitionConfig
 from filters.rules import Rule, rule_if
-from filters.textsplit import ngram_hashes, per_doc, split_regex, splitlines, words
+from filters.textsplit import ngram_hashes, per_doc, split_regex, splitlines, splitmix64, words
 
 # A "symbol word" is made only of punctuation, symbols, controls (datatrove's PUNCTUATION_SET).
 _NON_SYMBOL_CHAR = r"[^\p{P}\p{S}\p{Cc}\s]"
@@ -29,7 +29,7 @@ _NON_SYMBOL_CHAR = r"[^\p{P}\p{S}\p{Cc}\s]"
 def _dup_counts(frame: pl.DataFrame, n_docs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per doc: number of pieces, number of repeated pieces, characters in repeated pieces."""
     f = frame.with_columns(
-        (pl.int_range(pl.len()).over(["doc", "piece"]) > 0).alias("dup"),
+        ~pl.struct("doc", "piece").is_first_distinct().alias("dup"),
         pl.col("piece").str.len_chars().alias("len"),
     )
     agg = f.group_by("doc").agg(
@@ -71,13 +71,16 @@ def repetition_stats(texts: pl.Series, cfg: GopherRepetitionConfig) -> pl.DataFr
         if len(starts):
             chars = csum[starts + k] - csum[starts] + (k - 1)  # " ".join length
             grams = pl.DataFrame({"doc": doc[starts], "start": starts, "g": g, "chars": chars})
+            # Counter.most_common(1): the highest count, ties to the n-gram seen first.
             top = (
                 grams.group_by("doc", "g")
                 .agg(pl.len().alias("count"), pl.col("start").min(), pl.col("chars").first())
-                .sort(["doc", "count", "start"], descending=[False, True, False])
-                .group_by("doc", maintain_order=True)
-                .first()
-                .with_columns((pl.col("count") * pl.col("chars")).alias("top_chars"))
+                .with_columns(
+                    (pl.col("count").cast(pl.Int64) * (1 << 40) - pl.col("start")).alias("score"),
+                    (pl.col("count") * pl.col("chars")).alias("top_chars"),
+                )
+                .group_by("doc")
+                .agg(pl.col("top_chars").get(pl.col("score").arg_max()))
             )
             col = _safe_div(per_doc(top, n, "top_chars", np.nan), text_len)
         out[f"gr_top_{k}_gram"] = col
@@ -86,9 +89,9 @@ def repetition_stats(texts: pl.Series, cfg: GopherRepetitionConfig) -> pl.DataFr
         starts, g = ngram_hashes(wh, doc, k)
         covered_chars = np.zeros(n)
         if len(starts):
-            rep = pl.DataFrame({"g": g, "doc": doc[starts]}).select(
-                (pl.int_range(pl.len()).over(["doc", "g"]) > 0).alias("rep")
-            )["rep"].to_numpy()
+            # (doc, n-gram) in one u64 key; a repeat is any occurrence after the first.
+            key = splitmix64(g ^ (doc[starts].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+            rep = ~pl.Series(key).is_first_distinct().to_numpy()
             rs = starts[rep]
             # Mark the words under every repeated occurrence: +1 at start, -1 after end.
             diff = np.zeros(len(wh) + 1, dtype=np.int64)
