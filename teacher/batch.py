@@ -46,7 +46,7 @@ async def run_batch(requester: Requester, requests: list[Request]) -> list[Answe
         held, sendable = [], []
         for r in reqs:  # reserve in order; the first that does not fit stops the rest
             reservation = None if held and held[-1] is None else requester.budget.reserve(
-                model, r.prompt_tokens, r.params.get("max_tokens", 0))  # fmt: skip
+                model, r.prompt_tokens, r.max_output_tokens)  # fmt: skip
             held.append(reservation)
             if reservation is None:
                 answers[r.key] = Answer(None, "budget_exhausted", "the budget does not cover this request", refused=True)

@@ -20,6 +20,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +93,7 @@ class ResponseCache:
         """Move an unusable body out of the way (kept for inspection, not served again)."""
         src = self.path(key)
         if src.exists():
-            dest = self.root / "_set_aside" / f"{key}.{os.getpid()}.{threading.get_ident()}.json"
+            dest = self.root / "_set_aside" / f"{key}.{time.time_ns()}.{os.getpid()}.json"
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dest)
 

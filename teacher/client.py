@@ -58,6 +58,11 @@ class Request:
     params: dict  # sampling parameters, exactly as hashed into the key
     prompt_tokens: int  # estimate, for the buckets and the budget
 
+    @property
+    def max_output_tokens(self) -> int:
+        """The most output this request can be billed for (n samples of max_tokens each)."""
+        return int(self.params.get("max_tokens", 0)) * int(self.params.get("n", 1))
+
 
 def retry_after_s(headers: object) -> float | None:
     """Seconds the server asked us to wait (retry-after-ms, then Retry-After seconds or date)."""
@@ -127,7 +132,7 @@ class Requester:
         """Answer `req` from the cache or the server (see module docstring)."""
         if (hit := self.cached(req)) is not None:
             return hit
-        held = self.budget.reserve(req.model, req.prompt_tokens, req.params.get("max_tokens", 0))
+        held = self.budget.reserve(req.model, req.prompt_tokens, req.max_output_tokens)
         if held is None:
             return Answer(None, "budget_exhausted", "the budget does not cover this request", refused=True)
         try:
@@ -144,7 +149,7 @@ class Requester:
         reason, error = "teacher_error", "not attempted"
         for attempt in range(self.cfg.max_retries + 1):
             await self.rpm.take(1)
-            await self.tpm.take(req.prompt_tokens + req.params.get("max_tokens", 0))
+            await self.tpm.take(req.prompt_tokens + req.max_output_tokens)
             self.stats["requests"] += 1
             delay = None
             try:

@@ -78,6 +78,7 @@ class DistillConfig(BaseModel):
     max_tokens: int = Field(default=4096, ge=1)
     seed: int | None = 0  # sample i is sent with seed + i so separate requests differ
     truncation_retry_max_tokens: int | None = None  # one retry with this budget on length
+    max_prompt_tokens: int | None = Field(default=None, ge=1)  # longer prompts: quarantined unsent
 
     # transport
     concurrency: int = Field(default=8, ge=1)

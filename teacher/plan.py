@@ -66,15 +66,21 @@ def sampling_params(cfg: DistillConfig, sample: int | None, max_tokens: int | No
 
 
 def make_request(
-    cfg: DistillConfig, model: str, messages: list[dict], params: dict, sample: int | str, media_root: Path
+    cfg: DistillConfig,
+    model: str,
+    messages: list[dict],
+    params: dict,
+    sample: int | str,
+    media_root: Path,
+    size: int | None = None,
 ) -> Request:
-    """A request for `messages` whose key addresses exactly what is sent."""
+    """A request for `messages` whose key addresses exactly what is sent (`size`: its prompt tokens)."""
     return Request(
         key=request_key(cfg.base_url, model, messages, params, sample),
         model=model,
         messages=lambda: to_wire(messages, media_root),
         params=params,
-        prompt_tokens=prompt_tokens(messages),
+        prompt_tokens=prompt_tokens(messages) if size is None else size,
     )
 
 
@@ -95,12 +101,20 @@ def plan_prompts(rows: pl.DataFrame, cfg: DistillConfig, media_root: Path) -> li
         except PromptError as exc:
             prompt.error = exc
             continue
+        size = prompt_tokens(prompt.messages)
+        if cfg.max_prompt_tokens is not None and size > cfg.max_prompt_tokens:
+            prompt.error = PromptError(
+                "prompt_too_long", f"prompt has ~{size} tokens, over max_prompt_tokens={cfg.max_prompt_tokens}"
+            )
+            continue
         prompt.reference = reference_for(prompt.task.verify, prompt.row, meta)
         if cfg.server_side_n and cfg.n_samples > 1:
             params = sampling_params(cfg, None)
-            prompt.requests.append((make_request(cfg, cfg.model, prompt.messages, params, "all", media_root), None))
+            request = make_request(cfg, cfg.model, prompt.messages, params, "all", media_root, size)
+            prompt.requests.append((request, None))
         else:
             for i in range(cfg.n_samples):
                 params = sampling_params(cfg, i)
-                prompt.requests.append((make_request(cfg, cfg.model, prompt.messages, params, i, media_root), i))
+                request = make_request(cfg, cfg.model, prompt.messages, params, i, media_root, size)
+                prompt.requests.append((request, i))
     return prompts

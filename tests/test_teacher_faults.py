@@ -159,3 +159,45 @@ def test_retry_after_forms():
     later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
     assert 20 < retry_after_s({"retry-after": later}) <= 30
     assert retry_after_s({"retry-after": "soon"}) is None and retry_after_s({}) is None
+
+
+def test_persistent_malformed_and_empty_bodies_are_quarantined_and_set_aside(tmp_path):
+    problems = arithmetic_problems(3, seed=13, digits=2)
+    plan = FaultPlan([Fault("malformed", problems[0]["question"], times=None), Fault("empty", problems[1]["question"], times=None)])
+    server = start_server(faults=plan)
+    try:
+        rows = problems_frame(problems)
+        result = distill_partition(rows, config(server.url, max_retries=1), tmp_path / "c", tmp_path)
+    finally:
+        server.stop()
+    reasons = dict(zip(result.tables["quarantine"]["id"], result.tables["quarantine"]["reason"]))
+    assert reasons == {rows["id"][0]: "teacher_malformed", rows["id"][1]: "teacher_empty_response"}
+    assert result.stats["kept"] == 1
+    set_aside = list((tmp_path / "c").rglob("_set_aside/*.json"))
+    assert len(set_aside) == 2  # both malformed attempts kept for inspection, never served as answers
+
+
+def test_prompt_too_long_is_quarantined_unsent(tmp_path):
+    server = start_server()
+    try:
+        problems = arithmetic_problems(2, seed=14, digits=2)
+        problems[0]["question"] += " Please. " * 200
+        rows = problems_frame(problems)
+        result = distill_partition(rows, config(server.url, max_prompt_tokens=200), tmp_path / "c", tmp_path)
+        assert result.tables["quarantine"]["reason"].to_list() == ["prompt_too_long"]
+        assert server.stats.requests == 1 and result.stats["kept"] == 1
+    finally:
+        server.stop()
+
+
+def test_server_side_n_reserves_n_times_max_tokens(tmp_path):
+    server = start_server()
+    try:
+        rows = problems_frame(arithmetic_problems(1, seed=15, digits=2))
+        # one answer would fit in the budget, four samples of max_tokens would not
+        cfg = config(server.url, n_samples=4, server_side_n=True, max_tokens=100, budget_tokens=300)
+        with pytest.raises(BudgetExhausted):
+            distill_partition(rows, cfg, tmp_path / "c", tmp_path)
+        assert server.stats.requests == 0
+    finally:
+        server.stop()
