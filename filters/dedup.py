@@ -152,13 +152,13 @@ def _agreement(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (sig[a] == sig[b]).mean(axis=1) if len(a) else np.zeros(0)
 
 
-def sketch_jaccard(sketches: pl.Series, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def sketch_jaccard(sketches: pl.Series, a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
     """Jaccard estimate per pair (a[i], b[i]) from bottom-k sketches: among the k smallest
     values of the union of the two sketches, the share present in both. Exact when both
-    documents have at most k distinct shingles. One Polars group-by over all pairs."""
+    documents have at most k distinct shingles (k = the sketch size the keys were made with).
+    One Polars group-by over all pairs."""
     if len(a) == 0:
         return np.zeros(0)
-    k = int(sketches.list.len().max())
     pair = np.arange(len(a))
     sk = pl.DataFrame({"sketch": sketches}).with_row_index("_pos")
     sides = [
@@ -202,10 +202,16 @@ def find_duplicates(new: pl.DataFrame, existing: pl.DataFrame | None, cfg: Curat
 
     Returns one row per duplicate: order, id, duplicate_of, method, similarity.
     """
-    cols = list(KEY_SCHEMA) + ["order"]
-    frames = [new.select(cols).with_columns(pl.lit(True).alias("is_new"))]
+    def prepared(keys: pl.DataFrame, is_new: bool) -> pl.DataFrame:
+        # key columns a caller did not compute (e.g. no sketches) read as null
+        missing = [pl.lit(None, dtype=t).alias(c) for c, t in KEY_SCHEMA.items() if c not in keys.columns]
+        return keys.with_columns(missing).select(
+            [pl.col(c).cast(t) for c, t in KEY_SCHEMA.items()] + [pl.col("order").cast(pl.Int64)]
+        ).with_columns(pl.lit(is_new).alias("is_new"))
+
+    frames = [prepared(new, True)]
     if existing is not None and existing.height:
-        frames.insert(0, existing.select(cols).with_columns(pl.lit(False).alias("is_new")))
+        frames.insert(0, prepared(existing, False))
     keys = pl.concat(frames).sort("order")
     out: list[pl.DataFrame] = []
     if keys.height == 0 or not cfg.dedup.enabled:
@@ -238,7 +244,7 @@ def find_duplicates(new: pl.DataFrame, existing: pl.DataFrame | None, cfg: Curat
         u, v = cand["_pos"].to_numpy().astype(np.int64), cand["_next"].to_numpy().astype(np.int64)
         sig = tk["signature"].cast(pl.Array(pl.UInt64, num_perm_of(tk))).to_numpy()
         use_sketch = bool(mh.sketch_size) and tk["sketch"].null_count() == 0
-        estimate = (lambda a, b: sketch_jaccard(tk["sketch"], a, b)) if use_sketch else (lambda a, b: _agreement(sig, a, b))
+        estimate = (lambda a, b: sketch_jaccard(tk["sketch"], a, b, mh.sketch_size)) if use_sketch else (lambda a, b: _agreement(sig, a, b))
         if mh.threshold is not None and len(u):
             keep = estimate(u, v) >= mh.threshold
             u, v = u[keep], v[keep]

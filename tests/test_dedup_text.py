@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
 from filters import CurateConfig, dedup_keys, find_duplicates, minhash
 from filters.dedup import components
@@ -107,3 +108,31 @@ def test_union_find_components():
     assert label.tolist() == [0, 1, 1, 1, 4, 4]
     chain = components(5, np.array([3, 2, 1, 0]), np.array([4, 3, 2, 1]))
     assert chain.tolist() == [0, 0, 0, 0, 0]
+
+
+def test_sketch_verification_is_exact_for_short_docs_and_signature_fallback():
+    rng = random.Random(4)
+    base = doc(rng, 200)  # < 512 shingles: the bottom-k sketch holds the whole set
+    near = edit(base, rng, 3)
+    k = keys_of([" ".join(base), " ".join(near)])
+    dups = find_duplicates(k, None, CurateConfig())
+    assert dups["similarity"][0] == pytest.approx(jaccard(" ".join(base), " ".join(near)))
+    no_sketch = CurateConfig.model_validate({"dedup": {"minhash": {"sketch_size": None}}})
+    k2 = keys_of([" ".join(base), " ".join(near)], no_sketch)
+    assert k2["sketch"].null_count() == 2
+    dups2 = find_duplicates(k2.drop("sketch"), None, no_sketch)
+    assert dups2.select("id", "duplicate_of", "method").rows() == [("d1", "d0", "minhash")]
+    assert abs(dups2["similarity"][0] - dups["similarity"][0]) < 0.15
+
+
+def test_verification_threshold_rejects_weak_candidates():
+    rng = random.Random(5)
+    base = doc(rng, 200)
+    mid = edit(base, rng, 9)  # Jaccard ~0.6-0.75: may share a band, must not pass verification
+    j = jaccard(" ".join(base), " ".join(mid))
+    assert 0.5 < j < 0.8
+    k = keys_of([" ".join(base), " ".join(mid)])
+    assert find_duplicates(k, None, CurateConfig()).height == 0
+    loose = CurateConfig.model_validate({"dedup": {"minhash": {"threshold": j - 0.01}}})
+    shared_band = len(set(k["bands"][0]) & set(k["bands"][1])) > 0
+    assert find_duplicates(k, None, loose).height == int(shared_band)
