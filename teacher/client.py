@@ -132,14 +132,14 @@ class Requester:
         """Answer `req` from the cache or the server (see module docstring)."""
         if (hit := self.cached(req)) is not None:
             return hit
-        held = self.budget.reserve(req.model, req.prompt_tokens, req.max_output_tokens)
-        if held is None:
-            return Answer(None, "budget_exhausted", "the budget does not cover this request", refused=True)
-        try:
-            async with self.slots:
+        async with self.slots:  # reserve only once a slot is free: at most `concurrency` held
+            held = self.budget.reserve(req.model, req.prompt_tokens, req.max_output_tokens)
+            if held is None:
+                return Answer(None, "budget_exhausted", "the budget does not cover this request", refused=True)
+            try:
                 return await self._send(req)
-        finally:
-            self.budget.release(held)
+            finally:
+                self.budget.release(held)
 
     async def _send(self, req: Request) -> Answer:
         try:

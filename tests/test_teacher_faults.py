@@ -92,7 +92,9 @@ def test_budget_stops_and_next_run_resumes_without_repaying(tmp_path):
         with pytest.raises(BudgetExhausted):
             distill_partition(rows, capped, tmp_path / "c", tmp_path)
         paid = server.stats.completed
-        assert 0 < paid < 10
+        # worst case 200 + ~40 tokens is held per request in flight, actual use is ~140: the
+        # budget fits 4 answers; holding worst cases for all 10 queued prompts would allow 2
+        assert 3 <= paid < 10
         # same budget again: the spend is recomputed from the cache, so at most what is left
         # of the limit is spent, and nothing is paid twice
         with pytest.raises(BudgetExhausted):
