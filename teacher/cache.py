@@ -110,9 +110,14 @@ class Spend:
 
 
 def usage_of(body: bytes) -> tuple[int, int]:
-    """(prompt_tokens, completion_tokens) a raw body reports; (0, 0) when it reports none."""
+    """(prompt_tokens, completion_tokens) a raw body reports (JSON or SSE); (0, 0) if none."""
     try:
-        usage = json.loads(body).get("usage") or {}
+        if body.lstrip().startswith(b"data:"):  # streamed: usage rides on a late event
+            events = [ln[5:].strip() for ln in body.splitlines() if ln.startswith(b"data:")]
+            docs = [json.loads(e) for e in events if e and e != b"[DONE]"]
+            usage = next((d["usage"] for d in reversed(docs) if d.get("usage")), {})
+        else:
+            usage = json.loads(body).get("usage") or {}
         return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
     except (ValueError, AttributeError, TypeError):
         return 0, 0

@@ -81,6 +81,7 @@ class DistillConfig(BaseModel):
     max_prompt_tokens: int | None = Field(default=None, ge=1)  # longer prompts: quarantined unsent
 
     # transport
+    stream: bool = False  # SSE with usage: keeps long generations alive through idle timeouts
     concurrency: int = Field(default=8, ge=1)
     rpm: float | None = Field(default=None, gt=0)  # requests per minute
     tpm: float | None = Field(default=None, gt=0)  # tokens per minute (input + max_tokens)
@@ -111,6 +112,8 @@ class DistillConfig(BaseModel):
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique: {names}")
+        if self.stream and self.mode == "batch":
+            raise ValueError("the Batch API does not stream: use stream=false with mode=batch")
         if self.budget_usd is not None:
             missing = {self.model, self.judge_model or self.model} - set(self.prices)
             if missing:

@@ -62,6 +62,8 @@ def sampling_params(cfg: DistillConfig, sample: int | None, max_tokens: int | No
         params["seed"] = cfg.seed + (sample or 0)
     if sample is None:
         params["n"] = cfg.n_samples
+    if cfg.stream:
+        params |= {"stream": True, "stream_options": {"include_usage": True}}
     return params
 
 

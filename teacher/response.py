@@ -36,14 +36,53 @@ class Completion:
     model: str | None
 
 
+def assemble_stream(body: bytes) -> dict:
+    """A chat.completion dict from a streamed (SSE) body: deltas joined per choice index.
+
+    A stream that ends without `data: [DONE]` was cut off and is Unusable.
+    """
+    choices: dict[int, dict] = {}
+    usage, model, done = None, None, False
+    for line in body.decode("utf-8", errors="replace").splitlines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            done = True
+            continue
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise Unusable("teacher_malformed", "a stream event is not JSON") from None
+        model = chunk.get("model", model)
+        usage = chunk.get("usage") or usage
+        for c in chunk.get("choices") or []:
+            slot = choices.setdefault(c.get("index", 0), {"message": {}, "finish_reason": None})
+            for key, value in (c.get("delta") or {}).items():
+                if isinstance(value, str) and key != "role":
+                    slot["message"][key] = slot["message"].get(key, "") + value
+            slot["finish_reason"] = c.get("finish_reason") or slot["finish_reason"]
+    if not done:
+        raise Unusable("teacher_malformed", "the stream ended before data: [DONE]")
+    return {
+        "model": model,
+        "choices": [{"index": i, **choices[i]} for i in sorted(choices)],
+        "usage": usage or {},
+    }
+
+
 def parse_body(body: bytes) -> Completion:
-    """The samples and usage in a raw body; raises Unusable for empty or malformed bodies."""
+    """The samples and usage in a raw body (JSON, or SSE when streamed); raises Unusable for
+    empty or malformed bodies."""
     if not body.strip():
         raise Unusable("teacher_empty_response", "HTTP 200 with an empty body")
-    try:
-        doc = json.loads(body)
-    except ValueError as exc:
-        raise Unusable("teacher_malformed", f"body is not JSON ({exc.msg} at {exc.pos})") from None
+    if body.lstrip().startswith(b"data:"):
+        doc = assemble_stream(body)
+    else:
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            raise Unusable("teacher_malformed", f"body is not JSON ({exc.msg} at {exc.pos})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("choices"), list):
         raise Unusable("teacher_malformed", "body has no 'choices' list")
     samples = []

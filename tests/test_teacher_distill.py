@@ -16,6 +16,7 @@ from PIL import Image
 from distillery.result import conform
 from distillery.tables import DOCUMENT, QUARANTINE, REJECT, TRACE
 from teacher import DistillConfig, distill_partition
+from teacher.cache import cached_spend
 from teacher.problems import arithmetic_problems, problems_frame
 from teacher.server import start_server
 
@@ -220,3 +221,20 @@ def test_identical_prompts_share_one_request_and_trace(server, tmp_path):
     balanced(result)
     assert server.stats.completed == 1 and result.stats["kept"] == 2
     assert result.tables["traces"]["source_ids"].to_list() == [[one["id"], two["id"]]]
+
+
+def test_streamed_answers_equal_whole_ones(server, tmp_path):
+    rows = problems_frame(arithmetic_problems(3, seed=12, digits=3))
+    whole = distill_partition(rows, config(server.url, [SOLVE], n_samples=2, server_side_n=True), tmp_path / "a", tmp_path)
+    cfg = config(server.url, [SOLVE], n_samples=2, server_side_n=True, stream=True)
+    streamed = distill_partition(rows, cfg, tmp_path / "b", tmp_path)
+    columns = ["reasoning", "answer", "verdict", "finish_reason", "prompt_tokens", "completion_tokens"]
+    assert streamed.tables["traces"].select(columns).equals(whole.tables["traces"].select(columns))
+    assert (tmp_path / "b").rglob("*.json").__next__().read_bytes().startswith(b"data:")  # raw SSE kept
+    paid = streamed.tables["traces"].select(pl.col("prompt_tokens") + pl.col("completion_tokens")).sum().item()
+    assert cached_spend(tmp_path / "b", {}).tokens == paid  # a budget can recount streamed bodies
+    requests = server.stats.requests
+    again = distill_partition(rows, cfg, tmp_path / "b", tmp_path)
+    assert server.stats.requests == requests and again.tables["traces"].equals(streamed.tables["traces"])
+    with pytest.raises(ValueError):
+        config(server.url, [SOLVE], stream=True, mode="batch")

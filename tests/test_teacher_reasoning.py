@@ -49,3 +49,20 @@ def test_every_server_form_gives_the_same_trace(tmp_path):
         assert isinstance(first, pl.DataFrame)
     finally:
         server.stop()
+
+
+def test_stream_assembly_and_cut_stream():
+    from teacher.response import Unusable, parse_body
+
+    events = [
+        b'data: {"model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}',
+        b'data: {"choices": [{"index": 0, "delta": {"reasoning_content": "think "}}]}',
+        b'data: {"choices": [{"index": 0, "delta": {"reasoning_content": "hard"}}]}',
+        b'data: {"choices": [{"index": 0, "delta": {"content": "42"}, "finish_reason": "stop"}]}',
+        b'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}',
+    ]
+    done = parse_body(b"\n\n".join(events + [b"data: [DONE]"]) + b"\n\n")
+    assert (done.samples[0].reasoning, done.samples[0].answer, done.samples[0].finish_reason) == ("think hard", "42", "stop")
+    assert (done.prompt_tokens, done.completion_tokens) == (3, 4)
+    with pytest.raises(Unusable):
+        parse_body(b"\n\n".join(events[:3]))  # cut before [DONE]
