@@ -7,6 +7,8 @@ in the Prefect UI. Outside a flow run (plain function calls in tests) artifacts 
 from __future__ import annotations
 
 import datetime as dt
+import sys
+from typing import TextIO
 
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.context import FlowRunContext
@@ -28,19 +30,49 @@ def run_id() -> str:
     return "local-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
 
 
-class Progress:
-    """A progress artifact for one stage, advanced as partitions complete."""
+def render_bar(stage: str, done: int, total: int, width: int = 30) -> str:
+    """One line of text: `gather  [#########.....]  12/40 partitions  30%`."""
+    total = max(total, 1)
+    filled = min(width, width * done // total)
+    return f"{stage:<8}[{'#' * filled}{'.' * (width - filled)}] {done:>{len(str(total))}}/{total} partitions {100 * done // total:3d}%"
 
-    def __init__(self, stage: str, total: int):
-        self.total, self.done = max(total, 1), 0
+
+class Progress:
+    """A stage's progress, advanced as partitions complete.
+
+    In a flow run it is a progress artifact (the UI shows it filling up); on a terminal it
+    is also a bar on stderr, redrawn in place. When stderr is not a terminal (logs, CI,
+    a worker's subprocess) no bar is drawn, so logs get no carriage-return clutter.
+    """
+
+    def __init__(self, stage: str, total: int, stream: TextIO | None = None):
+        self.stage, self.total, self.done = stage, max(total, 1), 0
         self.id = None
         if in_flow():
             self.id = create_progress_artifact(0.0, key=f"{stage}-progress", description=f"{stage}: partitions done")
+        stream = sys.stderr if stream is None else stream
+        self.stream = stream if total > 0 and _is_tty(stream) else None  # nothing to do: no bar
+        self._draw()
 
     def advance(self, n: int = 1) -> None:
         self.done += n
         if self.id is not None:
             update_progress_artifact(self.id, 100.0 * self.done / self.total)
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.stream is None:
+            return
+        end = "\n" if self.done >= self.total else ""
+        self.stream.write("\r" + render_bar(self.stage, self.done, self.total) + end)
+        self.stream.flush()
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
 
 
 def finish_stage(cfg: PipelineConfig, lake: Lake, stage: str, started: dt.datetime, counts: StageCounts,

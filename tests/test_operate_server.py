@@ -1,0 +1,325 @@
+"""Operating Distillery through a real Prefect server: deployments from prefect.yaml, a
+schedule that creates a run, a worker that executes it, the UI that shows it, and the cap
+on task runs per flow run.
+
+One server for this module, started the way a user starts it (`distillery ui`), on a free
+loopback port with its home in a temporary folder. Its scheduler runs every second.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import write_config
+
+REPO = Path(__file__).resolve().parents[1]
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+CHROMIUM = "/usr/bin/chromium"
+
+
+@dataclass
+class Server:
+    url: str
+    api_url: str
+    log: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for a subprocess talking to this server (CLI, worker)."""
+        env = dict(os.environ, PREFECT_API_URL=self.api_url, PYTHONPATH=str(REPO))
+        env.update(extra)
+        return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url: str, body: dict | None = None):
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`distillery ui` on a free loopback port: the Prefect server with its UI."""
+    tmp = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    log = tmp / "server.log"
+    env = dict(os.environ, PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(tmp / "run"),
+               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1")
+    env.pop("PREFECT_API_URL", None)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "distillery.cli", "ui", "--port", str(port)],
+                                cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    srv = Server(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/api", log)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, "the server exited:\n" + log.read_text()[-3000:]
+            try:
+                if http_json(srv.api_url + "/health") is True:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the server did not come up:\n" + log.read_text()[-3000:]
+            time.sleep(0.5)
+        # Its database is inside the run folder, as `distillery ui` promises.
+        assert (tmp / "run" / "prefect" / "prefect.db").exists()
+        yield srv
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def api(server):
+    """Point this process's Prefect client (and flows run in it) at the module's server."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield server
+
+
+def test_deployment_files_declare_what_operators_need():
+    """prefect.yaml: shared definitions, every stage and the pipeline, typed and limited."""
+    text = (REPO / "prefect.yaml").read_text()
+    spec = yaml.safe_load(text)
+    assert "definitions" in spec and "&" in text and "*" in text  # anchors shared, not copied
+    entrypoints = {d["entrypoint"] for d in spec["deployments"]}
+    assert {"flows/pipeline.py:pipeline", "flows/entrypoints.py:gather", "flows/entrypoints.py:curate",
+            "flows/entrypoints.py:distill", "flows/entrypoints.py:shard", "flows/entrypoints.py:train"} <= entrypoints
+    kinds = set()
+    for d in spec["deployments"]:
+        assert d["enforce_parameter_schema"] is True
+        assert d["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+        assert d["work_pool"]["name"] == "distillery"
+        for s in d["schedules"]:
+            kinds |= {k for k in ("cron", "interval", "rrule") if k in s}
+            assert s.get("timezone")
+    assert kinds == {"cron", "interval", "rrule"}
+    assert spec["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $DISTILLERY_HOME }}"}}]
+
+
+@pytest.fixture(scope="module")
+def scheduled_run(server, samples, tmp_path_factory):
+    """`prefect deploy --all` from the repository's prefect.yaml; then a schedule due in a
+    few seconds, with this test's config as its parameters, added to the pipeline's deployment;
+    once the scheduler has made its run, `prefect worker start --run-once` executes it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
+    from prefect.client.schemas.schedules import IntervalSchedule
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.testing.cli import CycloptsCliRunner
+    from prefect.workers.process import ProcessWorker
+
+    tmp = tmp_path_factory.mktemp("deploy")
+    config = write_config(tmp / "pipeline.yaml", samples, tmp / "lake")
+    t0 = time.monotonic()
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        with get_client(sync_client=True) as client:  # `prefect work-pool create distillery --type process`
+            client.create_work_pool(WorkPoolCreate(name="distillery", type="process",
+                                                   base_job_template=ProcessWorker.get_default_base_job_template()))
+        # The CLI in this process (its imports are already paid for), in the repository root.
+        cwd = os.getcwd()
+        os.chdir(REPO)
+        try:
+            deploy = CycloptsCliRunner().invoke(["--no-prompt", "deploy", "--all"])
+        finally:
+            os.chdir(cwd)
+        assert deploy.exit_code == 0, deploy.stdout[-4000:]
+        print(f"deployed in {time.monotonic() - t0:.0f} s")
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name("pipeline/nightly")
+            soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=3)
+            client.create_deployment_schedules(deployment.id, [DeploymentScheduleCreate(
+                schedule=IntervalSchedule(interval=dt.timedelta(hours=1), anchor_date=soon), active=True,
+                parameters={"config_path": str(config), "stages": ["gather", "curate"]}, slug="test-soon")])
+            # The scheduler tops up deployments short of future runs; pausing and resuming (as an
+            # operator would in the UI) clears the runs it made from the yaml's schedules, so the
+            # next pass includes the new schedule's run.
+            client.pause_deployment(deployment.id)
+            client.resume_deployment(deployment.id)
+            deadline = time.monotonic() + 60
+            while True:
+                runs = [r for r in client.read_flow_runs(limit=20) if r.deployment_id == deployment.id
+                        and r.expected_start_time <= soon + dt.timedelta(seconds=1)]
+                if runs:
+                    break
+                assert time.monotonic() < deadline, "the schedule made no run"
+                time.sleep(0.5)
+            run = runs[0]
+            time.sleep(max(0.0, (run.expected_start_time - dt.datetime.now(dt.timezone.utc)).total_seconds()))
+        print(f"scheduled run due at {time.monotonic() - t0:.0f} s")
+        log = tmp / "worker.log"
+        with open(log, "wb") as out:  # the pull step sends the run to DISTILLERY_HOME, not this tmp cwd
+            worker = subprocess.run([PREFECT, "worker", "start", "--pool", "distillery", "--run-once"],
+                                    cwd=tmp, env=server.env(DISTILLERY_HOME=str(REPO)), stdout=out,
+                                    stderr=subprocess.STDOUT, timeout=400)
+        print(f"worker done at {time.monotonic() - t0:.0f} s")
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(run.id)
+            deployments = client.read_deployments()
+    return {"run": run, "deployment": deployment, "deployments": deployments, "worker_rc": worker.returncode,
+            "worker_log": log, "lake": tmp / "lake", "config": config}
+
+
+def test_schedule_creates_a_run_that_a_worker_executes(scheduled_run, api):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey,
+                                                FlowRunFilter, FlowRunFilterParentFlowRunId)
+
+    run = scheduled_run["run"]
+    log = scheduled_run["worker_log"].read_text()[-4000:]
+    assert scheduled_run["worker_rc"] == 0, log
+    assert run.state.is_completed(), f"{run.state}\n{log}"
+    assert run.auto_scheduled, "the run should come from the schedule, not by hand"
+    assert run.parameters["stages"] == ["gather", "curate"]
+
+    with get_client(sync_client=True) as client:
+        stage_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])))
+        family = [run.id] + [r.id for r in stage_runs]
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["pipeline-counts", "gather-counts", "curate-counts"]),
+            flow_run_id=ArtifactFilterFlowRunId(any_=family)))
+    assert len(stage_runs) == 2 and all(r.state.is_completed() for r in stage_runs)
+    by_key = {}
+    for a in arts:
+        by_key.setdefault(a.key, []).append(a)
+    assert set(by_key) == {"pipeline-counts", "gather-counts", "curate-counts"}
+    pipeline_counts = by_key["pipeline-counts"][0]
+    assert pipeline_counts.flow_run_id == run.id
+    rows = json.loads(pipeline_counts.data) if isinstance(pipeline_counts.data, str) else pipeline_counts.data
+    stages = {r["stage"]: r for r in rows}
+    assert stages["gather"]["rows_in"] > 100 and stages["gather"]["adds_up"] is True
+    assert stages["curate"]["kept"] > 0 and stages["curate"]["adds_up"] is True
+    gather = json.loads(by_key["gather-counts"][0].data)
+    assert gather[0]["rows_in"] == stages["gather"]["rows_in"]
+    # The worker wrote the lake where the config said, from the checkout the pull step chose.
+    assert list(scheduled_run["lake"].glob("curate/*/b-*/curated-*.parquet"))
+
+
+def test_deployments_carry_schedules_limits_and_schemas(scheduled_run, api):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy
+
+    deployments = {d.name: d for d in scheduled_run["deployments"]}
+    assert {"nightly", "on-ray", "gather-hourly", "curate-weekdays", "distill-weekdays", "shard-nightly",
+            "train-weekly"} <= set(deployments)
+    kinds = set()
+    for d in deployments.values():
+        assert d.enforce_parameter_schema
+        assert d.global_concurrency_limit is not None and d.global_concurrency_limit.limit == 1
+        assert d.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE
+        assert d.work_pool_name == "distillery"
+        assert d.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $DISTILLERY_HOME }}"
+        assert "config_path" in d.parameter_openapi_schema["properties"]
+        kinds |= {type(s.schedule).__name__ for s in d.schedules}
+    assert kinds == {"CronSchedule", "IntervalSchedule", "RRuleSchedule"}
+    assert deployments["on-ray"].job_variables["env"]["DISTILLERY_TASK_RUNNER"] == "ray"
+    # A parameter of the wrong type is refused before any run exists.
+    with get_client(sync_client=True) as client:
+        with pytest.raises(Exception, match="(?i)validat|schema|422"):
+            client.create_flow_run_from_deployment(deployments["gather-hourly"].id, parameters={"config_path": 7})
+
+
+def test_ui_shows_the_run_and_its_stage_counts(scheduled_run, server, tmp_path):
+    """Headless Chromium opens the run in the Prefect UI and finds its stage-count artifact."""
+    from playwright.sync_api import sync_playwright
+
+    run = scheduled_run["run"]
+    shot = Path(os.environ.get("DISTILLERY_SCREENSHOT_DIR", tmp_path)) / "ui-pipeline-run.png"
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(f"{server.url}/runs/flow-run/{run.id}")
+            page.get_by_text(run.name, exact=True).first.wait_for()
+            assert page.get_by_text("nightly", exact=True).first.is_visible()  # its deployment
+            page.get_by_text("Artifacts", exact=True).first.click()  # the run page's Artifacts tab
+            card = page.get_by_text("pipeline-counts", exact=True).first
+            card.wait_for()
+            card.click()
+            page.get_by_text("adds_up", exact=True).first.wait_for()  # the table's column header
+            body = page.inner_text("body")
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert "gather" in body and "curate" in body and "rows per stage across the lake" in body
+    assert shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
+
+
+def count_task_runs(server: Server, flow_run_id) -> int:
+    return http_json(server.api_url + "/task_runs/count", {"flow_runs": {"id": {"any_": [str(flow_run_id)]}}})
+
+
+def test_no_flow_run_makes_more_than_a_thousand_task_runs(api, tmp_path):
+    """3,000 tiny files at one row per partition would be 3,000 task runs; the run's cap on
+    partitions keeps the gather flow run to max_partitions + 1, and the server records every
+    one of them. (The cap is set to 100 here to keep the test short; the default, 400, is
+    validated to stay under 1,000 by the config model.)"""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+    from distillery.config import load_config
+    from flows.pipeline import pipeline
+
+    files = tmp_path / "big"
+    files.mkdir()
+    for i in range(3_000):
+        (files / f"{i:05d}.txt").write_text(f"note {i}: the quick brown fox {i % 97} jumps.\n")
+    config = tmp_path / "big.yaml"
+    config.write_text(f"""
+lake: {tmp_path / "lake"}
+sources:
+  - {{name: notes, kind: files, paths: ["big/*.txt"], license: CC0-1.0}}
+run: {{partition_rows: 1, max_partitions: 100, workers: 4}}
+""")
+    cfg = load_config(config)
+    assert cfg.run.max_partitions == 100
+    from distillery.config import RunConfig
+    assert RunConfig().max_partitions <= 1000 and RunConfig.model_fields["max_partitions"].metadata
+    t0 = time.monotonic()
+    state = pipeline(config_path=str(config), stages=["gather"], return_state=True)
+    print(f"gather of 3000 files in {cfg.run.max_partitions} partitions: {time.monotonic() - t0:.1f} s")
+    assert state.is_completed(), state
+    parent = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent])))
+    assert [c.name for c in children] and len(children) == 1
+    gather_run = children[0].id
+    expected = 1 + cfg.run.max_partitions  # plan_source + one task per partition
+    deadline = time.monotonic() + 180
+    while (n := count_task_runs(api, gather_run)) < expected and time.monotonic() < deadline:
+        time.sleep(1)  # task runs reach the server as events, a little after the flow returns
+    assert n == expected
+    assert count_task_runs(api, parent) <= 1000
+    from distillery.lake import Lake
+    from distillery.sql import query
+    assert query(Lake(cfg.lake_root), "select count(*) from documents")[1][0][0] + \
+        query(Lake(cfg.lake_root), "select count(*) from quarantine")[1][0][0] + \
+        query(Lake(cfg.lake_root), "select count(*) from rejects")[1][0][0] == 3_000
