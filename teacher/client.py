@@ -9,7 +9,8 @@ worst-case spend, waits for the rpm/tpm buckets, and sends it with the `openai` 
   200 with an empty body    retried (nothing was delivered), then teacher_empty_response
   200, malformed JSON       body set aside, retried, then teacher_malformed
   other 4xx                 not retried: teacher_http_<code>
-A 200 body is written to the cache BEFORE it is parsed. finish_reason=length and empty
+A 200 body (a JSON document, or the raw SSE transcript when `stream` is on) is written to
+the cache BEFORE it is parsed. finish_reason=length and empty
 answers inside a valid body are NOT retried here: the body was paid for, so it stays cached
 and the caller decides (see distill.py). Every error message is scrubbed of the API key.
 """
