@@ -133,13 +133,15 @@ def test_shuffle_is_seeded_and_changes_per_epoch(tmp_path):
     assert sorted(set(first(a, 0))) == sorted(set(first(a, 1)))
 
 
-def test_rows_with_ids_outside_the_vocabulary_are_counted_not_trained(tmp_path):
+def test_rows_with_bad_ids_or_unknown_split_are_counted_not_trained(tmp_path):
     rows = counting_rows(20, VOCAB, val_share=0)
     rows[3] = {"tokens": [1, 2, VOCAB["size"] + 5], "spans": [("text", 0, 3, True)]}
+    rows[7]["split"] = "test"  # neither train nor val: counted, not used
     write_shards(tmp_path, rows, VOCAB)
     index = build_index(tmp_path)
-    assert index.rows_invalid == 1
-    assert 3 not in index.docs("train").tolist() and len(index.docs("train")) == 19
+    assert index.rows_invalid == 1 and index.rows_other_split == 1
+    train_docs = index.docs("train").tolist()
+    assert 3 not in train_docs and 7 not in train_docs and len(train_docs) == 18
 
 
 def test_a_shard_dir_without_manifest_is_refused(tmp_path):

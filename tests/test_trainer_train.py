@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ from pydantic import ValidationError
 from trainer import TrainConfig, evaluate, sample, train
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.data import PackedStream
+from trainer.model import GPT, GPTConfig
+from trainer.sample import decode_images
 from trainer.shardset import build_index
 from trainer.synthetic import counting_rows, layout, write_shards
 from trainer.vocab import remap_table
@@ -123,3 +127,38 @@ def test_config_rejects_unknown_keys_and_bad_shapes():
     with pytest.raises(ValidationError):
         TrainConfig(n_embd=65, n_head=2)
     assert np.isclose(TrainConfig().lr, 3e-3)
+
+
+def test_sampled_image_blocks_decode_to_pictures(tmp_path):
+    v = layout(100, {"image": 4})
+    sp, img0 = v["special"], v["ranges"][2]["start"]
+    codebook = np.repeat(60.0 * np.arange(4)[:, None], 12, axis=1)  # code k: a 2x2 patch of grey 60k
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(60):
+        c = (img0 + rng.integers(0, 4, 4)).tolist()
+        toks = [sp["<|boi|>"], c[0], c[1], sp["<|eor|>"], c[2], c[3], sp["<|eor|>"], sp["<|eoi|>"], sp["<|eos|>"]]
+        rows.append({"tokens": toks, "spans": [("image", 0, 8, True), ("text", 8, 1, True)], "modality": "image"})
+    write_shards(tmp_path / "s", rows, v, image_codebook=codebook, image_grid=2, image_patch=2)
+    cfg = TrainConfig(**TINY, steps=40, lr=1e-2, warmup_steps=2)
+    report = train(tmp_path / "s", cfg, tmp_path / "run")
+    assert report["image_codebook"] == "saved"
+    ckpt = load_checkpoint(report["checkpoint"])
+    meta = json.loads(ckpt["manifest"])
+    block = [sp["<|boi|>"], img0 + 1, img0 + 2, sp["<|eor|>"], img0 + 3, img0, sp["<|eor|>"], sp["<|eoi|>"]]
+    images, errors = decode_images(block + [sp["<|boi|>"], img0, sp["<|eoi|>"]], meta, ckpt["image_codebook"].numpy())
+    assert len(images) == 1 and images[0].shape == (4, 4, 3) and len(errors) == 1  # the second block is too short
+    assert [int(images[0][y, x, 0]) for y, x in ((0, 0), (0, 2), (2, 0), (2, 2))] == [60, 120, 180, 0]
+    out = sample(report["checkpoint"], [sp["<|boi|>"]], max_new_tokens=12, temperature=0, device="cpu",
+                 image_dir=tmp_path / "png")
+    assert len(out["images"]) == 1 and out["images"][0].shape == (4, 4, 3)  # it learned the block layout
+    assert all(Path(f).exists() for f in out["image_files"])
+
+
+def test_cached_generation_equals_recomputing_the_context():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=32, n_layer=2, n_head=2, n_embd=16)).eval()
+    x = torch.randint(0, 50, (3, 5))
+    cached = model.generate(x, 20, temperature=0)  # 5 + 20 <= 32: key/value cache
+    recomputed = model.generate(x, 30, temperature=0)[:, :25]  # 35 > 32: full recompute each step
+    assert torch.equal(cached, recomputed)

@@ -41,14 +41,21 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         # (B, T, C) -> (B, H, T, C/H): each head attends over its own C/H-dim subspace
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        # softmax(q k^T / sqrt(C/H) + causal mask) v, fused (flash attention where available)
+        if cache is not None:  # generation: keys/values of earlier positions are kept, not recomputed
+            if "k" in cache:
+                if T != 1:
+                    raise ValueError("with a filled cache, feed one token at a time")
+                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+        # softmax(q k^T / sqrt(C/H) + causal mask) v, fused (flash attention where available);
+        # one new query against the cache sees every earlier position, so no mask is needed
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=q.size(2) == k.size(2)
         )
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
         return self.resid_dropout(self.c_proj(y))
@@ -77,8 +84,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -121,19 +128,22 @@ class GPT(nn.Module):
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        cache: list[dict] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return logits (B, T, V) and, given targets (B, T), the mean cross-entropy in nats.
 
         `mask` (B, T, bool) selects the target positions that carry loss (the loader sets it
         from the shard's spans: prompts and padding carry none); the loss is the mean over them.
+        `cache` (one dict per layer, from generate) holds earlier positions' keys and values.
         """
         B, T = idx.shape
-        if T > self.cfg.block_size:
-            raise ValueError(f"sequence of {T} tokens exceeds block_size {self.cfg.block_size}")
-        pos = torch.arange(T, device=idx.device)
+        start = cache[0]["k"].size(2) if cache and "k" in cache[0] else 0
+        if start + T > self.cfg.block_size:
+            raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.cfg.block_size}")
+        pos = torch.arange(start, start + T, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
-        for block in self.transformer.h:
-            x = block(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, cache[i] if cache is not None else None)
         logits = self.lm_head(self.transformer.ln_f(x))
         if targets is None:
             return logits, None
@@ -164,11 +174,16 @@ class GPT(nn.Module):
         """Extend idx (B, T) by up to max_new_tokens samples; temperature 0 is greedy.
 
         Generation stops early when every row has produced `stop` (e.g. the end-of-sample id).
+        While everything fits in block_size a key/value cache makes each new token one
+        position's work; beyond that the last block_size tokens are recomputed each step.
         """
         done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-        for _ in range(max_new_tokens):
-            ctx = idx[:, -self.cfg.block_size :]  # the model sees at most block_size tokens
-            logits = self(ctx)[0][:, -1, :].float()
+        cache = [{} for _ in self.transformer.h] if idx.size(1) + max_new_tokens <= self.cfg.block_size else None
+        for step in range(max_new_tokens):
+            if cache is not None:  # the whole prompt first, then only the newest token
+                logits = self(idx if step == 0 else idx[:, -1:], cache=cache)[0][:, -1, :].float()
+            else:
+                logits = self(idx[:, -self.cfg.block_size :])[0][:, -1, :].float()
             if temperature == 0:
                 nxt = logits.argmax(dim=-1, keepdim=True)
             else:

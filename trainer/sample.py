@@ -3,7 +3,10 @@
 Ids go through the checkpoint's compact vocabulary (trainer/vocab.py) both ways. Decoding
 uses the vocab layout saved in the checkpoint: text-range ids are decoded with the shards'
 tiktoken encoding, special ids become their names, and codebook ids (image, audio, ...)
-are summarised as `<image:N>` runs. Media runs are not rendered back to pictures here.
+are summarised as `<image:N>` runs. Image blocks (<|boi|> codes and <|eor|> row ends
+<|eoi|>, the shards stage's layout) are rendered back to pictures with the image codebook
+the checkpoint carries, using the shards stage's decoder. Audio units cannot be rendered
+back to sound (they are clusters of log-mel frames), so they stay summarised.
 """
 
 from __future__ import annotations
@@ -59,6 +62,32 @@ def decode(ids: list[int], meta: dict) -> str:
     return "".join(out)
 
 
+def decode_images(ids: list[int], meta: dict, centroids: np.ndarray | None) -> tuple[list[np.ndarray], list[str]]:
+    """Pictures (H, W, 3 uint8) of the complete <|boi|> .. <|eoi|> blocks in `ids`, and errors.
+
+    A malformed block (wrong number of codes) is reported in the errors, never raised.
+    """
+    spec = meta.get("tokenizer") or {}
+    sp = meta["vocab"]["special"]
+    boi, eoi = sp.get("<|boi|>"), sp.get("<|eoi|>")
+    if centroids is None or not spec.get("image") or boi is None or eoi is None:
+        return [], []
+    from shards.show import decode_image_block
+
+    images, errors = [], []
+    arr = np.asarray(ids, dtype=np.int64)
+    for start in np.flatnonzero(arr == boi):
+        ends = np.flatnonzero(arr[start:] == eoi)
+        if not len(ends):
+            errors.append(f"image block at {start} has no <|eoi|>")
+            continue
+        try:
+            images.append(decode_image_block(arr[start + 1 : start + ends[0]], spec, centroids))
+        except ValueError as exc:
+            errors.append(f"image block at {start}: {exc}")
+    return images, errors
+
+
 def sample(
     checkpoint: Path,
     prompt: str | list[int] | None = None,
@@ -68,12 +97,15 @@ def sample(
     seed: int = 0,
     device: str = "auto",
     stop_at_eos: bool = True,
+    image_dir: Path | None = None,
 ) -> dict:
     """Continue `prompt` (text, or original token ids; None starts after `<|eos|>`).
 
     Returns {"tokens": generated original ids, "text": their decoding, "prompt_tokens": the
-    prompt's original ids}. temperature 0 is greedy. Raises ValueError when the prompt holds
-    ids outside the checkpoint's vocabulary (the model has never seen them).
+    prompt's original ids, "images": pictures (H, W, 3 uint8) of the image blocks completed in
+    the generation (empty without an image codebook), "image_errors": malformed blocks,
+    "image_files": PNG paths when `image_dir` is given}. temperature 0 is greedy. Raises
+    ValueError when the prompt holds ids outside the checkpoint's vocabulary.
     """
     model, ckpt = load_model(checkpoint, device)
     meta = json.loads(ckpt["manifest"])
@@ -96,4 +128,16 @@ def sample(
     x = torch.from_numpy(compact).to(dev)[None, :]
     y = model.generate(x, max_new_tokens, temperature, top_k, int(remap[eos]) if stop_at_eos else None, gen)
     new = vocab[y[0, len(ids) :].cpu().numpy()].tolist()
-    return {"tokens": new, "text": decode(new, meta), "prompt_tokens": ids}
+    codebook = ckpt.get("image_codebook")
+    # a block may open in the prompt (e.g. a prompt ending in <|boi|>) and close in the output
+    images, errors = decode_images(ids + new, meta, None if codebook is None else codebook.numpy())
+    files = []
+    if image_dir is not None and images:
+        from PIL import Image
+
+        Path(image_dir).mkdir(parents=True, exist_ok=True)
+        for i, pic in enumerate(images):
+            files.append(Path(image_dir) / f"sample-{seed}-{i}.png")
+            Image.fromarray(pic).save(files[-1])
+    return {"tokens": new, "text": decode(new, meta), "prompt_tokens": ids, "images": images,
+            "image_errors": errors, "image_files": [str(f) for f in files]}

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 # no span covers (and padding); "other" is a span kind this trainer does not know.
 KINDS = ("none", "text", "prompt", "reasoning", "answer", "image", "audio", "video", "other")
 KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+SPLITS = ("train", "val")
 MEDIA_CODES = np.array([KIND_CODE["image"], KIND_CODE["audio"], KIND_CODE["video"]], dtype=np.int8)
 
 
@@ -123,17 +124,21 @@ class ShardIndex:
     doc_group: np.ndarray
     length: np.ndarray
     n_eff: np.ndarray
-    is_val: np.ndarray
+    split: np.ndarray  # int8 per doc: 0 train, 1 val, 2 anything else (not used, counted)
     media_ptr: np.ndarray
     media_start: np.ndarray
     media_end: np.ndarray
     seen: np.ndarray  # bool per vocabulary id: does any row use it
     rows_invalid: int  # rows dropped for token ids outside the vocabulary (counted, never silent)
 
+    @property
+    def rows_other_split(self) -> int:
+        """Rows whose split is neither "train" nor "val": neither trained nor evaluated on."""
+        return int((self.split == 2).sum())
+
     def docs(self, split: str) -> np.ndarray:
         """Ids of the usable docs of `split` ("train" or "val"), in file order."""
-        want = self.is_val if split == "val" else ~self.is_val
-        return np.flatnonzero(want & (self.n_eff > 0))
+        return np.flatnonzero((self.split == SPLITS.index(split)) & (self.n_eff > 0))
 
 
 def build_index(shard_dir: Path) -> ShardIndex:
@@ -162,7 +167,7 @@ def build_index(shard_dir: Path) -> ShardIndex:
             last = np.full(len(row_len), -1, dtype=np.int64)
             last[nonempty] = values[off[1:][nonempty] - 1]
             n_eff = np.where(nonempty & ~bad, row_len + (last != m.eos), 0)
-            split = t.column("split").fill_null("train").to_numpy(zero_copy_only=False)
+            split = pc.index_in(t.column("split"), value_set=pa.array(SPLITS)).fill_null(len(SPLITS))
             row, code, start, end, _ = _spans(t.column("spans"), row_len)
             is_media = np.isin(code, MEDIA_CODES) & (end > start)
             media.append((row[is_media] + first_doc, start[is_media], end[is_media]))
@@ -170,7 +175,7 @@ def build_index(shard_dir: Path) -> ShardIndex:
             counts.append(len(row_len))
             lengths.append(row_len)
             n_effs.append(n_eff)
-            vals.append(split == "val")
+            vals.append(split.to_numpy(zero_copy_only=False))
             first_doc += len(row_len)
     cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
     mdoc, mstart, mend = (cat([g[i] for g in media], np.int64) for i in range(3))
@@ -184,7 +189,7 @@ def build_index(shard_dir: Path) -> ShardIndex:
         doc_group=np.repeat(np.arange(len(counts)), counts),
         length=cat(lengths, np.int64),
         n_eff=cat(n_effs, np.int64),
-        is_val=cat(vals, bool),
+        split=cat(vals, np.int8),
         media_ptr=_offsets(np.bincount(mdoc, minlength=n_docs)),
         media_start=mstart,
         media_end=mend,

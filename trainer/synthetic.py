@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from distillery.tables import SHARD_ROW, SPAN
 
-SPECIALS = ("<|eos|>", "<|pad|>", "<|user|>", "<|assistant|>", "<|think|>", "<|/think|>", "<|boi|>", "<|eoi|>")
+SPECIALS = ("<|eos|>", "<|pad|>", "<|user|>", "<|assistant|>", "<|think|>", "<|/think|>", "<|boi|>", "<|eoi|>", "<|eor|>")
 
 
 def layout(n_text: int = 1000, codebooks: dict[str, int] | None = None) -> dict:
@@ -37,14 +37,28 @@ def write_shards(
     vocab: dict,
     rows_per_group: int = 64,
     rows_per_file: int = 256,
+    image_codebook: np.ndarray | None = None,
+    image_grid: int = 2,
+    image_patch: int = 2,
 ) -> Path:
     """Write `rows` as shards + manifest; return shard_dir.
 
     Each row: {"tokens": ints, "spans": [(kind, start, length, loss), ...], optional "split"
     ("train"), "modality" ("text"), "text_bytes" (number of text-range tokens)}.
+    `image_codebook` (k, patch*patch*3) is written as the shards stage writes one (a Parquet
+    file with a `vector` column, named in the manifest's tokenizer spec with its sha256),
+    for images of image_grid x image_grid patches of image_patch pixels.
     """
     shard_dir = Path(shard_dir)
     shard_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer: dict = {"encoding": "cl100k_base", "vocab": vocab, "codebooks": []}
+    if image_codebook is not None:
+        cb = np.asarray(image_codebook, dtype=np.float32)
+        pq.write_table(pa.table({"vector": pa.array(cb.tolist(), type=pa.list_(pa.float32()))}),
+                       shard_dir / "codebook-image.parquet")
+        digest = hashlib.sha256((shard_dir / "codebook-image.parquet").read_bytes()).hexdigest()
+        tokenizer["codebooks"] = [{"name": "image", "file": "codebook-image.parquet", "sha256": digest, "params": {}}]
+        tokenizer["image"] = {"patch": image_patch, "grid": image_grid, "side": image_grid * image_patch}
     text_end = vocab["ranges"][0]["length"]
     shards = []
     for f, lo in enumerate(range(0, max(len(rows), 1), rows_per_file)):
@@ -80,7 +94,7 @@ def write_shards(
              "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         )
     manifest = {"format": "distillery-shards/1", "vocab": vocab, "shards": shards,
-                "tokenizer": {"encoding": "cl100k_base"}, "codebooks": []}
+                "tokenizer": tokenizer, "codebooks": tokenizer["codebooks"]}
     (shard_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return shard_dir
 

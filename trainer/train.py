@@ -109,6 +109,24 @@ def run_eval(
     }
 
 
+def image_codebook(index: ShardIndex, shard_dir: Path) -> tuple[torch.Tensor | None, str]:
+    """The image codebook's centroids (k, patch*patch*3), for decoding samples; and a status.
+
+    Read with the shards stage's loader (which checks the file's sha256); the centroids are
+    saved in the checkpoint so sampling needs no shard dir.
+    """
+    spec = index.manifest.raw.get("tokenizer") or {}
+    if not spec.get("image") or not any(cb.get("name") == "image" for cb in spec.get("codebooks") or []):
+        return None, "absent"
+    try:
+        from shards.codebooks import load_codebook
+
+        centroids = load_codebook(spec, "image", shard_dir)
+    except (ImportError, OSError, ValueError, KeyError) as exc:
+        return None, f"unreadable: {type(exc).__name__}: {exc}"
+    return (torch.tensor(np.asarray(centroids, dtype=np.float32)), "saved") if centroids is not None else (None, "absent")
+
+
 def _manifest_meta(index: ShardIndex) -> str:
     raw = index.manifest.raw
     return json.dumps({k: raw.get(k) for k in ("format", "vocab", "tokenizer", "codebooks")})
@@ -125,7 +143,8 @@ def train(
 
     The report: steps, train_loss (last step), train_loss_window (mean over the last log
     window), val_loss (per span kind), val_loss_mean, text_bpb, tokens_per_s, data_wait_share,
-    checkpoint, vocab_size, params, media_spans_dropped, rows_invalid, device.
+    checkpoint, vocab_size, params, media_spans_dropped, media_tokens_dropped, rows_invalid, rows_other_split,
+    image_codebook ("saved" | "absent" | "unreadable: ..."), device, evals (periodic evals).
     `on_log` receives {step, loss, lr, tokens_per_s, data_wait_share} every cfg.log_every
     steps and at the last step (plus val_loss_mean and text_bpb on steps that evaluated).
     With resume=True and a checkpoint in out_dir, training continues from it (the model shape
@@ -159,6 +178,7 @@ def train(
     if len(stream.docs) == 0:
         raise ValueError(f"{shard_dir} has no usable train rows (rows_invalid={index.rows_invalid})")
     fwd = torch.compile(model) if cfg.compile else model
+    codebook, codebook_status = image_codebook(index, Path(shard_dir))
 
     def checkpoint() -> Path:
         return save_checkpoint(
@@ -173,6 +193,7 @@ def train(
                 "model_args": asdict(gcfg),
                 "vocab": torch.from_numpy(vocab),
                 "manifest": _manifest_meta(index),
+                "image_codebook": codebook,
             },
         )
 
@@ -250,6 +271,8 @@ def train(
         "media_spans_dropped": plan.media_dropped,
         "media_tokens_dropped": plan.media_tokens_dropped,
         "rows_invalid": index.rows_invalid,
+        "rows_other_split": index.rows_other_split,
+        "image_codebook": codebook_status,
         "device": str(device),
     }
 
