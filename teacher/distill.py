@@ -223,7 +223,9 @@ def _assemble(rows, prompts, results, traces, cfg: DistillConfig, requester: Req
         for prompt_id in t["_prompts"]:
             by_prompt.setdefault(prompt_id, []).append(t)
     reject_rows, reject_values, quarantine = [], [], []
-    stats = {"prompts": len(prompts), "kept": 0, "rejected": 0, "quarantined": 0, "traces": len(traces)}
+    matched = len({p.row_index for p in prompts})
+    stats = {"prompts": len(prompts), "kept": 0, "rejected": 0, "quarantined": 0, "traces": len(traces),
+             "rows_seen": rows.height, "rows_without_task": rows.height - matched}  # fmt: skip
     for p in prompts:
         mine = by_prompt.get(id(p), [])
         if any(_accepted(t, cfg) for t in mine):

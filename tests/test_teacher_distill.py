@@ -200,6 +200,7 @@ def test_custom_template_and_regex_selector(server, tmp_path):
     task = {"name": "custom", "template": "Summarize ({source}): {text}", "selector": {"text_regex": "^alpha"}}
     result = distill_partition(rows, config(server.url, [task]), tmp_path / "c", tmp_path)
     assert result.rows_in == 1 and result.stats["kept"] == 1
+    assert (result.stats["rows_seen"], result.stats["rows_without_task"]) == (3, 2)
     sent = json.loads(result.tables["traces"]["messages"][0])
     assert sent == [{"role": "user", "content": "Summarize (web): alpha line. beta."}]
     with pytest.raises(ValueError):

@@ -34,6 +34,7 @@ def test_faults_end_every_prompt_once_without_paying_twice(tmp_path):
         Fault("disconnect", q[6], times=1),
         Fault("server_error", q[7], times=None, status=503),
         Fault("empty_content", q[8], times=1),
+        Fault("delay", q[9], times=1, seconds=0.05),
     ])  # fmt: skip
     server = start_server(faults=plan)
     try:
