@@ -7,9 +7,10 @@ Statistics for the whole partition are computed in a few vectorized passes over 
 the rules is datatrove's (repetition: paragraphs, lines, top n-grams, duplicate n-grams;
 quality: word count, word length, symbols, bullets, ellipses, alphabetic words, stop words).
 
-One deliberate difference: "duplicate n-gram character fraction" counts the characters
-of words covered by any repeated occurrence of an n-gram (the paper's definition, and a
-vectorizable one); datatrove walks each document and skips n words after each repeat.
+"Duplicate n-gram character fraction" follows datatrove's walk (count a repeated n-gram,
+jump n words) in vectorized form: within each run of consecutive repeated n-gram starts,
+every n-th start is counted. One difference remains: datatrove does not remember n-grams
+it jumped over, we do (an n-gram is "repeated" if it occurred anywhere earlier).
 `bench/filters.py` measures how often the two disagree.
 """
 
@@ -93,7 +94,12 @@ def repetition_stats(texts: pl.Series, cfg: GopherRepetitionConfig) -> pl.DataFr
             key = splitmix64(g ^ (doc[starts].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
             rep = ~pl.Series(key).is_first_distinct().to_numpy()
             rs = starts[rep]
-            # Mark the words under every repeated occurrence: +1 at start, -1 after end.
+            # datatrove walks forward and, at a repeated n-gram, counts it and jumps n words:
+            # in each run of consecutive repeated starts only every n-th start is counted.
+            new_run = np.r_[True, np.diff(rs) != 1]
+            run_start = np.maximum.accumulate(np.where(new_run, rs, 0))
+            rs = rs[(rs - run_start) % k == 0]
+            # Mark the words under the counted occurrences: +1 at start, -1 after end.
             diff = np.zeros(len(wh) + 1, dtype=np.int64)
             np.add.at(diff, rs, 1)
             np.add.at(diff, rs + k, -1)
