@@ -150,7 +150,7 @@ def _collect(requester: Requester, model: str, jsonl: bytes) -> dict[str, Answer
             requester.budget.settle(model, completion.prompt_tokens, completion.completion_tokens)
             out[key] = Answer(completion, requested=True)
         else:
-            detail = item.get("error") or (body or {}).get("error") if isinstance(body, dict) or body is None else body
+            detail = item.get("error") or (body.get("error") if isinstance(body, dict) else body)
             reason = f"teacher_http_{code}" if code else "teacher_batch_error"
             out[key] = Answer(None, reason, requester.scrub(f"batch item failed: {str(detail)[:300]}"), requested=True)
     return out

@@ -25,7 +25,7 @@ TEMPLATE_FIELDS = ("text", "source", "uri", "modality", "id", "language")
 
 BUILTIN_TEMPLATES: dict[str, str] = {
     "explain_improve_code": (
-        "Explain what the following {language} code does and point out its weaknesses. "
+        "Explain what the following code does and point out its weaknesses. "
         "Then give an improved version in one fenced code block.\n\n```{language}\n{text}\n```"
     ),
     "qa_from_passage": (
@@ -68,7 +68,7 @@ def check_custom_template(template: str) -> None:
 
 def _fields(row: dict, meta: dict) -> dict[str, str]:
     values = {f: "" if row.get(f) is None else str(row[f]) for f in TEMPLATE_FIELDS}
-    values["language"] = str(meta.get("language") or ("" if row.get("modality") != "code" else "text"))
+    values["language"] = str(meta.get("language") or "")  # names the code fence; may be empty
     return values
 
 
