@@ -37,7 +37,7 @@ _bench_dedup = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_bench_dedup)
 ensure_datatrove = _bench_dedup.ensure_datatrove  # the shared datatrove venv (bench/.venv-datatrove)
 
-from filters import gopher, langid  # noqa: E402
+from filters import CurateConfig, filter_partition, gopher, langid  # noqa: E402
 from filters.config import GopherQualityConfig, GopherRepetitionConfig, LanguageConfig  # noqa: E402
 from filters.rules import first_failure  # noqa: E402
 
@@ -151,6 +151,13 @@ def main() -> None:
     t0 = time.perf_counter()
     langid.stats(pl.Series(texts), LanguageConfig())
     print(f"langid    : {len(texts) / (time.perf_counter() - t0):9.0f} docs/s (py3langid, per-document call)")
+    docs = pl.DataFrame({"id": [str(i) for i in range(len(texts))], "modality": ["text"] * len(texts),
+                         "source": ["bench"] * len(texts), "uri": [f"doc{i}" for i in range(len(texts))], "text": texts})
+    t0 = time.perf_counter()
+    res = filter_partition(docs, CurateConfig(), ROOT)
+    t_all = time.perf_counter() - t0
+    print(f"filter_partition (all filters, langid, PII): {len(texts) / t_all:9.0f} docs/s; "
+          f"kept {res.tables['curated'].height}, rejected {res.tables['rejects'].height}")
     py = ensure_datatrove()
     if py is None:
         print("datatrove : NOT RUN (could not be installed)")

@@ -183,6 +183,9 @@ class DedupConfig(_Section):
 class CurateConfig(_Section):
     """Every curate setting. Rule order is fixed and documented in `filters.pipeline`."""
 
+    # Sources whose text rows skip the web-text rules (language, Gopher, C4, FineWeb): those
+    # rules were written for crawled pages and reject short questions or instructions by design.
+    web_rules_exempt_sources: list[str] = Field(default_factory=list)
     language: LanguageConfig = Field(default_factory=LanguageConfig)
     gopher_repetition: GopherRepetitionConfig = Field(default_factory=GopherRepetitionConfig)
     gopher_quality: GopherQualityConfig = Field(default_factory=GopherQualityConfig)

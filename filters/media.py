@@ -10,7 +10,7 @@ Bounds:
 
 Facts come from the row's meta (width/height/duration) when present; otherwise from the
 bytes at lake_root/<media> (image header via Pillow, audio decoded with soundfile, video
-container via PyAV). Opening files is per item I/O through the decoders' own calls, so it
+container via PyAV). The bytes are opened in every case, so unreadable media is caught here. Opening files is per item I/O through the decoders' own calls, so it
 is one library call per media row; everything after (the rules) is vectorized.
 Unreadable bytes are not a reject but a quarantine with a reason code:
 media_bad_ref (no or malformed "media/ab/<sha256>"), media_missing (no such file),
@@ -45,6 +45,7 @@ def _probe_image(path: Path) -> dict:
 
     with Image.open(path) as im:
         w, h = im.size
+        im.verify()  # parses the whole file (e.g. PNG chunk CRCs) without decoding pixels
     return {"width": w, "height": h}
 
 
@@ -97,18 +98,14 @@ def probe(docs: pl.DataFrame, cfg: MediaConfig, lake_root: Path) -> pl.DataFrame
         if not path.is_file():
             reason[i], error[i] = "media_missing", f"{refs[i]} is not in the lake"
             continue
-        need_decode = mod == "audio" or np.isnan(cols["width"][i]) or np.isnan(cols["height"][i]) or (
-            mod == "video" and np.isnan(cols["duration"][i]))
-        if not need_decode:
-            continue
-        try:
+        try:  # always opened: unreadable bytes are caught here, not later in dedup or shard
             facts = (_probe_image(path) if mod == "image" else
                      _probe_audio(path, cfg) if mod == "audio" else _probe_video(path))
         except Exception as exc:  # any decoder error means the bytes are unusable
             reason[i], error[i] = "media_unreadable", f"{mod} decode failed: {type(exc).__name__}: {str(exc)[:200]}"
             continue
-        for k, v in facts.items():
-            if v is not None and (k != "duration" or mod == "audio" or np.isnan(cols[k][i])):
+        for k, v in facts.items():  # meta wins where it has the fact (gather measured it)
+            if v is not None and (k in ("silence_frac", "clip_frac") or np.isnan(cols[k][i])):
                 cols[k][i] = float(v)
     out = pl.DataFrame(cols)
     mod = docs["modality"]

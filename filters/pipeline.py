@@ -89,7 +89,10 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
     quarantined = q_reason != None  # noqa: E711
 
     # --- statistics, family by family --------------------------------------------------------
-    t_idx = np.flatnonzero(is_text & ~quarantined)
+    # Web-text rules (language, Gopher, C4, FineWeb) judge web pages; sources the config
+    # exempts (question sets, instructions) skip them but still get PII and decontamination.
+    exempt = docs["source"].is_in(cfg.web_rules_exempt_sources).to_numpy() if n else np.zeros(0, dtype=bool)
+    t_idx = np.flatnonzero(is_text & ~exempt & ~quarantined)
     c_idx = np.flatnonzero(is_code & ~quarantined)
     raw_t = text.gather(t_idx)
     frames = [pl.DataFrame({"text_chars": text.str.strip_chars().str.len_chars().cast(pl.Float64)}).with_columns(
@@ -106,7 +109,7 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
     if cfg.code.enabled:
         frames.append(_scatter(code.stats(text.gather(c_idx), docs["uri"].gather(c_idx), cfg.code), c_idx, n))
     frames.append(mprobe.drop("media_reason", "media_error"))
-    d_idx = np.sort(np.concatenate([t_idx, c_idx]))
+    d_idx = np.flatnonzero(textual & ~quarantined)
     dc = decontam.overlaps(text.gather(d_idx), pl.Series(is_code[d_idx]), cfg.decontam)
     frames.append(_scatter(dc, d_idx, n))
     stats = pl.concat(frames, how="horizontal")

@@ -116,3 +116,10 @@ def test_unreadable_media_is_quarantined(tmp_path):
     assert verdicts(tmp_path, rows) == [
         "quarantine:media_unreadable", "quarantine:media_unreadable", "quarantine:media_unreadable",
         "quarantine:media_bad_ref", "quarantine:media_missing"]
+
+
+def test_truncated_image_with_meta_is_still_quarantined(tmp_path):
+    data = png(100, 100, 9)
+    rows = [{"modality": "image", "media": put(tmp_path, data[: len(data) // 2]), "meta": json.dumps({"width": 100, "height": 100})},
+            {"modality": "image", "media": put(tmp_path, data), "meta": json.dumps({"width": 100, "height": 100})}]
+    assert verdicts(tmp_path, rows) == ["quarantine:media_unreadable", None]
