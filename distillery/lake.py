@@ -18,6 +18,7 @@ by one rename when all its partitions are written, so readers never see half a b
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -56,8 +57,9 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        _raise_if_unwritable(exc, path)
         raise
     return path
 
@@ -72,10 +74,24 @@ def write_bytes_atomic(data: bytes, path: Path) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        _raise_if_unwritable(exc, path)
         raise
     return path
+
+
+# errno values that mean "the lake's storage refuses writes", not "this data is bad".
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _raise_if_unwritable(exc: BaseException, path: Path) -> None:
+    """Turn a full or read-only disk into a LakeError that says so and what to do."""
+    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
+        raise LakeError(
+            f"cannot write {path}: {os.strerror(exc.errno)} (errno {exc.errno}). The stage stopped; nothing "
+            "half-written is visible. Free space (or make the lake writable) and re-run the same command."
+        ) from exc
 
 
 # Lake roots whose writer lock this process holds, with the nesting depth.
