@@ -25,11 +25,13 @@ OUTCOME_SQL = {
     # stage -> {ledger column: SQL counting the rows actually present}
     "gather": {"kept": "SELECT count(*) FROM documents"},
     "curate": {"kept": "SELECT count(*) FROM curated", "duplicate": "SELECT count(*) FROM duplicates"},
-    "distill": {"kept": "SELECT count(DISTINCT (source_ids, task)) FROM traces WHERE verdict IN ('pass', 'unverified')"},
+    # A prompt is a (source row, task); identical prompts share one trace listing every source row.
+    "distill": {"kept": "SELECT count(*) FROM (SELECT DISTINCT unnest(source_ids), task FROM traces WHERE accepted)"},
     "shard": {"kept": "SELECT count(*) FROM shards"},
 }
 UPSTREAM_SQL = {
     "curate": "SELECT count(*) FROM documents",
+    "shard": "SELECT (SELECT count(*) FROM curated) + (SELECT count(*) FROM traces)",
 }
 
 

@@ -94,6 +94,7 @@ TRACE = pa.schema(
         ("reference", pa.string()),
         ("verdict", pa.string()),  # pass | fail | unverified
         ("verdict_detail", pa.string()),
+        ("accepted", pa.bool_()),  # goes on to the shards: pass, or unverified where allowed
         ("finish_reason", pa.string()),
         ("prompt_tokens", pa.int64()),
         ("completion_tokens", pa.int64()),

@@ -147,7 +147,7 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
     if cfg.language.enabled:
         lang = stats["lang"]
         extra["language"] = (lang, json_str(pl.col("_v")))
-        extra["language_score"] = (stats["lang_score"].round(4), pl.col("_v").cast(pl.Utf8))
+        extra["language_score"] = (stats["lang_score"].fill_nan(None).round(4), pl.col("_v").cast(pl.Utf8))
     if cfg.c4.enabled:
         removed = stats.select([pl.col(f"c4_removed_{r}").fill_nan(0).fill_null(0).alias(r) for r in c4.REMOVAL_REASONS])
         extra["c4_removed_lines"] = (removed.select(_counts_json(removed)).to_series(), pl.col("_v"))

@@ -112,8 +112,13 @@ def _curated(table: pa.Table, spec: dict, cfg: ShardConfig, lake_root: Path) -> 
 
 def _traces(table: pa.Table, spec: dict, cfg: ShardConfig, verdicts: tuple[str, ...], lake_root: Path) -> tuple[Encoded, dict]:
     rows = np.arange(table.num_rows, dtype=np.int64)
+    verdict = table.column("verdict").to_pylist()
+    if "accepted" in table.column_names:  # where the distill stage decided, its decision stands
+        verdict = ["accepted" if (a if a is not None else v in verdicts) else v
+                   for a, v in zip(table.column("accepted").to_pylist(), verdict)]
+        verdicts = ("accepted",)
     enc = tokenize_traces(rows, table.column("messages").to_pylist(), table.column("reasoning").to_pylist(),
-                          table.column("answer").to_pylist(), table.column("verdict").to_pylist(),
+                          table.column("answer").to_pylist(), verdict,
                           tuple(verdicts), spec, cfg.threads, lake_root)
     ids = table.column("id").to_pylist()
     srcs = [s or [] for s in table.column("source_ids").to_pylist()]

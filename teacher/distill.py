@@ -249,7 +249,8 @@ def _assemble(rows, prompts, results, traces, cfg: DistillConfig, requester: Req
                                "id": p.row.get("id"), "reason": reason,
                                "error": requester.scrub(f"task {p.task.name}: {message}")})  # fmt: skip
     for t in traces:
-        stats["traces_accepted"] = stats.get("traces_accepted", 0) + _accepted(t, cfg)
+        t["accepted"] = _accepted(t, cfg)
+        stats["traces_accepted"] = stats.get("traces_accepted", 0) + t["accepted"]
         for key in ("_prompts", "_verify"):
             t.pop(key)
     rejects = rows.select(DOCUMENT.names)[reject_rows].with_columns(

@@ -49,6 +49,7 @@ base_dir: {samples_root}
 sources:
   - {{name: articles, kind: files, paths: ["samples/text/*"], license: CC-BY-4.0}}
   - {{name: problems, kind: jsonl, paths: ["samples/problems.jsonl"], text_field: text}}
+curate: {{web_rules_exempt_sources: [problems]}}
 distill:
   base_url: {teacher_url}
   timeout_s: 10
