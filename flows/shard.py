@@ -63,9 +63,13 @@ def write_task(cfg: PipelineConfig, build: str, spec: dict) -> dict:
     samples = sorted(batch.tmp.glob("samples-*.parquet"))
     out = batch.tmp.parent
     manifest = shards.write_shards(samples, spec, cfg.shard, out)
-    for f in samples:  # the shards now hold these rows; keep ledger, rejects, quarantine
-        f.unlink()
-    os.replace(out, build)
+    for stray in out.rglob(".*.tmp"):  # temp files of a killed earlier attempt must not enter the build
+        stray.unlink(missing_ok=True)
+    os.replace(out, build)  # the commit point: the build appears whole
+    # Only now drop the samples the shards hold (keep ledger, rejects, quarantine): deleted
+    # before the rename, a kill in between lost rows whose ledgers said they were done.
+    for f in samples:
+        (build / "samples" / f.name).unlink(missing_ok=True)
     return {"rows": sum(s["rows"] for s in manifest["shards"]), "tokens": sum(s["tokens"] for s in manifest["shards"]),
             "files": len(manifest["shards"])}
 
@@ -78,6 +82,8 @@ def shard_flow(cfg: PipelineConfig) -> dict:
     with lake.writer_lock(cfg.run.lock_timeout_s):
         build, parts = plan(cfg, lake)
         if (build / "manifest.json").exists():
+            for leftover in (build / "samples").glob("samples-*.parquet"):  # a kill just after the rename
+                leftover.unlink()
             print(f"shard: {build.name} is already built for these inputs")
             return finish_stage(cfg, lake, "shard", started, total([], "shard"), build.name, len(parts),
                                 note="already built")
