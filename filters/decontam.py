@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from distillery.encoding import get_encoding
 from filters.config import DecontamConfig
@@ -64,8 +65,9 @@ def code_grams(texts: pl.Series, n: int) -> pl.DataFrame:
     """(doc, g): distinct hashed n-grams of cl100k_base tokens per text."""
     enc = get_encoding("cl100k_base")
     toks = enc.encode_ordinary_batch(texts.cast(pl.Utf8).fill_null("").to_list())
-    lens = np.fromiter((len(t) for t in toks), dtype=np.int64, count=len(toks))
-    flat = np.fromiter((x for t in toks for x in t), dtype=np.uint64, count=int(lens.sum()))
+    lists = pa.array(toks, type=pa.large_list(pa.uint32()))  # one C++ conversion, no loop per token
+    flat = lists.flatten().to_numpy(zero_copy_only=False).astype(np.uint64)
+    lens = np.diff(lists.offsets.to_numpy())
     doc = np.repeat(np.arange(len(toks), dtype=np.uint32), lens)
     starts, g = ngram_hashes(splitmix64(flat), doc, n)
     return pl.DataFrame({"doc": doc[starts], "g": g}).unique()

@@ -119,3 +119,10 @@ def test_config_rejects_unknown_keys():
 def test_empty_partition(tmp_path):
     res = filter_partition(docs_frame([]).head(0), CurateConfig(), tmp_path)
     assert res.rows_in == 0 and all(t.height == 0 for t in res.tables.values())
+
+
+def test_blank_text_is_rejected_as_empty(tmp_path):
+    docs = docs_frame([{"modality": "text", "text": "   \n\t "}, {"modality": "code", "uri": "e.py", "text": ""}])
+    res = filter_partition(docs, CurateConfig(), tmp_path)
+    assert res.tables["rejects"]["rule"].to_list() == ["empty_text", "empty_text"]
+    assert res.tables["rejects"]["value"].to_list() == [0.0, 0.0]
