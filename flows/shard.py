@@ -69,7 +69,7 @@ def write_task(cfg: PipelineConfig, build: str, spec: dict) -> dict:
     # Only now drop the samples the shards hold (keep ledger, rejects, quarantine): deleted
     # before the rename, a kill in between lost rows whose ledgers said they were done.
     for f in samples:
-        (build / "samples" / f.name).unlink(missing_ok=True)
+        (Path(build) / "samples" / f.name).unlink(missing_ok=True)
     return {"rows": sum(s["rows"] for s in manifest["shards"]), "tokens": sum(s["tokens"] for s in manifest["shards"]),
             "files": len(manifest["shards"])}
 
