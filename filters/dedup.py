@@ -45,6 +45,17 @@ KEY_SCHEMA = {
 DUP_SCHEMA = {"order": pl.Int64, "id": pl.Utf8, "duplicate_of": pl.Utf8, "method": pl.Utf8, "similarity": pl.Float64}
 
 
+def _sql(query: str, **frames: pl.DataFrame) -> pl.DataFrame:
+    """Run `query` in a fresh in-memory DuckDB with `frames` registered as tables."""
+    con = duckdb.connect()
+    try:
+        for name, frame in frames.items():
+            con.register(name, frame.to_arrow())
+        return con.sql(query).pl()
+    finally:
+        con.close()
+
+
 def _audio_key(path: Path) -> str:
     import soundfile as sf
 
@@ -65,7 +76,7 @@ def dedup_keys(curated: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> pl.
     exact = np.full(n, None, dtype=object)
     if len(t_idx):
         norm_df = pl.DataFrame({"v": norm}).with_row_index("i")
-        exact[t_idx] = duckdb.sql("select md5(v) as h from norm_df order by i").pl()["h"].to_numpy()
+        exact[t_idx] = _sql("select md5(v) as h from norm_df order by i", norm_df=norm_df)["h"].to_numpy()
     mh = cfg.dedup.minhash
     num_perm = mh.num_bands * mh.rows_per_band
     sig_col = pl.Series("signature", [None] * n, dtype=pl.List(pl.UInt64))
@@ -112,7 +123,7 @@ def dedup_keys(curated: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> pl.
         except Exception:  # undecodable bytes: no perceptual key; exact bytes key still applies
             continue
     if img_rows:
-        for i, h in zip(img_rows, phash.phash_batch(np.stack(img_px))):
+        for i, h in zip(img_rows, phash.phash_batch(np.stack(img_px)), strict=True):
             phashes[i] = int(h)
     return pl.DataFrame({
         "id": curated["id"], "modality": curated["modality"],
@@ -256,10 +267,11 @@ def find_duplicates(new: pl.DataFrame, existing: pl.DataFrame | None, cfg: Curat
     # 3. images: Hamming distance of pHashes in DuckDB.
     ik = keys.filter(pl.col("phash").is_not_null()).with_row_index("_pos")
     if ik.height > 1:
-        pairs = duckdb.sql(
+        pairs = _sql(
             f"""select a._pos as u, b._pos as v from ik a join ik b on a._pos < b._pos
-                where b.is_new and bit_count(xor(a.phash, b.phash)) <= {int(cfg.dedup.image_max_hamming)}"""
-        ).pl()
+                where b.is_new and bit_count(xor(a.phash, b.phash)) <= {int(cfg.dedup.image_max_hamming)}""",
+            ik=ik.select("_pos", "is_new", "phash"),
+        )
         dup, surv = _cluster_dups(ik, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))
         ph = ik["phash"].to_numpy()
         out.append(pl.DataFrame({
@@ -271,17 +283,18 @@ def find_duplicates(new: pl.DataFrame, existing: pl.DataFrame | None, cfg: Curat
     if vk.height > 1:
         fr = vk.select("_pos", "is_new", pl.col("frame_phashes").list.len().alias("nf"), "frame_phashes").explode(
             "frame_phashes").with_columns(pl.int_range(pl.len()).over("_pos").alias("k"))
-        pairs = duckdb.sql(
+        pairs = _sql(
             f"""select a._pos as u, b._pos as v, avg(bit_count(xor(a.frame_phashes, b.frame_phashes))) as mean_ham
                 from fr a join fr b on a.k = b.k and a._pos < b._pos and a.nf = b.nf
                 where b.is_new group by a._pos, b._pos, a.nf
                 having max(bit_count(xor(a.frame_phashes, b.frame_phashes))) <= {int(cfg.dedup.video_max_hamming)}
-                   and count(*) = a.nf"""
-        ).pl()
+                   and count(*) = a.nf""",
+            fr=fr,
+        )
         dup, surv = _cluster_dups(vk, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))
         fl = vk["frame_phashes"].to_list()
         sim = [1.0 - float(_hamming(np.array(fl[d], np.uint64), np.array(fl[s], np.uint64)).mean()) / 64.0
-               for d, s in zip(dup, surv)]
+               for d, s in zip(dup, surv, strict=True)]
         out.append(pl.DataFrame({
             "order": vk["order"].gather(dup), "id": vk["id"].gather(dup), "duplicate_of": vk["id"].gather(surv),
             "method": ["video"] * len(dup), "similarity": sim}))

@@ -75,18 +75,17 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
     is_code = (mod == "code").to_numpy()
     textual = is_text | is_code
 
-    # --- quarantine reasons that are not rules ----------------------------------------------
-    q_reason = np.full(n, None, dtype=object)
-    q_error = np.full(n, None, dtype=object)
+    # --- quarantine reasons that are not rules (first one wins) --------------------------------
     unknown = ~mod.is_in(list(MODALITIES)).to_numpy()
-    q_reason[unknown], q_error[unknown] = "unknown_modality", "modality is not one of " + ", ".join(MODALITIES)
     no_text = textual & text.is_null().to_numpy()
-    q_reason[no_text], q_error[no_text] = "text_missing", "a text/code row has no text"
     mprobe = media.probe(docs, cfg.media, lake_root)
-    mq = mprobe["media_reason"].to_numpy()
-    has_mq = np.array([r is not None for r in mq], dtype=bool) & (q_reason == None)  # noqa: E711
-    q_reason[has_mq], q_error[has_mq] = mq[has_mq], mprobe["media_error"].to_numpy()[has_mq]
-    quarantined = q_reason != None  # noqa: E711
+    media_q = mprobe["media_reason"].is_not_null().to_numpy()
+    quarantined = unknown | no_text | media_q
+    q_reason = np.select([unknown, no_text, media_q],
+                         ["unknown_modality", "text_missing", mprobe["media_reason"].to_numpy()], default=None)
+    q_error = np.select([unknown, no_text, media_q],
+                        ["modality is not one of " + ", ".join(MODALITIES), "a text/code row has no text",
+                         mprobe["media_error"].to_numpy()], default=None)
 
     # --- statistics, family by family --------------------------------------------------------
     # Web-text rules (language, Gopher, C4, FineWeb) judge web pages; sources the config
@@ -133,8 +132,7 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
         .then(pl.concat_str([pl.lit("decontam:"), stats["decontam_bench"]]))
         .otherwise(pl.col("rule")).alias("rule")
     )
-    rule = verdict["rule"].to_numpy()
-    rejected = (rule != None) & ~quarantined  # noqa: E711
+    rejected = verdict["rule"].is_not_null().to_numpy() & ~quarantined
     kept = ~rejected & ~quarantined
 
     # --- kept rows: cleaned text, redaction, meta -----------------------------------------------
