@@ -13,8 +13,8 @@ Order of the rule table (the first failing rule is the one recorded):
 
 Rows that cannot be judged (a text/code row without text, an unknown modality, media
 whose bytes are missing or undecodable) go to quarantine with a reason code. Kept rows
-get the C4-cleaned text, then PII/secret redaction, and meta keys: language,
-language_score, c4_removed_lines, redactions, decontam (flag mode).
+get the C4-cleaned text; kept and rejected rows get PII/secret redaction and meta keys
+language, language_score, redactions, decontam (flag mode); kept rows also c4_removed_lines.
 All statistics are computed per family over the whole partition, then the rule table is
 evaluated as one expression.
 """
@@ -58,10 +58,12 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
     """Filter one partition of DOCUMENT rows.
 
     Returns tables "curated" (DOCUMENT; kept rows, cleaned and redacted), "rejects" (REJECT,
-    stage "curate", rule name and measured value) and "quarantine" (QUARANTINE). The row
+    stage "curate", rule name and measured value; the original text, redacted, since secrets
+    must not reach Parquet either) and "quarantine" (QUARANTINE). The row
     counts satisfy rows_in == curated + rejects + quarantine. `stats` holds counts per
     reject rule ("reject:<rule>"), quarantine reason ("quarantine:<reason>"), redaction kind
-    ("redacted:<kind>") and C4 line removal ("c4_removed:<reason>").
+    ("redacted:<kind>", over curated and rejected text) and C4 line removal of kept rows
+    ("c4_removed:<reason>").
     """
     docs = docs.select([c for c in DOCUMENT.names if c in docs.columns])
     for name in DOCUMENT.names:
@@ -135,10 +137,11 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
     rejected = verdict["rule"].is_not_null().to_numpy() & ~quarantined
     kept = ~rejected & ~quarantined
 
-    # --- kept rows: cleaned text, redaction, meta -----------------------------------------------
+    # --- output text: C4-cleaned for kept rows, original for rejects; both redacted ------------
     new_text = text.to_numpy().copy() if n else np.array([], dtype=object)
     if cfg.c4.enabled and len(t_idx):
-        new_text[t_idx] = cleaned.to_numpy()
+        keep_t = kept[t_idx]
+        new_text[t_idx[keep_t]] = cleaned.to_numpy()[keep_t]
     cur = docs.with_columns(pl.Series("text", new_text, dtype=pl.Utf8))
     meta = pl.col("meta")
     extra = {}
@@ -148,10 +151,12 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
         extra["language_score"] = (stats["lang_score"].fill_nan(None).round(4), pl.col("_v").cast(pl.Utf8))
     if cfg.c4.enabled:
         removed = stats.select([pl.col(f"c4_removed_{r}").fill_nan(0).fill_null(0).alias(r) for r in c4.REMOVAL_REASONS])
-        extra["c4_removed_lines"] = (removed.select(_counts_json(removed)).to_series(), pl.col("_v"))
+        removed_json = removed.select(_counts_json(removed)).to_series()
+        extra["c4_removed_lines"] = (pl.select(pl.when(pl.lit(pl.Series(kept))).then(pl.lit(removed_json))).to_series(), pl.col("_v"))
     stat_counts: dict[str, int] = {}
     if cfg.pii.enabled:
-        red_idx = np.flatnonzero(kept & textual)
+        # Rejected rows are stored too (rejects table), so secrets are redacted there as well.
+        red_idx = np.flatnonzero((kept | rejected) & textual)
         red_text, counts = pii.redact(cur["text"].gather(red_idx), cfg.pii.kinds)
         new_text = cur["text"].to_numpy().copy()
         new_text[red_idx] = red_text.to_numpy()
@@ -172,7 +177,7 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
     mask = pl.Series(kept)
     curated = cur.filter(mask)
     rej_mask = pl.Series(rejected)
-    rejects = docs.filter(rej_mask).with_columns(
+    rejects = cur.filter(rej_mask).with_columns(
         pl.lit(STAGE).alias("stage"),
         verdict["rule"].filter(rej_mask).alias("rule"),
         verdict["value"].filter(rej_mask).alias("value"),

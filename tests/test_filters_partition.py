@@ -126,3 +126,12 @@ def test_blank_text_is_rejected_as_empty(tmp_path):
     res = filter_partition(docs, CurateConfig(), tmp_path)
     assert res.tables["rejects"]["rule"].to_list() == ["empty_text", "empty_text"]
     assert res.tables["rejects"]["value"].to_list() == [0.0, 0.0]
+
+
+def test_rejected_rows_are_redacted_too(tmp_path):
+    docs = docs_frame([{"modality": "text", "text": "AWS key AKIAIOSFODNN7EXAMPLE and mail bob@example.com."}])
+    res = filter_partition(docs, CurateConfig(), tmp_path)
+    rej = res.tables["rejects"].row(0, named=True)
+    assert "AKIAIOSFODNN7EXAMPLE" not in rej["text"] and "bob@example.com" not in rej["text"]
+    assert json.loads(rej["meta"])["redactions"] == {"api_key": 1, "email": 1}
+    assert res.stats["redacted:api_key"] == 1
