@@ -24,10 +24,16 @@ def make_task_runner(run: RunConfig) -> TaskRunner:
         return ProcessPoolTaskRunner(max_workers=workers)
     if kind == "ray":
         try:
+            import ray
             from prefect_ray import RayTaskRunner
         except ImportError:
             raise RuntimeError("task_runner 'ray' needs the ray extra: pip install 'distillery[ray]'") from None
         address = os.environ.get("DISTILLERY_RAY_ADDRESS", run.ray_address)
-        init_kwargs = {"num_cpus": workers, "include_dashboard": False} if not address else {}
-        return RayTaskRunner(address=address, init_kwargs=init_kwargs)
+        # Connect (or start the local instance) once per process: each stage is a subflow that
+        # enters the runner, and a runner that started Ray itself shuts it down on exit, which
+        # would cost every stage Ray's start-up. Ray shuts down with the process.
+        if not ray.is_initialized():
+            init_kwargs = {"num_cpus": workers, "include_dashboard": False} if not address else {}
+            ray.init(address=address, **init_kwargs)
+        return RayTaskRunner(address=address)
     raise ValueError(f"DISTILLERY_TASK_RUNNER={kind!r}: allowed values are threads, processes, ray")

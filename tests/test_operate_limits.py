@@ -1,0 +1,118 @@
+"""The teacher's global concurrency limit, and the progress bar a terminal user sees."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+
+from flows.limits import teacher_requests
+from flows.reporting import Progress, render_bar
+
+
+def read_limit(name: str):
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            return None
+
+
+def test_teacher_limit_is_created_held_and_released(prefect_api):
+    from prefect import flow
+
+    name = "teacher-requests-test-held"
+
+    @flow
+    def distill_like(slots: int) -> tuple[int, int]:
+        with teacher_requests(slots, name=name) as held:
+            during = read_limit(name).active_slots
+        return held, during
+
+    assert read_limit(name) is None
+    held, during = distill_like(3)
+    assert held == 3 and during == 3
+    limit = read_limit(name)
+    assert limit.limit == 3 and limit.active_slots == 0  # created with room for one partition, released
+
+    # An operator lowered it: a partition holds what there is rather than waiting forever.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=2))
+    held, during = distill_like(8)
+    assert held == 2 and during == 2
+    assert read_limit(name).limit == 2  # never raised or overwritten by the wrapper
+
+
+def test_teacher_limit_makes_partitions_take_turns(prefect_api):
+    """Two flows at once, each wanting the whole limit: the second waits for the first."""
+    from prefect import flow
+
+    name = "teacher-requests-test-turns"
+    spans: list[tuple[float, float]] = []
+
+    @flow
+    def partition(slots: int) -> None:
+        with teacher_requests(slots, name=name):
+            start = time.monotonic()
+            time.sleep(1.0)
+            spans.append((start, time.monotonic()))
+
+    partition(2)  # creates the limit with 2 slots
+    spans.clear()
+    threads = [threading.Thread(target=partition, args=(2,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (a0, a1), (b0, b1) = sorted(spans)
+    assert b0 >= a1  # no overlap: the slots were held by one partition at a time
+
+
+def test_teacher_limit_does_nothing_outside_a_flow(prefect_api):
+    name = "teacher-requests-test-outside"
+    with teacher_requests(4, name=name) as held:
+        assert held == 0
+    assert read_limit(name) is None
+
+
+def test_progress_bar_on_a_terminal_only():
+    assert render_bar("gather", 0, 4, width=8) == "gather  [........] 0/4 partitions   0%"
+    assert render_bar("gather", 2, 4, width=8) == "gather  [####....] 2/4 partitions  50%"
+    assert render_bar("curate", 4, 4, width=8).startswith("curate  [########] 4/4")
+
+    primary, secondary = os.openpty()  # a real terminal
+    try:
+        with os.fdopen(secondary, "w", closefd=False) as tty:
+            p = Progress("gather", 3, stream=tty)
+            for _ in range(3):
+                p.advance()
+        out = os.read(primary, 10_000).decode()
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    frames = out.replace("\r\n", "\n").split("\r")
+    assert frames[0] == ""
+    assert [f.split("]")[1].split("partitions")[0].strip() for f in frames[1:]] == ["0/3", "1/3", "2/3", "3/3"]
+    assert out.endswith("\n")  # the finished bar leaves the cursor on a fresh line
+
+    log = io.StringIO()  # not a terminal: nothing drawn
+    p = Progress("gather", 3, stream=log)
+    p.advance(3)
+    assert log.getvalue() == ""
+
+
+def test_progress_with_nothing_to_do_draws_nothing():
+    primary, secondary = os.openpty()
+    try:
+        with os.fdopen(secondary, "w", closefd=False) as tty:
+            Progress("gather", 0, stream=tty)
+            tty.write("x")
+        assert os.read(primary, 100) == b"x"
+    finally:
+        os.close(primary)
+        os.close(secondary)
