@@ -9,9 +9,9 @@ distill at once, the requests in flight against the endpoint stay under the limi
 
 The limit is created on first use with room for one partition; an operator raises it
 where the endpoint allows more (`prefect gcl update teacher-requests --limit 64`, or the
-UI's Concurrency page), and it is never lowered or overwritten here. Outside a flow run
-(plain function calls, tests of the stage logic) there is no Prefect API to ask, and the
-wrapper does nothing.
+UI's Concurrency page), and it is never lowered or overwritten here. Outside a flow or task
+run (plain function calls, tests of the stage logic) there is no Prefect API to ask, and
+the wrapper does nothing.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from contextlib import contextmanager
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-from flows.reporting import in_flow
 
 TEACHER_LIMIT = "teacher-requests"
 
@@ -52,7 +51,7 @@ def teacher_requests(slots: int, name: str = TEACHER_LIMIT, timeout_s: float | N
     `slots`, or fewer when an operator set the limit below that (holding more than the
     limit would wait forever), or 0 outside a flow run, where it does nothing.
     """
-    if not in_flow():
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
         yield 0
         return
     held = max(1, min(slots, ensure_limit(name, slots)))

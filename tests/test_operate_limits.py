@@ -48,6 +48,26 @@ def test_teacher_limit_is_created_held_and_released(prefect_api):
     assert read_limit(name).limit == 2  # never raised or overwritten by the wrapper
 
 
+def test_teacher_limit_held_from_a_task_on_the_task_runner(prefect_api):
+    """Where the lead wraps the distill partition task: a task submitted to the runner."""
+    from prefect import flow, task
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    name = "teacher-requests-test-task"
+
+    @task
+    def distill_partition_like(slots: int) -> tuple[int, int]:
+        with teacher_requests(slots, name=name) as held:
+            return held, read_limit(name).active_slots
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))
+    def distill_like() -> tuple[int, int]:
+        return distill_partition_like.submit(2).result()
+
+    assert distill_like() == (2, 2)
+    assert read_limit(name).active_slots == 0
+
+
 def test_teacher_limit_makes_partitions_take_turns(prefect_api):
     """Two flows at once, each wanting the whole limit: the second waits for the first."""
     from prefect import flow
