@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-import trainer
+from trainer.train import train
 from distillery.config import PipelineConfig
 from distillery.generations import shard_build_dir
 from distillery.lake import Lake, stable_hash
@@ -27,7 +27,7 @@ def train_flow(cfg: PipelineConfig, resume: bool = False) -> dict:
     if not (build / "manifest.json").exists():
         raise RuntimeError(f"no shards for the current lake at {build}: run the shard stage first")
     log: list[dict] = []
-    report = trainer.train(build, cfg.train, train_dir(cfg, lake), resume=resume, on_log=log.append)
+    report = train(build, cfg.train, train_dir(cfg, lake), resume=resume, on_log=log.append)
     if in_flow():
         if log:
             create_table_artifact(log, key="train-loss", description="training loss and throughput per log step")

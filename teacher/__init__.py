@@ -8,10 +8,20 @@ The bundled reference teacher (`teacher.server.start_server`) is a deterministic
 for tests and the demo.
 """
 
-from teacher.batch import BatchPending
 from teacher.budget import BudgetExhausted
 from teacher.config import DistillConfig, Price, SelectorConfig, TaskConfig
-from teacher.distill import distill_partition
+
+
+def __getattr__(name: str):
+    # The client stack (openai, httpx) loads when a stage distills, not when a config is read.
+    if name == "distill_partition":
+        from teacher.distill import distill_partition
+        return distill_partition
+    if name == "BatchPending":
+        from teacher.batch import BatchPending
+        return BatchPending
+    raise AttributeError(name)
+
 
 __all__ = [
     "BatchPending",

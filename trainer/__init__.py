@@ -12,7 +12,18 @@ synthetic (shards in the real format for tests and benchmarks).
 """
 
 from trainer.config import TrainConfig
-from trainer.sample import sample
-from trainer.train import evaluate, train
 
 __all__ = ["TrainConfig", "train", "evaluate", "sample"]
+
+
+def __getattr__(name: str):
+    # torch loads only when training is asked for: the pipeline config imports TrainConfig,
+    # and importing torch costs seconds that every other command would pay.
+    if name in ("train", "evaluate", "sample"):
+        import importlib
+        loop = importlib.import_module("trainer.train")
+        sampling = importlib.import_module("trainer.sample")
+        # Importing a submodule binds its name on the package; rebind the functions over them.
+        globals().update(train=loop.train, evaluate=loop.evaluate, sample=sampling.sample)
+        return globals()[name]
+    raise AttributeError(name)
