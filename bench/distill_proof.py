@@ -17,7 +17,7 @@ Why it can work: cl100k writes "57" and "38" as single tokens, so from answers a
 student must learn a 100 x 100 addition table from a few thousand examples; the teacher's
 column-by-column steps turn that into small digit tables that every example exercises.
 
-    python bench/distill_proof.py [--train 3000] [--test 200] [--steps 800] [--layers 3 --embd 96 ...]
+    python bench/distill_proof.py [--train 5000] [--test 200] [--steps 1000] [--layers 3 --embd 96 ...]
 Runs in well under 15 minutes on 2 CPU cores (prints each phase's time).
 """
 
@@ -53,7 +53,7 @@ ANSWER = re.compile(r"Answer:\s*(-?\d+)")
 
 def problems(n_train: int, n_test: int, digits: int, seed: int) -> tuple[list[dict], list[dict]]:
     """Disjoint train / held-out additions (each question appears once)."""
-    unique, n = {}, 4 * (n_train + n_test)
+    unique, n = {}, 10 * (n_train + n_test)
     for p in arithmetic_problems(n, seed, digits):
         if " + " in p["question"]:
             unique.setdefault(p["question"], p)
@@ -142,16 +142,16 @@ def student(name: str, shard_dir: Path, spec: dict, cfg: TrainConfig, test: list
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", type=int, default=3000, help="training problems sent to the teacher")
+    ap.add_argument("--train", type=int, default=5000, help="training problems sent to the teacher")
     ap.add_argument("--test", type=int, default=200, help="held-out problems")
     ap.add_argument("--digits", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--embd", type=int, default=96)
     ap.add_argument("--block", type=int, default=128)
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--lr", type=float, default=6e-3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per student (1 is fastest on a busy CPU)")
     ap.add_argument("--sequential", action="store_true", help="train the two students one after the other")
     args = ap.parse_args()

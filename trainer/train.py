@@ -251,6 +251,7 @@ def train(
             if on_log is not None:
                 on_log(entry)
     elapsed = time.perf_counter() - t_start
+    del batches  # stops loader worker processes, if any
 
     saved = step > first_step and cfg.checkpoint_every and step % cfg.checkpoint_every == 0
     path = ckpt_path if saved else checkpoint()
