@@ -195,11 +195,17 @@ def main(argv: list[str] | None = None) -> int:
     configure()
     args = build_parser().parse_args(argv)
     from distillery.config import ConfigError
-    from distillery.lake import LakeError
+    from distillery.lake import LakeError, storage_error_message
     try:
         return int(args.func(args) or 0)
     except (ConfigError, LakeError) as exc:
         print(str(exc), file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full or read-only disk anywhere (a temp file, a cache): say so plainly
+        message = storage_error_message(exc)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
         return 2
 
 

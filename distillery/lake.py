@@ -85,13 +85,20 @@ def write_bytes_atomic(data: bytes, path: Path) -> Path:
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
+def storage_error_message(exc: BaseException, path: Path | str | None = None) -> str | None:
+    """The one-line explanation of a full or read-only disk, or None for any other error."""
+    if not isinstance(exc, OSError) or exc.errno not in _STORAGE_ERRNOS:
+        return None
+    where = path or exc.filename or "a file"
+    return (f"cannot write {where}: {os.strerror(exc.errno)} (errno {exc.errno}). The stage stopped; nothing "
+            "half-written is visible. Free space (or make the lake writable) and re-run the same command.")
+
+
 def _raise_if_unwritable(exc: BaseException, path: Path) -> None:
     """Turn a full or read-only disk into a LakeError that says so and what to do."""
-    if isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS:
-        raise LakeError(
-            f"cannot write {path}: {os.strerror(exc.errno)} (errno {exc.errno}). The stage stopped; nothing "
-            "half-written is visible. Free space (or make the lake writable) and re-run the same command."
-        ) from exc
+    message = storage_error_message(exc, path)
+    if message is not None:
+        raise LakeError(message) from exc
 
 
 # Lake roots whose writer lock this process holds, with the nesting depth.
