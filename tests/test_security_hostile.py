@@ -21,7 +21,7 @@ from distillery import accounting
 from distillery.config import load_config
 from distillery.lake import Lake
 from distillery.sql import query
-from hostile import ESCAPE_MARKER, build_hostile_corpus, hostile_sources_yaml
+from hostile import ESCAPE_MARKER, build_hostile_corpus, hostile_sources_yaml, non_utf8_jsonl
 
 TAG = f"{os.getpid()}"
 
@@ -121,3 +121,18 @@ def test_nothing_escaped_the_corpus(hostile_run):
     # Nothing outside the lake's media store was copied in: every media ref resolves inside it.
     for (ref,) in query(lake, "select media from documents where media is not null")[1]:
         assert (cfg.lake_root / ref).resolve().is_relative_to(cfg.lake_root / "media")
+
+
+def test_non_utf8_jsonl_row_is_quarantined_not_a_crash(tmp_path):
+    """A JSONL row whose string holds raw Latin-1 bytes is one bad row (bad_encoding), not a
+    reason to stop the stage; the UTF-8 row beside it is kept."""
+    import sources
+    from sources.config import JsonlSource
+    (tmp_path / "rows.jsonl").write_bytes(non_utf8_jsonl())
+    src = JsonlSource(name="rows", paths=["rows.jsonl"])
+    items = list(sources.discover(src, tmp_path))
+    result = sources.read_items(src, items, tmp_path / "media")
+    docs, quarantine = result.tables["documents"], result.tables.get("quarantine")
+    assert docs.height == 1 and "ok row" in docs["text"][0]
+    assert quarantine is not None and quarantine["reason"].to_list() == ["bad_encoding"]
+    assert quarantine["uri"][0].endswith("#row1")

@@ -51,7 +51,8 @@ class RecordingTeacher:
         class Handler(_Handler):
             def _body(self) -> bytes:
                 raw = super()._body()
-                received.append({"path": self.path, "headers": dict(self.headers), "body": raw.decode("utf-8", "replace")})
+                received.append({"path": self.path, "authorization": self.headers.get("Authorization"),
+                                 "body": raw.decode("utf-8", "replace")})
                 return raw
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -67,11 +68,19 @@ class RecordingTeacher:
 
 
 def _plant_source_secrets(text_dir: Path) -> str:
-    """Append the planted secrets to one article that has no copy (so dedup keeps it)."""
-    path = next(p for p in sorted(text_dir.glob("article-*.txt"))
+    """Append the planted secrets to one article that has no copy (so dedup keeps it); the
+    last one, since the demo's contact page repeats the second."""
+    path = next(p for p in sorted(text_dir.glob("article-*.txt"), reverse=True)
                 if p.stem.count("-") == 1 and not any(text_dir.glob(p.stem + "-*")))
-    path.write_text(path.read_text() + f"\nQuestions go to {SOURCE_SECRETS['email']} any day of the week. "
-                    f"The staging deploy key is {SOURCE_SECRETS['api_key']} and must stay private.\n\n{PEM}\n")
+    # Plain prose around the secrets keeps the article above the quality rules' thresholds.
+    before = ("Anyone who wants to ask about these notes can write to the office, and somebody there "
+              "will answer within a day or two, usually with a longer explanation than expected.")
+    after = ("Visitors who arrive in spring often find the gardens closed for planting, so the staff "
+             "recommend a later trip. The library keeps older letters in a cool room downstairs, where "
+             "volunteers sort them by year and by the town they came from. Several readers have asked "
+             "for a printed guide, and the committee hopes to publish one before the winter holidays.")
+    path.write_text(path.read_text() + f"\n{before} Questions go to {SOURCE_SECRETS['email']} any day of the week. "
+                    f"The staging deploy key is {SOURCE_SECRETS['api_key']} and must stay private.\n\n{PEM}\n\n{after}\n")
     return path.name
 
 
@@ -117,7 +126,7 @@ def test_the_teacher_saw_the_key_and_the_run_used_it(secret_run):
     the echo fault really put it into an error body the client received."""
     chats = [r for r in secret_run["teacher"].received if r["path"].endswith("/chat/completions")]
     assert chats, "no request reached the teacher"
-    assert all(r["headers"].get("Authorization") == f"Bearer {API_KEY}" for r in chats)
+    assert all(r["authorization"] == f"Bearer {API_KEY}" for r in chats)
     echoed = query(Lake(secret_run["lake"]), "select count(*) from quarantine where stage = 'distill'")[1][0][0]
     assert echoed > 0, "no prompt hit the echo_auth fault: the test would not see a leaked key"
 
@@ -154,10 +163,11 @@ def test_source_secrets_are_redacted_before_the_teacher_sees_them(secret_run):
         assert not any(secret in b for b in bodies), f"the planted {kind} reached the teacher"
     assert "BEGIN RSA PRIVATE KEY" not in "".join(bodies)
     # The planted article itself did reach the teacher, redacted (else the test proves nothing).
-    planted = [json.loads(b) for b in bodies if "<PRIVATE_KEY>" in b]
+    planted = [b for b in bodies if "The staging deploy key is" in b]
     assert planted, "the article with the planted secrets never reached the teacher"
-    text = json.dumps(planted[0])
+    text = json.dumps([json.loads(b) for b in planted])
     assert "<EMAIL>" in text and "<API_KEY>" in text
+    assert "PRIVATE KEY" not in text and "planted" not in text  # the PEM block: redacted or its lines dropped
     # And nothing written downstream of curate holds them either.
     lake = Lake(secret_run["lake"])
     for view, column in (("curated", "text"), ("traces", "messages"), ("traces", "answer")):
