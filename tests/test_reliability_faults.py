@@ -5,8 +5,9 @@ lake ends byte-identical to an uninterrupted run, with the accounting identity h
 The pipeline runs as the user runs it (`python -m distillery.cli run CONFIG --stages S`),
 as a subprocess against the session's Prefect API; the teacher is the reference server on
 loopback. Kill moments come from a seeded RNG (`DISTILLERY_FAULT_SEED` picks another
-sequence): the kill lands a random delay after the stage's hidden `.tmp-*` work folder
-first appears, the delay drawn from the stage's duration in the uninterrupted run.
+sequence, `DISTILLERY_FAULT_KILLS=n` kills each stage n times before the re-run): the kill
+lands a random delay after the stage's hidden `.tmp-*` work folder first appears, the
+delay drawn from the stage's duration in the uninterrupted run.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from distillery.sql import query
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("gather", "curate", "distill", "shard")
 SEED = int(os.environ.get("DISTILLERY_FAULT_SEED", "20261128"))
+KILLS = int(os.environ.get("DISTILLERY_FAULT_KILLS", "1"))  # kills per stage before the final re-run
 NOT_DATA = ("runs/", "cache/", "catalog.duckdb", ".lock", "train/")
 
 
@@ -180,17 +182,18 @@ def test_sigkill_at_random_moment_then_rerun_gives_identical_lake(stage, referen
     cfg = load_config(cfg_path)
     rng = random.Random(f"{SEED}-{stage}")
 
-    delay = kill_at_random_moment(cfg_path, lake, stage, rng, 0.9 * durations[stage],
-                                  reset=lambda: seed_lake(ref_lake, lake, stage))
-
-    # Whatever the moment, what is visible adds up: a half-done batch is never seen.
-    catalog.refresh(cfg, Lake(lake))
-    after_kill = accounting.check(Lake(lake))
-    assert after_kill.ok, f"killed {delay:.2f}s in:\n{after_kill.render()}"
+    delays = []
+    for _ in range(KILLS):  # each kill lands in whatever the previous killed runs left behind
+        delays.append(kill_at_random_moment(cfg_path, lake, stage, rng, 0.9 * durations[stage],
+                                            reset=lambda: seed_lake(ref_lake, lake, stage)))
+        # Whatever the moment, what is visible adds up: a half-done batch is never seen.
+        catalog.refresh(cfg, Lake(lake))
+        after_kill = accounting.check(Lake(lake))
+        assert after_kill.ok, f"killed {delays}s in:\n{after_kill.render()}"
 
     from flows.pipeline import run_pipeline
     run_pipeline(cfg, [stage])  # the same command again (in this process: it saves a start-up)
-    assert lake_files(lake) == expected_files(ref_lake, stage), f"killed {delay:.2f}s in"
+    assert lake_files(lake) == expected_files(ref_lake, stage), f"killed at {delays} s"
     status = accounting.check(Lake(lake))
     assert status.ok, status.render()
 
