@@ -7,7 +7,6 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from trainer.train import train
 from distillery.config import PipelineConfig
 from distillery.generations import shard_build_dir
 from distillery.lake import Lake, stable_hash
@@ -26,6 +25,8 @@ def train_flow(cfg: PipelineConfig, resume: bool = False) -> dict:
     build = shard_build_dir(cfg, lake)
     if not (build / "manifest.json").exists():
         raise RuntimeError(f"no shards for the current lake at {build}: run the shard stage first")
+    from trainer.train import train  # imports torch (seconds): only a run that trains pays for it
+
     log: list[dict] = []
     report = train(build, cfg.train, train_dir(cfg, lake), resume=resume, on_log=log.append)
     if in_flow():
