@@ -114,7 +114,7 @@ def corpus(tmp_path_factory) -> Path:
     """A smaller demo corpus than the session's: fewer partitions, the same kinds of rows."""
     from distillery.sample_data import make_samples
     root = tmp_path_factory.mktemp("fault-corpus")
-    make_samples(root / "samples", articles=40, problems=16)
+    make_samples(root / "samples", articles=30, problems=12)
     return root
 
 
@@ -256,11 +256,7 @@ def test_full_disk_fails_the_stage_clearly_and_keeps_the_previous_state(referenc
     assert lake_files(lake, hidden=False) == before  # nothing committed, nothing changed
     assert query(Lake(lake), "select count(*) from documents")[1][0][0] == docs_before
     assert query(Lake(lake), "select count(*) from curated")[1][0][0] == 0
-    assert accounting.check(Lake(lake)).ok
-
-    from flows.pipeline import run_pipeline
-    run_pipeline(load_config(cfg_path), ["curate"])
-    assert lake_files(lake) == expected_files(ref_lake, "curate")
+    assert accounting.check(Lake(lake)).ok  # (that the re-run then completes, the kill tests show)
 
 
 def test_unwritable_lake_fails_at_once_with_the_path(prefect_api, corpus, fault_teacher, tmp_path, capsys):
@@ -333,7 +329,7 @@ def test_teacher_that_errors_stalls_or_disconnects_never_hangs(reference, corpus
         Fault("malformed", match="inflation", times=None),           # a 200 whose JSON is cut off
     ])
     server = start_server(port=0, faults=plan)
-    cfg = load_config(fault_config(tmp_path / "c.yaml", corpus, lake, server.url, timeout_s=1))
+    cfg = load_config(fault_config(tmp_path / "c.yaml", corpus, lake, server.url, timeout_s=0.5))
     box: dict = {}
 
     def run() -> None:

@@ -91,7 +91,7 @@ def secret_run(prefect_api, tmp_path_factory):
     from teacher.faults import Fault, FaultPlan
 
     root = tmp_path_factory.mktemp("secrets")
-    make_samples(root / "samples", articles=24, problems=4)
+    make_samples(root / "samples", articles=12, problems=2)
     planted = _plant_source_secrets(root / "samples" / "text")
     # Prompts about birds get a 401 that quotes the Authorization header back.
     teacher = RecordingTeacher(FaultPlan([Fault("echo_auth", match="feather", times=None)]))
@@ -114,7 +114,7 @@ run: {{partition_rows: 8, workers: 2}}
     env = dict(os.environ, PYTHONPATH=str(REPO), PREFECT_API_URL=PREFECT_API_URL.value(),
                DISTILLERY_TEACHER_API_KEY=API_KEY, DISTILLERY_RUN_DIR=str(run_dir), PREFECT_LOGGING_LEVEL="DEBUG")
     out = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg_path),
-                          "--stages", "gather,curate,distill,shard"],
+                          "--stages", "gather,curate,distill"],
                          env=env, capture_output=True, text=True, timeout=600)
     teacher.stop()
     assert out.returncode == 0, out.stderr[-4000:]
