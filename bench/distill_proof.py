@@ -18,7 +18,11 @@ student must learn a 100 x 100 addition table from a few thousand examples; the 
 column-by-column steps turn that into small digit tables that every example exercises.
 
     python bench/distill_proof.py [--train 5000] [--test 200] [--steps 1000] [--layers 3 --embd 96 ...]
-Runs in well under 15 minutes on 2 CPU cores (prints each phase's time).
+The two students train at the same time in two processes of one torch thread each (on a
+busy CPU, 2 OpenMP threads per process ran ~10x slower than 1). Measured on the 2-core dev
+box with the defaults: 764 s in all while other jobs kept its load average at 7-9, 517 s at
+load ~4 (each student ~180-190 CPU s); both runs gave the same figures (training is
+deterministic): exact match 36.5 % with reasoning traces vs 23.5 % on answers alone.
 """
 
 from __future__ import annotations
