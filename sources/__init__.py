@@ -21,12 +21,16 @@ Output is deterministic: no clocks, no randomness, items and rows in input order
 
 from __future__ import annotations
 
+import errno
+import os
+
 from pathlib import Path
 from typing import Callable, Iterator
 
 from distillery.result import PartitionResult
 from sources.config import AnySource, GLOBBED_KINDS
 from sources.discovery import fingerprint, iter_globs
+from sources.item import ESCAPED
 from sources.item import SourceItem
 from sources.record import RowSink, content_id
 
@@ -42,8 +46,9 @@ def discover(source: AnySource, base_dir: Path) -> Iterator[SourceItem]:
     `hf` one item per dataset split.
     """
     if source.kind in GLOBBED_KINDS:
-        for path in iter_globs(source.paths, Path(base_dir)):
-            yield SourceItem(source=source.name, uri=path, path=path, fingerprint=fingerprint(path))
+        for path, escapes in iter_globs(source.paths, Path(base_dir)):
+            fp = ESCAPED + os.path.realpath(path) if escapes else fingerprint(path)
+            yield SourceItem(source=source.name, uri=path, path=path, fingerprint=fp)
     elif source.kind == "repo":
         from sources.repo_fetch import discover_repo
 
@@ -83,6 +88,9 @@ def _reader(kind: str) -> Callable:
     return fn
 
 
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
+
+
 def read_items(source: AnySource, items: list[SourceItem], media_root: Path) -> PartitionResult:
     """Read a partition of items into documents / rejects / quarantine (+ the files ledger).
 
@@ -96,12 +104,21 @@ def read_items(source: AnySource, items: list[SourceItem], media_root: Path) -> 
     media_root = Path(media_root)
     for item in items:
         mark = sink.checkpoint()
+        if item.fingerprint.startswith(ESCAPED):  # never open what a link outside the source points at
+            sink.quarantine(uri=item.uri, reason="symlink_escape",
+                            error=f"symbolic link to {item.fingerprint[len(ESCAPED):]}, outside the source's folder")
+            sink.file(item.uri, item.fingerprint, sink.rows_in - mark[0])
+            continue
         try:
             if source.kind in ("images", "audio", "video", "repo"):
                 read(sink, source, item, media_root)
             else:
                 read(sink, source, item)
         except Exception as exc:  # noqa: BLE001 - last resort: one item never stops the run
+            # A full disk is the lake's problem, not the item's: quarantining would mark the
+            # item gathered for good. Stop the stage instead (it re-runs cleanly).
+            if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+                raise
             # Readers quarantine every failure they know; reaching here means an unforeseen
             # error (a decoder bug, an odd file). The item's partial rows are dropped and the
             # whole item is quarantined under its own code so it stands out from bad data.

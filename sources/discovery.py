@@ -9,8 +9,9 @@ Several patterns are merged with heapq.merge (each is already sorted), duplicate
 
 Pattern syntax: `*`, `?`, `[...]` within one path segment (fnmatch), `**` = any number
 of segments. Hidden files are matched like any other. Directory symlinks are not
-descended (no cycles, no escaping the tree); file symlinks are yielded and the reader
-decides.
+descended (no cycles, no escaping the tree). A file symlink is yielded with a flag saying
+whether its target leaves the glob's literal root folder; `discover` turns such an item
+into one the reader quarantines as symlink_escape, never reading the target.
 """
 
 from __future__ import annotations
@@ -78,7 +79,16 @@ def _readable_kind(entry: os.DirEntry) -> bool:
         return False
 
 
-def _walk(root: str, pats: tuple[str, ...], rel: tuple[str, ...] = ()) -> Iterator[str]:
+def _escapes(path: str, top: str) -> bool:
+    """Does the symlink at `path` resolve to a file outside the folder `top`?"""
+    if not os.path.islink(path):
+        return False
+    target = os.path.realpath(path)
+    return not (target == top or target.startswith(top.rstrip(os.sep) + os.sep))
+
+
+def _walk(root: str, pats: tuple[str, ...], rel: tuple[str, ...] = (), top: str | None = None) -> Iterator[tuple[str, bool]]:
+    top = top or os.path.realpath(root)
     try:
         with os.scandir(root) as it:
             entries = sorted(((e.name, e) for e in it), key=lambda t: t[0])
@@ -94,13 +104,15 @@ def _walk(root: str, pats: tuple[str, ...], rel: tuple[str, ...] = ()) -> Iterat
             if _may_contain(parts, pats):
                 # A directory's files sort after the directory name itself; with names
                 # compared per component this depth-first order is the sorted order.
-                yield from _walk(entry.path, pats, parts)
+                yield from _walk(entry.path, pats, parts, top)
         elif _match(parts, pats) and _readable_kind(entry):
-            yield entry.path
+            yield entry.path, _escapes(entry.path, top)
 
 
-def iter_glob(pattern: str, base_dir: Path) -> Iterator[str]:
-    """Files matching one glob, sorted, streamed. Relative patterns resolve against base_dir."""
+def iter_glob(pattern: str, base_dir: Path) -> Iterator[tuple[str, bool]]:
+    """(file, escapes) for each file matching one glob, sorted, streamed. Relative patterns
+    resolve against base_dir; `escapes` is True for a symlink whose target leaves the
+    pattern's literal root folder."""
     expanded = os.path.normpath(os.path.expanduser(pattern))
     if os.path.isabs(expanded):
         root, rel = os.sep, expanded.lstrip(os.sep)
@@ -112,7 +124,7 @@ def iter_glob(pattern: str, base_dir: Path) -> Iterator[str]:
     if not any(glob.has_magic(p) for p in parts):
         path = os.path.join(root, *parts)
         if os.path.isfile(path) or (os.path.islink(path) and not os.path.exists(path)):
-            yield path
+            yield path, _escapes(path, os.path.realpath(os.path.dirname(path)))
         return
     if ".." in parts:  # keep ".." literal: move it into the root before walking
         lead = []
@@ -129,13 +141,13 @@ def _sort_key(path: str) -> tuple[str, ...]:
     return tuple(path.split(os.sep))
 
 
-def iter_globs(patterns: list[str], base_dir: Path) -> Iterator[str]:
-    """All files matching any pattern, sorted by path components, each once."""
+def iter_globs(patterns: list[str], base_dir: Path) -> Iterator[tuple[str, bool]]:
+    """(file, escapes) for all files matching any pattern, sorted by path components, each once."""
     streams = [iter_glob(p, base_dir) for p in patterns]
     last = None
-    for path in heapq.merge(*streams, key=_sort_key):
+    for path, escapes in heapq.merge(*streams, key=lambda t: _sort_key(t[0])):
         if path != last:
-            yield path
+            yield path, escapes
             last = path
 
 

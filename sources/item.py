@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The fingerprint of a file symlink whose target leaves the source's folder: this prefix and
+# the target. It travels through the gather plan like any fingerprint, and `read_items`
+# quarantines the item as symlink_escape without opening it.
+ESCAPED = "symlink-escape:"
+
 
 @dataclass(frozen=True)
 class SourceItem:

@@ -163,6 +163,14 @@ def _emit_rows(sink, source, fmt, uri, df, rows):
             start = i
 
 
+def _is_utf8(block: bytes) -> bool:
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _fast_jsonl(block: bytes, source: JsonlSource, id_type: pa.DataType) -> pl.DataFrame:
     """Strict pyarrow parse of a batch: only when every text value is a string or null.
 
@@ -192,7 +200,11 @@ def read_jsonl(sink: RowSink, source: JsonlSource, item: SourceItem) -> None:
             n_records = sum(1 for line in lines if not line.isspace())
             block = b"".join(lines)
             df = None
-            for _ in range(2):
+            # pyarrow's JSON reader does not validate UTF-8 inside strings; an invalid byte would
+            # surface later as a panic in Polars. Such a batch goes to the per-line path, which
+            # quarantines the bad rows as bad_encoding.
+            valid_utf8 = _is_utf8(block)
+            for _ in range(2 if valid_utf8 else 0):
                 try:
                     df = _fast_jsonl(block, source, id_type)
                     break
