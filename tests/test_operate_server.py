@@ -106,10 +106,16 @@ def server(tmp_path_factory):
 
 @pytest.fixture
 def api(server):
-    """Point this process's Prefect client (and flows run in it) at the module's server."""
+    """Point this process's Prefect client (and flows run in it) at the module's server.
+
+    The event and log workers keep the API URL that was current when they started (the
+    session's harness, if a test used it before), so they are flushed and restarted on
+    the way in and on the way out."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
+    flush_to_server()
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield server
+        flush_to_server()
 
 
 def test_deployment_files_declare_what_operators_need():
