@@ -4,14 +4,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup demo test ui bench clean
+.PHONY: setup demo test ui bench deploy worker clean
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,ray]'
 	touch $@
 
 demo: setup
@@ -26,6 +26,13 @@ ui: setup
 
 bench: setup
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+deploy: setup
+	$(BIN)/prefect work-pool create distillery --type process --overwrite
+	$(BIN)/prefect --no-prompt deploy --all
+
+worker: setup
+	DISTILLERY_HOME=$(CURDIR) $(BIN)/prefect worker start --pool distillery
 
 clean:
 	rm -rf lake .run samples

@@ -130,3 +130,22 @@ class Batch:
         finally:
             os.close(fd)
         return final
+
+
+def task_groups(items: list, max_groups: int) -> list[list]:
+    """Cut `items` into at most `max_groups` contiguous groups of near-equal size.
+
+    A flow run hands each group to one task, so the number of task runs stays bounded
+    (Prefect's local server drops events past a few thousand task runs in one flow run)
+    however many partitions a lake accumulates.
+    """
+    if not items:
+        return []
+    n = min(len(items), max(1, max_groups))
+    size, extra = divmod(len(items), n)
+    groups, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        groups.append(items[start:end])
+        start = end
+    return groups

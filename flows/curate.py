@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 import filters
 from distillery.accounting import total
-from distillery.batch import Batch, committed_parts
+from distillery.batch import Batch, committed_parts, task_groups
 from distillery.config import PipelineConfig
 from distillery.generations import curate_gen, current_files, gather_gens
 from distillery.lake import Lake, stable_hash, write_parquet_atomic
@@ -117,10 +117,11 @@ def _nonempty(path: Path) -> pl.DataFrame | None:
     return df if df.width else None
 
 
-@task(name="filter_partition", cache_policy=NO_CACHE)
-def filter_task(cfg: PipelineConfig, lake_root: str, plan_key: str, part: str, input_file: str) -> str:
+@task(name="filter_partitions", cache_policy=NO_CACHE)
+def filter_task(cfg: PipelineConfig, lake_root: str, plan_key: str, group: list[dict]) -> list[str]:
     lake = Lake(lake_root)
-    return filter_step(cfg, lake, Batch(curate_gen(cfg, lake), "curate", plan_key), part, input_file)
+    batch = Batch(curate_gen(cfg, lake), "curate", plan_key)
+    return [filter_step(cfg, lake, batch, p["part"], p["input"]) for p in group]
 
 
 @task(name="find_duplicates", cache_policy=NO_CACHE)
@@ -129,11 +130,10 @@ def dedup_task(cfg: PipelineConfig, lake_root: str, plan_key: str, works: list[s
     return dedup_step(cfg, lake, Batch(curate_gen(cfg, lake), "curate", plan_key), works)
 
 
-@task(name="write_curated_partition", cache_policy=NO_CACHE)
-def finish_task(cfg: PipelineConfig, lake_root: str, plan_key: str, part: str, index: int, work: str,
-                input_file: str, duplicates: str) -> dict:
+@task(name="write_curated_partitions", cache_policy=NO_CACHE)
+def finish_task(cfg: PipelineConfig, lake_root: str, plan_key: str, group: list[dict], duplicates: str) -> list[dict]:
     batch = Batch(curate_gen(cfg, Lake(lake_root)), "curate", plan_key)
-    return finish_step(cfg, batch, part, index, work, input_file, duplicates)
+    return [finish_step(cfg, batch, p["part"], p["index"], p["work"], p["input"], duplicates) for p in group]
 
 
 @flow(name="curate", log_prints=True)
@@ -143,21 +143,24 @@ def curate_flow(cfg: PipelineConfig) -> dict:
     started = dt.datetime.now(dt.timezone.utc)
     with lake.writer_lock(cfg.run.lock_timeout_s):
         plan_key, parts, skipped = plan(cfg, lake)
+        # Two task runs per group plus one for dedup: keep the total under the cap.
+        groups = task_groups(parts, max(1, (cfg.run.max_partitions - 1) // 2))
         progress = Progress("curate", 2 * len(parts) + 1)
         rows, batch_name = [], None
         if parts:
-            futures = [filter_task.submit(cfg, str(lake.root), plan_key, p["part"], p["input"]) for p in parts]
+            futures = [filter_task.submit(cfg, str(lake.root), plan_key, g) for g in groups]
             works = []
-            for f in futures:
-                works.append(f.result())
-                progress.advance()
+            for g, f in zip(groups, futures):
+                works += f.result()
+                progress.advance(len(g))
             dups = dedup_task.submit(cfg, str(lake.root), plan_key, works).result()
             progress.advance()
-            futures = [finish_task.submit(cfg, str(lake.root), plan_key, p["part"], i, works[i], p["input"], dups)
-                       for i, p in enumerate(parts)]
-            for f in futures:
-                rows.append(f.result())
-                progress.advance()
+            for i, p in enumerate(parts):
+                p.update(index=i, work=works[i])
+            futures = [finish_task.submit(cfg, str(lake.root), plan_key, g, dups) for g in groups]
+            for g, f in zip(groups, futures):
+                rows += f.result()
+                progress.advance(len(g))
             committed = Batch(curate_gen(cfg, lake), "curate", plan_key).commit()
             batch_name = committed.name if committed else None
         counts = total(rows, "curate")

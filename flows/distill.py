@@ -18,10 +18,11 @@ from prefect.cache_policies import NO_CACHE
 
 import teacher
 from distillery.accounting import total
-from distillery.batch import Batch, committed_parts
+from distillery.batch import Batch, committed_parts, task_groups
 from distillery.config import PipelineConfig
 from distillery.generations import curate_gen, current_files, distill_gen
 from distillery.lake import Lake, stable_hash
+from flows.limits import teacher_requests
 from flows.reporting import Progress, finish_stage
 
 
@@ -42,10 +43,13 @@ def distill_partition(cfg: PipelineConfig, lake: Lake, batch: Batch, part: str, 
     return batch.write_part(part, [Path(input_file).stem], result)
 
 
-@task(name="distill_partition", cache_policy=NO_CACHE)
-def distill_task(cfg: PipelineConfig, lake_root: str, plan_key: str, part: str, input_file: str) -> dict:
+@task(name="distill_partitions", cache_policy=NO_CACHE)
+def distill_task(cfg: PipelineConfig, lake_root: str, plan_key: str, group: list[dict]) -> list[dict]:
     lake = Lake(lake_root)
-    return distill_partition(cfg, lake, Batch(distill_gen(cfg, lake), "distill", plan_key), part, input_file)
+    batch = Batch(distill_gen(cfg, lake), "distill", plan_key)
+    # The global limit caps the teacher's concurrency across every worker of a deployment.
+    with teacher_requests(cfg.distill.concurrency):
+        return [distill_partition(cfg, lake, batch, p["part"], p["input"]) for p in group]
 
 
 @flow(name="distill", log_prints=True)
@@ -56,16 +60,19 @@ def distill_flow(cfg: PipelineConfig) -> dict:
     with lake.writer_lock(cfg.run.lock_timeout_s):
         plan_key, parts, skipped = plan(cfg, lake)
         progress = Progress("distill", len(parts))
-        rows, note = [], ""
-        for p in parts:
+        batch, note = Batch(distill_gen(cfg, lake), "distill", plan_key), ""
+        for group in task_groups(parts, cfg.run.max_partitions):
             try:
-                rows.append(distill_task(cfg, str(lake.root), plan_key, p["part"], p["input"]))
+                distill_task(cfg, str(lake.root), plan_key, group)
             except teacher.BudgetExhausted as exc:
                 note = f"stopped: budget reached ({exc}); re-run to continue"
                 print(note)
                 break
-            progress.advance()
-        committed = Batch(distill_gen(cfg, lake), "distill", plan_key).commit() if parts else None
+            progress.advance(len(group))
+        # The partitions finished before a budget stop are committed; the rest wait for the next run.
+        rows = [pl.read_parquet(batch.part_path("ledger", part)).row(0, named=True) for part in batch.parts()] \
+            if parts else []
+        committed = batch.commit() if parts else None
         counts = total(rows, "distill")
         print(f"distill: {counts.rows_in} prompts -> {counts.kept} with accepted traces, "
               f"{counts.rejected} failed verification, {counts.quarantined} failed requests")

@@ -50,7 +50,9 @@ def plan_source(cfg: PipelineConfig, lake: Lake, source_name: str) -> tuple[str,
         skipped = before - items.height
     if items.height == 0:
         return "", [], skipped
-    size = max(cfg.run.partition_rows, math.ceil(items.height / cfg.run.max_partitions))
+    # The task-run cap is shared by all sources of one flow run.
+    cap = max(1, cfg.run.max_partitions // max(1, len(cfg.sources)))
+    size = max(cfg.run.partition_rows, math.ceil(items.height / cap))
     src_key = stable_hash(src.model_dump(mode="json"))
     parts = []
     plans_dir = lake.cache_dir("plans") / "gather"

@@ -26,6 +26,7 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 TEACHER_LIMIT = "teacher-requests"
+LEASE_S = 60.0
 
 
 def ensure_limit(name: str, limit: int) -> int:
@@ -55,5 +56,7 @@ def teacher_requests(slots: int, name: str = TEACHER_LIMIT, timeout_s: float | N
         yield 0
         return
     held = max(1, min(slots, ensure_limit(name, slots)))
-    with concurrency(name, occupy=held, timeout_seconds=timeout_s, strict=True):
+    # A short lease (renewed while held): slots of a SIGKILLed run free up within a minute,
+    # not after Prefect's default five.
+    with concurrency(name, occupy=held, timeout_seconds=timeout_s, lease_duration=LEASE_S, strict=True):
         yield held

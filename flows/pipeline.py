@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
@@ -52,7 +53,9 @@ def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None) -> dict:
 
 
 @flow(name="pipeline", log_prints=True)
-def pipeline(config_path: str | None = None, stages: list[str] | None = None, lake: str | None = None) -> dict:
+def pipeline(config_path: str | None = None,
+             stages: list[Literal["gather", "curate", "distill", "shard", "train"]] | None = None,
+             lake: str | None = None) -> dict:
     """Run the pipeline for a config file (the demo config when none is given)."""
     overrides = {"lake": os.path.abspath(lake)} if lake else None
     cfg = load_config(Path(config_path) if config_path else None, overrides)

@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 import shards
 from distillery.accounting import total
-from distillery.batch import Batch
+from distillery.batch import Batch, task_groups
 from distillery.config import PipelineConfig
 from distillery.generations import curate_gen, current_files, distill_gen, shard_build_dir
 from distillery.lake import Lake, stable_hash
@@ -47,14 +47,18 @@ def fit_task(cfg: PipelineConfig, lake_root: str, build: str, curated: list[str]
     return shards.fit_codebooks([Path(c) for c in curated], cfg.shard, Path(lake_root), out)
 
 
-@task(name="tokenize_partition", cache_policy=NO_CACHE)
-def tokenize_task(cfg: PipelineConfig, lake_root: str, build: str, spec: dict, part: str, kind: str,
-                  input_file: str) -> dict:
-    batch = _samples_batch(Path(build))
+def tokenize_one(cfg: PipelineConfig, lake_root: str, batch: Batch, spec: dict, part: str, kind: str,
+                 input_file: str) -> dict:
     if batch.part_done(part):
         return pl.read_parquet(batch.part_path("ledger", part)).row(0, named=True)
     result = shards.tokenize_partition(Path(input_file), kind, spec, cfg.shard, Path(lake_root))
     return batch.write_part(part, [Path(input_file).stem], result)
+
+
+@task(name="tokenize_partitions", cache_policy=NO_CACHE)
+def tokenize_task(cfg: PipelineConfig, lake_root: str, build: str, spec: dict, group: list[dict]) -> list[dict]:
+    batch = _samples_batch(Path(build))
+    return [tokenize_one(cfg, lake_root, batch, spec, p["part"], p["kind"], p["input"]) for p in group]
 
 
 @task(name="write_shards", cache_policy=NO_CACHE)
@@ -90,12 +94,12 @@ def shard_flow(cfg: PipelineConfig) -> dict:
         progress = Progress("shard", len(parts) + 2)
         spec = fit_task(cfg, str(lake.root), str(build), [p["input"] for p in parts if p["kind"] == "curated"])
         progress.advance()
-        futures = [tokenize_task.submit(cfg, str(lake.root), str(build), spec, p["part"], p["kind"], p["input"])
-                   for p in parts]
+        groups = task_groups(parts, cfg.run.max_partitions - 2)  # plus fit and write
+        futures = [tokenize_task.submit(cfg, str(lake.root), str(build), spec, g) for g in groups]
         rows = []
-        for f in futures:
-            rows.append(f.result())
-            progress.advance()
+        for g, f in zip(groups, futures):
+            rows += f.result()
+            progress.advance(len(g))
         written = write_task(cfg, str(build), spec)
         progress.advance()
         for old in build.parent.glob(".tmp-build-*"):  # leftovers of builds for inputs that changed since
