@@ -14,7 +14,9 @@ from pathlib import Path
 
 import polars as pl
 from prefect import flow, task
+from prefect.assets import add_asset_metadata, materialize
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 
 import shards
 from distillery.accounting import total
@@ -22,6 +24,7 @@ from distillery.batch import Batch, task_groups
 from distillery.config import PipelineConfig
 from distillery.generations import curate_gen, current_files, distill_gen, shard_build_dir
 from distillery.lake import Lake, stable_hash
+from flows.assets import file_key, shard_lineage
 from flows.reporting import Progress, finish_stage
 
 
@@ -61,8 +64,8 @@ def tokenize_task(cfg: PipelineConfig, lake_root: str, build: str, spec: dict, g
     return [tokenize_one(cfg, lake_root, batch, spec, p["part"], p["kind"], p["input"]) for p in group]
 
 
-@task(name="write_shards", cache_policy=NO_CACHE)
-def write_task(cfg: PipelineConfig, build: str, spec: dict) -> dict:
+def write_build(cfg: PipelineConfig, build: str, spec: dict) -> dict:
+    """Pack the samples into shards, commit the build by renaming it, record the asset's facts."""
     batch = _samples_batch(Path(build))
     samples = sorted(batch.tmp.glob("samples-*.parquet"))
     out = batch.tmp.parent
@@ -74,6 +77,10 @@ def write_task(cfg: PipelineConfig, build: str, spec: dict) -> dict:
     # before the rename, a kill in between lost rows whose ledgers said they were done.
     for f in samples:
         (Path(build) / "samples" / f.name).unlink(missing_ok=True)
+    if TaskRunContext.get() is not None:
+        add_asset_metadata(file_key(Path(build)), {"rows": manifest["totals"]["rows"],
+                                                     "tokens": manifest["totals"]["tokens"],
+                                                     "tokens_by_modality": manifest["totals"]["tokens_by_modality"]})
     return {"rows": sum(s["rows"] for s in manifest["shards"]), "tokens": sum(s["tokens"] for s in manifest["shards"]),
             "files": len(manifest["shards"])}
 
@@ -100,6 +107,8 @@ def shard_flow(cfg: PipelineConfig) -> dict:
         for g, f in zip(groups, futures):
             rows += f.result()
             progress.advance(len(g))
+        key, upstream = shard_lineage(cfg, lake, build)
+        write_task = materialize(key, asset_deps=upstream, name="write_shards", cache_policy=NO_CACHE)(write_build)
         written = write_task(cfg, str(build), spec)
         progress.advance()
         for old in build.parent.glob(".tmp-build-*"):  # leftovers of builds for inputs that changed since

@@ -170,3 +170,40 @@ def test_killed_stage_leaves_nothing_visible_and_rerun_completes(prefect_api, sa
     run_pipeline(fresh_cfg, stages=["gather"])
     assert resumed == lake_files(tmp_path / "fresh")
     assert accounting.check(Lake(cfg.lake_root)).ok
+
+
+def test_shard_build_is_an_asset_with_lineage_to_its_sources(demo_lake):
+    """The shard build is materialized as a Prefect asset whose upstream includes every source."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.events.worker import EventsWorker
+
+    from distillery.generations import shard_build_dir
+    from flows.assets import file_key, source_keys
+
+    cfg, _ = demo_lake
+    EventsWorker.drain_all(timeout=60)
+    key = file_key(shard_build_dir(cfg, Lake(cfg.lake_root)))
+
+    async def events() -> list[dict]:
+        async with get_client() as client:
+            body = {"filter": {"event": {"prefix": ["prefect.asset.materialization"]},
+                               "any_resource": {"id": [key]}}, "limit": 50}
+            for _ in range(60):
+                resp = await client._client.post("/events/filter", json=body)
+                found = resp.json()["events"]
+                if found:
+                    return found
+                await asyncio.sleep(0.5)
+            return []
+
+    found = asyncio.run(events())
+    assert found, f"no materialization event for {key}"
+    event = found[0]
+    assert event["event"] == "prefect.asset.materialization.succeeded"
+    related = {r["prefect.resource.id"] for r in event["related"]}
+    assert set(source_keys(cfg)) <= related
+    lake = Lake(cfg.lake_root)
+    assert event["payload"]["rows"] == query(lake, "select count(*) from shards")[1][0][0]
+    assert event["payload"]["tokens"] == query(lake, "select sum(n_tokens) from shards")[1][0][0]
