@@ -146,7 +146,7 @@ def curate_flow(cfg: PipelineConfig) -> dict:
         # Two task runs per group plus one for dedup: keep the total under the cap.
         groups = task_groups(parts, max(1, (cfg.run.max_partitions - 1) // 2))
         progress = Progress("curate", 2 * len(parts) + 1)
-        rows, batch_name = [], None
+        rows, batch_name, committed = [], None, None
         if parts:
             futures = [filter_task.submit(cfg, str(lake.root), plan_key, g) for g in groups]
             works = []
@@ -166,4 +166,5 @@ def curate_flow(cfg: PipelineConfig) -> dict:
         counts = total(rows, "curate")
         print(f"curate: {counts.rows_in} rows -> {counts.kept} kept, {counts.rejected} rejected, "
               f"{counts.duplicate} duplicates, {counts.quarantined} quarantined ({skipped} partitions done before)")
-        return finish_stage(cfg, lake, "curate", started, counts, batch_name, skipped)
+        return finish_stage(cfg, lake, "curate", started, counts, batch_name, skipped,
+                            committed=[committed] if committed else [])

@@ -40,7 +40,9 @@ def distill_partition(cfg: PipelineConfig, lake: Lake, batch: Batch, part: str, 
         return pl.read_parquet(batch.part_path("ledger", part)).row(0, named=True)
     rows = pl.read_parquet(input_file)
     result = teacher.distill_partition(rows, cfg.distill, lake.cache_dir("teacher"), lake.media_root)
-    return batch.write_part(part, [Path(input_file).stem], result)
+    # Request counts (sent, cached, retried) go to the run's artifact, not the lake: a resumed
+    # run pays fewer requests for the same rows, and the lake must not differ for it.
+    return {**batch.write_part(part, [Path(input_file).stem], result), "stats": dict(result.stats)}
 
 
 @task(name="distill_partitions", cache_policy=NO_CACHE)
@@ -60,10 +62,12 @@ def distill_flow(cfg: PipelineConfig) -> dict:
     with lake.writer_lock(cfg.run.lock_timeout_s):
         plan_key, parts, skipped = plan(cfg, lake)
         progress = Progress("distill", len(parts))
-        batch, note = Batch(distill_gen(cfg, lake), "distill", plan_key), ""
+        batch, note, stats = Batch(distill_gen(cfg, lake), "distill", plan_key), "", {}
         for group in task_groups(parts, cfg.run.max_partitions):
             try:
-                distill_task(cfg, str(lake.root), plan_key, group)
+                for r in distill_task(cfg, str(lake.root), plan_key, group):
+                    for k, v in r.get("stats", {}).items():
+                        stats[k] = stats.get(k, 0) + v
             except teacher.BudgetExhausted as exc:
                 note = f"stopped: budget reached ({exc}); re-run to continue"
                 print(note)
@@ -76,5 +80,7 @@ def distill_flow(cfg: PipelineConfig) -> dict:
         counts = total(rows, "distill")
         print(f"distill: {counts.rows_in} prompts -> {counts.kept} with accepted traces, "
               f"{counts.rejected} failed verification, {counts.quarantined} failed requests")
+        requests = {k: v for k, v in sorted(stats.items()) if not k.startswith(("kept", "rejected", "quarantined"))}
         return finish_stage(cfg, lake, "distill", started, counts, committed.name if committed else None,
-                            skipped, note=note)
+                            skipped, note=note, committed=[committed] if committed else [],
+                            extra_tables={"teacher-requests": [requests]} if requests else None)

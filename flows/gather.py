@@ -104,7 +104,7 @@ def gather_flow(cfg: PipelineConfig) -> dict:
         plans = {name: plan_source_task.submit(cfg, str(lake.root), name) for name in gens}
         plans = {name: f.result() for name, f in plans.items()}
         progress = Progress("gather", sum(len(p[1]) for p in plans.values()))
-        rows, skipped, batches = [], 0, []
+        rows, skipped, batches, dirs = [], 0, [], []
         for name, (plan_key, parts, n_skipped) in plans.items():
             skipped += n_skipped
             if not parts:
@@ -119,7 +119,8 @@ def gather_flow(cfg: PipelineConfig) -> dict:
             committed = Batch(gens[name], "gather", plan_key).commit()
             if committed is not None:
                 batches.append(committed.name)
+                dirs.append(committed)
         counts = total(rows, "gather")
         print(f"gather: {counts.rows_in} items in {counts.partitions} partitions, {skipped} unchanged items skipped")
         return finish_stage(cfg, lake, "gather", started, counts, ",".join(batches), skipped,
-                            note=f"{skipped} unchanged items skipped")
+                            note=f"{skipped} unchanged items skipped", committed=dirs)

@@ -7,6 +7,9 @@ in the Prefect UI. Outside a flow run (plain function calls in tests) artifacts 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+
+import duckdb
 import sys
 from typing import TextIO
 
@@ -75,9 +78,48 @@ def _is_tty(stream: TextIO) -> bool:
         return False
 
 
+def outcome_tables(dirs: list[Path]) -> dict[str, list[dict]]:
+    """Why rows left a stage, from the files a run committed: rejections per rule (with the
+    measured values), duplicates per method, quarantines per reason, teacher usage."""
+    def files(table: str) -> list[str]:
+        return [str(f) for d in dirs for f in sorted(d.rglob(f"{table}-*.parquet"))]
+
+    queries = {
+        "rejects-by-rule": ("rejects", "SELECT rule, count(*) AS n, round(min(value), 4) AS min_value, "
+                            "round(avg(value), 4) AS avg_value, round(max(value), 4) AS max_value "
+                            "FROM read_parquet(?) GROUP BY rule ORDER BY n DESC, rule"),
+        "duplicates-by-method": ("duplicates", "SELECT method, count(*) AS n, round(avg(similarity), 4) AS avg_similarity "
+                                 "FROM read_parquet(?) GROUP BY method ORDER BY n DESC, method"),
+        "quarantine-by-reason": ("quarantine", "SELECT reason, count(*) AS n FROM read_parquet(?) "
+                                 "GROUP BY reason ORDER BY n DESC, reason"),
+        "teacher-usage": ("traces", "SELECT model, count(*) AS traces, count(*) FILTER (WHERE accepted) AS accepted, "
+                          "sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens, "
+                          "round(sum(cost), 6) AS cost FROM read_parquet(?) GROUP BY model"),
+    }
+    out: dict[str, list[dict]] = {}
+    con = duckdb.connect()
+    try:
+        for name, (table, sql) in queries.items():
+            paths = files(table)
+            if paths:
+                cur = con.execute(sql, [paths])
+                cols = [d[0] for d in cur.description]
+                rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+                if rows:
+                    out[name] = rows
+    finally:
+        con.close()
+    return out
+
+
 def finish_stage(cfg: PipelineConfig, lake: Lake, stage: str, started: dt.datetime, counts: StageCounts,
-                 batch: str | None, skipped: int, note: str = "", extra_rows: list[dict] | None = None) -> dict:
-    """Record the run, refresh the views, publish the counts; return them as a small dict."""
+                 batch: str | None, skipped: int, note: str = "", extra_rows: list[dict] | None = None,
+                 committed: list[Path] | None = None, extra_tables: dict[str, list[dict]] | None = None) -> dict:
+    """Record the run, refresh the views, publish the counts; return them as a small dict.
+
+    `committed` are the folders this run committed: their rejects, duplicates, quarantine
+    and traces become per-rule, per-method, per-reason and usage artifacts (stable keys
+    `<stage>-<table>`, so each forms a history in the UI)."""
     record_run(lake, run_id(), stage, batch, started, counts, skipped, note)
     catalog.refresh(cfg, lake)
     summary = {
@@ -89,4 +131,8 @@ def finish_stage(cfg: PipelineConfig, lake: Lake, stage: str, started: dt.dateti
     if in_flow():
         create_table_artifact([summary] + (extra_rows or []), key=f"{stage}-counts",
                               description=f"{stage}: rows in and where they went (this run)")
+        tables = outcome_tables(committed or [])
+        tables.update(extra_tables or {})
+        for name, rows in tables.items():
+            create_table_artifact(rows, key=f"{stage}-{name}", description=f"{stage}: {name.replace('-', ' ')} (this run)")
     return summary

@@ -8,6 +8,7 @@ An unchanged lake maps to the same build, which is then skipped.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 from pathlib import Path
@@ -115,5 +116,8 @@ def shard_flow(cfg: PipelineConfig) -> dict:
             shutil.rmtree(old, ignore_errors=True)
         counts = total(rows, "shard")
         print(f"shard: {written['rows']} samples, {written['tokens']} tokens in {written['files']} shard files")
+        manifest = json.loads((build / "manifest.json").read_text())
+        by_modality = [{"modality": m, "tokens": n} for m, n in manifest["totals"]["tokens_by_modality"].items()]
         return finish_stage(cfg, lake, "shard", started, counts, build.name, 0,
-                            extra_rows=[{"stage": "shard", "note": f"{written['tokens']} tokens in {written['files']} files"}])
+                            extra_rows=[{"stage": "shard", "note": f"{written['tokens']} tokens in {written['files']} files"}],
+                            committed=[build], extra_tables={"tokens-by-modality": by_modality})
