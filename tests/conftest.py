@@ -1,4 +1,4 @@
-"""Test session set-up: one real Prefect server for the whole session, heartbeats off.
+"""Test session set-up: one real Prefect API for the whole session, heartbeats off.
 
 Prefect's home and database live in a temporary folder (never the user's ~/.prefect),
 analytics are off, and flow-run heartbeats are disabled (each costs about a second).
@@ -6,19 +6,10 @@ analytics are off, and flow-run heartbeats are disabled (each costs about a seco
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 _HOME = Path(tempfile.mkdtemp(prefix="distillery-prefect-"))
 os.environ["PREFECT_HOME"] = str(_HOME)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -28,82 +19,15 @@ os.environ.setdefault("DISTILLERY_RUN_DIR", str(_HOME / "run"))
 import pytest  # noqa: E402
 
 
-@dataclass
-class PrefectServer:
-    url: str
-    api_url: str
-    log: Path
-
-    def env(self, **extra: str) -> dict[str, str]:
-        """Environment for a subprocess talking to this server (CLI, worker)."""
-        env = dict(os.environ, PREFECT_API_URL=self.api_url, PYTHONPATH=str(REPO))
-        env.update(extra)
-        return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_json(url: str, body: dict | None = None):
-    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
-
-
 @pytest.fixture(scope="session")
-def prefect_server():
-    """The session's one Prefect server, started as a user starts it (`distillery ui`): API,
-    UI and scheduler on a free loopback port, its database under PREFECT_HOME's folder."""
-    run_dir = _HOME / "server-run"
-    port = free_port()
-    log = _HOME / "server.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(run_dir),
-               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1")
-    env.pop("PREFECT_API_URL", None)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "distillery.cli", "ui", "--port", str(port)],
-                                cwd=_HOME, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    srv = PrefectServer(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/api", log)
-    try:
-        import flows.pipeline  # noqa: F401  (pay for the imports while the server boots)
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, "the server exited:\n" + log.read_text()[-3000:]
-            try:
-                if http_json(srv.api_url + "/health") is True:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the server did not come up:\n" + log.read_text()[-3000:]
-            time.sleep(0.5)
-        assert (run_dir / "prefect" / "prefect.db").exists()  # inside the run folder, as promised
-        yield srv
-    finally:
-        from prefect.events.worker import EventsWorker
-        from prefect.logging.handlers import APILogWorker
-        for worker in (APILogWorker, EventsWorker):  # what is still queued goes before the server does
-            worker.drain_all(timeout=120)
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+def prefect_api():
+    """A real Prefect API server (temporary SQLite database), started once per session."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
 
-
-@pytest.fixture(scope="session")
-def prefect_api(prefect_server):
-    """This process's Prefect client (and every flow run in it) on the session's server,
-    flow-run heartbeats off."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url,
-                                     PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield prefect_server
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
 
 
 @pytest.fixture(scope="session")

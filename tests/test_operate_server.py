@@ -13,20 +13,48 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import PrefectServer as Server, http_json, write_config
+from conftest import write_config
 
 REPO = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
+
+
+@dataclass
+class Server:
+    url: str
+    api_url: str
+    log: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for a subprocess talking to this server (CLI, worker)."""
+        env = dict(os.environ, PREFECT_API_URL=self.api_url, PYTHONPATH=str(REPO))
+        env.update(extra)
+        return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url: str, body: dict | None = None):
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
 
 
 def flush_to_server() -> None:
@@ -39,14 +67,55 @@ def flush_to_server() -> None:
 
 
 @pytest.fixture(scope="module")
-def server(prefect_server):
-    """The session's Prefect server (API, UI and scheduler)."""
-    return prefect_server
+def server(tmp_path_factory):
+    """`distillery ui` on a free loopback port: the Prefect server with its UI."""
+    tmp = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    log = tmp / "server.log"
+    env = dict(os.environ, PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(tmp / "run"),
+               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1")
+    env.pop("PREFECT_API_URL", None)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "distillery.cli", "ui", "--port", str(port)],
+                                cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    srv = Server(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/api", log)
+    try:
+        import flows.pipeline  # noqa: F401  (the deploy test needs these imports: pay for them while the server boots)
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, "the server exited:\n" + log.read_text()[-3000:]
+            try:
+                if http_json(srv.api_url + "/health") is True:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the server did not come up:\n" + log.read_text()[-3000:]
+            time.sleep(0.5)
+        # Its database is inside the run folder, as `distillery ui` promises.
+        assert (tmp / "run" / "prefect" / "prefect.db").exists()
+        yield srv
+    finally:
+        flush_to_server()  # events and logs still queued for this server go before it does
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @pytest.fixture
-def api(prefect_api):
-    return prefect_api
+def api(server):
+    """Point this process's Prefect client (and flows run in it) at the module's server.
+
+    The event and log workers keep the API URL that was current when they started (the
+    session's harness, if a test used it before), so they are flushed and restarted on
+    the way in and on the way out."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    flush_to_server()
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield server
+        flush_to_server()
 
 
 def test_deployment_files_declare_what_operators_need():
