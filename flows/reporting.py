@@ -120,10 +120,11 @@ def finish_stage(cfg: PipelineConfig, lake: Lake, stage: str, started: dt.dateti
     `committed` are the folders this run committed: their rejects, duplicates, quarantine
     and traces become per-rule, per-method, per-reason and usage artifacts (stable keys
     `<stage>-<table>`, so each forms a history in the UI)."""
-    record_run(lake, run_id(), stage, batch, started, counts, skipped, note)
+    rid = run_id()
+    record_run(lake, rid, stage, batch, started, counts, skipped, note)
     catalog.refresh(cfg, lake)
     summary = {
-        "stage": stage, "partitions": counts.partitions, "skipped_partitions": skipped,
+        "run_id": rid, "stage": stage, "partitions": counts.partitions, "skipped_partitions": skipped,
         "rows_in": counts.rows_in, "kept": counts.kept, "rejected": counts.rejected,
         "duplicate": counts.duplicate, "quarantined": counts.quarantined,
         "balanced": counts.balanced, "note": note,

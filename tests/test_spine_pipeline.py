@@ -216,16 +216,19 @@ def test_run_artifacts_explain_where_rows_went(demo_lake):
     import json as _json
 
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-    cfg, _ = demo_lake
+    cfg, result = demo_lake
     lake = Lake(cfg.lake_root)
+    # Other tests publish the same keys on this server: read the demo run's own.
+    runs = [result[s]["run_id"] for s in ("gather", "curate", "distill", "shard")]
     keys = ["curate-rejects-by-rule", "curate-duplicates-by-method", "gather-quarantine-by-reason",
             "distill-teacher-usage", "distill-teacher-requests", "shard-tokens-by-modality"]
 
     async def latest() -> dict[str, list[dict]]:
         async with get_client() as client:
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=keys), flow_run_id=ArtifactFilterFlowRunId(any_=runs)))
         out = {}
         for a in sorted(found, key=lambda a: a.created):
             data = a.data if not isinstance(a.data, str) else _json.loads(a.data)
