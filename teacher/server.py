@@ -97,6 +97,9 @@ def _error(message: str, kind: str, code: str | None = None) -> dict:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes; with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms on Linux), which would swamp any latency a test or benchmark sets.
+    disable_nagle_algorithm = True
     server_version = "DistilleryReferenceTeacher/1.0"
 
     def log_message(self, format: str, *args) -> None:  # quiet: tests and benchmarks
@@ -154,6 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(404, _error(f"no route {self.path}", "invalid_request_error"))
 
     def _chat(self, raw: bytes) -> None:
+        arrived = time.monotonic()
         state = self.state
         state.stats.count()
         try:
@@ -163,13 +167,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(400, _error("body must be JSON with 'messages'", "invalid_request_error"))
         if body.get("model") not in MODELS:
             return self._json(404, _error(f"model {body.get('model')!r} not found", "invalid_request_error", "model_not_found"))
-        if state.latency_s:
-            time.sleep(state.latency_s)
         fault = state.faults.pick(user_text(messages)[0])
-        if fault is not None and self._early_fault(fault):
-            return
         kind = fault.kind if fault else None
         obj = completion(body, truncate=kind == "truncated", empty=kind == "empty_content")
+        if state.latency_s:  # counted from arrival: the answer's own work is inside the latency
+            time.sleep(max(0.0, state.latency_s - (time.monotonic() - arrived)))
+        if fault is not None and self._early_fault(fault):
+            return
         if body.get("stream"):
             return self._stream(obj, body)
         payload = json.dumps(obj).encode()
@@ -330,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="distillery teacher serve", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--latency-s", type=float, default=0.0, help="added delay per chat request")
+    parser.add_argument("--latency-s", type=float, default=0.0, help="latency of each chat request, counted from its arrival")
     args = list(argv) if argv is not None else None
     if args and args[0] == "serve":
         args = args[1:]
