@@ -8,7 +8,6 @@ repository, and images and audio (with duplicates and a corrupt file of each).
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import random
@@ -161,12 +160,10 @@ def make_samples(root: Path, seed: int = 0, articles: int = 120, problems: int =
     for i in range(6):
         _png(images / f"gradient-{i}.png", i)
     _png(images / "gradient-0-shifted.png", 0, shift=1)  # a near duplicate of gradient-0
-    buf = io.BytesIO()
     _png(images / "tmp.png", 9)
     data = (images / "tmp.png").read_bytes()
     (images / "tmp.png").unlink()
     (images / "truncated.png").write_bytes(data[: len(data) // 2])
-    del buf
 
     audio = root / "audio"
     audio.mkdir(exist_ok=True)

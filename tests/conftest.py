@@ -1,4 +1,4 @@
-"""Test session set-up: one real Prefect API for the whole session, heartbeats off.
+"""Test session set-up: one real Prefect server for the whole session, heartbeats off.
 
 Prefect's home and database live in a temporary folder (never the user's ~/.prefect),
 analytics are off, and flow-run heartbeats are disabled (each costs about a second).
@@ -6,10 +6,20 @@ analytics are off, and flow-run heartbeats are disabled (each costs about a seco
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
 _HOME = Path(tempfile.mkdtemp(prefix="distillery-prefect-"))
 os.environ["PREFECT_HOME"] = str(_HOME)
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
@@ -19,15 +29,111 @@ os.environ.setdefault("DISTILLERY_RUN_DIR", str(_HOME / "run"))
 import pytest  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def prefect_api():
-    """A real Prefect API server (temporary SQLite database), started once per session."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
+@dataclass
+class PrefectServer:
+    url: str
+    api_url: str
+    log: Path
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        with prefect_test_harness(server_startup_timeout=120):
-            yield
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for a subprocess talking to this server (CLI, worker)."""
+        env = dict(os.environ, PREFECT_API_URL=self.api_url, PYTHONPATH=str(REPO))
+        env.update(extra)
+        return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url: str, body: dict | None = None):
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def flush_to_server() -> None:
+    """Send what this process's event and log workers still hold (a flow that has returned
+    may leave events queued) and stop them; they start afresh on next use."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=120)
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGTERM a process started with start_new_session=True and its children; SIGKILL after 30 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """The session's one Prefect server, started as a user starts it (`distillery ui`): API,
+    UI and scheduler on a free loopback port, its database under PREFECT_HOME's folder."""
+    run_dir = _HOME / "server-run"
+    port = free_port()
+    log = _HOME / "server.log"
+    env = dict(os.environ, PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(run_dir),
+               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1")
+    env.pop("PREFECT_API_URL", None)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "distillery.cli", "ui", "--port", str(port)],
+                                cwd=_HOME, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    srv = PrefectServer(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/api", log)
+    try:
+        import flows.pipeline  # noqa: F401  (pay for the imports while the server boots)
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, "the server exited:\n" + log.read_text()[-3000:]
+            try:
+                if http_json(srv.api_url + "/health") is True:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the server did not come up:\n" + log.read_text()[-3000:]
+            time.sleep(0.5)
+        assert (run_dir / "prefect" / "prefect.db").exists()  # inside the run folder, as promised
+        yield srv
+    finally:
+        flush_to_server()  # what is still queued goes before the server does
+        stop_process_group(proc)
+
+
+@pytest.fixture(scope="session")
+def prefect_api(prefect_server):
+    """Every Prefect client of the session on the session's server, flow-run heartbeats off.
+
+    `temporary_settings` reaches code in this context only; a flow started on a plain
+    thread (a second run racing for the lake lock, a guard thread) reads Prefect's
+    process-global settings instead and, finding no API URL there, would start an
+    ephemeral server of its own. So the same settings become the global ones too (what
+    Prefect's own test harness does), and the environment carries the URL to subprocesses.
+    """
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    prior_env = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = prefect_server.api_url
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url,
+                                     PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        prior_global = prefect.context.GLOBAL_SETTINGS_CONTEXT
+        prefect.context.GLOBAL_SETTINGS_CONTEXT = prefect.context.get_settings_context()
+        try:
+            yield prefect_server
+        finally:
+            prefect.context.GLOBAL_SETTINGS_CONTEXT = prior_global
+            if prior_env is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = prior_env
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +143,46 @@ def samples(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("samples-root")
     make_samples(root / "samples")
     return root
+
+
+LAKE_NOT_DATA = ("runs/", "cache/", "catalog.duckdb", ".lock", "train/")
+
+
+def lake_files(lake: Path, hidden: bool = True) -> dict[str, str]:
+    """sha256 of every data file in the lake (runs log, catalog, caches and lock excluded).
+
+    hidden=False also leaves out the hidden work folders and temp files a killed or
+    failed run may leave for its re-run to resume from (`.tmp-*`, `.*.tmp`).
+    """
+    out = {}
+    for p in sorted(lake.rglob("*")):
+        rel = p.relative_to(lake).as_posix()
+        if not p.is_file() or rel.startswith(LAKE_NOT_DATA):
+            continue
+        if not hidden and any(part.startswith(".tmp") or part.endswith(".tmp") for part in rel.split("/")):
+            continue
+        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def read_source(cfg: dict, base: Path):
+    """Discover and read one source (a config dict) under `base`, media under base/lake/media.
+
+    Checks gather's accounting on the way: every item's rows are kept, rejected or
+    quarantined, and the per-file rows add up. Returns (items, PartitionResult).
+    """
+    from pydantic import TypeAdapter
+
+    from sources import discover, read_items
+    from sources.config import AnySource
+
+    source = TypeAdapter(AnySource).validate_python(cfg)
+    items = list(discover(source, base))
+    result = read_items(source, items, base / "lake" / "media")
+    t = result.tables
+    assert result.rows_in == t["documents"].height + t["rejects"].height + t["quarantine"].height
+    assert result.rows_in == t["files"]["rows"].sum()
+    return items, result
 
 
 def write_config(path: Path, samples_root: Path, lake: Path, teacher_url: str = "http://127.0.0.1:9/v1",

@@ -6,25 +6,14 @@ variables set), not by editing the config. Ray starts once here (about half a mi
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from conftest import write_config
+from conftest import lake_files, write_config
 from distillery.config import load_config
 
 # Distill is left out: its partitions run one by one in the flow itself (the teacher client
 # has its own concurrency), so no task of it goes through the task runner.
 STAGES = ["gather", "curate", "shard"]
-
-
-def lake_files(lake: Path) -> dict[str, str]:
-    """sha256 of every data file in the lake (runs log, catalog, caches and training excluded)."""
-    out = {}
-    for p in sorted(lake.rglob("*")):
-        rel = p.relative_to(lake).as_posix()
-        if p.is_file() and not rel.startswith(("runs/", "cache/", "catalog.duckdb", ".lock", "train/")):
-            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
 
 
 def test_ray_runner_writes_the_same_lake_as_threads(prefect_api, samples, tmp_path, monkeypatch):

@@ -2,8 +2,9 @@
 schedule that creates a run, a worker that executes it, the UI that shows it, and the cap
 on task runs per flow run.
 
-One server for this module, started the way a user starts it (`distillery ui`), on a free
-loopback port with its home in a temporary folder. Its scheduler runs every second.
+They use the session's one Prefect server (tests/conftest.py), started the way a user
+starts it (`distillery ui`), on a free loopback port with its home in a temporary folder;
+its scheduler runs every second.
 """
 
 from __future__ import annotations
@@ -12,110 +13,31 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import write_config
+from conftest import PrefectServer as Server, flush_to_server, http_json, stop_process_group, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
 
 
-@dataclass
-class Server:
-    url: str
-    api_url: str
-    log: Path
-
-    def env(self, **extra: str) -> dict[str, str]:
-        """Environment for a subprocess talking to this server (CLI, worker)."""
-        env = dict(os.environ, PREFECT_API_URL=self.api_url, PYTHONPATH=str(REPO))
-        env.update(extra)
-        return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_json(url: str, body: dict | None = None):
-    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
-
-
-def flush_to_server() -> None:
-    """Send what this process's event and log workers still hold (a flow that has returned
-    may leave events queued) and stop them; they start afresh on next use."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-    for worker in (APILogWorker, EventsWorker):
-        worker.drain_all(timeout=120)
+@pytest.fixture(scope="module")
+def server(prefect_api):
+    """The session's Prefect server (API, UI and scheduler), this process's client on it."""
+    return prefect_api
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`distillery ui` on a free loopback port: the Prefect server with its UI."""
-    tmp = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
-    log = tmp / "server.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(tmp / "run"),
-               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1")
-    env.pop("PREFECT_API_URL", None)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "distillery.cli", "ui", "--port", str(port)],
-                                cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    srv = Server(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/api", log)
-    try:
-        import flows.pipeline  # noqa: F401  (the deploy test needs these imports: pay for them while the server boots)
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, "the server exited:\n" + log.read_text()[-3000:]
-            try:
-                if http_json(srv.api_url + "/health") is True:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the server did not come up:\n" + log.read_text()[-3000:]
-            time.sleep(0.5)
-        # Its database is inside the run folder, as `distillery ui` promises.
-        assert (tmp / "run" / "prefect" / "prefect.db").exists()
-        yield srv
-    finally:
-        flush_to_server()  # events and logs still queued for this server go before it does
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-@pytest.fixture
-def api(server):
-    """Point this process's Prefect client (and flows run in it) at the module's server.
-
-    The event and log workers keep the API URL that was current when they started (the
-    session's harness, if a test used it before), so they are flushed and restarted on
-    the way in and on the way out."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-    flush_to_server()
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-        yield server
-        flush_to_server()
+def api(prefect_api):
+    """The same server, named by the tests that drive it through this process's client."""
+    return prefect_api
 
 
 def test_deployment_files_declare_what_operators_need():
@@ -149,7 +71,6 @@ def scheduled_run(server, samples, tmp_path_factory):
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
     from prefect.client.schemas.schedules import IntervalSchedule
     from prefect.client.schemas.sorting import FlowRunSort
-    from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.testing.cli import CycloptsCliRunner
     from prefect.workers.process import ProcessWorker
 
@@ -157,60 +78,54 @@ def scheduled_run(server, samples, tmp_path_factory):
     config = write_config(tmp / "pipeline.yaml", samples, tmp / "lake")
     log = tmp / "worker.log"
     t0 = time.monotonic()
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-        with get_client(sync_client=True) as client:  # `prefect work-pool create distillery --type process`
-            client.create_work_pool(WorkPoolCreate(name="distillery", type="process",
-                                                   base_job_template=ProcessWorker.get_default_base_job_template()))
-        # The worker starts now, so its start-up overlaps the deploy. Its cwd is a scratch
-        # folder: the deployment's pull step must send the run to DISTILLERY_HOME.
-        with open(log, "wb") as out:
-            worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "distillery"], cwd=tmp,
-                                      env=server.env(DISTILLERY_HOME=str(REPO), PREFECT_WORKER_QUERY_SECONDS="1"),
-                                      stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    with get_client(sync_client=True) as client:  # `prefect work-pool create distillery --type process`
+        client.create_work_pool(WorkPoolCreate(name="distillery", type="process",
+                                               base_job_template=ProcessWorker.get_default_base_job_template()))
+    # The worker starts now, so its start-up overlaps the deploy. Its cwd is a scratch
+    # folder: the deployment's pull step must send the run to DISTILLERY_HOME.
+    with open(log, "wb") as out:
+        worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "distillery"], cwd=tmp,
+                                  env=server.env(DISTILLERY_HOME=str(REPO), PREFECT_WORKER_QUERY_SECONDS="1"),
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        # The CLI in this process (its imports are already paid for), in the repository root.
+        cwd = os.getcwd()
+        os.chdir(REPO)
         try:
-            # The CLI in this process (its imports are already paid for), in the repository root.
-            cwd = os.getcwd()
-            os.chdir(REPO)
-            try:
-                deploy = CycloptsCliRunner().invoke(["--no-prompt", "deploy", "--all"])
-            finally:
-                os.chdir(cwd)
-            assert deploy.exit_code == 0, deploy.stdout[-4000:]
-            print(f"deployed in {time.monotonic() - t0:.0f} s")
-            with get_client(sync_client=True) as client:
-                deployment = client.read_deployment_by_name("pipeline/nightly")
-                soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=3)
-                client.create_deployment_schedules(deployment.id, [DeploymentScheduleCreate(
-                    schedule=IntervalSchedule(interval=dt.timedelta(hours=1), anchor_date=soon), active=True,
-                    parameters={"config_path": str(config), "stages": ["gather", "curate"]}, slug="test-soon")])
-                # The scheduler tops up deployments short of future runs; pausing and resuming (as
-                # an operator would in the UI) clears the runs it made from the yaml's schedules,
-                # so its next pass includes the new schedule's run.
-                client.pause_deployment(deployment.id)
-                client.resume_deployment(deployment.id)
-                deadline = time.monotonic() + 400
-                run = None
-                while run is None or not run.state.is_final():
-                    assert worker.poll() is None, "the worker exited:\n" + log.read_text()[-3000:]
-                    assert time.monotonic() < deadline, f"run not finished: {run and run.state}\n" + log.read_text()[-3000:]
-                    time.sleep(1)
-                    if run is None:
-                        runs = [r for r in client.read_flow_runs(
-                                    flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(
-                                        any_=[deployment.id])), sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=5)
-                                if r.expected_start_time <= soon + dt.timedelta(seconds=1)]
-                        run = runs[0] if runs else None
-                    else:
-                        run = client.read_flow_run(run.id)
-                print(f"run {run.state.name} at {time.monotonic() - t0:.0f} s")
-                deployments = client.read_deployments()
+            deploy = CycloptsCliRunner().invoke(["--no-prompt", "deploy", "--all"])
         finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
+            os.chdir(cwd)
+        assert deploy.exit_code == 0, deploy.stdout[-4000:]
+        print(f"deployed in {time.monotonic() - t0:.0f} s")
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name("pipeline/nightly")
+            soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=3)
+            client.create_deployment_schedules(deployment.id, [DeploymentScheduleCreate(
+                schedule=IntervalSchedule(interval=dt.timedelta(hours=1), anchor_date=soon), active=True,
+                parameters={"config_path": str(config), "stages": ["gather", "curate"]}, slug="test-soon")])
+            # The scheduler tops up deployments short of future runs; pausing and resuming (as
+            # an operator would in the UI) clears the runs it made from the yaml's schedules,
+            # so its next pass includes the new schedule's run.
+            client.pause_deployment(deployment.id)
+            client.resume_deployment(deployment.id)
+            deadline = time.monotonic() + 400
+            run = None
+            while run is None or not run.state.is_final():
+                assert worker.poll() is None, "the worker exited:\n" + log.read_text()[-3000:]
+                assert time.monotonic() < deadline, f"run not finished: {run and run.state}\n" + log.read_text()[-3000:]
+                time.sleep(1)
+                if run is None:
+                    runs = [r for r in client.read_flow_runs(
+                                flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(
+                                    any_=[deployment.id])), sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=5)
+                            if r.expected_start_time <= soon + dt.timedelta(seconds=1)]
+                    run = runs[0] if runs else None
+                else:
+                    run = client.read_flow_run(run.id)
+            print(f"run {run.state.name} at {time.monotonic() - t0:.0f} s")
+            deployments = client.read_deployments()
+    finally:
+        stop_process_group(worker)
     return {"run": run, "deployment": deployment, "deployments": deployments, "worker_log": log,
             "lake": tmp / "lake", "config": config}
 

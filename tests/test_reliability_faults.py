@@ -12,7 +12,6 @@ delay drawn from the stage's duration in the uninterrupted run.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import resource
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import lake_files
 from distillery import accounting, catalog
 from distillery.config import load_config
 from distillery.lake import Lake
@@ -35,26 +35,6 @@ REPO = Path(__file__).resolve().parents[1]
 STAGES = ("gather", "curate", "distill", "shard")
 SEED = int(os.environ.get("DISTILLERY_FAULT_SEED", "20261128"))
 KILLS = int(os.environ.get("DISTILLERY_FAULT_KILLS", "1"))  # kills per stage before the final re-run
-NOT_DATA = ("runs/", "cache/", "catalog.duckdb", ".lock", "train/")
-
-
-def lake_files(lake: Path, hidden: bool = True) -> dict[str, str]:
-    """sha256 of every data file in the lake (runs log, catalog, caches and lock excluded).
-
-    hidden=False also leaves out the hidden work folders and temp files a killed or
-    failed run may leave for its re-run to resume from (`.tmp-*`, `.*.tmp`).
-    """
-    out = {}
-    for p in sorted(lake.rglob("*")):
-        rel = p.relative_to(lake).as_posix()
-        if not p.is_file() or rel.startswith(NOT_DATA):
-            continue
-        if not hidden and any(part.startswith(".tmp") or part.endswith(".tmp") for part in rel.split("/")):
-            continue
-        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
 def fault_config(path: Path, samples_root: Path, lake: Path, teacher_url: str, timeout_s: float = 10) -> Path:
     """The sample corpus (articles + problems) with a distill task that every kept article reaches."""
     path.write_text(f"""

@@ -9,6 +9,7 @@ import subprocess
 import polars as pl
 from pydantic import TypeAdapter
 
+from conftest import read_source
 from sources import content_id, discover, read_items
 from sources.code_order import dependency_order
 from sources.config import AnySource
@@ -50,16 +51,6 @@ PACKAGE = {
 }
 
 
-def run(cfg: dict, base):
-    source = SOURCE.validate_python(cfg)
-    items = list(discover(source, base))
-    result = read_items(source, items, base / "lake" / "media")
-    t = result.tables
-    assert result.rows_in == t["documents"].height + t["rejects"].height + t["quarantine"].height
-    assert result.rows_in == t["files"]["rows"].sum()
-    return items, result
-
-
 def repo_record(result):
     docs = result.tables["documents"]
     rows = [r for r in docs.iter_rows(named=True) if json.loads(r["meta"])["level"] == "repo"]
@@ -95,7 +86,7 @@ def test_git_repo_import_order_license_and_rejects(tmp_path):
     git(repo, "commit", "-q", "-m", "init")
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
     cfg = {"name": "r", "kind": "repo", "url_or_path": "repo", "max_file_bytes": 2000}
-    items, result = run(cfg, tmp_path)
+    items, result = read_source(cfg, tmp_path)
     assert items[0].fingerprint == sha and items[0].uri == "repo@HEAD"
     docs, rejects = result.tables["documents"], result.tables["rejects"]
     paths = sorted(json.loads(m)["path"] for m in docs["meta"] if json.loads(m)["level"] == "file")
@@ -148,7 +139,7 @@ def test_symlinks_outside_repository_are_not_followed(tmp_path):
             git(repo, "commit", "-q", "-m", "init")
         else:
             subprocess.run(["rm", "-rf", str(repo / ".git")], check=True)
-        _, result = run({"name": "r", "kind": "repo", "url_or_path": str(repo)}, tmp_path)
+        _, result = read_source({"name": "r", "kind": "repo", "url_or_path": str(repo)}, tmp_path)
         q = dict((u.split("#", 1)[1], r) for u, r in result.tables["quarantine"].select("uri", "reason").iter_rows())
         assert q == {"passwd": "symlink_escape", "up": "symlink_escape", "sub/secret.py": "symlink_escape",
                      "dangling.py": "broken_symlink"}
@@ -165,7 +156,7 @@ def test_plain_folder_gitignore_and_tree_fingerprint(tmp_path):
                  "out/o.py": "no\n", "pkg/.gitignore": "local.py\n", "pkg/local.py": "no\n", "pkg/kept.py": "Z=1\n",
                  "package.json": json.dumps({"name": "x", "license": "Apache-2.0"})})
     cfg = {"name": "p", "kind": "repo", "url_or_path": "src"}
-    items, result = run(cfg, tmp_path)
+    items, result = read_source(cfg, tmp_path)
     assert items[0].fingerprint.startswith("tree:")
     paths = [json.loads(m)["path"] for m in result.tables["documents"]["meta"] if json.loads(m)["level"] == "file"]
     assert paths == [".gitignore", "a.py", "b.py", "package.json", "pkg/.gitignore", "pkg/kept.py"]
@@ -189,7 +180,7 @@ def test_clone_by_file_url_at_ref_and_determinism(tmp_path):
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "v2")
     cfg = {"name": "u", "kind": "repo", "url_or_path": f"file://{repo}", "ref": "v1"}
-    items, result = run(cfg, tmp_path)
+    items, result = read_source(cfg, tmp_path)
     assert items[0].uri == f"file://{repo}@v1"
     files = json.loads(repo_record(result)["meta"])["files"]
     assert "pkg/new.py" not in files and len(files) == len(PACKAGE)
@@ -197,13 +188,13 @@ def test_clone_by_file_url_at_ref_and_determinism(tmp_path):
     again = read_items(SOURCE.validate_python(cfg), items, tmp_path / "lake" / "media")
     for name in ("documents", "rejects", "quarantine", "files"):
         assert again.tables[name].equals(result.tables[name])
-    head_items, head = run({**cfg, "ref": "main"}, tmp_path)
+    head_items, head = read_source({**cfg, "ref": "main"}, tmp_path)
     assert "pkg/new.py" in json.loads(repo_record(head)["meta"])["files"]
     assert head_items[0].fingerprint != items[0].fingerprint
 
 
 def test_unreachable_repository_is_quarantined(tmp_path):
-    items, result = run({"name": "x", "kind": "repo", "url_or_path": f"file://{tmp_path}/nope"}, tmp_path)
+    items, result = read_source({"name": "x", "kind": "repo", "url_or_path": f"file://{tmp_path}/nope"}, tmp_path)
     assert result.rows_in == 1
     assert result.tables["quarantine"]["reason"].to_list() == ["clone_failed"]
 

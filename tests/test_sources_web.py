@@ -8,22 +8,8 @@ import json
 import zlib
 
 import datasets
-from pydantic import TypeAdapter
 
-from sources import discover, read_items
-from sources.config import AnySource
-
-SOURCE = TypeAdapter(AnySource)
-
-
-def run(cfg: dict, base):
-    source = SOURCE.validate_python(cfg)
-    items = list(discover(source, base))
-    result = read_items(source, items, base / "lake" / "media")
-    t = result.tables
-    assert result.rows_in == t["documents"].height + t["rejects"].height + t["quarantine"].height
-    assert result.rows_in == t["files"]["rows"].sum()
-    return items, result
+from conftest import read_source
 
 
 def record(wtype: str, block: bytes, url: str = "http://example.com/") -> bytes:
@@ -54,7 +40,7 @@ def test_warc_plain_and_gzip(tmp_path):
     cut = b"".join(records[:3])
     (tmp_path / "c.warc").write_bytes(cut[:-60])  # last record shorter than its Content-Length
     (tmp_path / "d.warc").write_bytes(b"")
-    _, result = run({"name": "w", "kind": "warc", "paths": ["*.warc*"], "max_record_bytes": 1_000_000}, tmp_path)
+    _, result = read_source({"name": "w", "kind": "warc", "paths": ["*.warc*"], "max_record_bytes": 1_000_000}, tmp_path)
     docs = result.tables["documents"]
     a = docs.filter(docs["uri"].str.contains("a.warc#"))
     assert a["text"].to_list() == ["Hello web", "café au lait", "zipped page", "chunked"]
@@ -74,7 +60,7 @@ def test_hf_save_to_disk_and_local_folder(tmp_path):
         "test": datasets.Dataset.from_dict({"text": ["t"], "uid": ["t1"]}),
     })
     ds.save_to_disk(str(tmp_path / "saved"))
-    items, result = run({"name": "h", "kind": "hf", "path": "saved", "split": "train", "id_field": "uid",
+    items, result = read_source({"name": "h", "kind": "hf", "path": "saved", "split": "train", "id_field": "uid",
                          "batch_rows": 2}, tmp_path)
     assert items[0].uri == "saved:train" and items[0].fingerprint.startswith("tree:")
     docs = result.tables["documents"]
@@ -85,7 +71,7 @@ def test_hf_save_to_disk_and_local_folder(tmp_path):
     folder = tmp_path / "raw"
     folder.mkdir()
     (folder / "train.jsonl").write_text("".join(json.dumps({"text": f"r{i}"}) + "\n" for i in range(4)))
-    _, local = run({"name": "h2", "kind": "hf", "path": str(folder)}, tmp_path)
+    _, local = read_source({"name": "h2", "kind": "hf", "path": str(folder)}, tmp_path)
     assert local.tables["documents"]["text"].to_list() == ["r0", "r1", "r2", "r3"]
-    _, missing = run({"name": "h3", "kind": "hf", "path": "saved", "split": "validation"}, tmp_path)
+    _, missing = read_source({"name": "h3", "kind": "hf", "path": "saved", "split": "validation"}, tmp_path)
     assert missing.tables["quarantine"]["reason"].to_list() == ["missing_split"]

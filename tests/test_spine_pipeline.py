@@ -6,7 +6,6 @@ and make their own lakes where they must change or break something.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -18,23 +17,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import write_config
+from conftest import lake_files, write_config
 from distillery import accounting
 from distillery.config import load_config
 from distillery.lake import Lake
 from distillery.sql import WriteRefused, query
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def lake_files(lake: Path) -> dict[str, str]:
-    """sha256 of every data file in the lake (runs log, catalog and caches excluded)."""
-    out = {}
-    for p in sorted(lake.rglob("*")):
-        rel = p.relative_to(lake).as_posix()
-        if p.is_file() and not rel.startswith(("runs/", "cache/", "catalog.duckdb", ".lock", "train/")):
-            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
 
 
 @pytest.fixture(scope="session")
