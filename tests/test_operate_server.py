@@ -99,14 +99,17 @@ def scheduled_run(server, samples, tmp_path_factory):
         print(f"deployed in {time.monotonic() - t0:.0f} s")
         with get_client(sync_client=True) as client:
             deployment = client.read_deployment_by_name("pipeline/nightly")
-            soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=3)
+            # The scheduler only tops up a deployment short of future runs, so a schedule added
+            # to one that has its runs already would wait for hours. Pausing (as an operator
+            # would in the UI) clears the runs made from the yaml's schedules and keeps the
+            # scheduler off while the test's schedule goes in; resuming lets its next pass
+            # (every second here) make the new schedule's run. Added before the pause, that
+            # run could be made and then cleared by the pause.
+            client.pause_deployment(deployment.id)
+            soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=8)
             client.create_deployment_schedules(deployment.id, [DeploymentScheduleCreate(
                 schedule=IntervalSchedule(interval=dt.timedelta(hours=1), anchor_date=soon), active=True,
                 parameters={"config_path": str(config), "stages": ["gather", "curate"]}, slug="test-soon")])
-            # The scheduler tops up deployments short of future runs; pausing and resuming (as
-            # an operator would in the UI) clears the runs it made from the yaml's schedules,
-            # so its next pass includes the new schedule's run.
-            client.pause_deployment(deployment.id)
             client.resume_deployment(deployment.id)
             deadline = time.monotonic() + 400
             run = None
