@@ -1,26 +1,33 @@
 """Nothing vanishes: the accounting identity, checked from what is on disk.
 
 For every stage and partition: rows in = kept + rejected + duplicate + quarantined.
-`check` verifies three things through the catalog, so it catches a lost file as well as
+`check` verifies four things through the catalog, so it catches a lost file as well as
 a wrong count:
 1. each ledger row adds up;
-2. the ledger's totals equal the rows actually present in each outcome table;
-3. each stage consumed every row its upstream kept (or the gap is reported as pending).
+2. every table file of each ledgered partition is still beside its ledger file (a lost
+   file that held no rows changes no count);
+3. the ledger's totals equal the rows actually present in each outcome table;
+4. each stage consumed every row its upstream kept (or the gap is reported as pending).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from distillery import tables as T
+from distillery.batch import STAGE_TABLES
 from distillery.catalog import connect
 from distillery.lake import Lake, write_parquet_atomic
 
 STAGES = ("gather", "curate", "distill", "shard")
+# The files each committed partition keeps; a shard build drops its samples files once the
+# shards hold them (flows/shard.py), so those are not required.
+PARTITION_FILES = {stage: [t for t in tables if (stage, t) != ("shard", "samples")] for stage, tables in STAGE_TABLES.items()}
 OUTCOME_SQL = {
     # stage -> {ledger column: SQL counting the rows actually present}
     "gather": {"kept": "SELECT count(*) FROM documents"},
@@ -97,6 +104,11 @@ def check(lake: Lake) -> Status:
                 "WHERE stage = ? AND rows_in <> kept + rejected + duplicate + quarantined", [stage]
             ).fetchall():
                 problems.append(f"{stage} partition {part}: {r_in} rows in, {out} out")
+            for filename, part in con.execute("SELECT filename, part FROM ledger WHERE stage = ?", [stage]).fetchall():
+                folder = Path(filename).parent
+                missing = [t for t in PARTITION_FILES[stage] if not (folder / f"{t}-{part}.parquet").exists()]
+                if missing:
+                    problems.append(f"{stage} partition {part}: {', '.join(missing)} file missing from {folder}")
             actual = {
                 "rejected": _scalar(con, "SELECT count(*) FROM rejects WHERE stage = ?", stage),
                 "quarantined": _scalar(con, "SELECT count(*) FROM quarantine WHERE stage = ?", stage),

@@ -29,7 +29,9 @@ VIEW_SCHEMAS: dict[str, pa.Schema] = {
     "traces": T.TRACE,
     "shards": T.SHARD_ROW,
     "runs": T.RUN,
-    "ledger": T.LEDGER,
+    # the ledger also says which file each row came from: accounting checks that every
+    # table of a ledgered partition sits beside it (a lost file with no rows changes no count)
+    "ledger": T.LEDGER.append(pa.field("filename", pa.string())),
     "gathered_files": T.GATHERED_FILE,
 }
 
@@ -93,7 +95,8 @@ def refresh(cfg: PipelineConfig, lake: Lake) -> None:
             present = [p for p in patterns[name] if _matches(p)]
             if present:
                 files = ", ".join("'" + p.replace("'", "''") + "'" for p in present)
-                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
+                options = ", filename = true" if "filename" in schema.names else ""
+                con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}]{options})")
             else:
                 empty = schema.empty_table()  # noqa: F841 (read by DuckDB's replacement scan)
                 con.execute(f"CREATE OR REPLACE TABLE _empty_{name} AS SELECT * FROM empty")

@@ -110,14 +110,36 @@ def test_broken_count_is_caught(demo_lake, tmp_path):
     from distillery import catalog
     catalog.refresh(cfg.model_copy(update={"lake": copy}), Lake(copy))
     assert accounting.check(Lake(copy)).ok
-    victim = sorted(copy.glob("curate/*/b-*/curated-*.parquet"))[0]
+    import pyarrow.parquet as pq
+    by_rows = sorted(copy.glob("curate/*/b-*/curated-*.parquet"), key=lambda p: pq.ParquetFile(p).metadata.num_rows)
+    victim = by_rows[-1]
     victim.unlink()  # a lost partition file: its rows vanished
     status = accounting.check(Lake(copy))
     assert not status.ok
     assert any("curate" in p and "kept" in p for p in status.problems)
+    assert any("curated file missing" in p and victim.stem.split("-", 1)[1] in p for p in status.problems)
     out = subprocess.run([sys.executable, "-m", "distillery.cli", "status", "--lake", str(copy)],
                          capture_output=True, text=True)
     assert out.returncode == 1
+
+
+def test_lost_file_that_held_no_rows_is_caught(demo_lake, tmp_path):
+    """Every table of a committed partition is written, even empty; losing one is a problem
+    even though no count changes (the demo has partitions whose every row was a duplicate)."""
+    cfg, _ = demo_lake
+    copy = tmp_path / "lake"
+    shutil.copytree(cfg.lake_root, copy)
+    from distillery import catalog
+    catalog.refresh(cfg.model_copy(update={"lake": copy}), Lake(copy))
+    import pyarrow.parquet as pq
+    empty = [p for p in sorted(copy.glob("*/*/b-*/*-*.parquet"))
+             if pq.ParquetFile(p).metadata.num_rows == 0 and not p.name.startswith("ledger-")]
+    assert empty, "the demo lake has no empty partition file to lose"
+    empty[0].unlink()
+    status = accounting.check(Lake(copy))
+    table, part = empty[0].stem.split("-", 1)
+    assert not status.ok and status.problems == [
+        f"{empty[0].parts[-4]} partition {part}: {table} file missing from {empty[0].parent}"]
 
 
 def test_partition_that_does_not_add_up_is_refused():
