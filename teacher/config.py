@@ -89,6 +89,10 @@ class DistillConfig(BaseModel):
     max_retries: int = Field(default=6, ge=0)
     backoff_base_s: float = Field(default=1.0, ge=0)
     backoff_max_s: float = Field(default=60.0, ge=0)
+    # A committed partition is not asked again, so prompts it quarantined (timeouts, 5xx,
+    # an outage) stay quarantined. Raise this by one to ask again: it starts a new distill
+    # generation, whose answered requests all come from the cache at no cost.
+    retry_round: int = Field(default=0, ge=0)
 
     # money
     budget_tokens: int | None = Field(default=None, ge=0)

@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 STAGES = ("gather", "curate", "distill", "shard")
 SEED = int(os.environ.get("DISTILLERY_FAULT_SEED", "20261128"))
 KILLS = int(os.environ.get("DISTILLERY_FAULT_KILLS", "1"))  # kills per stage before the final re-run
+
+
 def fault_config(path: Path, samples_root: Path, lake: Path, teacher_url: str, timeout_s: float = 10) -> Path:
     """The sample corpus (articles + problems) with a distill task that every kept article reaches."""
     path.write_text(f"""
@@ -330,3 +332,37 @@ def test_teacher_that_errors_stalls_or_disconnects_never_hangs(reference, corpus
     assert {"teacher_timeout", "teacher_http_503"} <= set(reasons), reasons
     assert all(r.startswith("teacher_") for r in reasons), reasons
     assert accounting.check(Lake(lake)).ok
+
+
+def test_retry_round_asks_again_for_exactly_what_an_outage_quarantined(reference, corpus, tmp_path):
+    """Prompts that failed stay quarantined on a plain re-run (their partition is committed);
+    raising distill.retry_round starts a new generation that sends only those again."""
+    from flows.pipeline import run_pipeline
+    from teacher.faults import Fault, FaultPlan
+    from teacher.server import start_server
+    ref_lake, _ = reference
+    lake = tmp_path / "lake"
+    seed_lake(ref_lake, lake, "distill")
+    passages = [r[0] for r in query(Lake(ref_lake), "select text from curated where source = 'articles' order by id limit 2")[1]]
+    # each fails both attempts (max_retries 1) of the first run; a third request is answered
+    outage = FaultPlan([Fault("server_error", text[:80], times=2, status=503) for text in passages])
+    server = start_server(faults=outage)
+    try:
+        cfg_path = fault_config(tmp_path / "c.yaml", corpus, lake, server.url)
+        run_pipeline(load_config(cfg_path), ["distill"])
+        failed = query(Lake(lake), "select reason from quarantine where stage = 'distill'")[1]
+        assert failed == [("teacher_http_503",)] * 2
+        answered, sent = server.stats.completed, server.stats.requests
+
+        run_pipeline(load_config(cfg_path), ["distill"])
+        assert server.stats.requests == sent  # committed: nothing asked again
+
+        cfg_path.write_text(cfg_path.read_text().replace("  max_retries: 1\n", "  max_retries: 1\n  retry_round: 1\n"))
+        run_pipeline(load_config(cfg_path), ["distill"])
+        assert server.stats.requests == sent + 2 and server.stats.completed == answered + 2
+        assert max(server.stats.by_request.values()) == 1  # nothing paid twice
+        assert query(Lake(lake), "select count(*) from quarantine where stage = 'distill'")[1] == [(0,)]
+        assert accounting.check(Lake(lake)).ok
+    finally:
+        server.stop()
+
