@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from distillery import tables as T
 from distillery.lake import stable_hash, write_parquet_atomic
@@ -92,6 +93,10 @@ class Batch:
 
     def part_path(self, table: str, part: str) -> Path:
         return self.tmp / f"{table}-{part}.parquet"
+
+    def ledger(self, part: str) -> dict:
+        """The ledger row a finished partition wrote (see `ledger_row`)."""
+        return pq.read_table(self.part_path("ledger", part)).to_pylist()[0]
 
     def write_part(self, part: str, inputs: list[str], result: PartitionResult) -> dict:
         """Write every table of one partition, then its ledger row; return the ledger row."""

@@ -10,8 +10,9 @@ Bounds:
 
 Facts come from the row's meta (width/height/duration) when present; otherwise from the
 bytes at lake_root/<media> (image header via Pillow, audio decoded with soundfile, video
-container via PyAV). The bytes are opened in every case, so unreadable media is caught here. Opening files is per item I/O through the decoders' own calls, so it
-is one library call per media row; everything after (the rules) is vectorized.
+container via PyAV). The bytes are opened in every case, so unreadable media is caught
+here. Opening files is per item I/O through the decoders' own calls, so it is one library
+call per media row; everything after (the rules) is vectorized.
 Unreadable bytes are not a reject but a quarantine with a reason code:
 media_bad_ref (no or malformed "media/ab/<sha256>"), media_missing (no such file),
 media_unreadable (the decoder failed).

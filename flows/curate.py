@@ -89,7 +89,7 @@ def finish_step(cfg: PipelineConfig, batch: Batch, part: str, index: int, work: 
                 duplicates: str) -> dict:
     """Split one partition's candidates into curated rows and duplicates, and write it."""
     if batch.part_done(part):
-        return pl.read_parquet(batch.part_path("ledger", part)).row(0, named=True)
+        return batch.ledger(part)
     w = Path(work)
     cand = pl.read_parquet(w / "candidates.parquet").with_row_index("_row").with_columns(pl.col("_row").cast(pl.Int64))
     keys = pl.read_parquet(w / "keys.parquet")

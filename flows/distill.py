@@ -37,7 +37,7 @@ def plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
 
 def distill_partition(cfg: PipelineConfig, lake: Lake, batch: Batch, part: str, input_file: str) -> dict:
     if batch.part_done(part):
-        return pl.read_parquet(batch.part_path("ledger", part)).row(0, named=True)
+        return batch.ledger(part)
     rows = pl.read_parquet(input_file)
     result = teacher.distill_partition(rows, cfg.distill, lake.cache_dir("teacher"), lake.media_root)
     # Request counts (sent, cached, retried) go to the run's artifact, not the lake: a resumed
@@ -74,8 +74,7 @@ def distill_flow(cfg: PipelineConfig) -> dict:
                 break
             progress.advance(len(group))
         # The partitions finished before a budget stop are committed; the rest wait for the next run.
-        rows = [pl.read_parquet(batch.part_path("ledger", part)).row(0, named=True) for part in batch.parts()] \
-            if parts else []
+        rows = [batch.ledger(part) for part in batch.parts()] if parts else []
         committed = batch.commit() if parts else None
         counts = total(rows, "distill")
         print(f"distill: {counts.rows_in} prompts -> {counts.kept} with accepted traces, "

@@ -69,7 +69,7 @@ def plan_source(cfg: PipelineConfig, lake: Lake, source_name: str) -> tuple[str,
 def gather_partition(cfg: PipelineConfig, lake: Lake, source_name: str, batch: Batch, part: str, plan: str) -> dict:
     """Read one partition of items into the batch; a partition finished before is not redone."""
     if batch.part_done(part):
-        return pl.read_parquet(batch.part_path("ledger", part)).row(0, named=True)
+        return batch.ledger(part)
     src = next(s for s in cfg.sources if s.name == source_name)
     items = [
         sources.SourceItem(source=source_name, uri=r["uri"], path=r["path"], fingerprint=r["fingerprint"])

@@ -7,12 +7,11 @@ in the Prefect UI. Outside a flow run (plain function calls in tests) artifacts 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
-
-import duckdb
 import sys
+from pathlib import Path
 from typing import TextIO
 
+import duckdb
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.context import FlowRunContext
 

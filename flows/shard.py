@@ -8,7 +8,6 @@ An unchanged lake maps to the same build, which is then skipped.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 from pathlib import Path
@@ -54,7 +53,7 @@ def fit_task(cfg: PipelineConfig, lake_root: str, build: str, curated: list[str]
 def tokenize_one(cfg: PipelineConfig, lake_root: str, batch: Batch, spec: dict, part: str, kind: str,
                  input_file: str) -> dict:
     if batch.part_done(part):
-        return pl.read_parquet(batch.part_path("ledger", part)).row(0, named=True)
+        return batch.ledger(part)
     result = shards.tokenize_partition(Path(input_file), kind, spec, cfg.shard, Path(lake_root))
     return batch.write_part(part, [Path(input_file).stem], result)
 
@@ -82,8 +81,7 @@ def write_build(cfg: PipelineConfig, build: str, spec: dict) -> dict:
         add_asset_metadata(file_key(Path(build)), {"rows": manifest["totals"]["rows"],
                                                      "tokens": manifest["totals"]["tokens"],
                                                      "tokens_by_modality": manifest["totals"]["tokens_by_modality"]})
-    return {"rows": sum(s["rows"] for s in manifest["shards"]), "tokens": sum(s["tokens"] for s in manifest["shards"]),
-            "files": len(manifest["shards"])}
+    return manifest["totals"]
 
 
 @flow(name="shard", log_prints=True)
@@ -115,9 +113,8 @@ def shard_flow(cfg: PipelineConfig) -> dict:
         for old in build.parent.glob(".tmp-build-*"):  # leftovers of builds for inputs that changed since
             shutil.rmtree(old, ignore_errors=True)
         counts = total(rows, "shard")
-        print(f"shard: {written['rows']} samples, {written['tokens']} tokens in {written['files']} shard files")
-        manifest = json.loads((build / "manifest.json").read_text())
-        by_modality = [{"modality": m, "tokens": n} for m, n in manifest["totals"]["tokens_by_modality"].items()]
+        print(f"shard: {written['rows']} samples, {written['tokens']} tokens in {written['shards']} shard files")
+        by_modality = [{"modality": m, "tokens": n} for m, n in written["tokens_by_modality"].items()]
         return finish_stage(cfg, lake, "shard", started, counts, build.name, 0,
-                            extra_rows=[{"stage": "shard", "note": f"{written['tokens']} tokens in {written['files']} files"}],
+                            extra_rows=[{"stage": "shard", "note": f"{written['tokens']} tokens in {written['shards']} files"}],
                             committed=[build], extra_tables={"tokens-by-modality": by_modality})

@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import errno
 import os
-
 from pathlib import Path
 from typing import Callable, Iterator
 
 from distillery.result import PartitionResult
 from sources.config import AnySource, GLOBBED_KINDS
 from sources.discovery import fingerprint, iter_globs
-from sources.item import ESCAPED
-from sources.item import SourceItem
+from sources.item import ESCAPED, SourceItem
 from sources.record import RowSink, content_id
 
 __all__ = ["SourceItem", "discover", "read_items", "content_id"]

@@ -137,6 +137,15 @@ def prefect_api(prefect_server):
 
 
 @pytest.fixture(scope="session")
+def teacher_server():
+    """The reference teacher on a free loopback port, shared by the session."""
+    from teacher.server import start_server
+    handle = start_server(port=0)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
 def samples(tmp_path_factory) -> Path:
     """The demo corpus, generated once per session."""
     from distillery.sample_data import make_samples

@@ -101,11 +101,9 @@ def corpus(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fault_teacher():
-    from teacher.server import start_server
-    handle = start_server(port=0)
-    yield handle
-    handle.stop()
+def fault_teacher(teacher_server):
+    """The session's reference teacher (no faults: the faults here are kills, disks, locks)."""
+    return teacher_server
 
 
 @pytest.fixture(scope="module")

@@ -27,14 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def teacher_server():
-    from teacher.server import start_server
-    handle = start_server(port=0)
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture(scope="session")
 def demo_lake(prefect_api, samples, teacher_server, tmp_path_factory):
     from flows.pipeline import run_pipeline
     root = tmp_path_factory.mktemp("demo")
