@@ -53,6 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"reference teacher serving at {server.url}")
     try:
         from flows.pipeline import pipeline
+        from distillery.quiet_errors import install
+        install()  # a config mistake found inside a task ends as main()'s one line, no tracebacks
         result = pipeline(config_path=str(args.config) if args.config else None, stages=stages,
                           lake=str(cfg.lake_root))
     finally:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from filters.config import CurateConfig
 from shards.config import ShardConfig
@@ -63,6 +63,21 @@ class PipelineConfig(BaseModel):
             raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
         return sources
 
+    @model_validator(mode="after")
+    def _source_names_exist(self) -> PipelineConfig:
+        """Every list of source names names a configured source: a typo would otherwise
+        silently match nothing (exempt no source, select no row)."""
+        known = [s.name for s in self.sources]
+        lists = [("curate.web_rules_exempt_sources", self.curate.web_rules_exempt_sources)]
+        lists += [(f"distill.tasks.{i}.selector.sources", t.selector.sources) for i, t in enumerate(self.distill.tasks)]
+        for key, names in lists:
+            unknown = [n for n in names or [] if n not in known]
+            if unknown:
+                valid = ", ".join(known) if known else "none (the config has no sources)"
+                raise ValueError(f"{key}: {', '.join(map(repr, unknown))} is not a configured source name; "
+                                 f"configured sources: {valid}")
+        return self
+
     def resolve(self, path: Path | str) -> Path:
         path = Path(path)
         return path if path.is_absolute() else (self.base_dir / path).resolve()
@@ -73,44 +88,68 @@ class PipelineConfig(BaseModel):
 
 
 class ConfigError(ValueError):
-    """The config is invalid; the message names each bad key and what is allowed."""
+    """The config is invalid; the message (one line) names each bad key and what is allowed."""
 
 
-def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model that holds the field at `loc` (for listing allowed keys)."""
-    current: typing.Any = model
-    for part in loc:
-        if isinstance(part, int) or current is None:
-            continue
-        fields = getattr(current, "model_fields", None)
-        if fields is None or part not in fields:
-            return current if fields is not None else None
-        current = _unwrap_model(fields[part].annotation)
-    return current
-
-
-def _unwrap_model(annotation: typing.Any) -> type[BaseModel] | None:
+def _models_in(annotation: typing.Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (a union's members in order)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _unwrap_model(arg)
-        if found is not None:
-            return found
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _tag(model: type[BaseModel]) -> typing.Any:
+    """A union member's discriminator value: its field typed as a one-value Literal (`kind`)."""
+    for field in model.model_fields.values():
+        args = typing.get_args(field.annotation)
+        if typing.get_origin(field.annotation) is Literal and len(args) == 1:
+            return args[0]
     return None
 
 
+def _locate(loc: tuple) -> tuple[str, type[BaseModel] | None]:
+    """(the dotted key as the user wrote it, the model that holds the last part of `loc`).
+
+    A discriminated union (a source's `kind`) puts the member's tag into `loc`: it picks
+    that member, so an unknown key of a `jsonl` source lists the `jsonl` keys, and it is not
+    shown since the user never wrote it. A string that is not a field is a dict key.
+    """
+    models: list[type[BaseModel]] = [PipelineConfig]
+    shown: list[str] = []
+    holder: type[BaseModel] | None = PipelineConfig
+    for part in loc:
+        if isinstance(part, str) and len(models) > 1:
+            tagged = [m for m in models if _tag(m) == part]
+            if tagged:
+                models = tagged
+                continue
+        shown.append(str(part))
+        holder = models[0] if models else None
+        if isinstance(part, int) or holder is None or part not in holder.model_fields:
+            continue
+        models = _models_in(holder.model_fields[part].annotation)
+    return ".".join(shown), holder
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def format_errors(exc: ValidationError, origin: str) -> str:
-    lines = [f"invalid config {origin}:"]
+    """One line: `invalid config ORIGIN: KEY: PROBLEM; KEY: PROBLEM ...`."""
+    problems = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
+        key, holder = _locate(tuple(err["loc"]))
         if err["type"] == "extra_forbidden":
-            parent = _model_at(PipelineConfig, loc[:-1])
-            allowed = ", ".join(sorted(parent.model_fields)) if parent else "see the README"
-            lines.append(f"  {key}: unknown key; allowed here: {allowed}")
+            allowed = ", ".join(sorted(holder.model_fields)) if holder else "see the README"
+            problem = f"unknown key (allowed here: {allowed})"
         else:
-            lines.append(f"  {key}: {err['msg']} (got {err.get('input')!r:.80})")
-    return "\n".join(lines)
+            problem = _one_line(err["msg"].removeprefix("Value error, "))
+            value = err.get("input")
+            if not isinstance(value, dict):  # a whole section as "got" says nothing
+                problem += f" (got {_one_line(repr(value)):.80})"
+        problems.append(f"{key}: {problem}" if key else problem)
+    return f"invalid config {origin}: " + "; ".join(problems)
 
 
 def load_config(path: Path | str | None = None, overrides: dict | None = None) -> PipelineConfig:
@@ -122,7 +161,9 @@ def load_config(path: Path | str | None = None, overrides: dict | None = None) -
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config {path} is not valid YAML{where}: {_one_line(getattr(exc, 'problem', None) or exc)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must be a mapping of keys, not {type(raw).__name__}")
     # The demo config's paths are relative to where the user runs it; others to their file.
@@ -133,6 +174,19 @@ def load_config(path: Path | str | None = None, overrides: dict | None = None) -
 
 def validate_config(raw: dict, origin: str = "(inline)") -> PipelineConfig:
     try:
-        return PipelineConfig.model_validate(raw)
+        cfg = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_errors(exc, origin)) from None
+    _check_lake_path(cfg.lake_root, origin)
+    return cfg
+
+
+def _check_lake_path(root: Path, origin: str) -> None:
+    """A lake that is (or lies under) a file fails here, before any stage or Prefect starts."""
+    for path in (root, *root.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "is a file" if path == root else f"lies under {path}, which is a file"
+                raise ConfigError(f"invalid config {origin}: lake: {root} {what}, not a folder; "
+                                  "set `lake` (or --lake) to a folder")
+            return

@@ -95,7 +95,8 @@ def read_items(source: AnySource, items: list[SourceItem], media_root: Path) -> 
     Items are read one at a time, in the order given; a reader turns every failure of an
     item into quarantine rows, so one bad item never stops the partition. An unexpected
     exception inside a reader rolls back that item's rows and quarantines the whole item
-    with reason "reader_error".
+    with reason "reader_error". A ConfigError (e.g. a text field that no row of a file has)
+    and a full disk are not the item's fault: they propagate and stop the stage.
     """
     sink = RowSink(source.name)
     read = _reader(source.kind)
@@ -116,6 +117,10 @@ def read_items(source: AnySource, items: list[SourceItem], media_root: Path) -> 
             # A full disk is the lake's problem, not the item's: quarantining would mark the
             # item gathered for good. Stop the stage instead (it re-runs cleanly).
             if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+                raise
+            # A config mistake found while reading (a text field no row has) stops the run.
+            from distillery.config import ConfigError
+            if isinstance(exc, ConfigError):
                 raise
             # Readers quarantine every failure they know; reaching here means an unforeseen
             # error (a decoder bug, an odd file). The item's partial rows are dropped and the

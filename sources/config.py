@@ -94,6 +94,20 @@ class RepoSource(_Source):
     exclude: list[str] = Field(default_factory=list, description="extra gitignore-style patterns")
     repo_record: bool = Field(default=True, description="emit the dependency-ordered repo-level record")
 
+    @field_validator("exclude")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        # Compiled by the engine that applies them (pathspec, in sources.repo_read): a bad one
+        # would otherwise quarantine the whole repository as a reader_error at run time.
+        import pathspec
+
+        for pattern in value:
+            try:
+                pathspec.PathSpec.from_lines("gitwildmatch", [pattern])
+            except Exception as exc:  # noqa: BLE001 - pathspec raises its own error or re.error
+                raise ValueError(f"exclude pattern {pattern!r} is not a valid gitignore pattern: {exc}") from None
+        return value
+
 
 class ImagesSource(_Globbed):
     kind: Literal["images"] = "images"

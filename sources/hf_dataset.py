@@ -10,7 +10,8 @@ Discovery yields one item per dataset split: uri = `<path>:<split>`, fingerprint
 (a hub dataset's revision is not resolved offline, so it is always re-read).
 Rows are read in Arrow batches of `batch_rows` and go through the same batch emitter as
 JSONL/CSV/Parquet (uri `<uri>#row<N>`, missing/null text -> quarantine missing_field).
-A dataset that cannot be loaded, lacks the split or the text column is one quarantined row.
+A dataset that cannot be loaded or lacks the split is one quarantined row; one whose rows
+all lack the text column raises MissingTextField (a config mistake that stops the run).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sources.config import HfSource
 from sources.item import SourceItem
 from sources.record import RowSink
 from sources.repo_fetch import tree_hash
-from sources.tabular import _emit_batch
+from sources.tabular import _emit_batch, missing_text_field
 
 
 def _local(source: HfSource, base_dir: Path) -> Path | None:
@@ -75,6 +76,9 @@ def read_hf(sink: RowSink, source: HfSource, item: SourceItem) -> None:
         sink.quarantine(uri=item.uri, reason="unreadable", error=f"{type(exc).__name__}: {exc}")
         return
     columns = list(ds.column_names or [])
+    rows = getattr(ds, "num_rows", None)  # None: a stream, whose length is not known
+    if source.text_field not in columns and ds.column_names is not None and rows != 0:
+        raise missing_text_field(source, item.uri, columns)
     if source.text_field not in columns:
         sink.quarantine(uri=item.uri, reason="missing_field", error=f"no column {source.text_field!r} in {columns[:20]}")
         return

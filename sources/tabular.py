@@ -12,6 +12,11 @@ row is quarantined as bad_row. A file-level failure (not Parquet, truncated, a C
 stops decoding midway) quarantines the unread remainder as ONE row, since its rows
 cannot be counted.
 
+A text field that NO row of a file has (a JSONL file whose objects all lack the key, a
+CSV header or Parquet schema without the column) is a config mistake, not bad data: it
+raises MissingTextField (a ConfigError, which stops the run with one line) instead of
+quarantining every row. A field missing from only some rows stays a per-row quarantine.
+
 Hot path: parsing is Polars/pyarrow batch calls; the id hash is one hashlib call per row
 in a list comprehension (hashlib has no vectorized form; bench/gather.py measures it
 against a plain read of the same files). JSONL batches are parsed by pyarrow with an
@@ -34,6 +39,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from distillery.config import ConfigError
 from sources.config import CsvSource, JsonlSource, ParquetSource
 from sources.item import SourceItem
 from sources.record import DOCUMENT_COLUMNS, RowSink
@@ -41,6 +47,18 @@ from sources.sniff import sniff
 from sources.text_decode import detect_legacy
 
 _TEXT_PREFIX = b"text\0"
+
+
+class MissingTextField(ConfigError):
+    """A source's `text_field` is absent from every row of one of its files (or datasets)."""
+
+
+def missing_text_field(source, uri: str, fields: list[str]) -> MissingTextField:
+    """The one-line error naming the field, the file, and the fields that do exist."""
+    have = ", ".join(map(repr, fields[:20])) + (", ..." if len(fields) > 20 else "") if fields else "none"
+    return MissingTextField(
+        f"source {source.name!r}: no row of {uri} has the text_field {source.text_field!r} (fields there: {have}); "
+        f"set `text_field` of source {source.name!r} to the field that holds the text")
 
 
 def _ids(texts: list[str]) -> list[str]:
@@ -115,11 +133,15 @@ def _precheck(sink: RowSink, item: SourceItem, allowed: set[str | None]) -> bool
 
 
 # -- JSONL ------------------------------------------------------------------------------
-def _slow_jsonl(sink: RowSink, source: JsonlSource, uri: str, lines: list[bytes], first_row: int) -> int:
-    """json.loads line by line (only for batches the strict pyarrow parse refused). Returns records seen."""
+def _slow_jsonl(sink: RowSink, source: JsonlSource, uri: str, lines: list[bytes], first_row: int) -> tuple[int, int, bool]:
+    """json.loads line by line (only for batches the strict pyarrow parse refused).
+
+    Returns (records seen, JSON objects among them, whether any object has the text key).
+    """
     records: list[dict] = []
     rows: list[int] = []
     r = first_row
+    objects, keyed = 0, False
     for line in lines:
         if not line.strip():
             continue
@@ -133,6 +155,8 @@ def _slow_jsonl(sink: RowSink, source: JsonlSource, uri: str, lines: list[bytes]
             if not isinstance(obj, dict):
                 sink.quarantine(uri=f"{uri}#row{r}", reason="bad_row", error=f"JSON {type(obj).__name__}, not an object")
             else:
+                objects += 1
+                keyed = keyed or source.text_field in obj
                 value = obj.get(source.text_field)
                 if isinstance(value, (dict, list, bool)):
                     sink.quarantine(uri=f"{uri}#row{r}", reason="bad_field_type",
@@ -151,7 +175,25 @@ def _slow_jsonl(sink: RowSink, source: JsonlSource, uri: str, lines: list[bytes]
     if records:
         df = pl.DataFrame(records, schema={k: pl.String for k in records[0]})
         _emit_rows(sink, source, "jsonl", uri, df, rows)
-    return r - first_row
+    return r - first_row, objects, keyed
+
+
+def _may_hold_key(block: bytes, field: str) -> bool:
+    """False only when no object of `block` can have the key `field` (its JSON string is absent)."""
+    return any(json.dumps(field, ensure_ascii=a).encode() in block for a in (True, False))
+
+
+def _first_object_keys(path: str) -> list[str]:
+    """The keys of the file's first JSON object (for the missing-field message)."""
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                return list(obj)
+    return []
 
 
 def _emit_rows(sink, source, fmt, uri, df, rows):
@@ -194,6 +236,7 @@ def read_jsonl(sink: RowSink, source: JsonlSource, item: SourceItem) -> None:
     if not _precheck(sink, item, {None}):
         return
     row = 0
+    objects, keyed = 0, False  # JSON objects read; whether any has the text key
     id_type = pa.string()  # switched to int64 for files whose ids are numbers
     with open(item.path, "rb") as fh:
         while lines := list(itertools.islice(fh, source.batch_rows)):
@@ -214,10 +257,20 @@ def read_jsonl(sink: RowSink, source: JsonlSource, item: SourceItem) -> None:
                         continue
                     break
             if df is not None and df.height == n_records:
+                objects += n_records
+                # An all-null text column cannot tell an absent key from a null value; the
+                # raw bytes can rule the key out (the check runs until a batch has the key).
+                keyed = keyed or (df.get_column(source.text_field).null_count() < df.height
+                                  or _may_hold_key(block, source.text_field))
                 _emit_batch(sink, source, "jsonl", item.uri, df, row)
                 row += n_records
             else:
-                row += _slow_jsonl(sink, source, item.uri, lines, row)
+                seen, n_objects, has_key = _slow_jsonl(sink, source, item.uri, lines, row)
+                row += seen
+                objects += n_objects
+                keyed = keyed or has_key
+    if objects and not keyed:
+        raise missing_text_field(source, item.uri, _first_object_keys(item.path))
 
 
 # -- CSV --------------------------------------------------------------------------------
@@ -231,6 +284,12 @@ def _csv_encoding(path: str) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         return detect_legacy(sample) or "utf-8"
+
+
+def _csv_header(path: str, encoding: str, delimiter: str) -> list[str]:
+    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(encoding=encoding, use_threads=False),
+                            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True))
+    return reader.schema.names
 
 
 def read_csv(sink: RowSink, source: CsvSource, item: SourceItem) -> None:
@@ -258,7 +317,10 @@ def read_csv(sink: RowSink, source: CsvSource, item: SourceItem) -> None:
         )
         for batch in reader:
             df = pl.from_arrow(batch)
-            # CSV has no null: an empty text cell is still a (empty) document.
+            # CSV has no null: an empty text cell is still a (empty) document, and an all-null
+            # text column is one the header lacks (include_missing_columns).
+            if row == 0 and df.height and df.get_column(source.text_field).null_count() == df.height:
+                raise missing_text_field(source, item.uri, _csv_header(item.path, encoding, source.delimiter))
             _emit_batch(sink, source, "csv", item.uri, df, row)
             row += df.height
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
@@ -283,7 +345,9 @@ def read_parquet(sink: RowSink, source: ParquetSource, item: SourceItem) -> None
         sink.quarantine(uri=item.uri, reason=reason, error=f"{type(exc).__name__}: {exc}")
         return
     names = pf.schema_arrow.names
-    if source.text_field not in names:
+    if source.text_field not in names and pf.metadata.num_rows:
+        raise missing_text_field(source, item.uri, names)
+    if source.text_field not in names:  # no rows: nothing to read, the file is noted as it is
         sink.quarantine(uri=item.uri, reason="missing_field", error=f"no column {source.text_field!r} in {names[:20]}")
         return
     ttype = pf.schema_arrow.field(source.text_field).type

@@ -7,7 +7,6 @@ that holds it (`api_key_env`); a local server needs none.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,15 +20,44 @@ class SelectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     modalities: list[str] | None = None
-    sources: list[str] | None = None
+    sources: list[str] | None = None  # checked against the configured sources by PipelineConfig
     text_regex: str | None = None  # Rust-regex syntax (Polars `str.contains`), searched in `text`
+
+    @field_validator("modalities")
+    @classmethod
+    def _known_modalities(cls, value: list[str] | None) -> list[str] | None:
+        from distillery.tables import MODALITIES
+
+        unknown = [m for m in value or [] if m not in MODALITIES]
+        if unknown:
+            raise ValueError(f"unknown modality {', '.join(map(repr, unknown))}; allowed: {', '.join(MODALITIES)}")
+        return value
 
     @field_validator("text_regex")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            re.compile(value)  # the common subset; Polars rejects the rest at run time
+            problem = polars_regex_error(value)
+            if problem:
+                raise ValueError(f"not a regex Polars can run (Rust regex syntax): {problem}")
         return value
+
+
+def polars_regex_error(pattern: str) -> str | None:
+    """Why Polars (Rust `regex`) refuses `pattern`, in one line; None when it compiles.
+
+    Checked with the engine that runs it: Python's `re` accepts look-ahead and
+    backreferences, which Polars refuses only when the distill stage reaches them.
+    """
+    import polars as pl
+
+    try:
+        pl.Series([""], dtype=pl.String).str.contains(pattern)
+    except pl.exceptions.PolarsError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = next((line for line in lines if line.startswith("error:")), lines[-1] if lines else "")
+        return detail.removeprefix("error:").strip() or type(exc).__name__
+    return None
 
 
 class TaskConfig(BaseModel):

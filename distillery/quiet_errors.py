@@ -1,0 +1,49 @@
+"""Keep Prefect's console quiet about errors the user fixes by editing the config.
+
+A ConfigError or LakeError raised inside a task (e.g. a source's text field that no row
+has) fails the task, the stage's flow and the pipeline flow; Prefect's console handler
+prints each failure with a full traceback before the CLI prints the one line that says
+what to fix. `install()` adds a filter to the console handlers of this process that
+drops those records (and Prefect's "Finished in state Failed(...)" lines that repeat the
+message), so the CLI's line stands alone. The records still reach Prefect's API handler:
+the run's logs in the UI keep the traceback.
+
+Limit: with `task_runner: processes` (or Ray) a task's own failure is logged in the
+worker process, whose console this filter does not reach.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from distillery.config import ConfigError
+from distillery.lake import LakeError
+
+USER_ERRORS = (ConfigError, LakeError)
+
+
+class UserErrorFilter(logging.Filter):
+    """Drops records whose exception is a user error, and later records that repeat it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, USER_ERRORS):
+            self.messages.add(str(exc))
+            return False
+        if self.messages and record.name.startswith("prefect"):
+            text = record.getMessage()
+            return not any(m in text or repr(m)[1:-1] in text for m in self.messages)
+        return True
+
+
+def install() -> UserErrorFilter:
+    """Add the filter to the root logger's console handlers (call after importing Prefect)."""
+    quiet = UserErrorFilter()
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not any(isinstance(f, UserErrorFilter) for f in handler.filters):
+            handler.addFilter(quiet)
+    return quiet
