@@ -186,7 +186,7 @@ def _check_lake_path(root: Path, origin: str) -> None:
     for path in (root, *root.parents):
         if path.exists():
             if not path.is_dir():
-                what = "is a file" if path == root else f"lies under {path}, which is a file"
-                raise ConfigError(f"invalid config {origin}: lake: {root} {what}, not a folder; "
-                                  "set `lake` (or --lake) to a folder")
+                what = "it is a file" if path == root else f"it lies under {path}, which is a file"
+                raise ConfigError(f"invalid config {origin}: the lake at {root} is not writable: {what}, "
+                                  "not a folder; set `lake` (or --lake) to a folder")
             return

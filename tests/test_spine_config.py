@@ -181,7 +181,7 @@ def test_lake_that_is_a_file_fails_at_load(tmp_path):
         with pytest.raises(ConfigError) as err:
             load_config(cfg)
         msg = _one_line(str(err.value))
-        assert f"lake: {tmp_path / lake}" in msg and words in msg and "set `lake`" in msg
+        assert f"the lake at {tmp_path / lake} is not writable" in msg and words in msg and "set `lake`" in msg
 
 
 def _user_env(tmp_path: Path) -> dict[str, str]:
