@@ -42,8 +42,13 @@ class UserErrorFilter(logging.Filter):
 
 def install() -> UserErrorFilter:
     """Add the filter to the root logger's console handlers (call after importing Prefect)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
     quiet = UserErrorFilter()
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and not any(isinstance(f, UserErrorFilter) for f in handler.filters):
+        # Prefect's console handler, or a plain one a user's logging config put there; not a
+        # capturing handler (pytest's subclasses StreamHandler) nor Prefect's API handler.
+        console = isinstance(handler, PrefectConsoleHandler) or type(handler) is logging.StreamHandler
+        if console and not any(isinstance(f, UserErrorFilter) for f in handler.filters):
             handler.addFilter(quiet)
     return quiet
