@@ -163,7 +163,8 @@ def load_config(path: Path | str | None = None, overrides: dict | None = None) -
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"config {path} is not valid YAML{where}: {_one_line(getattr(exc, 'problem', None) or exc)}") from None
+        problem = _one_line(getattr(exc, "problem", None) or exc)
+        raise ConfigError(f"config {path} is not valid YAML{where}: {problem}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path} must be a mapping of keys, not {type(raw).__name__}")
     # The demo config's paths are relative to where the user runs it; others to their file.
