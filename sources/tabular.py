@@ -40,7 +40,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from distillery.config import ConfigError
-from sources.config import CsvSource, JsonlSource, ParquetSource
+from sources.config import CsvSource, HfSource, JsonlSource, ParquetSource
 from sources.item import SourceItem
 from sources.record import DOCUMENT_COLUMNS, RowSink
 from sources.sniff import sniff
@@ -53,7 +53,8 @@ class MissingTextField(ConfigError):
     """A source's `text_field` is absent from every row of one of its files (or datasets)."""
 
 
-def missing_text_field(source, uri: str, fields: list[str]) -> MissingTextField:
+def missing_text_field(source: JsonlSource | CsvSource | ParquetSource | HfSource, uri: str,
+                       fields: list[str]) -> MissingTextField:
     """The one-line error naming the field, the file, and the fields that do exist."""
     have = ", ".join(map(repr, fields[:20])) + (", ..." if len(fields) > 20 else "") if fields else "none"
     return MissingTextField(
