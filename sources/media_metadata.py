@@ -42,8 +42,9 @@ from filters.pii import PATTERNS, redact
 MAX_SCAN_BYTES = 4 * 2**20
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffd]+")
-_UTF16LE = re.compile(rb"(?:[\x20-\x7e]\x00){4,}")
-_UTF16BE = re.compile(rb"(?:\x00[\x20-\x7e]){4,}")
+# ASCII text as UTF-16 in either byte order (a big-endian run is a little-endian one shifted by
+# a byte: one pattern takes both, so no run is counted twice).
+_UTF16 = re.compile(rb"\x00?(?:[\x20-\x7e]\x00){4,}[\x20-\x7e]?")
 
 
 @dataclass
@@ -75,8 +76,7 @@ def printable_text(data: bytes) -> str:
     then every UTF-16 run of 4+ ASCII characters (either byte order), one per line."""
     data = data[:MAX_SCAN_BYTES]
     parts = [_CONTROL.sub("\n", data.decode("utf-8", "replace"))]
-    parts += [m.group().decode("utf-16-le") for m in _UTF16LE.finditer(data)]
-    parts += [m.group().decode("utf-16-be") for m in _UTF16BE.finditer(data)]
+    parts += [m.group().replace(b"\0", b"").decode("ascii") for m in _UTF16.finditer(data)]
     return "\n".join(parts)
 
 
