@@ -232,7 +232,7 @@ def image_metadata(path: str, im: Any) -> Found:
 
 # -- audio ----------------------------------------------------------------------------------
 _RIFF_STRUCTURE = {b"fmt ", b"fact", b"data"}
-_RIFF_KIND = {b"id3 ": "id3", b"ID3 ": "id3", b"bext": "bwf", b"iXML": "ixml", b"_PMX": "xmp"}
+_RIFF_KIND = {b"id3 ": "id3", b"ID3 ": "id3", b"PEAK": "wav_peak", b"bext": "bwf", b"iXML": "ixml", b"_PMX": "xmp"}
 _FLAC_STRUCTURE = {0, 1, 3}  # STREAMINFO, PADDING, SEEKTABLE
 _FLAC_KIND = {2: "flac_application", 4: "vorbis_comment", 5: "cuesheet", 6: "picture"}
 
@@ -266,9 +266,21 @@ def flac_metadata(fh: BinaryIO, found: Found) -> None:
         else:
             data = fh.read(min(length, MAX_SCAN_BYTES))
             fh.seek(length - len(data), 1)
-            found.add(_FLAC_KIND.get(btype, "flac_block"), data)
+            if btype == 4 and _vorbis_comment_count(data) == 0:
+                found.texts.append(printable_text(data))  # only the encoder's vendor string: scanned, not a tag
+            else:
+                found.add(_FLAC_KIND.get(btype, "flac_block"), data)
         if last:
             return
+
+
+def _vorbis_comment_count(data: bytes) -> int:
+    """Number of comments in a Vorbis comment block (after the vendor string); -1 if malformed."""
+    if len(data) < 4:
+        return -1
+    vendor = int.from_bytes(data[:4], "little")
+    count = data[4 + vendor:8 + vendor]
+    return int.from_bytes(count, "little") if len(count) == 4 else -1
 
 
 def id3_metadata(fh: BinaryIO, found: Found) -> None:

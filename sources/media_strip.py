@@ -215,14 +215,19 @@ class VideoRemux:
         from av.bitstream import BitStreamFilterContext
 
         self.path = Path(path)
-        self.out = av.open(str(path), "w", format="matroska", options={"fflags": "+bitexact"})
+        self.out = None
         self.map: dict[int, Any] = {}
         self.bsf: dict[int, Any] = {}
-        for s in streams:
-            self.map[s.index] = self.out.add_stream_from_template(s)
-            name = _BSF.get(s.codec_context.name)
-            if name:
-                self.bsf[s.index] = BitStreamFilterContext(name, s)
+        try:
+            self.out = av.open(str(path), "w", format="matroska", options={"fflags": "+bitexact"})
+            for s in streams:
+                self.map[s.index] = self.out.add_stream_from_template(s)
+                name = _BSF.get(s.codec_context.name)
+                if name:
+                    self.bsf[s.index] = BitStreamFilterContext(name, s)
+        except (av.error.FFmpegError, ValueError, TypeError) as exc:
+            self.discard()
+            raise RemuxError(f"cannot set up the remux: {type(exc).__name__}: {exc}") from exc
 
     def mux(self, packet) -> None:
         index = packet.stream.index
@@ -243,7 +248,8 @@ class VideoRemux:
 
     def discard(self) -> None:
         try:
-            self.out.close()
+            if self.out is not None:
+                self.out.close()
         except Exception:  # noqa: BLE001 - already closed, or half-written: removed either way
             pass
         self.path.unlink(missing_ok=True)
