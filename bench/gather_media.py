@@ -67,6 +67,7 @@ def gather(root: Path, kind: str, store: Path) -> tuple[float, int]:
 
     from sources import discover, read_items
     from sources.config import AnySource
+    import sources.audio, sources.image  # noqa: F401,E401 - import cost is not gather cost
 
     sub = "img" if kind == "images" else "au"
     source = TypeAdapter(AnySource).validate_python({"name": kind, "kind": kind, "paths": [f"{sub}/*"]})
