@@ -14,12 +14,21 @@ re-encodings of media_strip (the bytes that later reach a teacher or a shard).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 MEDIA_PREFIX = "media"
+# A write that fails with one of these is the lake's problem (the stage must fail and re-run),
+# never the item's (same set as sources.read_items uses).
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for an OSError that says the lake cannot take more bytes (PyAV's errors included)."""
+    return isinstance(exc, OSError) and exc.errno in _DISK_FULL
 
 
 def media_ref(sha: str) -> str:

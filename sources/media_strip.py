@@ -37,6 +37,7 @@ import soundfile as sf
 from PIL import Image, ImageCms
 
 from sources.media_metadata import PNG_SIGNATURE, png_chunks
+from sources.media_store import is_disk_full
 
 # -- images ---------------------------------------------------------------------------------
 # zlib level of stored PNGs. Measured on a 1024x768 photo-like image (bench/gather_media.py's
@@ -153,20 +154,65 @@ def audio_target(fmt: str, subtype: str) -> tuple[str, str, str]:
     return "FLAC", "PCM_16", "float32"
 
 
+class _KeepWriteError:
+    """A file for soundfile's virtual I/O that keeps the OSError of a failed write.
+
+    libsndfile turns a failed write (disk full) into an errno-less error for WAV and into
+    nothing at all for FLAC (a silently cut file); through this wrapper the OSError itself
+    is raised, so gather treats a full disk as the lake's problem, not the item's.
+    """
+
+    def __init__(self, fh) -> None:
+        self.fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        if self.error is None:
+            try:
+                return self.fh.write(data)
+            except OSError as exc:
+                self.error = exc
+        return 0
+
+    def read(self, n: int = -1) -> bytes:
+        return self.fh.read(n)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return self.fh.seek(offset, whence)  # flushes the buffer: a write can fail here too
+        except OSError as exc:
+            self.error = self.error or exc
+            return -1
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+
 def clean_audio(src: str, dst: Path, block_frames: int) -> dict:
-    """Write the samples of audio file `src` to `dst` with no metadata; return {"format", "subtype"}."""
-    with sf.SoundFile(src) as f:
+    """Write the samples of audio file `src` to `dst` with no metadata; return {"format", "subtype"}.
+
+    A failed write raises its OSError (errno intact)."""
+    with sf.SoundFile(src) as f, open(dst, "w+b") as raw:
         fmt, subtype, dtype = audio_target(f.format, f.subtype)
-        with sf.SoundFile(str(dst), "w", samplerate=f.samplerate, channels=f.channels, subtype=subtype, format=fmt) as out:
-            if fmt == "WAV":
-                sf._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
-            while True:
-                block = f.read(block_frames, dtype=dtype, always_2d=True)
-                if not len(block):
-                    break
-                if dtype == "float32" and subtype.startswith("PCM"):
-                    block = np.clip(block, -1.0, 1.0)  # libsndfile wraps, not clips, out-of-range floats
-                out.write(block)
+        guard = _KeepWriteError(raw)
+        try:
+            with sf.SoundFile(guard, "w", samplerate=f.samplerate, channels=f.channels, subtype=subtype,
+                              format=fmt) as out:
+                if fmt == "WAV":
+                    sf._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+                while True:
+                    block = f.read(block_frames, dtype=dtype, always_2d=True)
+                    if not len(block):
+                        break
+                    if dtype == "float32" and subtype.startswith("PCM"):
+                        block = np.clip(block, -1.0, 1.0)  # libsndfile wraps, not clips, out-of-range floats
+                    out.write(block)
+        except Exception:  # libsndfile's error, or soundfile's own assert on a short write
+            if guard.error is not None:
+                raise guard.error from None
+            raise
+        if guard.error is not None:
+            raise guard.error
     return {"format": fmt, "subtype": subtype}
 
 
@@ -228,6 +274,8 @@ class VideoRemux:
                     self.bsf[s.index] = BitStreamFilterContext(name, s)
         except (av.error.FFmpegError, ValueError, TypeError) as exc:
             self.discard()
+            if is_disk_full(exc):
+                raise
             raise RemuxError(f"cannot set up the remux: {type(exc).__name__}: {exc}") from exc
 
     def mux(self, packet) -> None:
@@ -242,6 +290,8 @@ class VideoRemux:
                 p.stream = self.map[index]
                 self.out.mux(p)
         except (_av_error(), ValueError) as exc:
+            if is_disk_full(exc):
+                raise
             raise RemuxError(f"cannot copy {packet.stream.type} packets: {type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:

@@ -36,7 +36,7 @@ from sources.config import VideoSource
 from sources.item import SourceItem
 from sources.media_checks import open_checks
 from sources.media_metadata import video_metadata
-from sources.media_store import adopt_file, put_bytes, temp_file
+from sources.media_store import adopt_file, is_disk_full, put_bytes, temp_file
 from sources.media_strip import RemuxError, VideoRemux
 from sources.record import RowSink, file_hashes
 from sources.sniff import VIDEO_KINDS
@@ -163,6 +163,8 @@ def read_video(sink: RowSink, source: VideoSource, item: SourceItem, media_root:
             except RemuxError:
                 raise
             except _AV_ERRORS as exc:
+                if is_disk_full(exc):  # writing the audio track or the remux: the lake's problem
+                    raise
                 if decoded:
                     raise _Truncated(f"decoding failed after {decoded} frames: {type(exc).__name__}: {exc}") from exc
                 raise
@@ -188,6 +190,8 @@ def read_video(sink: RowSink, source: VideoSource, item: SourceItem, media_root:
         sink.quarantine(uri=uri, reason="remux_failed", error=str(exc))
         return
     except _AV_ERRORS as exc:
+        if is_disk_full(exc):
+            raise
         sink.quarantine(uri=uri, reason="unreadable", error=f"{type(exc).__name__}: {exc}")
         return
     finally:
@@ -201,6 +205,8 @@ def read_video(sink: RowSink, source: VideoSource, item: SourceItem, media_root:
         remux.discard()
         if audio is not None:
             audio.discard()
+        if is_disk_full(exc):
+            raise
         sink.quarantine(uri=uri, reason="remux_failed", error=f"{type(exc).__name__}: {exc}")
         return
     meta["frames"] = [{"t": t, "media": put_bytes(media_root, png)} for t, png in sampled]

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+from pathlib import Path
 
 import av
 import numpy as np
@@ -224,3 +225,43 @@ def test_image_limit_above_pillow_default(tmp_path):
     assert result.tables["documents"].height == 1 and Image.MAX_IMAGE_PIXELS == before
     strict, _ = run({"name": "im", "kind": "images", "paths": ["*.png"], "max_image_pixels": 50_000_000}, tmp_path)
     assert strict.tables["quarantine"]["reason"].to_list() == ["decompression_bomb"]
+
+
+_FULL_DISK_CHILD = """
+import resource, signal, sys
+from pydantic import TypeAdapter
+from sources import discover, read_items
+from sources.config import AnySource
+from pathlib import Path
+base = Path(sys.argv[1])
+source = TypeAdapter(AnySource).validate_python({"name": "m", "kind": sys.argv[2], "paths": [sys.argv[3]]})
+items = list(discover(source, base))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # every write past 4 KB fails with EFBIG
+try:
+    result = read_items(source, items, base / "lake" / "media")
+except OSError as exc:
+    print("raised", exc.errno)
+else:
+    print("returned", result.tables["quarantine"].to_dicts())
+"""
+
+
+def test_full_disk_while_reencoding_audio_or_video_fails_the_read_not_the_item(tmp_path):
+    """The re-encodings are written through libsndfile and FFmpeg, which hide a failed write
+    (an errno-less error, or a silently cut FLAC): a full disk must still reach read_items
+    as the OSError it is, so the stage fails and re-runs instead of quarantining the file."""
+    import errno
+    import subprocess
+    import sys
+
+    (tmp_path / "au").mkdir()
+    _wav(tmp_path / "au" / "a.flac", frames=64000, rate=16000, fmt="FLAC")
+    _wav(tmp_path / "au" / "b.wav", frames=64000, rate=16000)
+    (tmp_path / "v").mkdir()
+    _video(tmp_path / "v" / "a.mkv", "mpeg4", "aac", seconds=2)
+    for kind, pattern in (("audio", "au/a.flac"), ("audio", "au/b.wav"), ("video", "v/*")):
+        out = subprocess.run([sys.executable, "-c", _FULL_DISK_CHILD, str(tmp_path), kind, pattern],
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert out.stdout.strip() == f"raised {errno.EFBIG}", (pattern, out.stdout, out.stderr[-2000:])
