@@ -3,8 +3,11 @@
 The whole file is decoded in blocks of `block_frames` (memory stays one block) so that a
 file whose header promises more than its body holds is caught: libsndfile quietly shrinks
 the frame count of a cut WAV, so RIFF/WAVE chunk sizes are also checked against the file
-size. meta: sample_rate, channels, frames (decoded), duration (s), format, subtype, bytes.
-The original bytes go to the CAS.
+size. meta: sample_rate, channels, frames (decoded), duration (s), format, subtype, bytes
+(of the source file). The CAS gets the decoded samples re-encoded with no metadata
+(media_strip.clean_audio: WAV or FLAC, stored_format/stored_subtype/stored_bytes in meta;
+the id is the content_id of those bytes); what metadata the file had is in
+metadata_stripped and metadata_redactions (media_metadata).
 
 Quarantine reasons: zero_byte, wrong_extension (magic of a non-audio kind), truncated
 (header sizes beyond the end of file, or fewer frames decoded than declared), unreadable
@@ -21,7 +24,9 @@ import soundfile as sf
 from sources.config import AudioSource
 from sources.item import SourceItem
 from sources.media_checks import open_checks
-from sources.media_store import put_file
+from sources.media_metadata import audio_metadata
+from sources.media_store import adopt_file, temp_file
+from sources.media_strip import clean_audio
 from sources.record import RowSink, file_hashes
 from sources.sniff import AUDIO_KINDS
 
@@ -64,6 +69,7 @@ def read_audio(sink: RowSink, source: AudioSource, item: SourceItem, media_root:
         with sf.SoundFile(item.path) as f:
             declared = f.frames
             info = {"sample_rate": f.samplerate, "channels": f.channels, "format": f.format, "subtype": f.subtype}
+            stripped = audio_metadata(item.path, f)
             decoded = 0
             while True:
                 block = f.read(source.block_frames, dtype="float32", always_2d=True)
@@ -76,7 +82,14 @@ def read_audio(sink: RowSink, source: AudioSource, item: SourceItem, media_root:
     if decoded < declared or decoded == 0:
         sink.quarantine(uri=uri, reason="truncated", error=f"decoded {decoded} of {declared} declared frames")
         return
-    rid, sha, size = file_hashes("audio", Path(item.path))
-    meta = {**info, "frames": decoded, "duration": round(decoded / info["sample_rate"], 6), "bytes": size}
-    ref = put_file(media_root, Path(item.path), sha)
+    tmp = temp_file(media_root, ".audio")
+    try:
+        stored = clean_audio(item.path, tmp, source.block_frames)
+        rid, sha, size = file_hashes("audio", tmp)
+        ref = adopt_file(media_root, tmp, sha)
+    finally:
+        tmp.unlink(missing_ok=True)
+    meta = {**info, "frames": decoded, "duration": round(decoded / info["sample_rate"], 6),
+            "bytes": Path(item.path).stat().st_size, "stored_format": stored["format"],
+            "stored_subtype": stored["subtype"], "stored_bytes": size, **stripped.meta()}
     sink.document(id=rid, modality="audio", uri=uri, license=source.license, meta=meta, media=ref)

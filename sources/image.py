@@ -1,9 +1,13 @@
 """The `images` kind: one record per image file Pillow can read (PNG, JPEG, GIF, WebP, TIFF, ...).
 
-The original bytes go to the CAS unchanged; meta records what a viewer sees: width and
-height AFTER the EXIF orientation is applied (orientations 5-8 swap the axes, exactly as
-ImageOps.exif_transpose would rotate them; computed from the tag so the pixels need not
-be copied), plus format, mode, n_frames, bytes and the orientation tag.
+The CAS gets a metadata-free PNG of the decoded pixels with the EXIF orientation applied
+(media_strip.clean_image; the id is the content_id of those PNG bytes, so two files that
+differ only in metadata are one item). meta records what a viewer sees: width and height
+AFTER the EXIF orientation is applied (orientations 5-8 swap the axes, exactly as
+ImageOps.exif_transpose would rotate them), plus the source file's format, mode, n_frames,
+bytes and orientation tag, stored_format/stored_bytes, and what metadata was stripped
+(metadata_stripped, metadata_redactions: see media_metadata; icc_to_srgb when the file had
+an ICC profile).
 
 Refusals (quarantine reasons): zero_byte, wrong_extension (magic number of another kind,
 or Pillow's format disagrees with the extension), decompression_bomb (header says more
@@ -23,8 +27,10 @@ from PIL import Image, UnidentifiedImageError
 from sources.config import ImagesSource
 from sources.item import SourceItem
 from sources.media_checks import open_checks
-from sources.media_store import put_file
-from sources.record import RowSink, file_hashes
+from sources.media_metadata import image_metadata
+from sources.media_store import put_bytes
+from sources.media_strip import clean_image
+from sources.record import RowSink, content_id
 from sources.sniff import IMAGE_KINDS
 
 _SWAPS_AXES = {5, 6, 7, 8}
@@ -68,6 +74,8 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
                 n_frames = getattr(im, "n_frames", 1)
                 orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
                 im.load()  # decode the pixels: a cut-off file fails here, not downstream
+                stripped = image_metadata(item.path, im)
+                png, facts = clean_image(im, orientation)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         sink.quarantine(uri=uri, reason="decompression_bomb", error=str(exc))
         return
@@ -83,8 +91,8 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
         Image.MAX_IMAGE_PIXELS = previous_limit
     if orientation in _SWAPS_AXES:
         width, height = height, width
-    rid, sha, size = file_hashes("image", Path(item.path))
     meta = {"width": width, "height": height, "format": fmt, "mode": mode, "n_frames": n_frames,
-            "bytes": size, "exif_orientation": orientation}
-    ref = put_file(media_root, Path(item.path), sha)
-    sink.document(id=rid, modality="image", uri=uri, license=source.license, meta=meta, media=ref)
+            "bytes": os.path.getsize(item.path), "exif_orientation": orientation, "stored_format": "PNG",
+            "stored_bytes": len(png), **facts, **stripped.meta()}
+    ref = put_bytes(media_root, png)
+    sink.document(id=content_id("image", png), modality="image", uri=uri, license=source.license, meta=meta, media=ref)

@@ -7,17 +7,28 @@ folder and are moved in place with os.replace, so a reader never sees a half-wri
 object and two writers of the same bytes race harmlessly. An existing object is never
 rewritten (same name = same bytes). Files a reader builds before knowing their hash (a
 video's audio track) are written under `media_root/.tmp` and moved in by `adopt_file`.
+
+What readers store here is never a source file as it came: only the metadata-free
+re-encodings of media_strip (the bytes that later reach a teacher or a shard).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 MEDIA_PREFIX = "media"
+# A write that fails with one of these is the lake's problem (the stage must fail and re-run),
+# never the item's (same set as sources.read_items uses).
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS}
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for an OSError that says the lake cannot take more bytes (PyAV's errors included)."""
+    return isinstance(exc, OSError) and exc.errno in _DISK_FULL
 
 
 def media_ref(sha: str) -> str:
@@ -57,24 +68,16 @@ def put_bytes(media_root: Path, data: bytes) -> str:
     return media_ref(sha)
 
 
-def put_file(media_root: Path, path: Path, sha: str) -> str:
-    """Store the file at `path` whose sha256 hex is already known (streamed copy)."""
-    target = object_path(media_root, sha)
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_name(target)
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
-    return media_ref(sha)
-
-
-def adopt_file(media_root: Path, tmp_file: Path) -> str:
-    """Hash a finished temporary file (e.g. extracted audio) and move it into the store."""
-    sha = hashlib.sha256()
-    with open(tmp_file, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            sha.update(chunk)
-    digest = sha.hexdigest()
+def adopt_file(media_root: Path, tmp_file: Path, sha: str | None = None) -> str:
+    """Move a finished temporary file (e.g. extracted audio) into the store; hashed here
+    unless its sha256 hex is given."""
+    if sha is None:
+        h = hashlib.sha256()
+        with open(tmp_file, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        sha = h.hexdigest()
+    digest = sha
     target = object_path(media_root, digest)
     if target.exists():
         os.unlink(tmp_file)

@@ -6,16 +6,21 @@ frames are sampled at `frame_rate` per second of presentation time (the first fr
 after each 1/frame_rate tick, at most `max_frames`), and the audio track is resampled to
 16-bit PCM and written as WAV.
 
-Everything goes to the CAS (media_store): the original file (DOCUMENT.media), each sampled
-frame as PNG (meta.frames = [{"t": seconds, "media": "media/.."}]), the audio track as
-WAV (meta.audio = {"media", "sample_rate", "channels", "frames"}). Sampled frames are held
-in memory (<= max_frames PNGs) and written only once the whole file decoded, so a
-quarantined video leaves nothing behind. meta also has container, codec, width, height,
-fps, duration (s), frames_decoded, bytes.
+Everything goes to the CAS (media_store), none of it with the file's metadata: the first
+video and audio streams remuxed, in the same pass, into a tag-free Matroska file
+(media_strip.VideoRemux; DOCUMENT.media, and the id is the content_id of those bytes),
+each sampled frame as PNG (meta.frames = [{"t": seconds, "media": "media/.."}]), the
+audio track as WAV (meta.audio = {"media", "sample_rate", "channels", "frames"}). Sampled
+frames are held in memory (<= max_frames PNGs) and written only once the whole file
+decoded, so a quarantined video leaves nothing behind. meta also has container (of the
+source), codec, width, height, fps, duration (s), frames_decoded, bytes (of the source),
+stored_format ("matroska"), stored_bytes, metadata_stripped and metadata_redactions
+(media_metadata: tags and dropped streams).
 
 Quarantine reasons: zero_byte, wrong_extension, unreadable (FFmpeg cannot open it),
 no_video_stream, no_decodable_frames, truncated (decoding fails part-way, or the frames
-stop well before the declared duration: see TRUNCATION_COVERAGE).
+stop well before the declared duration: see TRUNCATION_COVERAGE), remux_failed (the
+streams decode but cannot be copied into Matroska, e.g. packets without timestamps).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ import av
 from sources.config import VideoSource
 from sources.item import SourceItem
 from sources.media_checks import open_checks
-from sources.media_store import adopt_file, put_bytes, put_file, temp_file
+from sources.media_metadata import video_metadata
+from sources.media_store import adopt_file, is_disk_full, put_bytes, temp_file
+from sources.media_strip import RemuxError, VideoRemux
 from sources.record import RowSink, file_hashes
 from sources.sniff import VIDEO_KINDS
 
@@ -116,8 +123,8 @@ def read_video(sink: RowSink, source: VideoSource, item: SourceItem, media_root:
         sink.quarantine(uri=uri, reason="truncated" if cut else "unreadable",
                         error=f"{cut + '; ' if cut else ''}{type(exc).__name__}: {exc}")
         return
-    audio = None
-    ok = False  # set once the whole file decoded; otherwise the temporary audio is removed
+    audio = remux = None
+    ok = False  # set once the whole file decoded; otherwise the temporary audio and remux are removed
     try:
         with container:
             if not container.streams.video:
@@ -125,18 +132,24 @@ def read_video(sink: RowSink, source: VideoSource, item: SourceItem, media_root:
                 return
             vs = container.streams.video[0]
             streams = [vs]
-            if source.extract_audio and container.streams.audio:
+            if container.streams.audio:
                 streams.append(container.streams.audio[0])
-                audio = _AudioTrack(container.streams.audio[0], media_root)
+                if source.extract_audio:
+                    audio = _AudioTrack(container.streams.audio[0], media_root)
+            stripped = video_metadata(container, {s.index for s in streams})
+            remux = VideoRemux(temp_file(media_root, ".mkv"), streams)
             fps = float(vs.average_rate or vs.guessed_rate or 0) or None
             interval = 1.0 / source.frame_rate
             next_t, decoded, sampled, last_t = 0.0, 0, [], 0.0
             try:
                 for packet in container.demux(*streams):
+                    if packet.stream.type == "audio":
+                        if audio is not None:
+                            for frame in packet.decode():
+                                audio.add(frame)
+                        remux.mux(packet)
+                        continue
                     for frame in packet.decode():
-                        if packet.stream.type == "audio":
-                            audio.add(frame)
-                            continue
                         t = float(frame.time) if frame.time is not None else decoded / (fps or 1.0)
                         decoded += 1
                         last_t = max(last_t, t)
@@ -146,7 +159,12 @@ def read_video(sink: RowSink, source: VideoSource, item: SourceItem, media_root:
                             sampled.append((round(t, 6), buf.getvalue()))
                             while next_t <= t + 1e-9:
                                 next_t += interval
+                    remux.mux(packet)
+            except RemuxError:
+                raise
             except _AV_ERRORS as exc:
+                if is_disk_full(exc):  # writing the audio track or the remux: the lake's problem
+                    raise
                 if decoded:
                     raise _Truncated(f"decoding failed after {decoded} frames: {type(exc).__name__}: {exc}") from exc
                 raise
@@ -168,17 +186,36 @@ def read_video(sink: RowSink, source: VideoSource, item: SourceItem, media_root:
     except _Truncated as exc:
         sink.quarantine(uri=uri, reason="truncated", error=str(exc))
         return
+    except RemuxError as exc:
+        sink.quarantine(uri=uri, reason="remux_failed", error=str(exc))
+        return
     except _AV_ERRORS as exc:
+        if is_disk_full(exc):
+            raise
         sink.quarantine(uri=uri, reason="unreadable", error=f"{type(exc).__name__}: {exc}")
         return
     finally:
         if audio is not None and not ok:
             audio.discard()
+        if remux is not None and not ok:
+            remux.discard()
+    try:
+        remux.close()
+    except _AV_ERRORS as exc:
+        remux.discard()
+        if audio is not None:
+            audio.discard()
+        if is_disk_full(exc):
+            raise
+        sink.quarantine(uri=uri, reason="remux_failed", error=f"{type(exc).__name__}: {exc}")
+        return
     meta["frames"] = [{"t": t, "media": put_bytes(media_root, png)} for t, png in sampled]
     meta["audio"] = audio.finish(media_root) if audio is not None else None
-    rid, sha, size = file_hashes("video", Path(item.path))
-    meta["bytes"] = size
-    sink.document(id=rid, modality="video", uri=uri, license=source.license, meta=meta, media=put_file(media_root, Path(item.path), sha))
+    rid, sha, size = file_hashes("video", remux.path)
+    meta.update({"bytes": Path(item.path).stat().st_size, "stored_format": "matroska", "stored_bytes": size,
+                 **stripped.meta()})
+    ref = adopt_file(media_root, remux.path, sha)
+    sink.document(id=rid, modality="video", uri=uri, license=source.license, meta=meta, media=ref)
 
 
 class _Truncated(Exception):

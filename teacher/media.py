@@ -1,7 +1,12 @@
 """Turn stored-form messages (media by content-addressed reference) into what goes on the wire.
 
-Images travel as data URIs in `image_url` parts; audio as base64 in `input_audio` parts,
-whose API accepts only wav and mp3, so other audio is re-encoded to wav with soundfile.
+Images travel as data URIs in `image_url` parts; audio as base64 in `input_audio` parts.
+Only metadata-free bytes leave the machine: gather stores clean PNG and WAV/FLAC
+(sources.media_strip), and here a PNG is sent as it is only when its chunks are all image
+chunks, a WAV only when it holds nothing but fmt/fact/data (a check of chunk headers, cheap
+for the clean files gather writes); any other image (JPEG, GIF, WebP, a PNG with text or
+EXIF chunks) is re-encoded to a clean PNG and any other audio (FLAC, MP3, a WAV with
+LIST/id3 chunks) to 16-bit PCM WAV.
 A reference "media/ab/<sha256>" resolves under `media_root` (the lake root); a
 `media_root` that already IS the media folder works too.
 """
@@ -10,9 +15,9 @@ from __future__ import annotations
 
 import base64
 import copy
-import io
 from pathlib import Path
 
+from sources.media_strip import clean_image_bytes, clean_wav_bytes, png_is_clean, wav_is_clean
 from teacher.templates import PromptError
 
 _IMAGE_MAGIC = (
@@ -47,19 +52,23 @@ def image_mime(data: bytes) -> str:
     raise PromptError("teacher_unsupported_media", "image is not PNG, JPEG, GIF or WebP")
 
 
-def audio_payload(data: bytes) -> tuple[str, bytes]:
-    """(format, bytes) acceptable to input_audio: wav and mp3 as they are, the rest as wav."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
-        return "wav", data
-    if data[:3] == b"ID3" or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
-        return "mp3", data
+def image_payload(data: bytes) -> tuple[str, bytes]:
+    """(MIME type, bytes) to send for an image: a clean PNG as it is, anything else re-encoded."""
+    if png_is_clean(data):
+        return "image/png", data
+    image_mime(data)  # refuses what is not an image a chat model takes
     try:
-        import soundfile
+        return "image/png", clean_image_bytes(data)
+    except Exception as exc:  # any decoder failure means this item cannot be sent
+        raise PromptError("media_unreadable", f"image not decodable: {type(exc).__name__}") from None
 
-        samples, rate = soundfile.read(io.BytesIO(data), always_2d=True)
-        out = io.BytesIO()
-        soundfile.write(out, samples, rate, format="WAV", subtype="PCM_16")
-        return "wav", out.getvalue()
+
+def audio_payload(data: bytes) -> tuple[str, bytes]:
+    """(format, bytes) acceptable to input_audio: a clean WAV as it is, anything else as clean WAV."""
+    if wav_is_clean(data):
+        return "wav", data
+    try:
+        return "wav", clean_wav_bytes(data)
     except Exception as exc:  # any decoder failure means this item cannot be sent
         raise PromptError("media_unreadable", f"audio not decodable: {type(exc).__name__}") from None
 
@@ -72,9 +81,8 @@ def to_wire(messages: list[dict], media_root: Path) -> list[dict]:
             continue
         for part in message["content"]:
             if part.get("type") == "image_url" and not part["image_url"]["url"].startswith("data:"):
-                data = _read(part["image_url"]["url"], media_root)
-                b64 = base64.b64encode(data).decode()
-                part["image_url"]["url"] = f"data:{image_mime(data)};base64,{b64}"
+                mime, data = image_payload(_read(part["image_url"]["url"], media_root))
+                part["image_url"]["url"] = f"data:{mime};base64,{base64.b64encode(data).decode()}"
             elif part.get("type") == "input_audio" and part["input_audio"].get("format") == "auto":
                 fmt, data = audio_payload(_read(part["input_audio"]["data"], media_root))
                 part["input_audio"] = {"data": base64.b64encode(data).decode(), "format": fmt}

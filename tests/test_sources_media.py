@@ -6,10 +6,12 @@ import hashlib
 import io
 import json
 import os
+from pathlib import Path
 
+import av
 import numpy as np
 import soundfile as sf
-from PIL import Image
+from PIL import Image, ImageOps
 from pydantic import TypeAdapter
 
 from sources import content_id, discover, read_items
@@ -76,12 +78,17 @@ def test_images_good_corrupt_exif_and_bomb(tmp_path):
     assert (meta["a.png"]["width"], meta["a.png"]["height"], meta["a.png"]["format"]) == (8, 6, "PNG")
     assert (meta["b_exif.jpg"]["width"], meta["b_exif.jpg"]["height"]) == (10, 20)
     assert meta["b_exif.jpg"]["exif_orientation"] == 6
+    # The store holds a metadata-free PNG of the pixels as a viewer sees them (EXIF rotation
+    # applied), not the source bytes (issue 14): the id and the reference name those PNG bytes.
     for row in docs.iter_rows(named=True):
-        raw = open(row["uri"], "rb").read()
-        sha = hashlib.sha256(raw).hexdigest()
+        stored = (media_root / row["media"].removeprefix("media/")).read_bytes()
+        sha = hashlib.sha256(stored).hexdigest()
         assert row["media"] == f"media/{sha[:2]}/{sha}" and row["text"] is None
-        assert (media_root / sha[:2] / sha).read_bytes() == raw  # original bytes, unrotated
-        assert row["id"] == content_id("image", raw) and row["modality"] == "image"
+        assert row["id"] == content_id("image", stored) and row["modality"] == "image"
+        with Image.open(row["uri"]) as src, Image.open(io.BytesIO(stored)) as out:
+            assert out.format == "PNG" and out.size == (meta[os.path.basename(row["uri"])]["width"],
+                                                         meta[os.path.basename(row["uri"])]["height"])
+            assert out.convert("RGB").tobytes() == ImageOps.exif_transpose(src).convert("RGB").tobytes()
     # Determinism: the same items read again give identical frames (CAS objects reused).
     source = SOURCE.validate_python({"name": "im", "kind": "images", "paths": ["img/*"], "max_image_pixels": 1_000_000})
     again = read_items(source, list(discover(source, tmp_path)), media_root)
@@ -128,9 +135,19 @@ def test_audio_good_and_corrupt(tmp_path):
     assert meta["a.wav"]["sample_rate"] == 8000 and meta["a.wav"]["frames"] == 8000
     assert meta["a.wav"]["duration"] == 1.0 and meta["a.wav"]["channels"] == 1
     assert meta["b.flac"]["channels"] == 2 and meta["b.flac"]["format"] == "FLAC"
+    # The store holds the decoded samples re-encoded without metadata (issue 14), not the
+    # source bytes: same samples, WAV stays WAV, FLAC stays FLAC, lossy OGG becomes FLAC.
+    stored_fmt = {"a.wav": "WAV", "b.flac": "FLAC", "c.ogg": "FLAC"}
     for row in docs.iter_rows(named=True):
         sha = row["media"].rsplit("/", 1)[1]
-        assert (media_root / sha[:2] / sha).read_bytes() == open(row["uri"], "rb").read()
+        stored = media_root / sha[:2] / sha
+        assert hashlib.sha256(stored.read_bytes()).hexdigest() == sha
+        assert row["id"] == content_id("audio", stored.read_bytes())
+        name = os.path.basename(row["uri"])
+        assert sf.info(str(stored)).format == stored_fmt[name] == meta[name]["stored_format"]
+        got, want = sf.read(str(stored), dtype="float32")[0], sf.read(row["uri"], dtype="float32")[0]
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= (1 / 32768 if name == "c.ogg" else 0)
 
 
 def _video(path, vcodec, acodec=None, seconds=2, fps=10):
@@ -190,8 +207,13 @@ def test_video_sampling_audio_and_corrupt(tmp_path):
     assert meta["b.webm"]["codec"] == "vp8" and meta["b.webm"]["audio"]["frames"] > 0
     assert meta["c.mkv"]["audio"] is None
     assert not list((media_root / ".tmp").iterdir())  # no temporary audio left from the bad files
+    # DOCUMENT.media is the tag-free Matroska remux of the source (issue 14); the id names it.
     for row in docs.iter_rows(named=True):
-        assert row["id"] == content_id("video", open(row["uri"], "rb").read())
+        stored = (media_root / row["media"].removeprefix("media/")).read_bytes()
+        assert row["id"] == content_id("video", stored)
+        with av.open(io.BytesIO(stored)) as c, av.open(row["uri"]) as src:
+            assert c.format.name.startswith("matroska")
+            assert sum(1 for _ in c.decode(video=0)) == sum(1 for _ in src.decode(video=0))
 
 
 def test_image_limit_above_pillow_default(tmp_path):
@@ -203,3 +225,43 @@ def test_image_limit_above_pillow_default(tmp_path):
     assert result.tables["documents"].height == 1 and Image.MAX_IMAGE_PIXELS == before
     strict, _ = run({"name": "im", "kind": "images", "paths": ["*.png"], "max_image_pixels": 50_000_000}, tmp_path)
     assert strict.tables["quarantine"]["reason"].to_list() == ["decompression_bomb"]
+
+
+_FULL_DISK_CHILD = """
+import resource, signal, sys
+from pydantic import TypeAdapter
+from sources import discover, read_items
+from sources.config import AnySource
+from pathlib import Path
+base = Path(sys.argv[1])
+source = TypeAdapter(AnySource).validate_python({"name": "m", "kind": sys.argv[2], "paths": [sys.argv[3]]})
+items = list(discover(source, base))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # every write past 4 KB fails with EFBIG
+try:
+    result = read_items(source, items, base / "lake" / "media")
+except OSError as exc:
+    print("raised", exc.errno)
+else:
+    print("returned", result.tables["quarantine"].to_dicts())
+"""
+
+
+def test_full_disk_while_reencoding_audio_or_video_fails_the_read_not_the_item(tmp_path):
+    """The re-encodings are written through libsndfile and FFmpeg, which hide a failed write
+    (an errno-less error, or a silently cut FLAC): a full disk must still reach read_items
+    as the OSError it is, so the stage fails and re-runs instead of quarantining the file."""
+    import errno
+    import subprocess
+    import sys
+
+    (tmp_path / "au").mkdir()
+    _wav(tmp_path / "au" / "a.flac", frames=64000, rate=16000, fmt="FLAC")
+    _wav(tmp_path / "au" / "b.wav", frames=64000, rate=16000)
+    (tmp_path / "v").mkdir()
+    _video(tmp_path / "v" / "a.mkv", "mpeg4", "aac", seconds=2)
+    for kind, pattern in (("audio", "au/a.flac"), ("audio", "au/b.wav"), ("video", "v/*")):
+        out = subprocess.run([sys.executable, "-c", _FULL_DISK_CHILD, str(tmp_path), kind, pattern],
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        assert out.stdout.strip() == f"raised {errno.EFBIG}", (pattern, out.stdout, out.stderr[-2000:])
