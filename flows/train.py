@@ -14,12 +14,13 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from distillery import catalog
 from distillery.accounting import total
 from distillery.config import PipelineConfig
 from distillery.generations import shard_build_dir, train_gen
 from distillery.lake import Lake
 from flows.reporting import finish_stage, in_flow
-from trainer.completion import RECORD_DIR, ROW_KEYS, commit_record, finished_report
+from trainer.completion import RECORD_DIR, ROW_KEYS, commit_record, discard_record, finished_report
 
 
 def train_dir(cfg: PipelineConfig, lake: Lake) -> Path:
@@ -48,6 +49,8 @@ def train_flow(cfg: PipelineConfig, resume: bool = False) -> dict:
             summary = finish_stage(cfg, lake, "train", started, total([], "train"), out.name, 1,
                                    note="already trained")
             return {**done, **summary}
+        if discard_record(out):
+            catalog.refresh(cfg, lake)  # the views must not list the discarded record's files
         from trainer.train import train  # imports torch (seconds): only a run that trains pays for it
 
         log: list[dict] = []

@@ -152,3 +152,36 @@ def test_changed_train_config_trains_anew_and_keeps_the_old_run(trained_lake, tm
     shards = query(lake, "select count(*) from shards")[1][0][0]
     assert train_runs(lake)[-1] == (new.name, shards, shards, 0, 0, True, "4 steps")
     assert accounting.check(lake).ok
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_finishes_a_crashed_run_in_its_own_folder_and_records_it(trained_lake):
+    """A run killed before its record is committed is not taken as finished; `--resume`
+    (train_flow(resume=True)) continues it from its checkpoint and commits the record."""
+    from flows.train import train_flow
+    from trainer.train import train
+    _, cfg, _, _ = trained_lake
+    cfg3 = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 6, "checkpoint_every": 3, "log_every": 1})})
+    lake = Lake(cfg3.lake_root)
+    run = train_gen(cfg3, lake)
+
+    def crash_at_3(entry):
+        if entry["step"] == 3:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(shard_build_dir(cfg3, lake), cfg3.train, run, on_log=crash_at_3)
+    assert (run / "checkpoint.pt").exists() and not (run / "done").exists()
+    result = train_flow(cfg3, resume=True)
+    assert (result["steps"], result["steps_this_run"], result["skipped_partitions"]) == (6, 3, 0)
+    assert (run / "done" / "report.json").exists()
+    assert train_runs(lake)[-1][0] == run.name and train_runs(lake)[-1][4] == 0
+
+    (run / "checkpoint.pt").unlink()  # a finished run whose checkpoint was lost is trained again
+    again = train_flow(cfg3)
+    assert (again["steps_this_run"], again["skipped_partitions"]) == (6, 0) and (run / "checkpoint.pt").exists()
+    assert train_flow(cfg3)["skipped_partitions"] == 1
+    assert accounting.check(lake).ok

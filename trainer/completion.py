@@ -34,11 +34,23 @@ ROW_KEYS = ("row_outcomes", "unusable_rows")
 
 
 def finished_report(run_dir: Path) -> dict | None:
-    """The report of a finished run in `run_dir`, or None when it has not finished."""
+    """The report of a finished run in `run_dir`, or None when it has not finished (or its
+    final checkpoint has since been lost: then it must be trained again)."""
     try:
-        return json.loads((Path(run_dir) / RECORD_DIR / REPORT_NAME).read_text())
+        report = json.loads((Path(run_dir) / RECORD_DIR / REPORT_NAME).read_text())
     except FileNotFoundError:
         return None
+    return report if (Path(run_dir) / Path(report["checkpoint"]).name).exists() else None
+
+
+def discard_record(run_dir: Path) -> bool:
+    """Remove a record that no longer holds (its checkpoint lost) before training again, so
+    that a run killed while retraining is not taken as finished; True if there was one."""
+    record = Path(run_dir) / RECORD_DIR
+    if not record.exists():
+        return False
+    shutil.rmtree(record)
+    return True
 
 
 def row_outcomes(index: ShardIndex) -> tuple[dict, list[dict]]:
