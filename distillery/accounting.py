@@ -1,5 +1,9 @@
 """Nothing vanishes: the accounting identity, checked from what is on disk.
 
+A train "partition" is one finished training run over the current shard build: rows in =
+the build's rows, kept = rows trained or evaluated on, quarantined = rows it could not use
+(trainer/completion.py).
+
 For every stage and partition: rows in = kept + rejected + duplicate + quarantined.
 `check` verifies four things through the catalog, so it catches a lost file as well as
 a wrong count:
@@ -24,10 +28,12 @@ from distillery.batch import STAGE_TABLES
 from distillery.catalog import connect
 from distillery.lake import Lake, write_parquet_atomic
 
-STAGES = ("gather", "curate", "distill", "shard")
+STAGES = ("gather", "curate", "distill", "shard", "train")
 # The files each committed partition keeps; a shard build drops its samples files once the
-# shards hold them (flows/shard.py), so those are not required.
+# shards hold them (flows/shard.py), so those are not required. A training run's record
+# keeps its quarantine beside its ledger (trainer/completion.py).
 PARTITION_FILES = {stage: [t for t in tables if (stage, t) != ("shard", "samples")] for stage, tables in STAGE_TABLES.items()}
+PARTITION_FILES["train"] = ["quarantine"]
 OUTCOME_SQL = {
     # stage -> {ledger column: SQL counting the rows actually present}
     "gather": {"kept": "SELECT count(*) FROM documents"},
@@ -35,10 +41,13 @@ OUTCOME_SQL = {
     # A prompt is a (source row, task); identical prompts share one trace listing every source row.
     "distill": {"kept": "SELECT count(*) FROM (SELECT DISTINCT unnest(source_ids), task FROM traces WHERE accepted)"},
     "shard": {"kept": "SELECT count(*) FROM shards"},
+    # Train keeps the rows it trained or evaluated on; they stay in the shards, no table of its own.
+    "train": {},
 }
 UPSTREAM_SQL = {
     "curate": "SELECT count(*) FROM documents",
     "shard": "SELECT (SELECT count(*) FROM curated) + (SELECT count(*) FROM traces)",
+    "train": "SELECT count(*) FROM shards",
 }
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from distillery import tables as T
 from distillery.config import PipelineConfig
-from distillery.generations import curate_gen, distill_gen, gather_gens, shard_build_dir
+from distillery.generations import curate_gen, distill_gen, gather_gens, shard_build_dir, train_gen
 from distillery.lake import Lake
 
 VIEW_SCHEMAS: dict[str, pa.Schema] = {
@@ -41,6 +41,7 @@ def view_patterns(cfg: PipelineConfig, lake: Lake) -> dict[str, list[str]]:
     gathers = list(gather_gens(cfg, lake).values())
     curate, distill = curate_gen(cfg, lake), distill_gen(cfg, lake)
     shard = shard_build_dir(cfg, lake)
+    trained = train_gen(cfg, lake) / "done"  # a training run's record (trainer/completion.py)
 
     def globs(dirs: list[Path], table: str) -> list[str]:
         return [str(d / "b-*" / f"{table}-*.parquet") for d in dirs]
@@ -53,8 +54,9 @@ def view_patterns(cfg: PipelineConfig, lake: Lake) -> dict[str, list[str]]:
         "duplicates": globs([curate], "duplicates"),
         "traces": globs([distill], "traces"),
         "rejects": globs(every, "rejects") + [str(shard / "samples" / "rejects-*.parquet")],
-        "quarantine": globs(every, "quarantine") + [str(shard / "samples" / "quarantine-*.parquet")],
-        "ledger": globs(every, "ledger") + [str(shard / "samples" / "ledger-*.parquet")],
+        "quarantine": globs(every, "quarantine") + [str(shard / "samples" / "quarantine-*.parquet"),
+                                                     str(trained / "quarantine-*.parquet")],
+        "ledger": globs(every, "ledger") + [str(shard / "samples" / "ledger-*.parquet"), str(trained / "ledger-*.parquet")],
         "shards": _manifest_shards(shard),
         "runs": [str(lake.runs_dir / "*.parquet")],
     }

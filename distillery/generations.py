@@ -8,6 +8,7 @@ on disk, untouched, until removed by hand; switching the config back finds them 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from distillery.config import PipelineConfig
 from distillery.lake import Lake, stable_hash
 
 # Bumped when a stage's output for the same input and config changes.
-STAGE_VERSION = {"gather": 1, "curate": 1, "distill": 1, "shard": 1}
+STAGE_VERSION = {"gather": 1, "curate": 1, "distill": 1, "shard": 1, "train": 1}
 
 
 def _section(model) -> dict:
@@ -58,3 +59,17 @@ def shard_build_dir(cfg: PipelineConfig, lake: Lake) -> Path:
     inputs += [p.name for p in current_files(distill_gen(cfg, lake), "traces")]
     key = stable_hash("shard", STAGE_VERSION["shard"], _section(cfg.shard), sorted(inputs))
     return shard_root(lake) / f"build-{key}"
+
+
+def train_gen(cfg: PipelineConfig, lake: Lake) -> Path:
+    """The training run for the current shard build and train config.
+
+    Named from the build's identity (its folder name and the sha256 of its manifest, which
+    lists every shard's sha256) and the train section, so an unchanged build and config find
+    their finished run again, and a new build or a changed config trains into a new folder.
+    """
+    build = shard_build_dir(cfg, lake)
+    manifest = build / "manifest.json"
+    content = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
+    key = stable_hash("train", STAGE_VERSION["train"], _section(cfg.train), build.name, content)
+    return lake.stage_dir("train") / f"{build.name}-{key}"

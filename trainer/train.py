@@ -26,6 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from trainer.completion import row_outcomes
 from trainer.config import TrainConfig
 from trainer.data import PackedStream, batch_iterator
 from trainer.model import GPT, GPTConfig
@@ -144,7 +145,9 @@ def train(
     The report: steps, train_loss (last step), train_loss_window (mean over the last log
     window), val_loss (per span kind), val_loss_mean, text_bpb, tokens_per_s, data_wait_share,
     checkpoint, vocab_size, params, media_spans_dropped, media_tokens_dropped, rows_invalid, rows_other_split,
-    image_codebook ("saved" | "absent" | "unreadable: ..."), device, evals (periodic evals).
+    image_codebook ("saved" | "absent" | "unreadable: ..."), device, evals (periodic evals),
+    row_outcomes ({rows_in, kept, quarantined} over the build's rows) and unusable_rows (a
+    quarantine row for each row not used; see trainer/completion.py).
     `on_log` receives {step, loss, lr, tokens_per_s, data_wait_share} every cfg.log_every
     steps and at the last step (plus val_loss_mean and text_bpb on steps that evaluated).
     With resume=True and a checkpoint in out_dir, training continues from it (the model shape
@@ -257,6 +260,7 @@ def train(
     path = ckpt_path if saved else checkpoint()
     final = evaluate_now()
     plan = stream.plan(0)
+    outcomes, unusable = row_outcomes(index)
     return {
         "steps": step,
         "steps_this_run": step - first_step,
@@ -275,6 +279,8 @@ def train(
         "rows_other_split": index.rows_other_split,
         "image_codebook": codebook_status,
         "device": str(device),
+        "row_outcomes": outcomes,
+        "unusable_rows": unusable,
     }
 
 
