@@ -43,6 +43,11 @@ class _Tabular(_Globbed):
     id_field: str | None = Field(default=None, description="kept in meta.source_id")
     license_field: str | None = Field(default=None, description="per-row license, overrides `license`")
     batch_rows: int = Field(default=20_000, gt=0, description="rows per batch held in memory")
+    # 10 MiB: curate holds about 27x a row while filtering it (bench/row_memory.py: one 50 MB
+    # JSONL line took gather+curate from 520 MB to 1.87 GB peak RSS), so a 10 MiB row costs
+    # about 270 MB; a larger "row" is a dump, not a document (files' max_file_bytes is for those).
+    max_row_bytes: int = Field(default=10 * 2**20, gt=0,
+                               description="a row (JSONL line, CSV record, text value) larger than this is rejected as oversized")
 
 
 class JsonlSource(_Tabular):
