@@ -1,21 +1,25 @@
 """Peak memory of gather + curate on a JSONL file holding one huge line, against the same
-file without that line (the reference, measured in the same run).
+file without that line (the reference, measured in the same run); and the speed of the
+capped line reader (tabular.line_batches, a Python loop over lines) against the plain
+file iteration it replaced (`itertools.islice(fh, batch_rows)`), on the same file.
 
 Each case runs `distillery run CONFIG --stages gather,curate` as a user does (no
 PREFECT_API_URL: Prefect's temporary server, which is a separate process and not counted)
 in a child process that reports its own peak RSS (resource.getrusage, RUSAGE_SELF).
 
-    python bench/row_memory.py [--mb 50]
+    python bench/row_memory.py [--mb 50] [--lines 500000]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,10 +57,43 @@ def peak_kb(root: Path, huge_mb: int) -> int:
     return int(line.split()[1])
 
 
+def line_speed(path: Path, batch_rows: int = 20_000) -> tuple[float, float]:
+    """Best of three seconds to batch every line: (plain islice, capped line_batches)."""
+    sys.path.insert(0, str(REPO))
+    from sources.tabular import line_batches
+
+    def plain() -> int:
+        with open(path, "rb") as fh:
+            return sum(len(b) for b in iter(lambda: list(itertools.islice(fh, batch_rows)), []))
+
+    def capped() -> int:
+        with open(path, "rb") as fh:
+            return sum(len(b) for b in line_batches(fh, batch_rows, 10 * 2**20))
+
+    times = {}
+    for name, fn in (("plain", plain), ("capped", capped)):
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        times[name] = best
+    return times["plain"], times["capped"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=50, help="size of the one huge line, MB")
+    ap.add_argument("--lines", type=int, default=500_000, help="lines of the speed comparison's file")
     args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "lines.jsonl"
+        with open(path, "w") as fh:
+            for i in range(args.lines):
+                fh.write(json.dumps({"text": f"row {i}: " + PROSE[: 20 + i % 200]}) + "\n")
+        plain, capped = line_speed(path)
+        print(f"line batching, {args.lines} lines: plain islice {args.lines / plain:,.0f} lines/s, "
+              f"capped line_batches {args.lines / capped:,.0f} lines/s ({capped / plain:.2f}x the time)")
     with tempfile.TemporaryDirectory() as tmp:
         ref = peak_kb(Path(tmp) / "ref", 0)
         huge = peak_kb(Path(tmp) / "huge", args.mb)
