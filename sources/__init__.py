@@ -8,7 +8,9 @@ read_items tables:
     rejects     REJECT rows, stage "gather" (code files skipped: vendored, generated, ...)
     quarantine  QUARANTINE rows, stage "gather", stable reason codes (see README-style list
                 in each reader's docstring: zero_byte, bad_encoding, decompression_bomb,
-                truncated, unreadable, symlink_escape, broken_symlink, wrong_extension, ...)
+                truncated, unreadable, symlink_escape, broken_symlink, wrong_extension, ...;
+                and from discovery, never opened: bad_filename, path_too_long,
+                not_regular_file, unreadable_directory)
     files       GATHERED_FILE ledger: one row per item read; `rows` = input rows the item
                 accounted for (documents + rejects + quarantine), so sum(rows) == rows_in.
 rows_in == len(documents) + len(rejects) + len(quarantine), always (checked on exit).

@@ -360,6 +360,23 @@ def test_huge_jsonl_line_is_rejected_oversized_and_memory_stays_below_the_line(t
     assert r["grown_kb"] * 1024 < line / 4, f"reading grew peak RSS by {r['grown_kb'] // 1024} MB for a 64 MB line"
 
 
+def test_csv_and_parquet_values_over_max_row_bytes_are_rejected_oversized_and_the_rest_kept(tmp_path):
+    import polars as pl
+
+    import sources
+    from sources.config import CsvSource, ParquetSource
+    texts = ["short one", "x" * 5000, "short two"]
+    pl.DataFrame({"text": texts}).write_csv(tmp_path / "rows.csv")
+    pl.DataFrame({"text": texts}).write_parquet(tmp_path / "rows.parquet")
+    for src in (CsvSource(name="c", paths=["rows.csv"], max_row_bytes=1000),
+                ParquetSource(name="p", paths=["rows.parquet"], max_row_bytes=1000)):
+        result = sources.read_items(src, list(sources.discover(src, tmp_path)), tmp_path / "media")
+        rej = result.tables["rejects"]
+        uri = str(tmp_path / src.paths[0])
+        assert list(zip(rej["uri"], rej["rule"], rej["value"])) == [(f"{uri}#row1", "oversized", 5000.0)], src.kind
+        assert result.tables["documents"]["text"].to_list() == ["short one", "short two"], src.kind
+
+
 def test_cli_run_quarantines_hostile_names_and_rows_exit_0(tmp_path):
     """The user's path: `distillery run` with no PREFECT_API_URL (Prefect's temporary server),
     from another folder, its own run folder; the run exits 0 and every hostile item is in
