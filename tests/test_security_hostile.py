@@ -291,11 +291,12 @@ _LIST_AS_UNPRIVILEGED = """
 import json, sys
 from pathlib import Path
 import sources
-from sources.config import FilesSource
-src = FilesSource(name="t", paths=["**/*.txt"])
-result = sources.read_items(src, list(sources.discover(src, Path(sys.argv[1]))), Path(sys.argv[2]))
-print(json.dumps(sorted(zip(result.tables["quarantine"]["uri"], result.tables["quarantine"]["reason"]))
-                 + sorted(result.tables["documents"]["uri"])))
+from sources.config import FilesSource, RepoSource
+corpus = Path(sys.argv[1])
+for src in (FilesSource(name="t", paths=["**/*.txt"]), RepoSource(name="r", url_or_path=".", repo_record=False)):
+    result = sources.read_items(src, list(sources.discover(src, corpus)), Path(sys.argv[2]))
+    print(json.dumps(sorted(zip(result.tables["quarantine"]["uri"], result.tables["quarantine"]["reason"]))
+                     + sorted(result.tables["documents"]["uri"]) + sorted(result.tables["rejects"]["uri"])))
 """
 
 
@@ -319,8 +320,10 @@ def test_unreadable_directory_is_quarantined_not_skipped(tmp_path):
     finally:
         (corpus / "locked").chmod(0o755)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert json.loads(out.stdout.splitlines()[-1]) == [[str(corpus / "locked"), "unreadable_directory"],
-                                                       str(corpus / "open.txt")]
+    files, repo = (json.loads(line) for line in out.stdout.splitlines()[-2:])
+    assert files == [[str(corpus / "locked"), "unreadable_directory"], str(corpus / "open.txt")]
+    # The same folder as a plain-folder repository (code rules may reject the prose file).
+    assert repo == [[".@HEAD#locked", "unreadable_directory"], ".@HEAD#open.txt"]
 
 
 _READ_JSONL_MEASURED = """
