@@ -15,7 +15,7 @@ Listings are sorted by path; symlinks are listed as entries and never followed h
 FIFOs, sockets and devices are listed too (repo_read quarantines them, never opening
 them): os.walk lists them in plain folders; git never does, so for a working tree read in
 place the folders holding listed files are scanned for them (`special_files`). A folder
-a plain walk cannot list is listed itself, with the reason in `Checkout.problems`.
+the walk or git cannot list is listed itself, with the reason in `Checkout.problems`.
 """
 
 from __future__ import annotations
@@ -50,13 +50,16 @@ def is_url(url_or_path: str) -> bool:
     return "://" in url_or_path or bool(_SCP.match(url_or_path))
 
 
-def git(*args: str, cwd: str | None = None) -> str:
+def git(*args: str, cwd: str | None = None, warnings: list[str] | None = None) -> str:
+    """git's stdout; its stderr lines go to `warnings` when given (git warns and goes on)."""
     try:
         out = subprocess.run(["git", *args], cwd=cwd, env=_GIT_ENV, capture_output=True, check=True, timeout=600)
     except subprocess.CalledProcessError as exc:
         raise RepoError(f"git {args[0]} failed: {exc.stderr.decode(errors='replace').strip()[:500]}") from exc
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RepoError(f"git {args[0]} failed: {exc}") from exc
+    if warnings is not None:
+        warnings.extend(out.stderr.decode("utf-8", errors="surrogateescape").splitlines())
     return out.stdout.decode("utf-8", errors="surrogateescape")
 
 
@@ -148,11 +151,24 @@ class Checkout:
     problems: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def list_git(root: Path, working_tree: bool) -> list[str]:
+# git (LC_ALL=C) warns this for a folder of the working tree it cannot list, and goes on.
+_UNLISTABLE = re.compile(r"^warning: could not open directory '(.*)/': (.*)$")
+
+
+def list_git(root: Path, working_tree: bool, problems: dict[str, tuple[str, str]] | None = None) -> list[str]:
+    """Sorted files of a checkout (working tree: tracked, untracked-not-ignored, and the
+    FIFOs/sockets/devices git skips). A working-tree folder git could not list is listed
+    itself and, when `problems` is given, recorded there as unreadable_directory."""
     args = ["ls-files", "-z", "--cached"] + (["--others", "--exclude-standard"] if working_tree else [])
-    files = set(p for p in git(*args, cwd=str(root)).split("\0") if p)
+    warnings: list[str] = []
+    files = set(p for p in git(*args, cwd=str(root), warnings=warnings).split("\0") if p)
     if working_tree:
         files.update(special_files(root, files))
+        for line in warnings:
+            if m := _UNLISTABLE.match(line):
+                files.add(m.group(1))
+                if problems is not None:
+                    problems[m.group(1)] = ("unreadable_directory", f"cannot list the folder: {m.group(2)}")
     return sorted(files)
 
 
@@ -302,6 +318,7 @@ def checkout(item: SourceItem, source: RepoSource, cache_root: Path) -> Checkout
         return Checkout(local, None, walk_plain(local, problems), problems)
     commit = item.fingerprint.split("+")[0]
     if source.ref is None:
-        return Checkout(local, commit, list_git(local, working_tree=True))
+        problems = {}
+        return Checkout(local, commit, list_git(local, working_tree=True, problems=problems), problems)
     root = _cache_clone(str(local), commit, cache_root)
     return Checkout(root, commit, list_git(root, working_tree=False))

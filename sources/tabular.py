@@ -5,6 +5,8 @@ file, never the whole file. A row larger than `max_row_bytes` is rejected as `ov
 (value: its size in bytes) before it is parsed: a JSONL line is read with a length cap
 and the rest of an over-long line is skipped in 1 MiB reads, never held whole; a CSV or
 Parquet text value over the cap (measured in the parsed batch) is rejected the same way.
+(A CSV record longer than the parser's block, max_row_bytes + 1 MiB, still stops the
+file: pyarrow needs whole records in a block; the unread rest is one quarantine row.)
 uri = `<path>#row<N>`, N the 0-based index of the record in the file (blank JSONL lines
 are not records). meta = {"format", "row", "source_id" (when id_field is set)}.
 

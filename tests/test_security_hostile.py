@@ -293,7 +293,8 @@ from pathlib import Path
 import sources
 from sources.config import FilesSource, RepoSource
 corpus = Path(sys.argv[1])
-for src in (FilesSource(name="t", paths=["**/*.txt"]), RepoSource(name="r", url_or_path=".", repo_record=False)):
+for src in (FilesSource(name="t", paths=["**/*.txt"]), RepoSource(name="r", url_or_path=".", repo_record=False),
+            RepoSource(name="g", url_or_path="../git", repo_record=False)):
     result = sources.read_items(src, list(sources.discover(src, corpus)), Path(sys.argv[2]))
     print(json.dumps(sorted(zip(result.tables["quarantine"]["uri"], result.tables["quarantine"]["reason"]))
                      + sorted(result.tables["documents"]["uri"]) + sorted(result.tables["rejects"]["uri"])))
@@ -308,7 +309,16 @@ def test_unreadable_directory_is_quarantined_not_skipped(tmp_path):
     (corpus / "locked").mkdir(parents=True)
     (corpus / "locked" / "secret.txt").write_text(PROSE)
     (corpus / "open.txt").write_text(PROSE)
+    repo = tmp_path / "git"  # a git working tree read in place, its unlistable folder untracked
+    (repo / "locked").mkdir(parents=True)
+    (repo / "open.txt").write_text("a = 1\n")
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q"], cwd=repo, check=True)
+    subprocess.run(git + ["add", "-A"], cwd=repo, check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "x"], cwd=repo, check=True)
+    (repo / "locked" / "secret.txt").write_text("b = 2\n")
     (corpus / "locked").chmod(0)
+    (repo / "locked").chmod(0)
     cmd = [sys.executable, "-c", _LIST_AS_UNPRIVILEGED, str(corpus), str(tmp_path / "media")]
     if os.geteuid() == 0:
         if shutil.which("setpriv") is None:
@@ -319,11 +329,13 @@ def test_unreadable_directory_is_quarantined_not_skipped(tmp_path):
                              cwd=tmp_path, timeout=300)
     finally:
         (corpus / "locked").chmod(0o755)
+        (repo / "locked").chmod(0o755)
     assert out.returncode == 0, out.stderr[-3000:]
-    files, repo = (json.loads(line) for line in out.stdout.splitlines()[-2:])
+    files, plain, in_git = (json.loads(line) for line in out.stdout.splitlines()[-3:])
     assert files == [[str(corpus / "locked"), "unreadable_directory"], str(corpus / "open.txt")]
     # The same folder as a plain-folder repository (code rules may reject the prose file).
-    assert repo == [[".@HEAD#locked", "unreadable_directory"], ".@HEAD#open.txt"]
+    assert plain == [[".@HEAD#locked", "unreadable_directory"], ".@HEAD#open.txt"]
+    assert in_git == [["../git@HEAD#locked", "unreadable_directory"], "../git@HEAD#open.txt"]
 
 
 _READ_JSONL_MEASURED = """
