@@ -148,6 +148,9 @@ class MediaConfig(_Section):
     audio_silence_threshold: float = 1e-3  # |sample| below this (full scale = 1.0) is silence
     audio_max_clipping_fraction: float | None = 0.01
     audio_clip_level: float = 0.999
+    # 0: a NaN or infinite sample is not sound (IEEE 754 float WAV/FLAC can hold them) and one
+    # poisons every log-mel frame the shard tokenizer computes over it, so none is tolerated.
+    audio_max_non_finite_fraction: float | None = 0.0
     video_min_seconds: float | None = 0.5
     video_max_seconds: float | None = 7200.0
     video_min_side: int | None = 64

@@ -5,7 +5,8 @@ Bounds:
 - images: shorter side >= 64 px, longer side <= 16384 px, aspect ratio <= 3 (LAION-5B /
   DataComp practice: tiny thumbnails and banner strips carry little content).
 - audio: 0.5 s .. 1 h; silence fraction (|x| < 1e-3 full scale) <= 0.9; clipped samples
-  (|x| >= 0.999) <= 1%.
+  (|x| >= 0.999) <= 1%; no NaN or infinite sample (rule audio_non_finite, value: the share
+  of samples, all channels, that are not finite), checked first: such audio is not sound.
 - video: 0.5 s .. 2 h; shorter side >= 64 px, longer side <= 8192 px.
 
 Facts come from the row's meta (width/height/duration) when present; otherwise from the
@@ -31,7 +32,8 @@ from filters.meta import get_number
 from filters.rules import Rule, rule_if
 
 MEDIA_REF = re.compile(r"^media/[0-9a-f]{2}/[0-9a-f]{64}$")
-_COLUMNS = ["width", "height", "duration", "silence_frac", "clip_frac"]
+_COLUMNS = ["width", "height", "duration", "silence_frac", "clip_frac", "non_finite_frac"]
+_MEASURED = ("silence_frac", "clip_frac", "non_finite_frac")  # from the bytes, never from meta
 
 
 def media_path(lake_root: Path, ref: str | None) -> Path | None:
@@ -60,6 +62,7 @@ def _probe_audio(path: Path, cfg: MediaConfig) -> dict:
         "duration": len(data) / rate,
         "silence_frac": float((amp < cfg.audio_silence_threshold).sum()) / n,
         "clip_frac": float((amp >= cfg.audio_clip_level).sum()) / n,
+        "non_finite_frac": float((~np.isfinite(data)).sum()) / max(data.size, 1),
     }
 
 
@@ -106,7 +109,7 @@ def probe(docs: pl.DataFrame, cfg: MediaConfig, lake_root: Path) -> pl.DataFrame
             reason[i], error[i] = "media_unreadable", f"{mod} decode failed: {type(exc).__name__}: {str(exc)[:200]}"
             continue
         for k, v in facts.items():  # meta wins where it has the fact (gather measured it)
-            if v is not None and (k in ("silence_frac", "clip_frac") or np.isnan(cols[k][i])):
+            if v is not None and (k in _MEASURED or np.isnan(cols[k][i])):
                 cols[k][i] = float(v)
     out = pl.DataFrame(cols)
     mod = docs["modality"]
@@ -124,6 +127,7 @@ def probe(docs: pl.DataFrame, cfg: MediaConfig, lake_root: Path) -> pl.DataFrame
         pl.Series("audio_duration", np.where(is_aud, cols["duration"], np.nan)),
         pl.Series("audio_silence", np.where(is_aud, cols["silence_frac"], np.nan)),
         pl.Series("audio_clipping", np.where(is_aud, cols["clip_frac"], np.nan)),
+        pl.Series("audio_non_finite", np.where(is_aud, cols["non_finite_frac"], np.nan)),
         pl.Series("video_duration", np.where(is_vid, cols["duration"], np.nan)),
         pl.Series("video_short_side", np.where(is_vid, short, np.nan)),
         pl.Series("video_long_side", np.where(is_vid, long, np.nan)),
@@ -139,6 +143,7 @@ def rules(cfg: MediaConfig) -> list[Rule]:
         rule_if("image_too_small", "image_short_side", "<", cfg.image_min_side)
         + rule_if("image_too_large", "image_long_side", ">", cfg.image_max_side)
         + rule_if("image_aspect_ratio", "image_aspect", ">", cfg.image_max_aspect_ratio)
+        + rule_if("audio_non_finite", "audio_non_finite", ">", cfg.audio_max_non_finite_fraction)
         + rule_if("audio_too_short", "audio_duration", "<", cfg.audio_min_seconds)
         + rule_if("audio_too_long", "audio_duration", ">", cfg.audio_max_seconds)
         + rule_if("audio_silence", "audio_silence", ">", cfg.audio_max_silence_fraction)

@@ -8,7 +8,9 @@ read_items tables:
     rejects     REJECT rows, stage "gather" (code files skipped: vendored, generated, ...)
     quarantine  QUARANTINE rows, stage "gather", stable reason codes (see README-style list
                 in each reader's docstring: zero_byte, bad_encoding, decompression_bomb,
-                truncated, unreadable, symlink_escape, broken_symlink, wrong_extension, ...)
+                truncated, unreadable, symlink_escape, broken_symlink, wrong_extension, ...;
+                and from discovery, never opened: bad_filename, path_too_long,
+                not_regular_file, unreadable_directory)
     files       GATHERED_FILE ledger: one row per item read; `rows` = input rows the item
                 accounted for (documents + rejects + quarantine), so sum(rows) == rows_in.
 rows_in == len(documents) + len(rejects) + len(quarantine), always (checked on exit).
@@ -28,8 +30,8 @@ from typing import Callable, Iterator
 
 from distillery.result import PartitionResult
 from sources.config import AnySource, GLOBBED_KINDS
-from sources.discovery import fingerprint, iter_globs
-from sources.item import ESCAPED, SourceItem
+from sources.discovery import SYMLINK_ESCAPE, fingerprint, iter_globs, safe_path
+from sources.item import ESCAPED, FLAGGED, SourceItem, flagged, parse_flagged
 from sources.record import RowSink, content_id
 
 __all__ = ["SourceItem", "discover", "read_items", "content_id"]
@@ -40,12 +42,20 @@ def discover(source: AnySource, base_dir: Path) -> Iterator[SourceItem]:
 
     Globbed kinds yield one item per file (uri = path, fingerprint = size:mtime_ns); the
     walk holds one directory listing per level, not the whole corpus (see discovery).
+    A file discovery judged unreadable as it stands (see discovery.Found) gets a FLAGGED
+    fingerprint, and a path that is not UTF-8 travels in its escaped form (safe_path).
     `repo` yields one item (uri = url_or_path@ref, fingerprint = commit sha or tree hash),
     `hf` one item per dataset split.
     """
     if source.kind in GLOBBED_KINDS:
-        for path, escapes in iter_globs(source.paths, Path(base_dir)):
-            fp = ESCAPED + os.path.realpath(path) if escapes else fingerprint(path)
+        for path, reason, detail in iter_globs(source.paths, Path(base_dir)):
+            if reason is None:
+                fp = fingerprint(path)
+            elif reason == SYMLINK_ESCAPE:
+                fp = ESCAPED + safe_path(os.path.realpath(path))
+            else:
+                fp = flagged(reason, fingerprint(path), detail)
+                path = safe_path(path)  # never opened: only its name travels on
             yield SourceItem(source=source.name, uri=path, path=path, fingerprint=fp)
     elif source.kind == "repo":
         from sources.repo_fetch import discover_repo
@@ -106,6 +116,11 @@ def read_items(source: AnySource, items: list[SourceItem], media_root: Path) -> 
         if item.fingerprint.startswith(ESCAPED):  # never open what a link outside the source points at
             sink.quarantine(uri=item.uri, reason="symlink_escape",
                             error=f"symbolic link to {item.fingerprint[len(ESCAPED):]}, outside the source's folder")
+            sink.file(item.uri, item.fingerprint, sink.rows_in - mark[0])
+            continue
+        if item.fingerprint.startswith(FLAGGED):  # not UTF-8, too long, a FIFO: never opened
+            reason, error = parse_flagged(item.fingerprint)
+            sink.quarantine(uri=item.uri, reason=reason, error=error)
             sink.file(item.uri, item.fingerprint, sink.rows_in - mark[0])
             continue
         try:

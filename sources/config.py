@@ -12,6 +12,12 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+# 10 MiB: curate holds about 27x a row while filtering it (bench/row_memory.py: one 50 MB
+# JSONL line took gather+curate from 520 MB to 1.87 GB peak RSS), so a 10 MiB row costs
+# about 270 MB; a larger "row" is a dump, not a document (files' max_file_bytes is for those).
+MAX_ROW_BYTES = 10 * 2**20
+
+
 class _Source(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -43,6 +49,8 @@ class _Tabular(_Globbed):
     id_field: str | None = Field(default=None, description="kept in meta.source_id")
     license_field: str | None = Field(default=None, description="per-row license, overrides `license`")
     batch_rows: int = Field(default=20_000, gt=0, description="rows per batch held in memory")
+    max_row_bytes: int = Field(default=MAX_ROW_BYTES, gt=0,
+                               description="a row (JSONL line, CSV record, text value) larger than this is rejected as oversized")
 
 
 class JsonlSource(_Tabular):
@@ -77,6 +85,7 @@ class HfSource(_Source):
     license_field: str | None = None
     streaming: bool = Field(default=True, description="hub names only: stream instead of download")
     batch_rows: int = Field(default=10_000, gt=0)
+    max_row_bytes: int = Field(default=MAX_ROW_BYTES, gt=0, description="a text value larger than this is rejected as oversized")
 
 
 class RepoSource(_Source):

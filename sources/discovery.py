@@ -9,21 +9,69 @@ Several patterns are merged with heapq.merge (each is already sorted), duplicate
 
 Pattern syntax: `*`, `?`, `[...]` within one path segment (fnmatch), `**` = any number
 of segments. Hidden files are matched like any other. Directory symlinks are not
-descended (no cycles, no escaping the tree). A file symlink is yielded with a flag saying
-whether its target leaves the glob's literal root folder; `discover` turns such an item
-into one the reader quarantines as symlink_escape, never reading the target.
+descended (no cycles, no escaping the tree).
+
+Each match comes as a `Found(path, reason, detail)`. `reason` is None for a file to read
+(a regular file, a link to one inside the tree, or a dangling link the reader quarantines)
+and otherwise says why the item must be quarantined WITHOUT being opened; `discover`
+carries it to the reader in the item's fingerprint:
+  symlink_escape        a file symlink whose target leaves the glob's literal root folder
+  bad_filename          the path is not valid UTF-8 (it cannot be stored in Parquet as is;
+                        `safe_path` gives its backslash-escaped form)
+  path_too_long         the path reaches PATH_MAX: the OS refuses to open or list it
+  not_regular_file      a FIFO, socket or device (opening a FIFO blocks forever)
+  unreadable_directory  a folder the walk could not list (permissions, I/O error); the
+                        folder itself is the item, since its files cannot be counted
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import glob
 import heapq
 import os
 import re
+import stat
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
+
+SYMLINK_ESCAPE = "symlink_escape"
+_SKIP = "skip"  # a symlink to a folder: neither descended nor an item
+try:  # bytes in a path, terminating NUL included (Linux: 4096)
+    _PATH_MAX = os.pathconf("/", "PC_PATH_MAX")
+except (OSError, ValueError):  # pragma: no cover - every POSIX system answers
+    _PATH_MAX = 4096
+
+
+class Found(NamedTuple):
+    """One glob match: `reason` None = read it; else the quarantine reason (see module doc)."""
+
+    path: str
+    reason: str | None = None
+    detail: str = ""
+
+
+def valid_utf8(path: str) -> bool:
+    """False for a name Python decoded with surrogateescape (bytes that are not UTF-8)."""
+    if path.isascii():
+        return True
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def safe_path(path: str) -> str:
+    """`path` itself when it is valid UTF-8; else its bytes with the invalid ones written as
+    `\\xNN` (os.fsencode undoes Python's surrogateescape), so it can go into Parquet and JSON."""
+    return path if valid_utf8(path) else os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _too_long(path: str) -> bool:
+    return len(path) * 4 >= _PATH_MAX and len(os.fsencode(path)) >= _PATH_MAX
 
 
 @lru_cache(maxsize=4096)
@@ -68,15 +116,31 @@ def _split_root(root: str, pattern_parts: tuple[str, ...]) -> tuple[str, tuple[s
     return os.path.join(root, *pattern_parts[:-1]), (pattern_parts[-1],)
 
 
-def _readable_kind(entry: os.DirEntry) -> bool:
-    """Regular files (directly or through a symlink) and dangling symlinks (the reader
-    quarantines them); never FIFOs, sockets or devices, whose reads could block forever."""
+def _classify(path: str, top: str, is_link: bool, is_regular: bool = False) -> Found:
+    """What a matched non-directory entry is (see the module doc); stats it, never opens it.
+    `is_regular`: the listing already says it is a regular file, not a link (no stat needed)."""
+    if not valid_utf8(path):
+        return Found(path, "bad_filename", f"file name is not valid UTF-8: {safe_path(path)}")
+    if _too_long(path):
+        return Found(path, "path_too_long", f"path is {len(os.fsencode(path))} bytes, the OS limit is {_PATH_MAX}")
+    if is_regular:
+        return Found(path)
     try:
-        if entry.is_file():
-            return True
-        return entry.is_symlink() and not os.path.exists(entry.path)
-    except OSError:
-        return False
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:  # a dangling link (or gone since listed): the reader quarantines it
+        return Found(path, SYMLINK_ESCAPE if is_link and _escapes(path, top) else None)
+    except OSError as exc:  # a symlink loop, a path the OS refuses
+        reason = "path_too_long" if exc.errno == errno.ENAMETOOLONG else "unreadable"
+        return Found(path, reason, f"cannot stat: {type(exc).__name__}: {exc.strerror}")
+    if stat.S_ISDIR(mode):  # a symlink to a folder: never descended, not a file
+        return Found(path, _SKIP)
+    if is_link and _escapes(path, top):
+        return Found(path, SYMLINK_ESCAPE)
+    if stat.S_ISREG(mode):
+        return Found(path)
+    kind = ("FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else
+            "character device" if stat.S_ISCHR(mode) else "block device" if stat.S_ISBLK(mode) else "special file")
+    return Found(path, "not_regular_file", f"a {kind}, not a regular file; not opened")
 
 
 def _escapes(path: str, top: str) -> bool:
@@ -87,12 +151,20 @@ def _escapes(path: str, top: str) -> bool:
     return not (target == top or target.startswith(top.rstrip(os.sep) + os.sep))
 
 
-def _walk(root: str, pats: tuple[str, ...], rel: tuple[str, ...] = (), top: str | None = None) -> Iterator[tuple[str, bool]]:
+def _walk(root: str, pats: tuple[str, ...], rel: tuple[str, ...] = (), top: str | None = None) -> Iterator[Found]:
     top = top or os.path.realpath(root)
     try:
         with os.scandir(root) as it:
             entries = sorted(((e.name, e) for e in it), key=lambda t: t[0])
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
+    except (FileNotFoundError, NotADirectoryError):  # gone since it was listed, or no such root
+        return
+    except OSError as exc:  # the folder's files cannot be counted: the folder is the item
+        if not valid_utf8(root):
+            yield Found(root, "bad_filename", f"folder name is not valid UTF-8: {safe_path(root)}")
+        elif exc.errno == errno.ENAMETOOLONG or _too_long(root):
+            yield Found(root, "path_too_long", f"folder path is {len(os.fsencode(root))} bytes, the OS limit is {_PATH_MAX}")
+        else:
+            yield Found(root, "unreadable_directory", f"cannot list the folder: {type(exc).__name__}: {exc.strerror}")
         return
     for name, entry in entries:
         parts = rel + (name,)
@@ -105,14 +177,20 @@ def _walk(root: str, pats: tuple[str, ...], rel: tuple[str, ...] = (), top: str 
                 # A directory's files sort after the directory name itself; with names
                 # compared per component this depth-first order is the sorted order.
                 yield from _walk(entry.path, pats, parts, top)
-        elif _match(parts, pats) and _readable_kind(entry):
-            yield entry.path, _escapes(entry.path, top)
+        elif _match(parts, pats):
+            try:  # from the listing's d_type: no system call for an ordinary file
+                is_link = entry.is_symlink()
+                is_regular = not is_link and entry.is_file(follow_symlinks=False)
+            except OSError:
+                is_link = is_regular = False
+            found = _classify(entry.path, top, is_link, is_regular)
+            if found.reason != _SKIP:
+                yield found
 
 
-def iter_glob(pattern: str, base_dir: Path) -> Iterator[tuple[str, bool]]:
-    """(file, escapes) for each file matching one glob, sorted, streamed. Relative patterns
-    resolve against base_dir; `escapes` is True for a symlink whose target leaves the
-    pattern's literal root folder."""
+def iter_glob(pattern: str, base_dir: Path) -> Iterator[Found]:
+    """A Found for each file matching one glob, sorted, streamed. Relative patterns resolve
+    against base_dir; symlinks are judged against the pattern's literal root folder."""
     expanded = os.path.normpath(os.path.expanduser(pattern))
     if os.path.isabs(expanded):
         root, rel = os.sep, expanded.lstrip(os.sep)
@@ -123,8 +201,10 @@ def iter_glob(pattern: str, base_dir: Path) -> Iterator[tuple[str, bool]]:
         return
     if not any(glob.has_magic(p) for p in parts):
         path = os.path.join(root, *parts)
-        if os.path.isfile(path) or (os.path.islink(path) and not os.path.exists(path)):
-            yield path, _escapes(path, os.path.realpath(os.path.dirname(path)))
+        if os.path.lexists(path) and not os.path.isdir(path):
+            found = _classify(path, os.path.realpath(os.path.dirname(path)), os.path.islink(path))
+            if found.reason != _SKIP:
+                yield found
         return
     if ".." in parts:  # keep ".." literal: move it into the root before walking
         lead = []
@@ -141,14 +221,14 @@ def _sort_key(path: str) -> tuple[str, ...]:
     return tuple(path.split(os.sep))
 
 
-def iter_globs(patterns: list[str], base_dir: Path) -> Iterator[tuple[str, bool]]:
-    """(file, escapes) for all files matching any pattern, sorted by path components, each once."""
+def iter_globs(patterns: list[str], base_dir: Path) -> Iterator[Found]:
+    """A Found for every file matching any pattern, sorted by path components, each once."""
     streams = [iter_glob(p, base_dir) for p in patterns]
     last = None
-    for path, escapes in heapq.merge(*streams, key=lambda t: _sort_key(t[0])):
-        if path != last:
-            yield path, escapes
-            last = path
+    for found in heapq.merge(*streams, key=lambda t: _sort_key(t.path)):
+        if found.path != last:
+            yield found
+            last = found.path
 
 
 def fingerprint(path: str) -> str:

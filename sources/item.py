@@ -9,6 +9,23 @@ from dataclasses import dataclass
 # quarantines the item as symlink_escape without opening it.
 ESCAPED = "symlink-escape:"
 
+# The fingerprint of an item discovery already judged unreadable as it stands (a name that
+# is not UTF-8, a path over PATH_MAX, a FIFO, a folder it could not list): this prefix, the
+# reason, the item's size:mtime stamp (so a changed item is looked at again), a newline and
+# the message. `read_items` quarantines such an item with that reason, never opening it.
+FLAGGED = "quarantine:"
+
+
+def flagged(reason: str, stamp: str, error: str) -> str:
+    """The fingerprint of an item to quarantine with `reason` (see FLAGGED)."""
+    return f"{FLAGGED}{reason}:{stamp}\n{error}"
+
+
+def parse_flagged(fingerprint: str) -> tuple[str, str]:
+    """(reason, error) of a FLAGGED fingerprint."""
+    head, _, error = fingerprint[len(FLAGGED):].partition("\n")
+    return head.split(":", 1)[0], error
+
 
 @dataclass(frozen=True)
 class SourceItem:

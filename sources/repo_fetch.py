@@ -12,10 +12,15 @@ Fingerprints: the commit sha; a dirty working tree appends "+<hash of its listin
 plain folder is "tree:<hash>" of every listed file's path, size and mtime_ns.
 Listings are sorted by path; symlinks are listed as entries and never followed here
 (repo_read decides: inside the repository -> read, outside -> symlink_escape).
+FIFOs, sockets and devices are listed too (repo_read quarantines them, never opening
+them): os.walk lists them in plain folders; git never does, so for a working tree read in
+place the folders holding listed files are scanned for them (`special_files`). A folder
+the walk or git cannot list is listed itself, with the reason in `Checkout.problems`.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -23,7 +28,7 @@ import re
 import shutil
 import subprocess
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -45,13 +50,16 @@ def is_url(url_or_path: str) -> bool:
     return "://" in url_or_path or bool(_SCP.match(url_or_path))
 
 
-def git(*args: str, cwd: str | None = None) -> str:
+def git(*args: str, cwd: str | None = None, warnings: list[str] | None = None) -> str:
+    """git's stdout; its stderr lines go to `warnings` when given (git warns and goes on)."""
     try:
         out = subprocess.run(["git", *args], cwd=cwd, env=_GIT_ENV, capture_output=True, check=True, timeout=600)
     except subprocess.CalledProcessError as exc:
         raise RepoError(f"git {args[0]} failed: {exc.stderr.decode(errors='replace').strip()[:500]}") from exc
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RepoError(f"git {args[0]} failed: {exc}") from exc
+    if warnings is not None:
+        warnings.extend(out.stderr.decode("utf-8", errors="surrogateescape").splitlines())
     return out.stdout.decode("utf-8", errors="surrogateescape")
 
 
@@ -139,17 +147,82 @@ class Checkout:
     root: Path          # folder holding the files
     commit: str | None  # None for a plain folder
     files: list[str]    # sorted relative paths (posix)
+    # listed entries that cannot be read as they stand: rel -> (quarantine reason, message)
+    problems: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def list_git(root: Path, working_tree: bool) -> list[str]:
+# git (LC_ALL=C) warns this for a folder of the working tree it cannot list, and goes on.
+_UNLISTABLE = re.compile(r"^warning: could not open directory '(.*)/': (.*)$")
+
+
+def list_git(root: Path, working_tree: bool, problems: dict[str, tuple[str, str]] | None = None) -> list[str]:
+    """Sorted files of a checkout (working tree: tracked, untracked-not-ignored, and the
+    FIFOs/sockets/devices git skips). A working-tree folder git could not list is listed
+    itself and, when `problems` is given, recorded there as unreadable_directory."""
     args = ["ls-files", "-z", "--cached"] + (["--others", "--exclude-standard"] if working_tree else [])
-    return sorted(set(p for p in git(*args, cwd=str(root)).split("\0") if p))
+    warnings: list[str] = []
+    files = set(p for p in git(*args, cwd=str(root), warnings=warnings).split("\0") if p)
+    if working_tree:
+        files.update(special_files(root, files))
+        for line in warnings:
+            if m := _UNLISTABLE.match(line):
+                files.add(m.group(1))
+                if problems is not None:
+                    problems[m.group(1)] = ("unreadable_directory", f"cannot list the folder: {m.group(2)}")
+    return sorted(files)
 
 
-def walk_plain(root: Path) -> list[str]:
-    """Files of a non-git folder, .gitignore files applied (nested ones relative to their folder)."""
+def special_files(root: Path, files: set[str]) -> list[str]:
+    """FIFOs, sockets and devices that .gitignore does not exclude, in the folders of `files`.
+
+    git lists none of them (it skips what is neither file, folder nor link), yet they are
+    part of the working tree being read, so they are reported rather than silently dropped.
+    Only folders that hold a listed file are scanned: one listing each, no walk of ignored
+    trees (a folder holding nothing but a FIFO goes unseen).
+    """
+    found: list[str] = []
+    for folder in sorted({rel.rpartition("/")[0] for rel in files} | {""}):
+        try:
+            it = os.scandir(root / folder if folder else root)
+        except OSError:  # a tracked file's folder deleted from the working tree
+            continue
+        with it:
+            for entry in it:
+                try:
+                    if entry.is_symlink() or entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                found.append(f"{folder}/{entry.name}" if folder else entry.name)
+    if not found:
+        return []
+    out = subprocess.run(["git", "check-ignore", "-z", "--stdin"], cwd=str(root), env=_GIT_ENV, capture_output=True,
+                         input="\0".join(found).encode("utf-8", "surrogateescape"), timeout=600)
+    if out.returncode not in (0, 1):  # 1: none of them is ignored
+        raise RepoError(f"git check-ignore failed: {out.stderr.decode(errors='replace').strip()[:500]}")
+    ignored = set(out.stdout.decode("utf-8", "surrogateescape").split("\0"))
+    return [rel for rel in found if rel not in ignored]
+
+
+def walk_plain(root: Path, problems: dict[str, tuple[str, str]] | None = None) -> list[str]:
+    """Files of a non-git folder, .gitignore files applied (nested ones relative to their folder).
+
+    A folder that cannot be listed (permissions, a path over PATH_MAX) is listed itself and,
+    when `problems` is given, recorded there as rel -> (reason, message).
+    """
     out: list[str] = []
     specs: list[tuple[str, pathspec.PathSpec]] = []  # (folder prefix, spec)
+
+    def unlistable(exc: OSError) -> None:
+        rel = os.path.relpath(exc.filename, root).replace(os.sep, "/") if exc.filename else "."
+        if rel == ".":
+            raise RepoError(f"cannot list {root}: {exc.strerror}")
+        out.append(rel)
+        if problems is not None:
+            if exc.errno == errno.ENAMETOOLONG:
+                problems[rel] = ("path_too_long", f"folder path is over the OS limit: {exc.strerror}")
+            else:
+                problems[rel] = ("unreadable_directory", f"cannot list the folder: {type(exc).__name__}: {exc.strerror}")
 
     def ignored(rel: str, is_dir: bool) -> bool:
         for prefix, spec in specs:
@@ -159,7 +232,7 @@ def walk_plain(root: Path) -> list[str]:
                     return True
         return False
 
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable, followlinks=False):
         rel_dir = os.path.relpath(dirpath, root)
         prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
         gi = os.path.join(dirpath, ".gitignore")
@@ -241,9 +314,11 @@ def checkout(item: SourceItem, source: RepoSource, cache_root: Path) -> Checkout
         return Checkout(root, item.fingerprint, list_git(root, working_tree=False))
     local = Path(item.path)
     if item.fingerprint.startswith("tree:"):
-        return Checkout(local, None, walk_plain(local))
+        problems: dict[str, tuple[str, str]] = {}
+        return Checkout(local, None, walk_plain(local, problems), problems)
     commit = item.fingerprint.split("+")[0]
     if source.ref is None:
-        return Checkout(local, commit, list_git(local, working_tree=True))
+        problems = {}
+        return Checkout(local, commit, list_git(local, working_tree=True, problems=problems), problems)
     root = _cache_clone(str(local), commit, cache_root)
     return Checkout(root, commit, list_git(root, working_tree=False))

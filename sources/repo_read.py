@@ -2,10 +2,15 @@
 
 For each listed file (sorted; see repo_fetch for listing and .gitignore; files matching the
 source's `exclude` patterns are left out of the listing like ignored files):
+  a name that is not UTF-8 -> quarantine bad_filename (uri holds the name with the bad
+             bytes backslash-escaped); a folder the listing could not read -> quarantine
+             with the listing's reason (unreadable_directory, path_too_long).
   symlink    leaving the repository -> quarantine symlink_escape (never opened);
              dangling -> quarantine broken_symlink; to a folder -> reject symlink_dir;
              to a file inside the repository -> read through it.
   submodule / folder entry -> reject submodule.
+  FIFO, socket, device -> quarantine not_regular_file (never opened: a FIFO blocks);
+  a path over PATH_MAX -> quarantine path_too_long.
   then code_files' skip rules (oversized, vendored, binary, generated, minified, empty)
   -> REJECT rows with the measured value; undecodable text -> quarantine bad_encoding.
   else a DOCUMENT row, modality "code", meta: level "file", path, language, bytes,
@@ -23,6 +28,7 @@ rows_in per repository = listed files + 1 (the repo-level record).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections import Counter
@@ -31,6 +37,7 @@ from pathlib import Path
 from sources import code_files
 from sources.code_order import dependency_order, file_dependencies
 from sources.config import RepoSource
+from sources.discovery import safe_path, valid_utf8
 from sources.item import SourceItem
 from sources.license_detect import LicenseIndex
 from sources.record import RowSink, text_id
@@ -89,7 +96,15 @@ def _read_files(sink: RowSink, source: RepoSource, item: SourceItem, co: Checkou
     kept: dict[str, tuple[str, str, str | None]] = {}  # rel -> (id, text, language)
 
     for rel in files:
+        if not valid_utf8(rel):  # cannot go into Parquet as is; never read
+            sink.quarantine(uri=f"{item.uri}#{safe_path(rel)}", reason="bad_filename",
+                            error=f"file name is not valid UTF-8: {safe_path(rel)}")
+            continue
         uri = f"{item.uri}#{rel}"
+        if rel in co.problems:
+            reason, error = co.problems[rel]
+            sink.quarantine(uri=uri, reason=reason, error=error)
+            continue
         path = os.path.join(co.root, rel)
         lang = code_files.language(rel)
         meta = {**base_meta, "level": "file", "path": rel, "language": lang}
@@ -111,10 +126,12 @@ def _read_files(sink: RowSink, source: RepoSource, item: SourceItem, co: Checkou
         try:
             st = os.stat(path)
         except OSError as exc:
-            sink.quarantine(uri=uri, reason="unreadable", error=f"{type(exc).__name__}: {exc}")
+            reason = "path_too_long" if exc.errno == errno.ENAMETOOLONG else "unreadable"
+            sink.quarantine(uri=uri, reason=reason, error=f"{type(exc).__name__}: {exc.strerror}")
             continue
-        if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
-            sink.quarantine(uri=uri, reason="unreadable", error="not a regular file")
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block, a device never end
+            kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "device"
+            sink.quarantine(uri=uri, reason="not_regular_file", error=f"a {kind}, not a regular file; not opened")
             continue
         size = st.st_size
         rule = code_files.path_rule(rel, size, source.max_file_bytes)

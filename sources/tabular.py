@@ -1,6 +1,12 @@
 """The `jsonl`, `csv` and `parquet` kinds: one text record per row, read in batches.
 
-Memory is bounded by one batch (`batch_rows` rows) per file, never the whole file.
+Memory is bounded by one batch (`batch_rows` rows of at most `max_row_bytes` each) per
+file, never the whole file. A row larger than `max_row_bytes` is rejected as `oversized`
+(value: its size in bytes) before it is parsed: a JSONL line is read with a length cap
+and the rest of an over-long line is skipped in 1 MiB reads, never held whole; a CSV or
+Parquet text value over the cap (measured in the parsed batch) is rejected the same way.
+(A CSV record longer than the parser's block, max_row_bytes + 1 MiB, still stops the
+file: pyarrow needs whole records in a block; the unread rest is one quarantine row.)
 uri = `<path>#row<N>`, N the 0-based index of the record in the file (blank JSONL lines
 are not records). meta = {"format", "row", "source_id" (when id_field is set)}.
 
@@ -29,9 +35,9 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
-import itertools
 import json
 import os
+from typing import Iterator
 
 import polars as pl
 import pyarrow as pa
@@ -102,6 +108,12 @@ def _emit_batch(sink: RowSink, source, fmt: str, uri: str, df: pl.DataFrame, fir
     present = ~text.is_null()
     for r in rows.filter(~present).to_list():
         sink.quarantine(uri=f"{uri}#row{r}", reason="missing_field", error=f"no {source.text_field!r} value")
+    size = text.str.len_bytes()
+    big = present & (size > source.max_row_bytes)
+    if big.any():  # a CSV/Parquet value over the cap (JSONL lines are capped before parsing)
+        for r, b in zip(rows.filter(big).to_list(), size.filter(big).to_list()):
+            _reject_oversized(sink, source, fmt, f"{uri}#row{r}", b)
+        present = present & ~big
     if present.any():
         def col(name):
             return df.get_column(name).filter(present) if name and name in df.columns else None
@@ -110,6 +122,11 @@ def _emit_batch(sink: RowSink, source, fmt: str, uri: str, df: pl.DataFrame, fir
             sids = pl.Series([None] * int(present.sum()), dtype=pl.String)
         sink.document_frame(documents_frame(sink.source, fmt, uri, text.filter(present), rows.filter(present),
                                             sids, col(source.license_field), source.license))
+
+
+def _reject_oversized(sink: RowSink, source, fmt: str, uri: str, size: int) -> None:
+    sink.reject(modality="text", uri=uri, rule="oversized", value=size, license=source.license,
+                meta={"format": fmt, "bytes": size, "max_row_bytes": source.max_row_bytes})
 
 
 def _head(path: str, n: int = 64) -> bytes:
@@ -233,6 +250,39 @@ def _fast_jsonl(block: bytes, source: JsonlSource, id_type: pa.DataType) -> pl.D
     return pl.from_arrow(table)
 
 
+_SKIP_READ = 1 << 20  # bytes per read while skipping the rest of an over-long line
+
+
+def line_batches(fh, batch_rows: int, max_row_bytes: int) -> Iterator[list[bytes] | int]:
+    """The lines of a binary file in batches of at most `batch_rows`; a line longer than
+    `max_row_bytes` (newline excluded) comes alone, as its size in bytes, between batches.
+
+    Each read is capped at max_row_bytes + 1 bytes, so no line longer than the cap is ever
+    held whole; its rest is read and dropped in 1 MiB pieces. A long line of only
+    whitespace is a blank line (not a record) and is dropped silently, like short ones.
+    """
+    readline, cap = fh.readline, max_row_bytes + 1
+    batch: list[bytes] = []
+    while line := readline(cap):
+        if len(line) < cap or line[-1] == 10:  # 10: b"\n"; a line within the cap
+            batch.append(line)
+            if len(batch) >= batch_rows:
+                yield batch
+                batch = []
+            continue
+        size, blank, piece = len(line), line.isspace(), line
+        while piece[-1] != 10 and (piece := readline(_SKIP_READ)):
+            size += len(piece)
+            blank = blank and piece.isspace()
+        if batch:
+            yield batch
+            batch = []
+        if not blank:
+            yield size - (1 if piece and piece[-1] == 10 else 0)
+    if batch:
+        yield batch
+
+
 def read_jsonl(sink: RowSink, source: JsonlSource, item: SourceItem) -> None:
     if not _precheck(sink, item, {None}):
         return
@@ -240,7 +290,11 @@ def read_jsonl(sink: RowSink, source: JsonlSource, item: SourceItem) -> None:
     objects, keyed = 0, False  # JSON objects read; whether any has the text key
     id_type = pa.string()  # switched to int64 for files whose ids are numbers
     with open(item.path, "rb") as fh:
-        while lines := list(itertools.islice(fh, source.batch_rows)):
+        for lines in line_batches(fh, source.batch_rows, source.max_row_bytes):
+            if isinstance(lines, int):  # one line over the cap: rejected, never parsed
+                _reject_oversized(sink, source, "jsonl", f"{item.uri}#row{row}", lines)
+                row += 1
+                continue
             n_records = sum(1 for line in lines if not line.isspace())
             block = b"".join(lines)
             df = None
@@ -309,7 +363,9 @@ def read_csv(sink: RowSink, source: CsvSource, item: SourceItem) -> None:
         reader = pacsv.open_csv(
             item.path,
             # Single-threaded: the invalid-row callback then fires in file order (determinism).
-            read_options=pacsv.ReadOptions(encoding=encoding, block_size=4 << 20, use_threads=False),
+            # A block holds whole records: room for one of max_row_bytes (rejected later as oversized).
+            read_options=pacsv.ReadOptions(encoding=encoding, block_size=max(4 << 20, source.max_row_bytes + (1 << 20)),
+                                           use_threads=False),
             parse_options=pacsv.ParseOptions(delimiter=source.delimiter, newlines_in_values=True,
                                               invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types={f: pa.string() for f in wanted},

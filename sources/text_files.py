@@ -10,6 +10,7 @@ Each file is read whole, one at a time: memory is bounded by max_file_bytes.
 from __future__ import annotations
 
 import os
+import stat
 
 from sources.config import FilesSource
 from sources.html_text import html_to_text
@@ -26,10 +27,14 @@ def read_text_file(sink: RowSink, source: FilesSource, item: SourceItem) -> None
     """Append exactly one outcome row for `item` to `sink`."""
     uri = item.uri
     try:
-        size = os.stat(item.path).st_size
+        st = os.stat(item.path)
     except OSError as exc:
         sink.quarantine(uri=uri, reason="unreadable", error=f"{type(exc).__name__}: {exc}")
         return
+    if not stat.S_ISREG(st.st_mode):  # turned into a FIFO since discovery: opening it would block
+        sink.quarantine(uri=uri, reason="not_regular_file", error="not a regular file; not opened")
+        return
+    size = st.st_size
     if size == 0:
         sink.quarantine(uri=uri, reason="zero_byte", error="file is empty")
         return

@@ -8,13 +8,20 @@ media are synthesised with numpy, Pillow, soundfile and PyAV, the repository wit
 
 Layout (relative to `root`):
     text/     files source: empty, wrong extensions, encodings, a 100 MB line, odd names,
-              a symlink to /etc/passwd, tar and zip archives with absolute and `..` members
-    jsonl/    jsonl source: empty, truncated, a non-UTF-8 row, a PNG in disguise
+              a name that is not UTF-8, a FIFO, a socket, a symlink to /etc/passwd, tar and
+              zip archives with absolute and `..` members
+    jsonl/    jsonl source: empty, truncated, a PNG in disguise, a 12 MB line between good rows
     images/   images source: empty, truncated PNG/JPEG, a decompression bomb, wrong extension
-    audio/    audio source: empty WAV, a WAV whose header lies, truncated FLAC, text as WAV
+    audio/    audio source: empty WAV, a WAV whose header lies, truncated FLAC, text as WAV,
+              a float WAV whose samples are all NaN (gathered; curate rejects it)
     video/    video source: empty, truncated, a container with no frames
     repo/     repo source (a git repository): symlinks to /etc/passwd and to its parent folder,
-              a file name with a newline, non-UTF-8 code
+              a file name with a newline, a name that is not UTF-8, non-UTF-8 code, and
+              (after the commit, read in place) a FIFO and a socket
+
+Builders for single hostile inputs are public for the tests that need them alone:
+`write_named` (a file under a raw bytes name), `make_fifo`, `make_socket`,
+`make_deep_file` (a path over PATH_MAX), `nan_wav`, `write_huge_line_jsonl`.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import struct
 import subprocess
 import tarfile
@@ -35,6 +43,7 @@ import numpy as np
 # Where the archives' absolute members would land if anything extracted them.
 ESCAPE_MARKER = "/tmp/distillery-hostile-escape-{tag}"
 HUGE_BYTES = 100 * 2**20  # the issue's 100 MB single-line file
+HUGE_LINE_BYTES = 12 * 2**20  # one JSONL line just over the default max_row_bytes (10 MiB)
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,88 @@ def _audio_only_mp4() -> bytes:
     return buf.getvalue()
 
 
+def nan_wav(seconds: float = 1.0, rate: int = 16_000) -> bytes:
+    """A 32-bit float WAV whose every sample is NaN (a valid file: IEEE floats may be NaN)."""
+    import soundfile as sf
+    buf = io.BytesIO()
+    sf.write(buf, np.full(int(seconds * rate), np.nan, dtype=np.float32), rate, format="WAV", subtype="FLOAT")
+    return buf.getvalue()
+
+
+def write_named(folder: Path, name: bytes, data: bytes) -> str:
+    """Write `data` to a file whose name is the raw bytes `name` (e.g. b"caf\\xe9.txt", not
+    UTF-8); return the path as Python lists it (os.fsdecode: surrogateescape)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = os.path.join(os.fsencode(folder), name)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    return os.fsdecode(path)
+
+
+def escaped(path: str) -> str:
+    """The lake's uri for a path that is not UTF-8: its bad bytes written as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def make_fifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def make_socket(path: Path) -> Path:
+    """A Unix socket file (mknod S_IFSOCK needs no privilege and no bound, listening socket)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mknod(path, 0o600 | stat.S_IFSOCK)
+    return path
+
+
+def make_deep_file(root: Path, min_bytes: int = 5000, data: bytes = b"deep text\n") -> tuple[str, str]:
+    """A file at a path of at least `min_bytes` bytes (beyond PATH_MAX, 4096 on Linux), made
+    one folder at a time relative to the previous one's descriptor, since no call may name
+    the whole path. Returns (the first folder whose absolute path reaches 4096 bytes, the file)."""
+    root.mkdir(parents=True, exist_ok=True)
+    name = "d" * 200
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    path, first_long = str(root), None
+    try:
+        while len(os.fsencode(path)) < min_bytes:
+            os.mkdir(name, dir_fd=fd)
+            nfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd, path = nfd, os.path.join(path, name)
+            if first_long is None and len(os.fsencode(path)) >= 4096:
+                first_long = path
+        f = os.open("deep.txt", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd)
+        os.write(f, data)
+        os.close(f)
+    finally:
+        os.close(fd)
+    return first_long, os.path.join(path, "deep.txt")
+
+
+def write_huge_line_jsonl(path: Path, line_bytes: int, before: int = 2, after: int = 2) -> Path:
+    """`before` good rows, one JSON row of about `line_bytes` bytes (written in 1 MiB pieces,
+    never held whole), then `after` good rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        for i in range(before):
+            fh.write(json.dumps({"text": f"before {i}: " + PROSE}).encode() + b"\n")
+        fh.write(b'{"text": "')
+        left = line_bytes - len(b'{"text": ""}')
+        block = b"word " * (2**20 // 5)
+        while left > 0:
+            fh.write(block[:left])
+            left -= len(block[:left])
+        fh.write(b'"}\n')
+        for i in range(after):
+            fh.write(json.dumps({"text": f"after {i}: " + PROSE}).encode() + b"\n")
+    return path
+
+
 def _write(path: Path, data: bytes | str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode() if isinstance(data, str) else data)
@@ -221,6 +312,9 @@ def build_hostile_corpus(root: Path, tag: str = "x", huge: bool = True) -> list[
         "document")
     add("file name with a newline", _write(t / "new\nline.txt", PROSE), "document")
     add("file name with dots", _write(t / "..weird...name...txt", PROSE + " dots"), "document")
+    add("file name that is not UTF-8", escaped(write_named(t, b"caf\xe9.txt", PROSE.encode())), "quarantine:bad_filename")
+    add("FIFO named .txt", make_fifo(t / "pipe.txt"), "quarantine:not_regular_file")
+    add("socket named .txt", make_socket(t / "sock.txt"), "quarantine:not_regular_file")
     add("symlink to /etc/passwd", _link(t / "passwd.txt", "/etc/passwd"), "quarantine:symlink_escape")
     add("tar with absolute and .. members", _write(t / "evil.tar", _tar_bytes(tag)), "quarantine:wrong_extension")
     add("zip with absolute and .. members", _write(t / "evil.zip", _zip_bytes(tag)), "quarantine:wrong_extension")
@@ -242,6 +336,10 @@ def build_hostile_corpus(root: Path, tag: str = "x", huge: bool = True) -> list[
     # (A JSONL row with raw Latin-1 bytes is tested on its own, with `non_utf8_jsonl`: it
     # crashed the whole gather stage, which would hide every other outcome here.)
     add("PNG named .jsonl", _write(j / "image.jsonl", _png_bytes(seed=5)), "quarantine:wrong_extension")
+    big = write_huge_line_jsonl(j / "bigline.jsonl", HUGE_LINE_BYTES)
+    add("jsonl row before a 12 MB line", f"{big}#row1", "document")
+    add("jsonl line of 12 MB", f"{big}#row2", "reject:oversized")
+    add("jsonl row after a 12 MB line", f"{big}#row3", "document")
 
     # --- images --------------------------------------------------------------------------
     im = root / "images"
@@ -264,6 +362,7 @@ def build_hostile_corpus(root: Path, tag: str = "x", huge: bool = True) -> list[
     add("truncated FLAC", _write(au / "cut.flac", flac[: len(flac) // 3]), "quarantine:truncated", "quarantine:unreadable")
     add("text named .wav", _write(au / "notes.wav", PROSE), "quarantine:unreadable", "quarantine:wrong_extension")
     add("a valid WAV", _write(au / "fine.wav", _wav_bytes()), "document")
+    add("float WAV of NaN samples", _write(au / "nan.wav", nan_wav()), "document")  # curate rejects it
 
     # --- video ---------------------------------------------------------------------------
     v = root / "video"
@@ -285,11 +384,17 @@ def build_hostile_corpus(root: Path, tag: str = "x", huge: bool = True) -> list[
     _link(r / "passwd", "/etc/passwd")
     _link(r / "up", "..")
     _link(r / "pkg" / "escape.py", "../../text/latin1.txt")  # a `..` path that leaves the repository
+    bad_name = write_named(r / "pkg", b"caf\xe9.py", b"VALUE = 1\n")
     git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "-c", "init.defaultBranch=main"]
     subprocess.run(git + ["init", "-q"], cwd=r, check=True)
     subprocess.run(git + ["add", "-A"], cwd=r, check=True)
     subprocess.run(git + ["commit", "-q", "-m", "hostile"], cwd=r, check=True)
+    make_fifo(r / "pkg" / "pipe.py")  # git cannot hold these: they exist in the working tree only
+    make_socket(r / "pkg" / "sock.py")
     repo = f"{r}@HEAD"
+    add("repo file name that is not UTF-8", f"{repo}#{escaped(os.path.relpath(bad_name, r))}", "quarantine:bad_filename")
+    add("repo FIFO", f"{repo}#pkg/pipe.py", "quarantine:not_regular_file")
+    add("repo socket", f"{repo}#pkg/sock.py", "quarantine:not_regular_file")
     add("code file", f"{repo}#pkg/core.py", "document")
     add("code file name with a newline", f"{repo}#pkg/odd\nname.py", "document")
     add("Latin-1 code", f"{repo}#pkg/latin1.py", "document", "quarantine:bad_encoding")

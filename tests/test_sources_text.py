@@ -182,8 +182,10 @@ def test_discover_literal_base_dir_fifo_and_single_file(tmp_path):
     (base / "x" / "b.txt").write_text("b")
     os.mkfifo(base / "x" / "pipe.txt")  # must never be opened: a read would block
     source = SOURCE.validate_python({"name": "t", "kind": "files", "paths": ["x/*.txt"]})
-    assert [os.path.basename(i.path) for i in discover(source, base)] == ["a.txt", "b.txt"]
+    items = list(discover(source, base))
+    assert [os.path.basename(i.path) for i in items] == ["a.txt", "b.txt", "pipe.txt"]
+    assert items[2].fingerprint.startswith("quarantine:not_regular_file:")  # listed, flagged, never opened
     single = SOURCE.validate_python({"name": "t", "kind": "files", "paths": ["x/b.txt", "x/missing.txt"]})
     assert [os.path.basename(i.path) for i in discover(single, base)] == ["b.txt"]
     up = SOURCE.validate_python({"name": "t", "kind": "files", "paths": ["../odd[[]1]*/x/a.txt", "./x/../x/*.txt"]})
-    assert [os.path.relpath(i.path, base) for i in discover(up, base)] == ["x/a.txt", "x/b.txt"]
+    assert [os.path.relpath(i.path, base) for i in discover(up, base)] == ["x/a.txt", "x/b.txt", "x/pipe.txt"]
