@@ -5,7 +5,11 @@ Order (the WHATWG HTML encoding sniffing order, minus the browser-only steps):
   2. the charset of the HTTP Content-Type header (or the WARC record's) ("header");
   3. for HTML, the <meta charset> / <meta http-equiv="Content-Type"> in the first
      META_PRESCAN_BYTES bytes ("meta");
-  4. text_decode.decode_text: strict UTF-8, then charset-normalizer ("detected").
+  4. detection ("detected"): strict UTF-8, then resiliparse's detector (uchardet, mapped to
+     the WHATWG encoding names browsers use), then text_decode.decode_text's
+     charset-normalizer guess. resiliparse comes first because charset-normalizer, fed
+     markup, often ranks a Baltic or Central European code page above windows-1252 for
+     French or German pages (tests/test_sources_web.py has such a page).
 A declared charset is skipped when it is unknown, when the bytes do not decode with it,
 or when it names a single-byte legacy encoding but the bytes are valid, non-ASCII UTF-8
 (a server default such as ISO-8859-1 in front of a UTF-8 page is the common web error;
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import codecs
 import re
+
+from resiliparse.parse.encoding import detect_encoding
 
 from sources.text_decode import BadEncoding, decode_text, has_bom
 
@@ -74,6 +80,16 @@ def decode_web(data: bytes, header_charset: str | None, html: bool) -> tuple[str
             text = _decode_declared(data, label)
             if text is not None:
                 return text, _codec(label) or label, source
+    try:
+        return data.decode("utf-8"), "utf-8", "detected"
+    except UnicodeDecodeError:
+        pass
+    guess = detect_encoding(data)
+    if guess and guess != "utf-8":
+        try:
+            return data.decode(guess), _codec(guess) or guess, "detected"
+        except (UnicodeDecodeError, LookupError):
+            pass
     text, charset = decode_text(data)
     return text, charset, "detected"
 
