@@ -2,7 +2,7 @@
 
 The format is picked by extension (.html/.htm -> html_text.extract_html: main content, or
 all visible text with `main_content: false`; charset from <meta> before detection, see
-html_charset; meta gains title, lang, charset_source), .md -> markdown kept verbatim,
+html_charset; meta gains title, lang, charset, charset_source), .md -> markdown kept verbatim,
 anything else -> plain text). A file whose first bytes are a
 known binary format (PNG, ZIP, ...) or contain NUL is quarantined as wrong_extension;
 an empty file as zero_byte; undecodable bytes as bad_encoding (see text_decode).
@@ -64,7 +64,7 @@ def read_text_file(sink: RowSink, source: FilesSource, item: SourceItem) -> None
     meta: dict = {"bytes": size, "encoding": encoding}
     if ext in _HTML:
         text, hints = extract_html(text, source.main_content)
-        meta.update(format="html", charset_source=charset_source, **hints)
+        meta.update(format="html", charset=encoding, charset_source=charset_source, **hints)
     elif ext in _MARKDOWN:
         meta["format"] = "markdown"
     else:

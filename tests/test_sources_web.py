@@ -193,6 +193,7 @@ def test_main_content_keeps_the_article_and_drops_navigation_and_boilerplate(tmp
     assert json.loads(main.tables["documents"]["meta"][0])["lang"] == "en-GB"
     file_meta = json.loads(html_file.tables["documents"]["meta"][0])
     assert (file_meta["lang"], file_meta["title"], file_meta["format"]) == ("de", "Flood barrier opens | Town Post", "html")
+    assert (file_meta["charset"], file_meta["charset_source"]) == ("utf-8", "detected")  # no header, no <meta charset>
 
 
 def test_hf_save_to_disk_and_local_folder(tmp_path):
