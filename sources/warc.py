@@ -98,7 +98,8 @@ def _payload(record: WarcRecord, block_length: int) -> tuple[int | None, dict[st
     if record.is_http:  # WARC Content-Type application/http: FastWARC parsed status and headers
         body = record.reader.read()
         if len(body) < record.content_length:
-            raise WarcFormatError("truncated", f"record body ends early ({len(body)} of {record.content_length} payload bytes)")
+            raise WarcFormatError("truncated",
+                                  f"record body ends early ({len(body)} of {record.content_length} payload bytes)")
         http = {name.lower(): value for name, value in record.http_headers.items()}
         return record.http_headers.status_code, http, body, http.get("content-type", "").lower()
     block = record.reader.read()
@@ -113,8 +114,8 @@ def _payload(record: WarcRecord, block_length: int) -> tuple[int | None, dict[st
 def _document(sink: RowSink, source: WarcSource, uri: str, record: WarcRecord, block_length: int) -> None:
     headers = record.headers
     if headers.get("WARC-Truncated"):
-        sink.quarantine(uri=uri, reason="truncated",
-                        error=f"WARC-Truncated: {headers.get('WARC-Truncated')}: the crawler stored only part of the payload")
+        cut = headers.get("WARC-Truncated")
+        sink.quarantine(uri=uri, reason="truncated", error=f"WARC-Truncated: {cut}: the crawler stored only part of the payload")
         return
     status, http, body, ctype = _payload(record, block_length)
     meta = {"url": headers.get("WARC-Target-URI"), "date": headers.get("WARC-Date"),
