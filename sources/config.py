@@ -36,10 +36,16 @@ class _Globbed(_Source):
         return value
 
 
+_MAIN_CONTENT = Field(default=True, description=(
+    "HTML: keep the main content only (resiliparse; FineWeb and DCLM extract main content rather than "
+    "all visible text); false keeps everything a browser shows"))
+
+
 class FilesSource(_Globbed):
-    """Plain text (.txt and unknown text), Markdown (.md), HTML (.html/.htm, visible text only)."""
+    """Plain text (.txt and unknown text), Markdown (.md), HTML (.html/.htm: main content or visible text)."""
 
     kind: Literal["files"] = "files"
+    main_content: bool = _MAIN_CONTENT
     # 64 MiB: a single text document larger than this is almost always a dump, not a document.
     max_file_bytes: int = Field(default=64 * 2**20, gt=0)
 
@@ -67,9 +73,10 @@ class ParquetSource(_Tabular):
 
 
 class WarcSource(_Globbed):
-    """WARC / WARC.gz files; the visible text of each HTML or text/plain response record."""
+    """WARC / WARC.gz files; the text of each HTML or text/plain response/resource/conversion record."""
 
     kind: Literal["warc"] = "warc"
+    main_content: bool = _MAIN_CONTENT
     # Same bound as `files`: a response body above this is not a web page.
     max_record_bytes: int = Field(default=64 * 2**20, gt=0)
 

@@ -1,7 +1,9 @@
 """The `files` kind: one record per plain-text, Markdown or HTML file.
 
-The format is picked by extension (.html/.htm -> visible text via html_text, .md ->
-markdown kept verbatim, anything else -> plain text). A file whose first bytes are a
+The format is picked by extension (.html/.htm -> html_text.extract_html: main content, or
+all visible text with `main_content: false`; charset from <meta> before detection, see
+html_charset; meta gains title, lang, charset, charset_source), .md -> markdown kept verbatim,
+anything else -> plain text). A file whose first bytes are a
 known binary format (PNG, ZIP, ...) or contain NUL is quarantined as wrong_extension;
 an empty file as zero_byte; undecodable bytes as bad_encoding (see text_decode).
 Each file is read whole, one at a time: memory is bounded by max_file_bytes.
@@ -13,7 +15,8 @@ import os
 import stat
 
 from sources.config import FilesSource
-from sources.html_text import html_to_text
+from sources.html_charset import decode_web
+from sources.html_text import extract_html
 from sources.item import SourceItem
 from sources.record import RowSink, text_id
 from sources.sniff import looks_binary, sniff
@@ -53,16 +56,20 @@ def read_text_file(sink: RowSink, source: FilesSource, item: SourceItem) -> None
         what = kind or "binary data (NUL bytes)"
         sink.quarantine(uri=uri, reason="wrong_extension", error=f"text extension but content is {what}")
         return
+    ext = os.path.splitext(item.path)[1].lower()
+    charset_source = None
     try:
-        text, encoding = decode_text(data)
+        if ext in _HTML:
+            text, encoding, charset_source = decode_web(data, None, html=True)
+        else:
+            text, encoding = decode_text(data)
     except BadEncoding as exc:
         sink.quarantine(uri=uri, reason="bad_encoding", error=str(exc))
         return
-    ext = os.path.splitext(item.path)[1].lower()
     meta: dict = {"bytes": size, "encoding": encoding}
     if ext in _HTML:
-        text, title = html_to_text(text)
-        meta.update(format="html", title=title)
+        text, hints = extract_html(text, source.main_content)
+        meta.update(format="html", charset=encoding, charset_source=charset_source, **hints)
     elif ext in _MARKDOWN:
         meta["format"] = "markdown"
     else:

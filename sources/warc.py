@@ -1,91 +1,54 @@
-"""The `warc` kind: visible text of the HTML / plain-text response records of WARC files.
+"""The `warc` kind: the text of the HTML / plain-text documents of WARC files.
 
-A small streaming reader (no extra dependency): plain `.warc` or gzip `.warc.gz` (one gzip
-member per record or one for the whole file: Python's gzip reads members back to back).
-Records are read one at a time; a body larger than `max_record_bytes` is skipped in
-chunks, never held.
+WARC is read by FastWARC (resiliparse's WARC reader): WARC/1.0 and 1.1, plain `.warc` or
+gzip `.warc.gz` (one gzip member per record or one for the whole file). Records stream
+one at a time; a record larger than `max_record_bytes` is skipped unread.
 
-Input rows are the `response` records (warcinfo/request/metadata/... records carry no
-document; they are counted in stats["warc_other_records"]). For each response:
-  HTML (text/html, application/xhtml+xml) -> html_text.html_to_text; text/plain -> as is
-  other payloads -> REJECT rule non_text_payload (value: body bytes)
-  body over max_record_bytes -> REJECT rule oversized (value: declared bytes)
+Input rows are the document records: `response` (an HTTP response: status and headers
+parsed by FastWARC when the record declares application/http, else by the small parser
+below), `resource` and `conversion` (the block itself; its type from the WARC
+Content-Type). warcinfo/request/metadata/revisit/... records carry no document; they are
+counted in stats["warc_other_records"]. For each document record:
+  HTML (text/html, application/xhtml+xml) -> html_text.extract_html: the main content
+  (`main_content: true`, default) or all visible text (`main_content: false`);
+  text/plain -> as is; other payloads -> REJECT rule non_text_payload (value: body bytes)
+  record over max_record_bytes -> REJECT rule oversized (value: declared bytes)
+  WARC-Truncated header (the crawler cut the payload) -> QUARANTINE truncated
   Content-Encoding gzip/deflate is undone with an output cap of max_record_bytes; past
   it the record is quarantined as decompression_bomb. Chunked bodies are de-chunked.
-  charset: the HTTP header's, else UTF-8 then detection (text_decode); else bad_encoding.
+  charset: HTTP header, then <meta>, then detection (html_charset.decode_web); else
+  QUARANTINE bad_encoding.
 uri = `<path>#record<N>` (N = 0-based index among all records of the file);
-meta: url, date, record_id, content_type, http_status, title, encoding.
-A file that stops parsing (cut gzip, record shorter than its Content-Length) quarantines
-the rest of the file as one row (truncated); a file that is not WARC at all is
-quarantined as wrong_extension / unreadable.
+meta: url, date, record_id, warc_type, content_type, http_status, charset,
+charset_source (bom|header|meta|detected), encoding (= charset, the name before issue 19),
+content_language (HTTP Content-Language), lang (<html lang>), title.
+A file that stops parsing (cut record or gzip stream, header without Content-Length)
+quarantines the rest of the file as one row (truncated); a file that is not WARC at all
+is quarantined as wrong_extension / unreadable.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
-import re
 import zlib
-from typing import BinaryIO, Iterator
+
+from fastwarc.warc import ArchiveIterator, WarcRecord, WarcRecordType
 
 from sources.config import WarcSource
-from sources.html_text import html_to_text
+from sources.html_charset import CHARSET_PARAM, BadEncoding, decode_web
+from sources.html_text import extract_html
 from sources.item import SourceItem
 from sources.record import RowSink, text_id
 from sources.sniff import sniff
-from sources.text_decode import BadEncoding, decode_text
 
-_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
-_SKIP_CHUNK = 1 << 20
+_DOCUMENT_TYPES = WarcRecordType.response | WarcRecordType.resource | WarcRecordType.conversion
 
 
 class WarcFormatError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def _headers(fh: BinaryIO) -> dict[str, str] | None:
-    """WARC version line + headers; None at a clean end of file."""
-    line = fh.readline()
-    while line in (b"\r\n", b"\n"):
-        line = fh.readline()
-    if not line:
-        return None
-    if not line.startswith(b"WARC/"):
-        raise WarcFormatError("unreadable", f"expected a WARC/ version line, got {line[:40]!r}")
-    headers: dict[str, str] = {}
-    while True:
-        line = fh.readline()
-        if not line:
-            raise WarcFormatError("truncated", "file ends inside a record header")
-        if line in (b"\r\n", b"\n"):
-            return headers
-        name, _, value = line.decode("utf-8", "replace").partition(":")
-        headers[name.strip().lower()] = value.strip()
-
-
-def iter_records(fh: BinaryIO, max_bytes: int) -> Iterator[tuple[dict[str, str], bytes | None, int]]:
-    """(headers, block or None when longer than max_bytes, declared length), in file order."""
-    while (headers := _headers(fh)) is not None:
-        try:
-            length = int(headers.get("content-length", ""))
-        except ValueError as exc:
-            raise WarcFormatError("unreadable", "record without a valid Content-Length") from exc
-        if length > max_bytes:
-            left = length
-            while left:
-                got = len(fh.read(min(left, _SKIP_CHUNK)))
-                if not got:
-                    raise WarcFormatError("truncated", f"record body ends {left} bytes early")
-                left -= got
-            yield headers, None, length
-            continue
-        block = fh.read(length)
-        if len(block) < length:
-            raise WarcFormatError("truncated", f"record body has {len(block)} of {length} bytes")
-        yield headers, block, length
 
 
 def _dechunk(body: bytes) -> bytes:
@@ -126,11 +89,38 @@ def _http(block: bytes) -> tuple[int | None, dict[str, str], bytes]:
     return status, headers, body
 
 
-def _response(sink: RowSink, source: WarcSource, uri: str, headers: dict, block: bytes) -> None:
-    status, http, body = _http(block)
-    ctype = http.get("content-type", "").lower()
-    meta = {"url": headers.get("warc-target-uri"), "date": headers.get("warc-date"),
-            "record_id": headers.get("warc-record-id"), "content_type": ctype or None, "http_status": status}
+def _payload(record: WarcRecord, block_length: int) -> tuple[int | None, dict[str, str], bytes, str]:
+    """(HTTP status or None, HTTP headers lower-cased, body, content type) of a document record.
+
+    Raises WarcFormatError("truncated") when the file ends inside the record.
+    """
+    warc_ctype = (record.headers.get("Content-Type") or "").lower()
+    if record.is_http:  # WARC Content-Type application/http: FastWARC parsed status and headers
+        body = record.reader.read()
+        if len(body) < record.content_length:
+            raise WarcFormatError("truncated",
+                                  f"record body ends early ({len(body)} of {record.content_length} payload bytes)")
+        http = {name.lower(): value for name, value in record.http_headers.items()}
+        return record.http_headers.status_code, http, body, http.get("content-type", "").lower()
+    block = record.reader.read()
+    if len(block) < block_length:
+        raise WarcFormatError("truncated", f"record body has {len(block)} of {block_length} bytes")
+    if record.record_type == WarcRecordType.response and block.startswith(b"HTTP/"):
+        status, http, body = _http(block)  # an HTTP response the writer did not label application/http
+        return status, http, body, http.get("content-type", "").lower()
+    return None, {}, block, warc_ctype
+
+
+def _document(sink: RowSink, source: WarcSource, uri: str, record: WarcRecord, block_length: int) -> None:
+    headers = record.headers
+    if headers.get("WARC-Truncated"):
+        cut = headers.get("WARC-Truncated")
+        sink.quarantine(uri=uri, reason="truncated", error=f"WARC-Truncated: {cut}: the crawler stored only part of the payload")
+        return
+    status, http, body, ctype = _payload(record, block_length)
+    meta = {"url": headers.get("WARC-Target-URI"), "date": headers.get("WARC-Date"),
+            "record_id": headers.get("WARC-Record-ID"), "warc_type": str(record.record_type),
+            "content_type": ctype or None, "http_status": status, "content_language": http.get("content-language")}
     if "chunked" in http.get("transfer-encoding", "").lower():
         body = _dechunk(body)
     encoding = http.get("content-encoding", "").lower()
@@ -147,21 +137,16 @@ def _response(sink: RowSink, source: WarcSource, uri: str, headers: dict, block:
     if not (is_html or ctype.startswith("text/plain")):
         sink.reject(modality="text", uri=uri, rule="non_text_payload", value=len(body), license=source.license, meta=meta)
         return
-    text = None
-    charset = _CHARSET.search(ctype)
-    if charset:
-        try:
-            text, meta["encoding"] = body.decode(charset.group(1)), charset.group(1)
-        except (LookupError, UnicodeDecodeError):
-            text = None  # a wrong header charset is common: fall back to detection
-    if text is None:
-        try:
-            text, meta["encoding"] = decode_text(body)
-        except BadEncoding as exc:
-            sink.quarantine(uri=uri, reason="bad_encoding", error=str(exc))
-            return
+    declared = CHARSET_PARAM.search(ctype)
+    try:
+        text, charset, charset_source = decode_web(body, declared.group(1) if declared else None, html=is_html)
+    except BadEncoding as exc:
+        sink.quarantine(uri=uri, reason="bad_encoding", error=str(exc))
+        return
+    meta.update(charset=charset, charset_source=charset_source, encoding=charset)
     if is_html:
-        text, meta["title"] = html_to_text(text)
+        text, hints = extract_html(text, source.main_content)
+        meta.update(hints)
     sink.document(id=text_id("text", text), modality="text", uri=uri, license=source.license, meta=meta, text=text)
 
 
@@ -181,21 +166,29 @@ def read_warc(sink: RowSink, source: WarcSource, item: SourceItem) -> None:
     if kind not in (None, "gzip"):
         sink.quarantine(uri=item.uri, reason="wrong_extension", error=f"content is {kind}")
         return
+    if kind is None and not head.startswith(b"WARC/"):
+        reason = "wrong_extension" if b"\0" in head else "unreadable"
+        sink.quarantine(uri=item.uri, reason=reason, error=f"expected a WARC/ version line, got {head[:40]!r}")
+        return
     n = 0
     try:
-        with (gzip.open(item.path, "rb") if kind == "gzip" else open(item.path, "rb")) as fh:
-            for headers, block, length in iter_records(fh, source.max_record_bytes):
+        with open(item.path, "rb") as fh:
+            for record in ArchiveIterator(fh, parse_http=True):
                 uri = f"{item.uri}#record{n}"
                 n += 1
-                if headers.get("warc-type") != "response":
+                declared = record.headers.get("Content-Length")
+                if declared is None or not declared.strip().isdigit():
+                    raise WarcFormatError("truncated", "record header without a Content-Length (file ends inside it?)")
+                length = int(declared)
+                if not record.record_type & _DOCUMENT_TYPES:
                     sink.stats["warc_other_records"] += 1
-                elif block is None:
+                elif length > source.max_record_bytes:
                     sink.reject(modality="text", uri=uri, rule="oversized", value=length, license=source.license,
-                                meta={"url": headers.get("warc-target-uri"), "bytes": length})
+                                meta={"url": record.headers.get("WARC-Target-URI"), "bytes": length})
                 else:
-                    _response(sink, source, uri, headers, block)
+                    _document(sink, source, uri, record, length)
     except WarcFormatError as exc:
-        reason = "wrong_extension" if n == 0 and exc.reason == "unreadable" and kind is None and b"\0" in head else exc.reason
-        sink.quarantine(uri=f"{item.uri}#record{n}-", reason=reason, error=str(exc))
-    except (OSError, EOFError, zlib.error) as exc:  # a cut or corrupt gzip stream
-        sink.quarantine(uri=f"{item.uri}#record{n}-", reason="truncated", error=f"{type(exc).__name__}: {exc}")
+        sink.quarantine(uri=f"{item.uri}#record{n - 1}-", reason=exc.reason, error=str(exc))
+    except OSError as exc:  # FastWARC: a record that does not start with a WARC header, a corrupt gzip stream
+        reason = "unreadable" if "header" in str(exc).lower() else "truncated"
+        sink.quarantine(uri=f"{item.uri}#record{n}-", reason=reason, error=f"{type(exc).__name__}: {exc}")
