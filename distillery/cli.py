@@ -53,8 +53,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"reference teacher serving at {server.url}")
     try:
         from flows.pipeline import pipeline
-        result = pipeline(config_path=str(args.config) if args.config else None, stages=stages,
-                          lake=str(cfg.lake_root))
+        from flows.reporting import QuarantineShareExceeded
+        try:
+            result = pipeline(config_path=str(args.config) if args.config else None, stages=stages,
+                              lake=str(cfg.lake_root))
+        except QuarantineShareExceeded as exc:  # the work is committed; the run failed
+            print(str(exc), file=sys.stderr)
+            return 1
     finally:
         if server is not None:
             server.stop()
