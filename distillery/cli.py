@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -54,6 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         from flows.pipeline import pipeline
         from flows.reporting import QuarantineShareExceeded
+        from distillery.config import ConfigError
+        from distillery.lake import LakeError
+        _quiet_console_for((ConfigError, LakeError, QuarantineShareExceeded))
         try:
             result = pipeline(config_path=str(args.config) if args.config else None, stages=stages,
                               lake=str(cfg.lake_root))
@@ -65,6 +69,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             server.stop()
     _print_summary(result, cfg.lake_root)
     return 0
+
+
+class _DropTracebacksOf(logging.Filter):
+    """Drops console records that carry one of the given exceptions: the CLI says those in one line."""
+
+    def __init__(self, kinds: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.kinds = kinds
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], self.kinds))
+
+
+def _quiet_console_for(kinds: tuple[type[BaseException], ...]) -> None:
+    """Keep Prefect's console from printing a traceback per flow level for a failure the CLI
+    reports itself in one line (a bad config, an unreachable teacher, a full disk, too much
+    quarantined). The records still reach the Prefect API, so the UI shows them in full."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+    loggers = [logging.getLogger()] + [lg for lg in logging.root.manager.loggerDict.values()
+                                       if isinstance(lg, logging.Logger)]
+    for handler in {h for lg in loggers for h in lg.handlers if isinstance(h, PrefectConsoleHandler)}:
+        handler.addFilter(_DropTracebacksOf(kinds))
 
 
 def _print_summary(result: dict, lake: Path) -> None:
