@@ -144,9 +144,11 @@ def quarantine_verdict(stage: str, counts: StageCounts, max_share: float, reason
     if counts.rows_in == 0 or counts.quarantined <= max_share * counts.rows_in:
         return None
     top = ", ".join(f"{r['reason']} x{r['n']}" for r in reasons[:3]) or "none recorded"
+    # a committed distill partition is never asked again on a plain re-run (see distill.retry_round)
+    again = "raise distill.retry_round by one to ask again" if stage == "distill" else "re-run"
     return (f"{stage} failed: {counts.quarantined} of {counts.rows_in} rows quarantined "
             f"({counts.quarantined / counts.rows_in:.0%}, over run.max_quarantine_share {max_share:.0%}); "
-            f"top reasons: {top}. What it did is committed; fix the cause and re-run "
+            f"top reasons: {top}. What it did is committed; fix the cause, then {again} "
             f"(distillery sql \"select reason, count(*) from quarantine where stage = '{stage}' group by all\")")
 
 
