@@ -21,7 +21,7 @@ from distillery.lake import Lake
 from flows.curate import curate_flow
 from flows.distill import distill_flow
 from flows.gather import gather_flow
-from flows.reporting import QuarantineShareExceeded, in_flow
+from flows.reporting import QuarantineShareExceeded, in_flow, log_line, plain_stream
 from flows.runner import make_task_runner
 from flows.shard import shard_flow
 from flows.train import train_flow
@@ -48,8 +48,11 @@ def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None) -> dict:
     with lake.writer_lock(cfg.run.lock_timeout_s):
         for stage in chosen:
             try:
-                if stage == "train":
+                if stage == "train":  # not partitioned: no Progress, so its start and end lines here
+                    log_line("train: started", plain_stream())
                     results["train"] = train_flow(cfg)
+                    log_line(f"train: finished, {results['train'].get('steps')} steps, "
+                             f"final loss {results['train'].get('final_loss')}", plain_stream())
                 else:
                     results[stage] = STAGE_FLOWS[stage].with_options(task_runner=runner)(cfg)
             except QuarantineShareExceeded as exc:

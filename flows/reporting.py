@@ -92,6 +92,11 @@ def log_line(text: str, stream: TextIO | None) -> None:
         stream.flush()
 
 
+def plain_stream() -> TextIO | None:
+    """stderr when it is not a terminal (where plain progress lines go), else None."""
+    return None if _is_tty(sys.stderr) else sys.stderr
+
+
 def _is_tty(stream: TextIO) -> bool:
     try:
         return stream.isatty()
@@ -179,7 +184,7 @@ def finish_stage(cfg: PipelineConfig, lake: Lake, stage: str, started: dt.dateti
         for name, rows in {**tables, **(extra_tables or {})}.items():
             create_table_artifact(rows, key=f"{stage}-{name}", description=f"{stage}: {name.replace('-', ' ')} (this run)")
     log_line(f"{stage}: finished, {counts.rows_in} rows in: {counts.kept} kept, {counts.rejected} rejected, "
-             f"{counts.duplicate} duplicate, {counts.quarantined} quarantined", None if _is_tty(sys.stderr) else sys.stderr)
+             f"{counts.duplicate} duplicate, {counts.quarantined} quarantined", plain_stream())
     failure = quarantine_verdict(stage, counts, cfg.run.max_quarantine_share, tables.get("quarantine-by-reason", []))
     if failure is not None:
         raise QuarantineShareExceeded(failure)

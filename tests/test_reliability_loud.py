@@ -198,6 +198,7 @@ def test_a_stage_that_quarantines_most_rows_fails_the_users_run_with_its_reasons
     finally:
         server.stop()
     assert out.returncode == 1, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
     last = out.stderr.strip().splitlines()[-1]
     prompts = server.stats.requests
     assert prompts > 0
