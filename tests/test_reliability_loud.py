@@ -139,6 +139,42 @@ def test_preflight_names_the_url_and_cause_and_sends_no_prompt(teacher_server):
     assert teacher_server.stats.requests == before  # GET /models sufficed: no prompt spent
 
 
+def test_preflight_names_the_key_variable_never_the_key_when_the_key_is_refused(monkeypatch):
+    """A server that answers 401 to everything, quoting the Authorization header back."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from teacher import DistillConfig
+    from teacher.preflight import TeacherUnreachable, check_teacher
+
+    class Refuse(BaseHTTPRequestHandler):
+        def _refuse(self) -> None:
+            body = f'{{"error": "bad key {self.headers.get("Authorization")}"}}'.encode()
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _refuse
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    secret = "sk-loud-test-" + "9" * 24
+    monkeypatch.setenv("LOUD_TEST_KEY", secret)
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+        with pytest.raises(TeacherUnreachable) as exc:
+            check_teacher(DistillConfig(base_url=url, api_key_env="LOUD_TEST_KEY", timeout_s=5, tasks=[]))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    message = str(exc.value)
+    assert url in message and "$LOUD_TEST_KEY" in message and "HTTP 401" in message, message
+    assert secret not in message and "sk-loud" not in message
+
+
 def test_wrong_teacher_path_stops_online_and_batch_runs_with_exit_2(prefect_api, corpus, curated, teacher_server,
                                                                     tmp_path, capsys):
     """Both modes check the teacher before the first prompt: exit 2, the URL in one line,
@@ -154,6 +190,10 @@ def test_wrong_teacher_path_stops_online_and_batch_runs_with_exit_2(prefect_api,
         assert wrong in last and "HTTP 404" in last, last
         assert not list(lake.glob("distill/*/b-*")), "nothing may be committed"
     assert teacher_server.stats.requests == before
+
+    # nothing to distill (nothing curated): no check, so the same wrong URL is no failure
+    empty = loud_config(tmp_path / "empty.yaml", corpus, tmp_path / "empty-lake", wrong)
+    assert main(["run", str(empty), "--stages", "distill"]) == 0
 
 
 def test_unreachable_teacher_fails_the_users_run_with_exit_2_and_progress_lines(corpus, tmp_path):
