@@ -54,9 +54,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         from flows.pipeline import pipeline
         from distillery.quiet_errors import install
-        install()  # a config mistake found inside a task ends as main()'s one line, no tracebacks
-        result = pipeline(config_path=str(args.config) if args.config else None, stages=stages,
-                          lake=str(cfg.lake_root))
+        from flows.reporting import QuarantineShareExceeded
+        install(extra=(QuarantineShareExceeded,))  # errors main() says in one line: no tracebacks before it
+        try:
+            result = pipeline(config_path=str(args.config) if args.config else None, stages=stages,
+                              lake=str(cfg.lake_root))
+        except QuarantineShareExceeded as exc:  # the work is committed; the run failed
+            print(str(exc), file=sys.stderr)
+            return 1
     finally:
         if server is not None:
             server.stop()

@@ -36,6 +36,11 @@ class RunConfig(BaseModel):
     workers: int | None = Field(None, ge=1, description="threads/processes; default: CPU count")
     ray_address: str | None = None
     lock_timeout_s: float = Field(3600.0, gt=0)
+    # 0.5: no published source; a stage that quarantines more than half of its rows is broken
+    # (an unreachable teacher, a wrong reader, a corrupt mount), not meeting bad data, and
+    # must not end Completed (issue 13, "Failures are loud": a run that quarantined 60 of
+    # 60 prompts ended Completed). 1.0 turns the check off.
+    max_quarantine_share: float = Field(0.5, ge=0, le=1, description="a stage run that quarantines more than this share of its rows ends Failed")
 
 
 class PipelineConfig(BaseModel):

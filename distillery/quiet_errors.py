@@ -25,13 +25,14 @@ USER_ERRORS = (ConfigError, LakeError)
 class UserErrorFilter(logging.Filter):
     """Drops records whose exception is a user error, and later records that repeat it."""
 
-    def __init__(self) -> None:
+    def __init__(self, kinds: tuple[type[BaseException], ...] = USER_ERRORS) -> None:
         super().__init__()
+        self.kinds = kinds
         self.messages: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, USER_ERRORS):
+        if isinstance(exc, self.kinds):
             self.messages.add(str(exc))
             return False
         if self.messages and record.name.startswith("prefect"):
@@ -40,12 +41,16 @@ class UserErrorFilter(logging.Filter):
         return True
 
 
-def install() -> UserErrorFilter:
-    """Add the filter to the root logger's console handlers (call after importing Prefect)."""
+def install(extra: tuple[type[BaseException], ...] = ()) -> UserErrorFilter:
+    """Add the filter to every console handler of this process's loggers (call after
+    importing Prefect); `extra` are more exception types the caller reports in one line
+    (an unreachable teacher, a stage over its quarantine share)."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    quiet = UserErrorFilter()
-    for handler in logging.getLogger().handlers:
+    quiet = UserErrorFilter(USER_ERRORS + extra)
+    loggers = [logging.getLogger()] + [lg for lg in logging.root.manager.loggerDict.values()
+                                       if isinstance(lg, logging.Logger)]
+    for handler in {h for lg in loggers for h in lg.handlers}:
         # Prefect's console handler, or a plain one a user's logging config put there; not a
         # capturing handler (pytest's subclasses StreamHandler) nor Prefect's API handler.
         console = isinstance(handler, PrefectConsoleHandler) or type(handler) is logging.StreamHandler

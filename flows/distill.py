@@ -5,11 +5,16 @@ concurrently under the configured rate limits; running partitions side by side w
 multiply the concurrency past what the endpoint allows. When the budget runs out, the
 partitions finished so far are committed, the run ends with a note, and the next run
 continues with the rest (the request cache means nothing is paid for twice).
+
+Before any prompt is sent, and only when there is something to distill, the teacher is
+checked (teacher/preflight.py): an unreachable one stops the run with one line naming the
+URL and the cause, instead of every prompt being quarantined after its retries.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -61,6 +66,10 @@ def distill_flow(cfg: PipelineConfig) -> dict:
     started = dt.datetime.now(dt.timezone.utc)
     with lake.writer_lock(cfg.run.lock_timeout_s):
         plan_key, parts, skipped = plan(cfg, lake)
+        if parts and cfg.distill.tasks:  # online and batch mode alike; raises TeacherUnreachable
+            from teacher.preflight import check_teacher  # the client stack loads only to distill
+            if (doubt := check_teacher(cfg.distill)) is not None:
+                print(doubt, file=sys.stderr, flush=True)
         progress = Progress("distill", len(parts))
         batch, note, stats = Batch(distill_gen(cfg, lake), "distill", plan_key), "", {}
         for group in task_groups(parts, cfg.run.max_partitions):

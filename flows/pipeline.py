@@ -1,4 +1,10 @@
-"""The whole pipeline: each stage a subflow, then the accounting check that can fail the run."""
+"""The whole pipeline: each stage a subflow, then the accounting check that can fail the run.
+
+Before any stage work, every source input must exist (a glob that matches nothing, a
+repository folder that is not there: ConfigError, one line). A stage that quarantines
+more than run.max_quarantine_share of its rows stops the pipeline there (its work stays
+committed); the accounting is still checked and published, then the run ends Failed.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,16 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from distillery import accounting
-from distillery.config import PipelineConfig, load_config
+from distillery.config import ConfigError, PipelineConfig, load_config
 from distillery.lake import Lake
 from flows.curate import curate_flow
 from flows.distill import distill_flow
 from flows.gather import gather_flow
-from flows.reporting import in_flow
+from flows.reporting import QuarantineShareExceeded, in_flow, log_line, plain_stream
 from flows.runner import make_task_runner
 from flows.shard import shard_flow
 from flows.train import train_flow
+from sources.discovery import missing_inputs
 
 STAGE_FLOWS = {"gather": gather_flow, "curate": curate_flow, "distill": distill_flow, "shard": shard_flow}
 
@@ -28,17 +35,29 @@ class AccountingFailed(RuntimeError):
 
 
 def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None) -> dict:
-    """Run the chosen stages in order; fail when the lake's accounting does not add up."""
+    """Run the chosen stages in order; fail when a source input is missing (before any work),
+    when a stage quarantines too much (after its work is committed; the later stages do not
+    run), or when the lake's accounting does not add up."""
     lake = Lake(cfg.lake_root)
     chosen = [s for s in cfg.stages if not stages or s in stages]
+    if "gather" in chosen and (missing := missing_inputs(cfg.sources, cfg.base_dir)):
+        raise ConfigError("nothing to gather: " + "; ".join(missing))
     runner = make_task_runner(cfg.run)
     results = {}
+    stopped: QuarantineShareExceeded | None = None
     with lake.writer_lock(cfg.run.lock_timeout_s):
         for stage in chosen:
-            if stage == "train":
-                results["train"] = train_flow(cfg)
-            else:
-                results[stage] = STAGE_FLOWS[stage].with_options(task_runner=runner)(cfg)
+            try:
+                if stage == "train":  # not partitioned: no Progress, so its start and end lines here
+                    log_line("train: started", plain_stream())
+                    results["train"] = train_flow(cfg)
+                    log_line(f"train: finished, {results['train'].get('steps')} steps, "
+                             f"final loss {results['train'].get('final_loss')}", plain_stream())
+                else:
+                    results[stage] = STAGE_FLOWS[stage].with_options(task_runner=runner)(cfg)
+            except QuarantineShareExceeded as exc:
+                stopped = exc
+                break
         status = accounting.check(lake)
     if in_flow():
         create_table_artifact(
@@ -49,6 +68,8 @@ def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None) -> dict:
     results["status"] = status.render()
     if not status.ok:
         raise AccountingFailed("the lake's accounting does not add up:\n" + "\n".join(status.problems))
+    if stopped is not None:
+        raise stopped
     return results
 
 

@@ -241,3 +241,29 @@ def fingerprint(path: str) -> str:
         except OSError:  # vanished since it was listed: the reader will quarantine it
             return "missing"
     return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def missing_inputs(sources: list, base_dir: Path) -> list[str]:
+    """One phrase per configured input that names nothing: a glob of a file source that
+    matches no file, a local repository folder that does not exist. Empty when all is there.
+
+    Checked before a run starts: such a source would gather 0 rows (or quarantine one
+    clone_failed row) and the run would end as if it had worked. Each glob stops at its
+    first match, so the check costs one directory walk at most. URLs and Hugging Face
+    sources are not checked (only reading them can tell)."""
+    from sources.config import GLOBBED_KINDS
+    from sources.repo_fetch import _local_path, is_url
+
+    missing = []
+    for i, src in enumerate(sources):
+        if src.kind in GLOBBED_KINDS:
+            for pattern in src.paths:
+                if next(iter_glob(pattern, base_dir), None) is None:
+                    missing.append(f"source {src.name!r}: no file matches {pattern!r} under {base_dir} "
+                                   f"(sources[{i}].paths)")
+        elif src.kind == "repo" and not is_url(src.url_or_path):
+            local = _local_path(src, base_dir)
+            if not local.exists():
+                missing.append(f"source {src.name!r}: repository folder {local} does not exist "
+                               f"(sources[{i}].url_or_path)")
+    return missing

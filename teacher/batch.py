@@ -19,7 +19,7 @@ import time
 import openai
 
 from teacher.cache import write_atomic
-from teacher.client import Answer, Request, Requester
+from teacher.client import Answer, Request, Requester, connection_failure
 from teacher.response import Unusable, parse_body
 from teacher.templates import PromptError
 
@@ -101,7 +101,10 @@ async def _submit_and_collect(requester: Requester, model: str, reqs: list[Reque
                 content = await client.files.content(file_id)
                 collected.update(_collect(requester, model, content.content))
     except openai.APIError as exc:
-        reason = f"teacher_http_{exc.status_code}" if isinstance(exc, openai.APIStatusError) else "teacher_connection_error"
+        if isinstance(exc, openai.APIStatusError):
+            reason = f"teacher_http_{exc.status_code}"
+        else:
+            reason = (connection_failure(exc) or ("teacher_connection_error", ""))[0]
         message = requester.scrub(f"batch API call failed: {type(exc).__name__}: {exc}")
         return answers | {r.key: Answer(None, reason, message, requested=True) for r in pending}
     for r in pending:

@@ -6,6 +6,9 @@ worst-case spend, waits for the rpm/tpm buckets, and sends it with the `openai` 
 
   429, 408, 409, 5xx        retried with jittered exponential backoff; Retry-After(-ms) honoured
   timeout, dropped socket   retried the same way
+  refused, DNS failure      retried the same way, then teacher_connection_refused or
+                            teacher_dns_failure (the transport reports these as connect
+                            timeouts; the cause chain tells them apart, see connection_failure)
   200 with an empty body    retried (nothing was delivered), then teacher_empty_response
   200, malformed JSON       body set aside, retried, then teacher_malformed
   other 4xx                 not retried: teacher_http_<code>
@@ -21,6 +24,7 @@ import asyncio
 import email.utils
 import functools
 import random
+import socket
 import ssl
 import time
 from collections import Counter
@@ -87,6 +91,25 @@ def retry_after_s(headers: object) -> float | None:
             except (TypeError, ValueError):
                 return None
             return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def connection_failure(exc: BaseException) -> tuple[str, str] | None:
+    """(reason, cause) when `exc` means no connection could be made, else None.
+
+    The openai client's aiohttp transport reports a refused connection and a failed DNS
+    lookup as a ConnectTimeout, raised in milliseconds; calling that a timeout sent users
+    looking for a slow teacher when none was listening. The OS error in the cause chain
+    says what happened."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ConnectionRefusedError):
+            return "teacher_connection_refused", "connection refused"
+        if isinstance(cur, socket.gaierror):
+            return "teacher_dns_failure", f"host name not resolved ({cur.strerror or cur})"
+        cur = cur.__cause__ or cur.__context__
     return None
 
 
@@ -177,8 +200,11 @@ class Requester:
                     body={"model": req.model, "messages": messages, **req.params},
                 )  # fmt: skip
                 body = raw.content
-            except openai.APITimeoutError:
-                reason, error = "teacher_timeout", f"no response within {self.cfg.timeout_s}s"
+            except openai.APITimeoutError as exc:
+                if (failed := connection_failure(exc)) is not None:
+                    reason, error = failed[0], self.scrub(f"{failed[1]} at {self.cfg.base_url}")
+                else:
+                    reason, error = "teacher_timeout", f"no response within {self.cfg.timeout_s}s"
             except openai.APIStatusError as exc:
                 code = exc.status_code
                 reason = f"teacher_http_{code}"
@@ -188,7 +214,8 @@ class Requester:
                 delay = retry_after_s(exc.response.headers)
             except openai.APIConnectionError as exc:
                 cause = exc.__cause__ or exc
-                reason, error = "teacher_connection_error", self.scrub(f"{type(cause).__name__}: {cause}")
+                reason, error = connection_failure(exc) or ("teacher_connection_error", "")
+                error = self.scrub(f"{type(cause).__name__}: {cause}")
             except openai.APIError as exc:  # anything else the client reports: not worth a retry
                 reason, error = "teacher_error", self.scrub(f"{type(exc).__name__}: {exc}")
                 break

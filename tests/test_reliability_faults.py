@@ -310,6 +310,7 @@ def test_teacher_that_errors_stalls_or_disconnects_never_hangs(reference, corpus
     ])
     server = start_server(port=0, faults=plan)
     cfg = load_config(fault_config(tmp_path / "c.yaml", corpus, lake, server.url, timeout_s=0.5))
+    cfg.run.max_quarantine_share = 1.0  # every topic has a fault: most prompts fail on purpose here
     box: dict = {}
 
     def run() -> None:

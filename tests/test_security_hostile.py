@@ -55,8 +55,8 @@ distill:
   max_retries: 1
   tasks:
     - {{name: qa, template: qa_from_passage, selector: {{modalities: [text, code]}}, verify: none}}
-run: {{partition_rows: 8, workers: 2}}
-""")
+run: {{partition_rows: 8, workers: 2, max_quarantine_share: 1.0}}
+""")  # a corpus of hostile files on purpose: most of it is quarantined, and the run must go on
     cfg = load_config(cfg_path)
     try:
         result = run_pipeline(cfg, ["gather", "curate", "distill", "shard"])
