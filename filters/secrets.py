@@ -1,0 +1,418 @@
+"""Secret detection: detect-secrets' plugins, run only on the lines a vectorized pre-filter keeps.
+
+Contract: `redact(texts, kinds)` returns the texts with every secret found replaced by a
+typed placeholder, and one u32 count column per kind in `SECRET_KINDS` that is also in
+`kinds`. Secrets are found by
+
+- private_key (`<PRIVATE_KEY>`): an armored key block of any kind (RSA, EC, DSA, OpenSSH,
+  PKCS#8 plain and encrypted, PGP, SSH2 encrypted, PuTTY), from its BEGIN line to its END
+  line, or, when the END is missing (a truncated file), to the end of the block-shaped run
+  of lines after the BEGIN (base64 body, `Name: value` headers, one blank line before a body);
+- jwt (`<TOKEN>`): detect-secrets' `JwtTokenDetector` (its formal-validity check included);
+- bearer (`<TOKEN>`): an `Authorization: Bearer|Basic|Token|Digest <credentials>` header or a
+  "Bearer <token>" anywhere;
+- api_key (`<API_KEY>`): every regex plugin of detect-secrets (AWS, Azure storage, GitHub,
+  GitLab, Stripe, Slack, SendGrid, npm, OpenAI, PyPI, Twilio, Telegram, Discord, Mailchimp,
+  Square, Artifactory, IBM, SoftLayer, Cloudant...: whatever the installed version ships),
+  plus `SUPPLEMENTS` for providers it has no plugin for (Hugging Face, Google, Anthropic,
+  bare npm tokens, fine-grained GitHub tokens, ...);
+- secret_assignment (`<SECRET>`): detect-secrets' `KeywordDetector` regexes (and the same
+  shape for token/credential names it lacks), with its false-positive heuristics, a value
+  test (a digit, or detect-secrets' Shannon entropy over `min_entropy`), and its
+  `BasicAuthDetector` for a password in a URL (`scheme://user:<SECRET>@host`).
+
+A match is widened to the end of its token (a plugin regex that stops after a fixed length
+must not leave the key's tail behind); overlapping matches merge and count once, for the
+first kind in `SECRET_KINDS` order.
+
+Speed: one Polars `str.contains` over the column with `PREFILTER` (literal provider markers
+and cheap shapes; a superset of what any detector can match) picks the candidate documents;
+their lines are exploded and filtered again by the same expression, and only those lines go
+through the Python-level plugins. Key blocks are looked for only in documents with a BEGIN or
+PuTTY marker.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+import polars as pl
+from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+from detect_secrets.filters import heuristic
+from detect_secrets.plugins import keyword as ds_keyword
+from detect_secrets.plugins.base import RegexBasedDetector
+from detect_secrets.plugins.basic_auth import BasicAuthDetector
+from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString
+from detect_secrets.plugins.jwt import JwtTokenDetector
+
+SECRET_KINDS = ("private_key", "jwt", "bearer", "api_key", "secret_assignment")
+PLACEHOLDER = {"private_key": "<PRIVATE_KEY>", "jwt": "<TOKEN>", "bearer": "<TOKEN>",
+               "api_key": "<API_KEY>", "secret_assignment": "<SECRET>"}
+
+# detect-secrets plugins not used as api_key detectors: handled as their own kind, or out of
+# scope here (public IPv4 addresses are the ip_address kind of filters/pii.py).
+_NOT_API_KEY = {"Private Key", "JSON Web Token", "Basic Auth Credentials", "Secret Keyword",
+                "Base64 High Entropy String", "Hex High Entropy String", "Public IP (ipv4)"}
+
+# Providers detect-secrets 1.5.0 has no plugin for; formats from each provider's documentation.
+SUPPLEMENTS: tuple[str, ...] = (
+    r"\bhf_[A-Za-z]{34}\b",                                   # Hugging Face user access token
+    r"\bapi_org_[A-Za-z]{34}\b",                               # Hugging Face organization token
+    r"\bnpm_[A-Za-z0-9]{36}\b",                                # npm granular/automation token (bare)
+    r"\bAIza[0-9A-Za-z_-]{35}",                                # Google API key
+    r"\bya29\.[0-9A-Za-z_-]{20,}",                             # Google OAuth access token
+    r"\bgithub_pat_[A-Za-z0-9_]{60,}",                         # GitHub fine-grained PAT
+    r"\bsk-ant-(?:api|admin)\d\d-[A-Za-z0-9_-]{80,}",          # Anthropic
+    r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",     # OpenAI (project and legacy keys)
+    r"\b(?:sk|rk)_(?:live|test)_[0-9a-zA-Z]{24,}",             # Stripe secret/restricted (test mode too)
+    r"\bwhsec_[A-Za-z0-9+/=]{24,}",                            # Stripe webhook signing secret
+    r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b",                 # Shopify
+    r"\bdop_v1_[a-f0-9]{64}\b",                                # DigitalOcean
+    r"\bdapi[a-f0-9]{32}(?:-\d)?\b",                           # Databricks
+    r"\bdckr_pat_[A-Za-z0-9_-]{27,}",                          # Docker Hub PAT
+    r"\bhv[sb]\.[A-Za-z0-9_-]{24,}",                           # HashiCorp Vault token
+    r"\b[a-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}",           # Terraform Cloud
+    r"\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b",                     # Postman
+    r"\bglsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}\b",                # Grafana service account
+    r"\bglc_[A-Za-z0-9+/]{32,}={0,2}",                         # Grafana Cloud
+    r"\blin_api_[A-Za-z0-9]{40}\b",                            # Linear
+    r"\bdp\.(?:pt|st|sa|ct)\.[A-Za-z0-9]{40,}",                # Doppler
+    r"\bsntry[su]_[A-Za-z0-9+/=_-]{40,}",                      # Sentry
+    r"\bNRAK-[A-Z0-9]{27}\b",                                  # New Relic user key
+    r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b",                       # age
+    r"\bkey-[0-9a-f]{32}\b",                                   # Mailgun
+    r"\bAKCp[A-Za-z0-9]{69}\b",                                # Artifactory API key (any delimiter)
+    r"\bsq0atp-[0-9A-Za-z_-]{22}\b",                           # Square access token
+    r"\b(?:gsk|xai)_[A-Za-z0-9]{40,}",                         # Groq, xAI
+    r"\br8_[A-Za-z0-9]{37}\b",                                 # Replicate
+    r"\bpplx-[A-Za-z0-9]{48}\b",                               # Perplexity
+    r"https://discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]{20,}",  # Discord webhook
+    r"(?i)\b(?:SharedAccessKey|AccountKey)=[A-Za-z0-9+/]{40,}={0,2}",     # Azure connection strings
+    r"\bsig=[A-Za-z0-9%+/]{40,}={0,2}",                        # Azure SAS signature
+)
+
+_AUTH_HEADER = re.compile(
+    r"(?i)(?:\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|digest)\s+|\bbearer\s+)"
+    r"([A-Za-z0-9\-._~+/]{8,}=*)")
+
+# The same assignment shapes detect-secrets' KeywordDetector uses, for names its DENYLIST lacks.
+# The name must end with the word ("GITHUB_TOKEN", "refreshToken"), so "tokenizer" or
+# "max_tokens_per_batch" are not read as secrets.
+# A value may also run to the end of a truncated file with its closing quote missing.
+_EXTRA_KEYWORDS = (r"(?:token|credentials?|access_?key|signing_?key|encryption_?key|session_?key|secret(?:_?key)?"
+                   r"|api_?key|password|passwd|pwd)s?\b")
+_EXTRA_ASSIGNMENT = re.compile(
+    _EXTRA_KEYWORDS + r"[\]'\"]{0,2}\s*(?:=>?|:=?|={2,3})\s*([\'\"`]?)([^\s'\"`,;]+)(?:\1|$)", re.IGNORECASE)
+_DENY = re.compile(ds_keyword.DENYLIST_REGEX, re.IGNORECASE)
+
+_TOKEN_TAIL = re.compile(r"(?:[A-Za-z0-9_\-+/=~]|\.(?=[A-Za-z0-9_-]))*")
+_ENTROPY = Base64HighEntropyString()
+
+# Routes: cheap patterns (Rust regex syntax, run through Polars over the whole column, then
+# over the candidate documents' lines), each a superset of what its detectors can match. A
+# line goes to the Python-level detectors of the routes it matched, and only to those.
+# The names detect-secrets' KeywordDetector and its assignment-shaped plugins look for, and ours.
+_KW = ("api_?key|auth_?key|service_?key|account_?key|db_?key|database_?key|priv_?key|private_?key|client_?key"
+       "|db_?pass|database_?pass|key_?pass|passw|pwd|secret|contrase|token|credential|access_?key|signing_?key"
+       "|encryption_?key|session_?key|aws|cl(?:ou)?[_-]?(?:api)?(?:key|pw)|sl[_-]?(?:api)?[_-]?(?:key|pw|pass|token)")
+ROUTES: dict[str, list[str]] = {
+    # KeywordDetector and the assignment-shaped plugins (AWS secret key, IBM, SoftLayer, Cloudant).
+    "keyword": [rf"(?i)(?:{_KW})[^\s]{{0,60}}\s*[:=!(>'\"`]", rf"(?i)[!=]=\s*[\w.]*(?:{_KW})",
+                # IBM Cloud IAM's plugin accepts a bare "key" name before a 44-character value.
+                r"(?i)key['\"\]]?\s*(?:=|:|=>|\s)\s*['\"]?[a-zA-Z0-9_-]{44}"],
+    "bearer": [r"(?i)bearer\s|authorization"],
+    "jwt": [r"eyJ"],
+    "url": [r"://[^\s/@:]+:[^\s/@]+@"],
+    # Provider plugins with a literal marker, and the ones without (Discord, Telegram, Twilio,
+    # Mailchimp, Artifactory, AWS key ids), by shape.
+    "provider": [
+        r"gh[pousr]_|github_pat_|gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas|sa|c)[_-]|GR1348941|xox[abposr]-|hooks\.slack\.com",
+        r"SG\.|[rs]k_(?:live|test)_|whsec_|sk-|hf_|api_org_|npm_|AIza|ya29\.|T3BlbkFJ|pypi-Ag|AccountKey=|SharedAccessKey=|sig=",
+        r"sq0(?:csp|atp)-|shp(?:at|ca|pa|ss)_|dop_v1_|dapi[a-f0-9]|dckr_pat_|hv[sb]\.|atlasv1|PMAK-|api\.softlayer\.com",
+        r"lin_api_|dp\.(?:pt|st|sa|ct)\.|sntry|NRAK-|AGE-SECRET-KEY|key-[0-9a-f]{32}|gsk_|xai_|r8_|pplx-|discord(?:app)?\.com/api/webhooks",
+        r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.",
+        r"[0-9]{8,10}:[0-9A-Za-z_-]{35}|(?:AC|SK)[a-z0-9]{32}|[0-9a-z]{32}-us[0-9]",
+        r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}|AKC[a-zA-Z0-9]{10}|AP[0-9A-F][a-zA-Z0-9]{8}",
+    ],
+}
+_BLOCK_MARKER = r"BEGIN[A-Z0-9 ]* PRIVATE KEY|PuTTY-User-Key-File"
+# Detector kinds each route serves.
+_ROUTE_KINDS = {"keyword": {"secret_assignment", "api_key", "bearer"}, "bearer": {"bearer"}, "jwt": {"jwt"},
+                "url": {"secret_assignment"}, "provider": {"api_key"}}
+
+_BEGIN = re.compile(r"-{4,5} ?BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5}|PuTTY-User-Key-File-\d+:")
+_END = re.compile(r"-{4,5} ?END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5}")
+# What follows a BEGIN marker on its own line when the block was flattened into one string
+# (JSON "...-----\nMIIE...\n"): escaped newlines, base64 and header characters.
+_REST_OF_BEGIN_LINE = re.compile(r"(?:\\[nr]|[A-Za-z0-9+/=:,. -])*")
+_BODY_LINE = re.compile(r"^[\s\"'`]*[A-Za-z0-9+/]+={0,2}(?:\\n)?[\s\"'`,+\\]*$")
+_HEADER_LINE = re.compile(r"^[\s\"'`]*[A-Za-z][A-Za-z0-9-]*: .*$")
+_PUTTY_BODY = re.compile(r"^[\s\"'`]*(?:Private-MAC|Private-Hash): ")
+
+
+# Lower-case substrings one of which every match of a plugin's token-shaped regexes contains:
+# a line without any skips that plugin (a plugin not listed here always runs).
+_PLUGIN_ANCHORS: dict[str, tuple[str, ...]] = {
+    "Artifactory Credentials": ("akc", "ap"), "AWS Access Key": ("akia", "asia", "abia", "acca", "a3t"),
+    "Azure Storage Account access key": ("accountkey=",), "GitHub Token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    "GitLab Token": ("gl", "gr1348941"), "Mailchimp Access Key": ("-us",), "NPM tokens": ("_authtoken",),
+    "OpenAI Token": ("t3blbkfj",), "PyPI Token": ("pypi-",), "SendGrid API Key": ("sg.",),
+    "Slack Token": ("xox", "hooks.slack.com"), "SoftLayer Credentials": ("softlayer",), "Square OAuth Secret": ("sq0csp-",),
+    "Stripe Access Key": ("k_live_",), "Telegram Bot Token": (":",), "Twilio API Key": ("ac", "sk"),
+}
+_LEADING_LITERAL = re.compile(r"^(?:\\b|\(\?i\)\\b)?((?:[A-Za-z0-9_-]|\\\.)+)(?=[\[(\\]|$)")
+
+
+_SUPPLEMENT_ANCHORS = {r"\b(?:sk|rk)_": ("k_live_", "k_test_"), r"\b[a-z0-9]{14}\.atlasv1": ("atlasv1",),
+                       r"\b(?:gsk|xai)_": ("gsk_", "xai_"), "https://discord": ("discord",), r"\bsig=": ("sig=",),
+                       r"(?i)\b(?:SharedAccessKey|AccountKey)=": ("accesskey=", "accountkey=")}
+
+
+def _supplement_anchor(pattern: str) -> tuple[str, ...] | None:
+    """The literal a SUPPLEMENTS pattern starts with (after its \\b), lower-cased."""
+    for head, anchors in _SUPPLEMENT_ANCHORS.items():
+        if pattern.startswith(head):
+            return anchors
+    m = _LEADING_LITERAL.match(pattern)
+    return (m.group(1).replace("\\.", ".").lower(),) if m else None
+
+
+def _api_key_patterns() -> tuple[list[tuple[tuple[str, ...] | None, re.Pattern]], list[re.Pattern]]:
+    """detect-secrets' regex plugins (and SUPPLEMENTS): ((anchors, regex) by token shape,
+    regexes by assignment to a name)."""
+    shaped, assigned = [], []
+    for secret_type, cls in sorted(get_mapping_from_secret_type_to_class().items()):
+        if secret_type in _NOT_API_KEY or not issubclass(cls, RegexBasedDetector):
+            continue
+        for rx in cls.denylist:
+            # build_assignment_regex output, and AWS's "aws ... key = '<40 chars>'": need a name.
+            if rx.pattern.startswith("(?:(?<=\\W)") or rx.pattern.startswith("aws"):
+                assigned.append(rx)
+            else:
+                shaped.append((_PLUGIN_ANCHORS.get(secret_type), rx))
+    return shaped + [(_supplement_anchor(p), re.compile(p)) for p in SUPPLEMENTS], assigned
+
+
+_API_KEY, _API_KEY_ASSIGNED = _api_key_patterns()
+_ALL_ANCHORS = sorted({a for anchors, _ in _API_KEY if anchors for a in anchors})
+_JWT = JwtTokenDetector.denylist
+_BASIC_AUTH = BasicAuthDetector.denylist
+# KeywordDetector's regexes for every file type it knows (the same regex appears in several).
+_KEYWORD = list({**ds_keyword.CONFIG_DENYLIST_REGEX_TO_GROUP, **ds_keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+                 **ds_keyword.GOLANG_DENYLIST_REGEX_TO_GROUP, **ds_keyword.COMMON_C_DENYLIST_REGEX_TO_GROUP,
+                 **ds_keyword.C_PLUS_PLUS_REGEX_TO_GROUP, _EXTRA_ASSIGNMENT: 2}.items())
+
+
+def _widen(line: str, start: int, end: int) -> tuple[int, int]:
+    """Extend a match to the end of the token it stopped inside."""
+    return start, _TOKEN_TAIL.match(line, end).end()
+
+
+_NUMBERISH = re.compile(r"^[\d.,_:/+-]+$")  # counts, versions, dates, times
+_WORDISH = re.compile(r"^(?:[A-Z]?[a-z]+|[A-Za-z_][\w]*[._(][\w.()]*)$")  # a word, or a dotted/underscored name
+
+
+def _value_span(line: str, start: int, end: int) -> tuple[int, int]:
+    """The first whitespace-free token of a keyword hit's value, trailing `,;)` stripped
+    (detect-secrets' value group runs to the end of an unquoted line)."""
+    value = line[start:end]
+    lead = len(value) - len(value.lstrip())
+    start += lead
+    cut = re.search(r"\s", line[start:end])
+    if cut:
+        end = start + cut.start()
+    while end > start and line[end - 1] in ",;)":
+        end -= 1
+    return start, end
+
+
+def _plausible_value(v: str, quoted: bool, line: str, min_length: int, min_entropy: float) -> bool:
+    """detect-secrets' false-positive heuristics for keyword hits, then a value test: a
+    digit, or enough Shannon entropy (an English word or a placeholder is not a secret)."""
+    if (len(v) < min_length or heuristic.is_templated_secret(v) or heuristic.is_prefixed_with_dollar_sign(v)
+            or heuristic.is_not_alphanumeric_string(v) or _NUMBERISH.match(v) or heuristic.is_sequential_string(v)):
+        return False
+    digit = any(c.isdigit() for c in v)
+    if not digit and not quoted and _WORDISH.match(v):
+        return False  # `password = settings.DB_PASSWORD`, `secret: Required`
+    if not digit and _ENTROPY.calculate_shannon_entropy(v) < min_entropy:
+        return False
+    # `secret = get_secret_key()`: only an unquoted value can be a reference; a quoted one is a
+    # literal. (`line` is a window around the hit: the heuristic's regex is quadratic in length.)
+    return quoted or not heuristic.is_indirect_reference(line)
+
+
+def _api_key_spans(line: str, patterns: list, spans: list) -> None:
+    low = line.lower()
+    present = {a for a in _ALL_ANCHORS if a in low}
+    for anchors, rx in patterns:
+        if anchors is not None and present.isdisjoint(anchors):
+            continue
+        for m in rx.finditer(line):
+            # Plugins built with build_assignment_regex capture the secret in their last
+            # group; an optional short prefix group (GitLab CI tokens) is not the secret.
+            g = next((i for i in range(rx.groups, 0, -1) if m.group(i) and len(m.group(i)) >= 8), 0)
+            s, e = m.span(g)
+            # Plugins whose regex includes the delimiters around the token (Artifactory).
+            while s < e and not (line[s].isalnum() or line[s] in "_-"):
+                s += 1
+            while e > s and line[e - 1] in " \t\"'":
+                e -= 1
+            # `AccountKey=...`, `sig=...`: the name stays readable, the value goes.
+            eq = line.find("=", s, e)
+            if eq > s and line[s:eq].isalpha():
+                s = eq + 1
+            spans.append((*_widen(line, s, e), "api_key"))
+
+
+def scan_line(line: str, kinds: set[str], min_length: int = 8, min_entropy: float = 3.0,
+              routes: set[str] | None = None) -> list[tuple[int, int, str]]:
+    """Spans (start, end, kind) of the secrets in one line, merged, in order. `routes` (from
+    the pre-filter) limits which detectors run; None runs all."""
+    routes = set(ROUTES) if routes is None else routes
+    spans: list[tuple[int, int, str]] = []
+    if "jwt" in kinds and "jwt" in routes:
+        for rx in _JWT:
+            for m in rx.finditer(line):
+                if JwtTokenDetector.is_formally_valid(m.group(0)):
+                    spans.append((*_widen(line, m.start(), m.end()), "jwt"))
+    if "bearer" in kinds and routes & {"bearer", "keyword"}:
+        for m in _AUTH_HEADER.finditer(line):
+            spans.append((*_widen(line, m.start(1), m.end(1)), "bearer"))
+    if "api_key" in kinds:
+        if "provider" in routes:
+            _api_key_spans(line, _API_KEY, spans)
+        if "keyword" in routes:
+            _api_key_spans(line, [(None, rx) for rx in _API_KEY_ASSIGNED], spans)
+    if "secret_assignment" in kinds and "url" in routes:
+        for rx in _BASIC_AUTH:
+            for m in rx.finditer(line):
+                spans.append((m.start(1), m.end(1), "secret_assignment"))
+    if "secret_assignment" in kinds and "keyword" in routes:
+        keyword = _KEYWORD if _DENY.search(line) else _KEYWORD[-1:]  # the last is _EXTRA_ASSIGNMENT
+        for rx, group in keyword:
+            for m in rx.finditer(line):
+                if not m.group(group):
+                    continue
+                s, e = _value_span(line, *m.span(group))
+                quoted = s > 0 and line[s - 1] in "'\"`"
+                if _plausible_value(line[s:e], quoted, line[max(0, m.start() - 40):e + 80], min_length, min_entropy):
+                    spans.append((s, e, "secret_assignment"))
+    if not spans:
+        return []
+    order = {k: i for i, k in enumerate(SECRET_KINDS)}
+    spans.sort(key=lambda x: (x[0], -x[1], order[x[2]]))
+    merged = [list(spans[0])]
+    for s, e, k in spans[1:]:
+        last = merged[-1]
+        if s < last[1]:
+            if e > last[1]:
+                last[1] = e
+            if order[k] < order[last[2]]:
+                last[2] = k
+        else:
+            merged.append([s, e, k])
+    return [tuple(m) for m in merged]
+
+
+def _redact_line(line: str, spans: list[tuple[int, int, str]], counts: Counter) -> str:
+    out, pos = [], 0
+    for s, e, k in spans:
+        out += [line[pos:s], PLACEHOLDER[k]]
+        counts[k] += 1
+        pos = e
+    out.append(line[pos:])
+    return "".join(out)
+
+
+def redact_key_blocks(text: str) -> tuple[str, int]:
+    """Replace every armored private-key block, complete or truncated, by <PRIVATE_KEY>."""
+    out, pos, n = [], 0, 0
+    while (m := _BEGIN.search(text, pos)) is not None:
+        end_m = _END.search(text, m.end())
+        if end_m is not None:
+            stop = end_m.end()
+        else:
+            stop = _block_run_end(text, m)
+        out += [text[pos:m.start()], PLACEHOLDER["private_key"]]
+        n += 1
+        pos = stop
+    out.append(text[pos:])
+    return "".join(out), n
+
+
+def _block_run_end(text: str, begin: re.Match) -> int:
+    """End offset of a block with no END line: the rest of the BEGIN line when it is block
+    material, then every following line that is base64 body, a `Name: value` header, or a blank
+    line followed by body (PGP armor puts one between headers and body)."""
+    stop = _REST_OF_BEGIN_LINE.match(text, begin.end()).end()
+    nl = text.find("\n", stop)
+    if nl < 0 or text[stop:nl].strip():  # the text ends, or more text on the BEGIN line ends the block
+        return stop
+    pos = nl + 1
+    while pos < len(text):
+        nl = text.find("\n", pos)
+        line = text[pos:] if nl < 0 else text[pos:nl]
+        ok = bool(_BODY_LINE.match(line) or _HEADER_LINE.match(line) or _PUTTY_BODY.match(line))
+        if not ok and not line.strip() and nl >= 0:
+            nxt_end = text.find("\n", nl + 1)
+            nxt = text[nl + 1:] if nxt_end < 0 else text[nl + 1:nxt_end]
+            ok = bool(_BODY_LINE.match(nxt))
+        if not ok:
+            return pos
+        stop = len(text) if nl < 0 else nl
+        pos = len(text) if nl < 0 else nl + 1
+    return stop
+
+
+def redact(texts: pl.Series, kinds: list[str], min_length: int = 8, min_entropy: float = 3.0
+           ) -> tuple[pl.Series, pl.DataFrame]:
+    """Return (texts with secrets replaced, counts: one u32 column per secret kind in `kinds`)."""
+    want = [k for k in SECRET_KINDS if k in kinds]
+    t = texts.cast(pl.Utf8)
+    n = len(t)
+    counts = {k: np.zeros(n, dtype=np.uint32) for k in want}
+    if not want or n == 0:
+        return t.alias(texts.name), pl.DataFrame(counts, schema={k: pl.UInt32 for k in want})
+    kindset = set(want)
+    routes = {r: pats for r, pats in ROUTES.items() if _ROUTE_KINDS[r] & kindset}
+    doc_pats = [p for pats in routes.values() for p in pats] + ([_BLOCK_MARKER] if "private_key" in kindset else [])
+    # One Polars pass per pattern, OR-ed: a single alternation of them all is ~10x slower
+    # (the lazy DFA's state space multiplies).
+    cand_mask = pl.select(pl.any_horizontal([t.str.contains(p).fill_null(False) for p in doc_pats])).to_series()
+    cand = np.flatnonzero(cand_mask.to_numpy())
+    if len(cand) == 0:
+        return t.alias(texts.name), pl.DataFrame(counts, schema={k: pl.UInt32 for k in want})
+    values = t.to_numpy().copy()
+    sub = pl.Series(values[cand], dtype=pl.Utf8)
+    if "private_key" in kindset:
+        for j in np.flatnonzero(sub.str.contains(_BLOCK_MARKER).to_numpy()):
+            i = cand[j]
+            values[i], counts["private_key"][i] = redact_key_blocks(values[i])
+        sub = pl.Series(values[cand], dtype=pl.Utf8)
+    if routes:
+        line = pl.col("line")
+        lines = (pl.DataFrame({"doc": cand, "line": sub.str.split("\n")})
+                 .with_columns(pl.int_ranges(line.list.len()).alias("no"))
+                 .explode("line", "no")
+                 .with_columns([pl.any_horizontal([line.str.contains(p) for p in pats]).alias(r) for r, pats in routes.items()])
+                 .filter(pl.any_horizontal(list(routes))))
+        names = list(routes)
+        changed: dict[int, dict[int, str]] = {}
+        per_doc: dict[int, Counter] = {}
+        for doc, text, no, *hits in lines.iter_rows():
+            spans = scan_line(text, kindset, min_length, min_entropy, {r for r, h in zip(names, hits) if h})
+            if spans:
+                c = per_doc.setdefault(doc, Counter())
+                changed.setdefault(doc, {})[no] = _redact_line(text, spans, c)
+        for doc, repl in changed.items():
+            parts = values[doc].split("\n")
+            for no, new in repl.items():
+                parts[no] = new
+            values[doc] = "\n".join(parts)
+            for k, c in per_doc[doc].items():
+                counts[k][doc] += c
+    return (pl.Series(texts.name, values, dtype=pl.Utf8),
+            pl.DataFrame(counts, schema={k: pl.UInt32 for k in want}))
