@@ -147,8 +147,11 @@ _END = re.compile(r"-{4,5} ?END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5}")
 # What follows a BEGIN marker on its own line when the block was flattened into one string
 # (JSON "...-----\nMIIE...\n"): escaped newlines, base64 and header characters.
 _REST_OF_BEGIN_LINE = re.compile(r"(?:\\[nr]|[A-Za-z0-9+/=:,. -])*")
-_BODY_LINE = re.compile(r"^[\s\"'`]*[A-Za-z0-9+/]+={0,2}(?:\\n)?[\s\"'`,+\\]*$")
-_HEADER_LINE = re.compile(r"^[\s\"'`]*[A-Za-z][A-Za-z0-9-]*: .*$")
+# A key's lines may sit in a comment (`# `, `// `, `; `, `-- `, ` * `, `> `) or a string literal.
+_LINE_PREFIX = r"^[\s\"'`]*(?:(?:#+|//|;+|--|\*|>)[ \t]*)?[\"'`]?"
+_BODY_LINE = re.compile(_LINE_PREFIX + r"[A-Za-z0-9+/]+={0,2}(?:\\n)?[\s\"'`,+\\]*$")
+_HEADER_LINE = re.compile(_LINE_PREFIX + r"[A-Za-z][A-Za-z0-9-]*: .*$")
+_BLANK_LINE = re.compile(_LINE_PREFIX + r"\s*$")
 _PUTTY_BODY = re.compile(r"^[\s\"'`]*(?:Private-MAC|Private-Hash): ")
 
 
@@ -356,12 +359,12 @@ def _block_run_end(text: str, begin: re.Match) -> int:
         nl = text.find("\n", pos)
         line = text[pos:] if nl < 0 else text[pos:nl]
         ok = bool(_BODY_LINE.match(line) or _HEADER_LINE.match(line) or _PUTTY_BODY.match(line))
-        if not ok and not line.strip() and nl >= 0:
+        if not ok and _BLANK_LINE.match(line) and nl >= 0:
             nxt_end = text.find("\n", nl + 1)
             nxt = text[nl + 1:] if nxt_end < 0 else text[nl + 1:nxt_end]
             ok = bool(_BODY_LINE.match(nxt))
         if not ok:
-            return pos
+            return stop
         stop = len(text) if nl < 0 else nl
         pos = len(text) if nl < 0 else nl + 1
     return stop
