@@ -25,11 +25,11 @@ A match is widened to the end of its token (a plugin regex that stops after a fi
 must not leave the key's tail behind); overlapping matches merge and count once, for the
 first kind in `SECRET_KINDS` order.
 
-Speed: one Polars `str.contains` over the column with `PREFILTER` (literal provider markers
-and cheap shapes; a superset of what any detector can match) picks the candidate documents;
-their lines are exploded and filtered again by the same expression, and only those lines go
-through the Python-level plugins. Key blocks are looked for only in documents with a BEGIN or
-PuTTY marker.
+Speed: `ROUTES` are cheap tests (Polars `str.contains_any` over literal markers, and a few
+regexes) that are supersets of what their detectors can match. One pass each over the column
+picks the candidate documents; their lines are exploded and tested again, tighter, and only
+the lines that pass go through the Python-level plugins of the routes they matched. Key
+blocks are looked for only in documents with a BEGIN or PuTTY marker.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ _EXTRA_KEYWORDS = (r"(?:token|credentials?|access_?key|signing_?key|encryption_?
 _EXTRA_ASSIGNMENT = re.compile(
     _EXTRA_KEYWORDS + r"[\]'\"]{0,2}\s*(?:=>?|:=?|={2,3})\s*([\'\"`]?)([^\s'\"`,;]+)(?:\1|$)", re.IGNORECASE)
 _DENY = re.compile(ds_keyword.DENYLIST_REGEX, re.IGNORECASE)
+_PRECEDED_BY = ds_keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX
 
 _TOKEN_TAIL = re.compile(r"(?:[A-Za-z0-9_\-+/=~]|\.(?=[A-Za-z0-9_-]))*")
 _ENTROPY = Base64HighEntropyString()
@@ -117,26 +118,47 @@ _ENTROPY = Base64HighEntropyString()
 _KW = ("api_?key|auth_?key|service_?key|account_?key|db_?key|database_?key|priv_?key|private_?key|client_?key"
        "|db_?pass|database_?pass|key_?pass|passw|pwd|secret|contrase|token|credential|access_?key|signing_?key"
        "|encryption_?key|session_?key|aws|cl(?:ou)?[_-]?(?:api)?(?:key|pw)|sl[_-]?(?:api)?[_-]?(?:key|pw|pass|token)")
-ROUTES: dict[str, list[str]] = {
+# Literal markers of the provider plugins and SUPPLEMENTS (regex alternations of literals,
+# which Rust's regex engine matches with a SIMD literal search).
+_PROVIDER_MARKERS = [
+    r"gh[pousr]_|github_pat_|gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas|sa|c)[_-]|GR1348941|xox[abposr]-|hooks\.slack\.com",
+    r"SG\.|[rs]k_(?:live|test)_|whsec_|\bsk-|hf_|api_org_|npm_|AIza|ya29\.|T3BlbkFJ|pypi-Ag|AccountKey=|SharedAccessKey=|sig=",
+    r"sq0(?:csp|atp)-|shp(?:at|ca|pa|ss)_|dop_v1_|dapi[a-f0-9]|dckr_pat_|hv[sb]\.|atlasv1|PMAK-|api\.softlayer\.com",
+    r"lin_api_|dp\.(?:pt|st|sa|ct)\.|sntry|NRAK-|AGE-SECRET-KEY|\bkey-[0-9a-f]{32}|gsk_|xai_|r8_|pplx-|discord(?:app)?\.com/api/webhooks",
+    r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}|AKC[a-zA-Z0-9]{10}",
+    r"[0-9a-z]{32}-us[0-9]",
+]
+# A test is ("any", literals, case_insensitive) -> Polars `str.contains_any` (Aho-Corasick), or
+# ("re", pattern) -> `str.contains`. Each route has document-level tests (a superset, cheap over
+# the whole column) and line-level tests (tighter, over the candidate documents' lines only).
+# One pass per test, OR-ed: an alternation of them all is ~10x slower (literal optimizations
+# are lost and the lazy DFA's state space multiplies).
+_SHAPES = [("re", r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\."),       # Discord bot token
+           ("re", r"[0-9]{8,10}:[0-9A-Za-z_-]{35}"),                          # Telegram bot token
+           ("re", r"(?:AC|SK)[a-z0-9]{32}"),                                  # Twilio
+           ("re", r"AP[0-9A-F][a-zA-Z0-9]{8}")]                               # Artifactory password
+_KEYWORD_LINE = [("re", rf"(?i)(?:{_KW})[^\s]{{0,60}}\s*[:=!(>'\"`]"), ("re", rf"(?i)[!=]=\s*[\w.]*(?:{_KW})"),
+                 # IBM Cloud IAM's plugin accepts a bare "key" name before a 44-character value.
+                 ("re", r"(?i)key['\"\]]?\s*(?:=|:|=>|\s)\s*['\"]?[a-zA-Z0-9_-]{44}")]
+
+ROUTES: dict[str, dict[str, list[tuple]]] = {
     # KeywordDetector and the assignment-shaped plugins (AWS secret key, IBM, SoftLayer, Cloudant).
-    "keyword": [rf"(?i)(?:{_KW})[^\s]{{0,60}}\s*[:=!(>'\"`]", rf"(?i)[!=]=\s*[\w.]*(?:{_KW})",
-                # IBM Cloud IAM's plugin accepts a bare "key" name before a 44-character value.
-                r"(?i)key['\"\]]?\s*(?:=|:|=>|\s)\s*['\"]?[a-zA-Z0-9_-]{44}"],
-    "bearer": [r"(?i)bearer\s|authorization"],
-    "jwt": [r"eyJ"],
-    "url": [r"://[^\s/@:]+:[^\s/@]+@"],
-    # Provider plugins with a literal marker, and the ones without (Discord, Telegram, Twilio,
-    # Mailchimp, Artifactory, AWS key ids), by shape.
-    "provider": [
-        r"gh[pousr]_|github_pat_|gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas|sa|c)[_-]|GR1348941|xox[abposr]-|hooks\.slack\.com",
-        r"SG\.|[rs]k_(?:live|test)_|whsec_|sk-|hf_|api_org_|npm_|AIza|ya29\.|T3BlbkFJ|pypi-Ag|AccountKey=|SharedAccessKey=|sig=",
-        r"sq0(?:csp|atp)-|shp(?:at|ca|pa|ss)_|dop_v1_|dapi[a-f0-9]|dckr_pat_|hv[sb]\.|atlasv1|PMAK-|api\.softlayer\.com",
-        r"lin_api_|dp\.(?:pt|st|sa|ct)\.|sntry|NRAK-|AGE-SECRET-KEY|key-[0-9a-f]{32}|gsk_|xai_|r8_|pplx-|discord(?:app)?\.com/api/webhooks",
-        r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.",
-        r"[0-9]{8,10}:[0-9A-Za-z_-]{35}|(?:AC|SK)[a-z0-9]{32}|[0-9a-z]{32}-us[0-9]",
-        r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}|AKC[a-zA-Z0-9]{10}|AP[0-9A-F][a-zA-Z0-9]{8}",
-    ],
+    "keyword": {"doc": _KEYWORD_LINE, "line": _KEYWORD_LINE},
+    "bearer": {"doc": [("re", r"(?i)bearer\s|authorization")], "line": [("re", r"(?i)bearer\s|authorization")]},
+    "jwt": {"doc": [("any", ["eyJ"], False)], "line": [("any", ["eyJ"], False)]},
+    "url": {"doc": [("re", r"://[^\s/@:]+:[^\s/@]+@")], "line": [("re", r"://[^\s/@:]+:[^\s/@]+@")]},
+    # Provider plugins with a literal marker, and the ones without one, by shape.
+    "provider": {"doc": [*(("re", p) for p in _PROVIDER_MARKERS), *_SHAPES],
+                 "line": [*(("re", p) for p in _PROVIDER_MARKERS), *_SHAPES]},
 }
+
+
+def _test(col: pl.Expr | pl.Series, test: tuple):
+    if test[0] == "any":
+        return col.str.contains_any(test[1], ascii_case_insensitive=test[2])
+    return col.str.contains(test[1])
+
+
 _BLOCK_MARKER = r"BEGIN[A-Z0-9 ]* PRIVATE KEY|PuTTY-User-Key-File"
 # Detector kinds each route serves.
 _ROUTE_KINDS = {"keyword": {"secret_assignment", "api_key", "bearer"}, "bearer": {"bearer"}, "jwt": {"jwt"},
@@ -199,6 +221,9 @@ def _api_key_patterns() -> tuple[list[tuple[tuple[str, ...] | None, re.Pattern]]
 
 
 _API_KEY, _API_KEY_ASSIGNED = _api_key_patterns()
+_API_KEY_ASSIGNED_ALL = [(None, rx) for rx in _API_KEY_ASSIGNED]
+# The assignment-shaped plugins' values are all 24 to 64 characters of one token.
+_LONG_TOKEN = re.compile(r"[A-Za-z0-9_\-/+]{24}")
 _ALL_ANCHORS = sorted({a for anchors, _ in _API_KEY if anchors for a in anchors})
 _JWT = JwtTokenDetector.denylist
 _BASIC_AUTH = BasicAuthDetector.denylist
@@ -213,6 +238,7 @@ def _widen(line: str, start: int, end: int) -> tuple[int, int]:
     return start, _TOKEN_TAIL.match(line, end).end()
 
 
+_INDIRECT = re.compile(r"[\w.-]+[\[(]")
 _NUMBERISH = re.compile(r"^[\d.,_:/+-]+$")  # counts, versions, dates, times
 _WORDISH = re.compile(r"^(?:[A-Z]?[a-z]+|[A-Za-z_][\w]*[._(][\w.()]*)$")  # a word, or a dotted/underscored name
 
@@ -231,7 +257,7 @@ def _value_span(line: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _plausible_value(v: str, quoted: bool, line: str, min_length: int, min_entropy: float) -> bool:
+def _plausible_value(v: str, quoted: bool, min_length: int, min_entropy: float) -> bool:
     """detect-secrets' false-positive heuristics for keyword hits, then a value test: a
     digit, or enough Shannon entropy (an English word or a placeholder is not a secret)."""
     if (len(v) < min_length or heuristic.is_templated_secret(v) or heuristic.is_prefixed_with_dollar_sign(v)
@@ -242,9 +268,10 @@ def _plausible_value(v: str, quoted: bool, line: str, min_length: int, min_entro
         return False  # `password = settings.DB_PASSWORD`, `secret: Required`
     if not digit and _ENTROPY.calculate_shannon_entropy(v) < min_entropy:
         return False
-    # `secret = get_secret_key()`: only an unquoted value can be a reference; a quoted one is a
-    # literal. (`line` is a window around the hit: the heuristic's regex is quadratic in length.)
-    return quoted or not heuristic.is_indirect_reference(line)
+    # `secret = get_secret_key()`, `secret = request.headers['apikey']`: detect-secrets'
+    # is_indirect_reference, applied to the value alone (its line-wide regex is quadratic in the
+    # line's length); only an unquoted value can be a reference, a quoted one is a literal.
+    return quoted or not _INDIRECT.match(v)
 
 
 def _api_key_spans(line: str, patterns: list, spans: list) -> None:
@@ -287,22 +314,34 @@ def scan_line(line: str, kinds: set[str], min_length: int = 8, min_entropy: floa
     if "api_key" in kinds:
         if "provider" in routes:
             _api_key_spans(line, _API_KEY, spans)
-        if "keyword" in routes:
-            _api_key_spans(line, [(None, rx) for rx in _API_KEY_ASSIGNED], spans)
+        if "keyword" in routes and _LONG_TOKEN.search(line):
+            _api_key_spans(line, _API_KEY_ASSIGNED_ALL, spans)
     if "secret_assignment" in kinds and "url" in routes:
         for rx in _BASIC_AUTH:
             for m in rx.finditer(line):
                 spans.append((m.start(1), m.end(1), "secret_assignment"))
     if "secret_assignment" in kinds and "keyword" in routes:
-        keyword = _KEYWORD if _DENY.search(line) else _KEYWORD[-1:]  # the last is _EXTRA_ASSIGNMENT
-        for rx, group in keyword:
-            for m in rx.finditer(line):
+        deny = _DENY.search(line)
+        judged: dict[tuple[int, int], bool] = {}  # several regexes find the same value
+        for rx, group in _KEYWORD:
+            if rx is _EXTRA_ASSIGNMENT:
+                matches = rx.finditer(line)
+            elif deny is None:
+                continue
+            else:
+                # KeywordDetector takes each regex's first match (`search`); none can start
+                # before the first denylisted name except the one that starts with the value.
+                m = rx.search(line, 0 if rx is _PRECEDED_BY else deny.start())
+                matches = (m,) if m else ()
+            for m in matches:
                 if not m.group(group):
                     continue
                 s, e = _value_span(line, *m.span(group))
-                quoted = s > 0 and line[s - 1] in "'\"`"
-                if _plausible_value(line[s:e], quoted, line[max(0, m.start() - 40):e + 80], min_length, min_entropy):
-                    spans.append((s, e, "secret_assignment"))
+                if (s, e) not in judged:
+                    quoted = s > 0 and line[s - 1] in "'\"`"
+                    judged[s, e] = _plausible_value(line[s:e], quoted, min_length, min_entropy)
+                    if judged[s, e]:
+                        spans.append((s, e, "secret_assignment"))
     if not spans:
         return []
     order = {k: i for i, k in enumerate(SECRET_KINDS)}
@@ -380,11 +419,11 @@ def redact(texts: pl.Series, kinds: list[str], min_length: int = 8, min_entropy:
     if not want or n == 0:
         return t.alias(texts.name), pl.DataFrame(counts, schema={k: pl.UInt32 for k in want})
     kindset = set(want)
-    routes = {r: pats for r, pats in ROUTES.items() if _ROUTE_KINDS[r] & kindset}
-    doc_pats = [p for pats in routes.values() for p in pats] + ([_BLOCK_MARKER] if "private_key" in kindset else [])
-    # One Polars pass per pattern, OR-ed: a single alternation of them all is ~10x slower
-    # (the lazy DFA's state space multiplies).
-    cand_mask = pl.select(pl.any_horizontal([t.str.contains(p).fill_null(False) for p in doc_pats])).to_series()
+    routes = {r: spec for r, spec in ROUTES.items() if _ROUTE_KINDS[r] & kindset}
+    doc_tests = [test for spec in routes.values() for test in spec["doc"]]
+    if "private_key" in kindset:
+        doc_tests.append(("any", ["BEGIN", "PuTTY-User-Key-File"], False))
+    cand_mask = pl.select(pl.any_horizontal([_test(t, test).fill_null(False) for test in doc_tests])).to_series()
     cand = np.flatnonzero(cand_mask.to_numpy())
     if len(cand) == 0:
         return t.alias(texts.name), pl.DataFrame(counts, schema={k: pl.UInt32 for k in want})
@@ -400,7 +439,8 @@ def redact(texts: pl.Series, kinds: list[str], min_length: int = 8, min_entropy:
         lines = (pl.DataFrame({"doc": cand, "line": sub.str.split("\n")})
                  .with_columns(pl.int_ranges(line.list.len()).alias("no"))
                  .explode("line", "no")
-                 .with_columns([pl.any_horizontal([line.str.contains(p) for p in pats]).alias(r) for r, pats in routes.items()])
+                 .with_columns([pl.any_horizontal([_test(line, test) for test in spec["line"]]).alias(r)
+                                for r, spec in routes.items()])
                  .filter(pl.any_horizontal(list(routes))))
         names = list(routes)
         changed: dict[int, dict[int, str]] = {}
