@@ -2,8 +2,9 @@
 
 Secrets (private_key, jwt, bearer, api_key, secret_assignment) are found by
 `filters.secrets` (detect-secrets' plugins behind a vectorized pre-filter; see there).
-E-mails, IP addresses and phone numbers are the regexes below, each run over the whole
-partition as one Polars `str.count_matches` + `str.replace_all`. Secrets go first, so a
+E-mails, IP addresses and phone numbers are the regexes below, run with Polars
+(`str.count_matches`, then `str.replace_all` on the rows that matched) on the rows that pass
+the kind's cheap `PREFILTERS` test. Secrets go first, so a
 URL's password or a key is gone before the e-mail, IP or phone patterns could see its
 characters. Counts per kind go to meta.redactions.
 
@@ -40,6 +41,15 @@ PATTERNS: dict[str, tuple[str, str]] = {
 }
 
 
+# Cheap tests, one of which every match of the kind's pattern passes (the patterns start with
+# character classes, which defeat the regex engine's literal search; these do not): the
+# pattern itself then runs only on the rows that pass.
+PREFILTERS: dict[str, list[str]] = {
+    "email": ["@"],
+    "ip_address": [r"[0-9]\.[0-9]{1,3}\.[0-9]", r"[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:"],  # a.b.c.d; h:h: or h::
+    "phone": [r"[0-9]{3}[\s.-][0-9]{3}"],  # both alternatives end in ddd<sep>ddd(d)
+}
+
 KINDS: tuple[str, ...] = (*secrets.SECRET_KINDS, *PATTERNS)
 
 
@@ -52,10 +62,15 @@ def redact(texts: pl.Series, kinds: list[str], min_secret_length: int = 8, min_s
         if kind not in kinds:
             continue
         pattern, repl = PATTERNS[kind]
-        n = t.str.count_matches(pattern).fill_null(0).cast(pl.UInt32)
+        maybe = pl.select(pl.any_horizontal([t.str.contains(p, literal=p == "@").fill_null(False)
+                                             for p in PREFILTERS[kind]])).to_series()
+        n = pl.Series(kind, [0] * len(t), dtype=pl.UInt32)
+        if maybe.any():
+            idx = maybe.arg_true()
+            n = n.scatter(idx, t.gather(idx).str.count_matches(pattern).fill_null(0).cast(pl.UInt32))
         counts[kind] = n
         hit = n > 0
-        if hit.any():  # replace only in the rows that hold a match: one pass over the column, not two
+        if hit.any():  # replace only in the rows that hold a match
             t = t.scatter(hit.arg_true(), t.filter(hit).str.replace_all(pattern, repl))
     order = [k for k in KINDS if k in counts]
     return t.alias(texts.name), pl.DataFrame({k: counts[k] for k in order}, schema={k: pl.UInt32 for k in order})

@@ -106,6 +106,15 @@ _EXTRA_KEYWORDS = (r"(?:token|credentials?|access_?key|signing_?key|encryption_?
 _EXTRA_ASSIGNMENT = re.compile(
     _EXTRA_KEYWORDS + r"[\]'\"]{0,2}\s*(?:=>?|:=?|={2,3})\s*([\'\"`]?)([^\s'\"`,;]+)(?:\1|$)", re.IGNORECASE)
 _DENY = re.compile(ds_keyword.DENYLIST_REGEX, re.IGNORECASE)
+# The operator each KeywordDetector regex needs: a line without it skips that regex.
+_KEYWORD_GATES = {
+    ds_keyword.FOLLOWED_BY_COLON_EQUAL_SIGNS_REGEX: ":=", ds_keyword.FOLLOWED_BY_COLON_REGEX: ":",
+    ds_keyword.FOLLOWED_BY_COLON_QUOTES_REQUIRED_REGEX: ":", ds_keyword.FOLLOWED_BY_EQUAL_SIGNS_REGEX: "=",
+    ds_keyword.FOLLOWED_BY_EQUAL_SIGNS_OPTIONAL_BRACKETS_OPTIONAL_AT_SIGN_QUOTES_REQUIRED_REGEX: '"',
+    ds_keyword.FOLLOWED_BY_OPTIONAL_ASSIGN_QUOTES_REQUIRED_REGEX: '("', ds_keyword.FOLLOWED_BY_EQUAL_SIGNS_QUOTES_REQUIRED_REGEX: "=",
+    ds_keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX: "=", ds_keyword.FOLLOWED_BY_QUOTES_AND_SEMICOLON_REGEX: ";",
+    ds_keyword.FOLLOWED_BY_ARROW_FUNCTION_SIGN_QUOTES_REQUIRED_REGEX: "=",
+}
 _PRECEDED_BY = ds_keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX
 
 _TOKEN_TAIL = re.compile(r"(?:[A-Za-z0-9_\-+/=~]|\.(?=[A-Za-z0-9_-]))*")
@@ -224,7 +233,12 @@ _API_KEY, _API_KEY_ASSIGNED = _api_key_patterns()
 _API_KEY_ASSIGNED_ALL = [(None, rx) for rx in _API_KEY_ASSIGNED]
 # The assignment-shaped plugins' values are all 24 to 64 characters of one token.
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9_\-/+]{24}")
-_ALL_ANCHORS = sorted({a for anchors, _ in _API_KEY if anchors for a in anchors})
+_BY_ANCHOR: dict[str, list[int]] = {}
+for _i, (_anchors, _) in enumerate(_API_KEY):
+    for _a in _anchors or ():
+        _BY_ANCHOR.setdefault(_a, []).append(_i)
+_UNANCHORED = [i for i, (anchors, _) in enumerate(_API_KEY) if anchors is None]
+_ALL_ANCHORS = sorted(_BY_ANCHOR)
 _JWT = JwtTokenDetector.denylist
 _BASIC_AUTH = BasicAuthDetector.denylist
 # KeywordDetector's regexes for every file type it knows (the same regex appears in several).
@@ -275,11 +289,14 @@ def _plausible_value(v: str, quoted: bool, min_length: int, min_entropy: float) 
 
 
 def _api_key_spans(line: str, patterns: list, spans: list) -> None:
-    low = line.lower()
-    present = {a for a in _ALL_ANCHORS if a in low}
-    for anchors, rx in patterns:
-        if anchors is not None and present.isdisjoint(anchors):
-            continue
+    if patterns is _API_KEY:  # only the regexes whose anchor is in the line, and the unanchored
+        low = line.lower()
+        chosen = set(_UNANCHORED)
+        for a in _ALL_ANCHORS:
+            if a in low:
+                chosen.update(_BY_ANCHOR[a])
+        patterns = [_API_KEY[i] for i in sorted(chosen)]
+    for _, rx in patterns:
         for m in rx.finditer(line):
             # Plugins built with build_assignment_regex capture the secret in their last
             # group; an optional short prefix group (GitLab CI tokens) is not the secret.
@@ -326,7 +343,7 @@ def scan_line(line: str, kinds: set[str], min_length: int = 8, min_entropy: floa
         for rx, group in _KEYWORD:
             if rx is _EXTRA_ASSIGNMENT:
                 matches = rx.finditer(line)
-            elif deny is None:
+            elif deny is None or _KEYWORD_GATES.get(rx, "") not in line:
                 continue
             else:
                 # KeywordDetector takes each regex's first match (`search`); none can start
