@@ -17,6 +17,7 @@ import base64
 import json
 import os
 import random
+import shutil
 import string
 import subprocess
 import sys
@@ -27,6 +28,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from distillery.lake import Lake
+from distillery.sql import query
 
 REPO = Path(__file__).resolve().parents[1]
 PLANTERS = ["text_plants", "code_plants", "repo_file_plants"]
@@ -254,18 +258,27 @@ def test_redaction_counts_per_kind_are_in_meta(e2e_run):
             totals[k] = totals.get(k, 0) + n
     # Per planted file: gitlab, stripe, hf, npm, sendgrid, azure -> api_key; basic -> bearer; 2 blocks.
     assert totals.get("private_key", 0) >= 2 * 3 and totals.get("api_key", 0) >= 6 * 3 and totals.get("bearer", 0) >= 3
+    # The README's query, through `distillery sql`'s read-only path, gives the same totals.
+    sql = ("select kind, sum(json_extract(meta, '$.redactions.' || kind)::int) n from "
+           "(select unnest(json_keys(meta, '$.redactions')) kind, meta from curated) group by kind")
+    assert dict(query(Lake(e2e_run["lake"]), sql)[1]) == totals
 
 
 def test_documents_keep_the_raw_text_unless_gather_redacts(request, e2e_run, e2e_root):
     """The raw layer holds what was read (README); gather.redact: true redacts it there too."""
     raw = "\n".join(_decoded_rows(e2e_run["lake"], "documents"))
     assert sorted(k for k, v in e2e_run["values"].items() if v not in raw) == []
+    # Switched on for a lake already gathered raw (a copy of the run's): the documents view then
+    # shows the redacted generation, and curate reads it.
     plants = _all_plants(request)
-    run_cli(e2e_root, _config(e2e_root, plants, "lake-redacted", gather={"redact": True}), "gather", "redacted")
-    docs = "\n".join(_decoded_rows(e2e_root / "lake-redacted", "documents"))
+    shutil.copytree(e2e_run["lake"], e2e_root / "lake-redacted")
+    run_cli(e2e_root, _config(e2e_root, plants, "lake-redacted", gather={"redact": True}), "gather,curate", "redacted")
+    lake = Lake(e2e_root / "lake-redacted")
+    docs = "\n".join(json.dumps(r, default=str) for r in query(lake, "select * from documents")[1])
     assert all(p.marker in docs for p in plants)
     leaked = sorted(k for k, v in e2e_run["values"].items() if v in docs)
     assert leaked == []
+    assert query(lake, "select count(*) from curated")[1][0][0] > 0
 
 
 def test_curate_artifact_table_counts_redactions_by_kind(e2e_run):
