@@ -4,10 +4,8 @@ Contract: `redact(texts, kinds)` returns the texts with every secret found repla
 typed placeholder, and one u32 count column per kind in `SECRET_KINDS` that is also in
 `kinds`. Secrets are found by
 
-- private_key (`<PRIVATE_KEY>`): an armored key block of any kind (RSA, EC, DSA, OpenSSH,
-  PKCS#8 plain and encrypted, PGP, SSH2 encrypted, PuTTY), from its BEGIN line to its END
-  line, or, when the END is missing (a truncated file), to the end of the block-shaped run
-  of lines after the BEGIN (base64 body, `Name: value` headers, one blank line before a body);
+- private_key (`<PRIVATE_KEY>`): an armored key block of any kind, complete or truncated
+  (`filters.key_blocks`);
 - jwt (`<TOKEN>`): detect-secrets' `JwtTokenDetector` (its formal-validity check included);
 - bearer (`<TOKEN>`): an `Authorization: Bearer|Basic|Token|Digest <credentials>` header or a
   "Bearer <token>" anywhere;
@@ -25,8 +23,8 @@ A match is widened to the end of its token (a plugin regex that stops after a fi
 must not leave the key's tail behind); overlapping matches merge and count once, for the
 first kind in `SECRET_KINDS` order.
 
-Speed: `ROUTES` are cheap tests (Polars `str.contains_any` over literal markers, and a few
-regexes) that are supersets of what their detectors can match. One pass each over the column
+Speed: `ROUTES` are cheap tests (Polars `str.contains` with literal alternations the regex
+engine searches with SIMD, a few shapes, `str.contains_any`) that are supersets of what their detectors can match. One pass each over the column
 picks the candidate documents; their lines are exploded and tested again, tighter, and only
 the lines that pass go through the Python-level plugins of the routes they matched. Key
 blocks are looked for only in documents with a BEGIN or PuTTY marker.
@@ -46,6 +44,8 @@ from detect_secrets.plugins.base import RegexBasedDetector
 from detect_secrets.plugins.basic_auth import BasicAuthDetector
 from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString
 from detect_secrets.plugins.jwt import JwtTokenDetector
+
+from filters import key_blocks
 
 SECRET_KINDS = ("private_key", "jwt", "bearer", "api_key", "secret_assignment")
 PLACEHOLDER = {"private_key": "<PRIVATE_KEY>", "jwt": "<TOKEN>", "bearer": "<TOKEN>",
@@ -172,18 +172,6 @@ _BLOCK_MARKER = r"BEGIN[A-Z0-9 ]* PRIVATE KEY|PuTTY-User-Key-File"
 # Detector kinds each route serves.
 _ROUTE_KINDS = {"keyword": {"secret_assignment", "api_key", "bearer"}, "bearer": {"bearer"}, "jwt": {"jwt"},
                 "url": {"secret_assignment"}, "provider": {"api_key"}}
-
-_BEGIN = re.compile(r"-{4,5} ?BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5}|PuTTY-User-Key-File-\d+:")
-_END = re.compile(r"-{4,5} ?END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)? ?-{4,5}")
-# What follows a BEGIN marker on its own line when the block was flattened into one string
-# (JSON "...-----\nMIIE...\n"): escaped newlines, base64 and header characters.
-_REST_OF_BEGIN_LINE = re.compile(r"(?:\\[nr]|[A-Za-z0-9+/=:,. -])*")
-# A key's lines may sit in a comment (`# `, `// `, `; `, `-- `, ` * `, `> `) or a string literal.
-_LINE_PREFIX = r"^[\s\"'`]*(?:(?:#+|//|;+|--|\*|>)[ \t]*)?[\"'`]?"
-_BODY_LINE = re.compile(_LINE_PREFIX + r"[A-Za-z0-9+/]+={0,2}(?:\\n)?[\s\"'`,+\\]*$")
-_HEADER_LINE = re.compile(_LINE_PREFIX + r"[A-Za-z][A-Za-z0-9-]*: .*$")
-_BLANK_LINE = re.compile(_LINE_PREFIX + r"\s*$")
-_PUTTY_BODY = re.compile(r"^[\s\"'`]*(?:Private-MAC|Private-Hash): ")
 
 
 # Lower-case substrings one of which every match of a plugin's token-shaped regexes contains:
@@ -386,46 +374,6 @@ def _redact_line(line: str, spans: list[tuple[int, int, str]], counts: Counter) 
     return "".join(out)
 
 
-def redact_key_blocks(text: str) -> tuple[str, int]:
-    """Replace every armored private-key block, complete or truncated, by <PRIVATE_KEY>."""
-    out, pos, n = [], 0, 0
-    while (m := _BEGIN.search(text, pos)) is not None:
-        end_m = _END.search(text, m.end())
-        if end_m is not None:
-            stop = end_m.end()
-        else:
-            stop = _block_run_end(text, m)
-        out += [text[pos:m.start()], PLACEHOLDER["private_key"]]
-        n += 1
-        pos = stop
-    out.append(text[pos:])
-    return "".join(out), n
-
-
-def _block_run_end(text: str, begin: re.Match) -> int:
-    """End offset of a block with no END line: the rest of the BEGIN line when it is block
-    material, then every following line that is base64 body, a `Name: value` header, or a blank
-    line followed by body (PGP armor puts one between headers and body)."""
-    stop = _REST_OF_BEGIN_LINE.match(text, begin.end()).end()
-    nl = text.find("\n", stop)
-    if nl < 0 or text[stop:nl].strip():  # the text ends, or more text on the BEGIN line ends the block
-        return stop
-    pos = nl + 1
-    while pos < len(text):
-        nl = text.find("\n", pos)
-        line = text[pos:] if nl < 0 else text[pos:nl]
-        ok = bool(_BODY_LINE.match(line) or _HEADER_LINE.match(line) or _PUTTY_BODY.match(line))
-        if not ok and _BLANK_LINE.match(line) and nl >= 0:
-            nxt_end = text.find("\n", nl + 1)
-            nxt = text[nl + 1:] if nxt_end < 0 else text[nl + 1:nxt_end]
-            ok = bool(_BODY_LINE.match(nxt))
-        if not ok:
-            return stop
-        stop = len(text) if nl < 0 else nl
-        pos = len(text) if nl < 0 else nl + 1
-    return stop
-
-
 def redact(texts: pl.Series, kinds: list[str], min_length: int = 8, min_entropy: float = 3.0
            ) -> tuple[pl.Series, pl.DataFrame]:
     """Return (texts with secrets replaced, counts: one u32 column per secret kind in `kinds`)."""
@@ -449,7 +397,7 @@ def redact(texts: pl.Series, kinds: list[str], min_length: int = 8, min_entropy:
     if "private_key" in kindset:
         for j in np.flatnonzero(sub.str.contains(_BLOCK_MARKER).to_numpy()):
             i = cand[j]
-            values[i], counts["private_key"][i] = redact_key_blocks(values[i])
+            values[i], counts["private_key"][i] = key_blocks.redact(values[i], PLACEHOLDER["private_key"])
         sub = pl.Series(values[cand], dtype=pl.Utf8)
     if routes:
         line = pl.col("line")

@@ -179,3 +179,14 @@ def test_plugins_come_from_the_installed_detect_secrets():
                for rx in getattr(cls, "denylist", ())}
     used = {id(rx) for _, rx in secrets._API_KEY} | {id(rx) for rx in secrets._API_KEY_ASSIGNED}
     assert shipped and shipped <= used
+
+
+def test_every_private_key_marker_of_detect_secrets_starts_a_redacted_block():
+    from detect_secrets.plugins.private_key import PrivateKeyDetector
+    body = _pem_body(2)
+    for rx in PrivateKeyDetector.denylist:
+        marker = rx.pattern
+        head = f"{marker}: ssh-rsa" if marker.startswith("PuTTY") else (
+            f"---- {marker} ----" if "SSH2" in marker else f"-----{marker}-----")
+        (out,), counts = redact(["Key follows\n" + head + "\n" + "\n".join(body) + "\n"])
+        assert all(b not in out for b in body) and counts["private_key"][0] == 1, (marker, out)
