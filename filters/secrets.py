@@ -147,8 +147,11 @@ _SHAPES = [("re", r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\."),       # Dis
            ("re", r"(?:AC|SK)[a-z0-9]{32}"),                                  # Twilio
            ("re", r"AP[0-9A-F][a-zA-Z0-9]{8}")]                               # Artifactory password
 _KEYWORD_LINE = [("re", rf"(?i)(?:{_KW})[^\s]{{0,60}}\s*[:=!(>'\"`]"), ("re", rf"(?i)[!=]=\s*[\w.]*(?:{_KW})"),
-                 # IBM Cloud IAM's plugin accepts a bare "key" name before a 44-character value.
-                 ("re", r"(?i)key['\"\]]?\s*(?:=|:|=>|\s)\s*['\"]?[a-zA-Z0-9_-]{44}")]
+                 # The assignment-shaped plugins (build_assignment_regex) also accept a space as
+                 # the assignment, and IBM Cloud IAM's a bare "key" name; their values are 24+ chars.
+                 ("re", r"(?i)(?:key|pwd|pw|pass|token)\w*['\"\]]?\s+['\"]?[a-zA-Z0-9_-]{24}"),
+                 # AWS's secret-key regex: "aws" and a key word within 20 characters of each other.
+                 ("re", r"(?i)aws.{0,20}?(?:key|pwd|pw|password|pass|token).{0,20}?['\"][0-9a-zA-Z/+]{40}['\"]")]
 
 ROUTES: dict[str, dict[str, list[tuple]]] = {
     # KeywordDetector and the assignment-shaped plugins (AWS secret key, IBM, SoftLayer, Cloudant).

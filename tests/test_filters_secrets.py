@@ -190,3 +190,12 @@ def test_every_private_key_marker_of_detect_secrets_starts_a_redacted_block():
             f"---- {marker} ----" if "SSH2" in marker else f"-----{marker}-----")
         (out,), counts = redact(["Key follows\n" + head + "\n" + "\n".join(body) + "\n"])
         assert all(b not in out for b in body) and counts["private_key"][0] == 1, (marker, out)
+
+
+def test_assignment_shaped_plugins_are_reached_without_an_operator():
+    """detect-secrets' AWS secret-key and Cloudant/IBM regexes match forms with no `=` or `:`
+    after the name; the pre-filter must still send those lines to them."""
+    aws, cl, ibm = r(ALNUM + "/+", 40), r("0123456789abcdef", 64), r(ALNUM + "_-", 44)
+    docs = [f"the aws secret key is '{aws}' for now", f"cloudant_password {cl}", f"iam_api_key   {ibm}"]
+    out, counts = redact(docs)
+    assert aws not in out[0] and cl not in out[1] and ibm not in out[2], out
