@@ -23,11 +23,12 @@ A match is widened to the end of its token (a plugin regex that stops after a fi
 must not leave the key's tail behind); overlapping matches merge and count once, for the
 first kind in `SECRET_KINDS` order.
 
-Speed: `ROUTES` are cheap tests (Polars `str.contains` with literal alternations the regex
-engine searches with SIMD, a few shapes, `str.contains_any`) that are supersets of what their detectors can match. One pass each over the column
-picks the candidate documents; their lines are exploded and tested again, tighter, and only
-the lines that pass go through the Python-level plugins of the routes they matched. Key
-blocks are looked for only in documents with a BEGIN or PuTTY marker.
+Speed: `ROUTES` are cheap tests (Polars `str.contains` with literal alternations, which the
+regex engine searches with SIMD, a few shapes, `str.contains_any`), each a superset of what
+its detectors can match. One pass each over the column picks the candidate documents; their
+lines are exploded and tested again, tighter, and only the lines that pass go through the
+Python-level plugins of the routes they matched. Key blocks are looked for only in documents
+with a BEGIN or PuTTY marker.
 """
 
 from __future__ import annotations
