@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from filters.config import CurateConfig
 from shards.config import ShardConfig
-from sources.config import AnySource
+from sources.config import AnySource, GatherConfig
 from teacher.config import DistillConfig
 from trainer.config import TrainConfig
 
@@ -53,6 +53,7 @@ class PipelineConfig(BaseModel):
     base_dir: Path = Path(".")
     stages: list[Literal["gather", "curate", "distill", "shard", "train"]] = list(STAGES)
     sources: list[AnySource] = Field(default_factory=list)
+    gather: GatherConfig = Field(default_factory=GatherConfig)
     curate: CurateConfig = Field(default_factory=CurateConfig)
     distill: DistillConfig = Field(default_factory=lambda: DistillConfig(tasks=[]))
     shard: ShardConfig = Field(default_factory=ShardConfig)

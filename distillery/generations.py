@@ -16,7 +16,9 @@ from distillery.config import PipelineConfig
 from distillery.lake import Lake, stable_hash
 
 # Bumped when a stage's output for the same input and config changes.
-STAGE_VERSION = {"gather": 1, "curate": 1, "distill": 1, "shard": 1, "train": 1}
+# gather 2: media stored as metadata-free re-encodings (sources/media_strip.py).
+# curate 2: secrets found with detect-secrets (filters/secrets.py) instead of hand-written patterns.
+STAGE_VERSION = {"gather": 2, "curate": 2, "distill": 1, "shard": 1, "train": 1}
 
 
 def _section(model) -> dict:
@@ -28,7 +30,10 @@ def gather_gens(cfg: PipelineConfig, lake: Lake) -> dict[str, Path]:
     out = {}
     for src in cfg.sources:
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", src.name)[:48]
-        key = stable_hash("gather", STAGE_VERSION["gather"], _section(src), str(cfg.base_dir))
+        parts = ["gather", STAGE_VERSION["gather"], _section(src), str(cfg.base_dir)]
+        if cfg.gather.redact:  # redacted documents are another generation; unredacted lakes keep their names
+            parts.append({"redact": _section(cfg.curate.pii)})
+        key = stable_hash(*parts)
         out[src.name] = lake.stage_dir("gather") / f"{safe}-{key}"
     return out
 

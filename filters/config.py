@@ -109,12 +109,19 @@ PiiKind = Literal["private_key", "jwt", "bearer", "api_key", "secret_assignment"
 
 
 class PiiConfig(_Section):
-    """Which kinds of PII and secrets are redacted (replaced by typed placeholders)."""
+    """Which kinds of PII and secrets are redacted (replaced by typed placeholders).
+
+    Secrets are found with detect-secrets' plugins (`filters/secrets.py`); the two numbers
+    below decide whether the value of a secret-named assignment (`password = ...`) is one."""
 
     enabled: bool = True
     kinds: list[PiiKind] = Field(
         default_factory=lambda: ["private_key", "jwt", "bearer", "api_key", "secret_assignment", "email", "ip_address", "phone"]
     )
+    min_secret_length: int = Field(8, ge=1)  # NIST SP 800-63B sec. 5.1.1.1: memorized secrets are >= 8 characters
+    # A value with no digit must reach this Shannon entropy (bits/char over the base64 alphabet);
+    # 3.0 is detect-secrets' default limit for its hex high-entropy plugin.
+    min_secret_entropy: float = Field(3.0, ge=0, le=8)
 
 
 class EvalSet(_Section):

@@ -157,7 +157,8 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
     if cfg.pii.enabled:
         # Rejected rows are stored too (rejects table), so secrets are redacted there as well.
         red_idx = np.flatnonzero((kept | rejected) & textual)
-        red_text, counts = pii.redact(cur["text"].gather(red_idx), cfg.pii.kinds)
+        red_text, counts = pii.redact(cur["text"].gather(red_idx), cfg.pii.kinds,
+                                      cfg.pii.min_secret_length, cfg.pii.min_secret_entropy)
         new_text = cur["text"].to_numpy().copy()
         new_text[red_idx] = red_text.to_numpy()
         cur = cur.with_columns(pl.Series("text", new_text, dtype=pl.Utf8))

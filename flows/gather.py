@@ -21,6 +21,7 @@ from distillery.batch import Batch
 from distillery.config import PipelineConfig
 from distillery.generations import gather_gens
 from distillery.lake import Lake, stable_hash, write_parquet_atomic
+from filters import pii
 from flows.reporting import Progress, finish_stage
 
 ITEM_SCHEMA = {"uri": pl.String, "path": pl.String, "fingerprint": pl.String}
@@ -76,6 +77,8 @@ def gather_partition(cfg: PipelineConfig, lake: Lake, source_name: str, batch: B
         for r in pl.read_parquet(plan).iter_rows(named=True)
     ]
     result = sources.read_items(src, items, lake.media_root)
+    if cfg.gather.redact:
+        result = pii.redact_tables(result, cfg.curate.pii)
     return batch.write_part(part, [plan_name(plan)], result)
 
 

@@ -106,7 +106,8 @@ def _is_tty(stream: TextIO) -> bool:
 
 def outcome_tables(dirs: list[Path]) -> dict[str, list[dict]]:
     """Why rows left a stage, from the files a run committed: rejections per rule (with the
-    measured values), duplicates per method, quarantines per reason, teacher usage."""
+    measured values), duplicates per method, quarantines per reason, redactions per kind
+    (curate: secrets and PII replaced in the rows it wrote), teacher usage."""
     def files(table: str) -> list[str]:
         return [str(f) for d in dirs for f in sorted(d.rglob(f"{table}-*.parquet"))]
 
@@ -118,6 +119,12 @@ def outcome_tables(dirs: list[Path]) -> dict[str, list[dict]]:
                                  "FROM read_parquet(?) GROUP BY method ORDER BY n DESC, method"),
         "quarantine-by-reason": ("quarantine", "SELECT reason, count(*) AS n FROM read_parquet(?) "
                                  "GROUP BY reason ORDER BY n DESC, reason"),
+        # meta.redactions of the rows curate wrote: {"api_key": 2, "email": 1, ...} per row.
+        "redactions-by-kind": ("curated+rejects+duplicates",
+                               "SELECT kind, sum(n)::BIGINT AS n, count(*) AS rows FROM (SELECT k AS kind, "
+                               "CAST(json_extract(meta, '$.redactions.\"' || k || '\"') AS BIGINT) AS n FROM "
+                               "(SELECT unnest(json_keys(meta, '$.redactions')) AS k, meta FROM read_parquet(?, union_by_name = true) "
+                               "WHERE json_type(meta, '$.redactions') = 'OBJECT')) GROUP BY kind ORDER BY n DESC, kind"),
         "teacher-usage": ("traces", "SELECT model, count(*) AS traces, count(*) FILTER (WHERE accepted) AS accepted, "
                           "sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens, "
                           "round(sum(cost), 6) AS cost FROM read_parquet(?) GROUP BY model"),
@@ -126,7 +133,7 @@ def outcome_tables(dirs: list[Path]) -> dict[str, list[dict]]:
     con = duckdb.connect()
     try:
         for name, (table, sql) in queries.items():
-            paths = files(table)
+            paths = [f for t in table.split("+") for f in files(t)]
             if paths:
                 cur = con.execute(sql, [paths])
                 cols = [d[0] for d in cur.description]

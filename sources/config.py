@@ -18,6 +18,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_ROW_BYTES = 10 * 2**20
 
 
+class GatherConfig(BaseModel):
+    """Settings of the gather stage as a whole (each source's own are in `sources`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    redact: bool = Field(
+        default=False,
+        description="redact secrets and PII in documents' (and gather rejects') text as it is gathered, with "
+                    "curate's scanner and `curate.pii` kinds; off: the raw layer keeps the original text")
+
+
 class _Source(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

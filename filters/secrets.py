@@ -1,0 +1,430 @@
+"""Secret detection: detect-secrets' plugins, run only on the lines a vectorized pre-filter keeps.
+
+Contract: `redact(texts, kinds)` returns the texts with every secret found replaced by a
+typed placeholder, and one u32 count column per kind in `SECRET_KINDS` that is also in
+`kinds`. Secrets are found by
+
+- private_key (`<PRIVATE_KEY>`): an armored key block of any kind, complete or truncated
+  (`filters.key_blocks`);
+- jwt (`<TOKEN>`): detect-secrets' `JwtTokenDetector` (its formal-validity check included);
+- bearer (`<TOKEN>`): an `Authorization: Bearer|Basic|Token|Digest <credentials>` header or a
+  "Bearer <token>" anywhere;
+- api_key (`<API_KEY>`): every regex plugin of detect-secrets (AWS, Azure storage, GitHub,
+  GitLab, Stripe, Slack, SendGrid, npm, OpenAI, PyPI, Twilio, Telegram, Discord, Mailchimp,
+  Square, Artifactory, IBM, SoftLayer, Cloudant...: whatever the installed version ships),
+  plus `SUPPLEMENTS` for providers it has no plugin for (Hugging Face, Google, Anthropic,
+  bare npm tokens, fine-grained GitHub tokens, ...);
+- secret_assignment (`<SECRET>`): detect-secrets' `KeywordDetector` regexes (and the same
+  shape for token/credential names it lacks), with its false-positive heuristics, a value
+  test (a digit, or detect-secrets' Shannon entropy over `min_entropy`), and its
+  `BasicAuthDetector` for a password in a URL (`scheme://user:<SECRET>@host`).
+
+A match is widened to the end of its token (a plugin regex that stops after a fixed length
+must not leave the key's tail behind); overlapping matches merge and count once, for the
+first kind in `SECRET_KINDS` order.
+
+Speed: `ROUTES` are cheap tests (Polars `str.contains` with literal alternations, which the
+regex engine searches with SIMD, a few shapes, `str.contains_any`), each a superset of what
+its detectors can match. One pass each over the column picks the candidate documents; their
+lines are exploded and tested again, tighter, and only the lines that pass go through the
+Python-level plugins of the routes they matched. Key blocks are looked for only in documents
+with a BEGIN or PuTTY marker.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+import polars as pl
+from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+from detect_secrets.filters import heuristic
+from detect_secrets.plugins import keyword as ds_keyword
+from detect_secrets.plugins.base import RegexBasedDetector
+from detect_secrets.plugins.basic_auth import BasicAuthDetector
+from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString
+from detect_secrets.plugins.jwt import JwtTokenDetector
+
+from filters import key_blocks
+
+SECRET_KINDS = ("private_key", "jwt", "bearer", "api_key", "secret_assignment")
+PLACEHOLDER = {"private_key": "<PRIVATE_KEY>", "jwt": "<TOKEN>", "bearer": "<TOKEN>",
+               "api_key": "<API_KEY>", "secret_assignment": "<SECRET>"}
+
+# detect-secrets plugins not used as api_key detectors: handled as their own kind, or out of
+# scope here (public IPv4 addresses are the ip_address kind of filters/pii.py).
+_NOT_API_KEY = {"Private Key", "JSON Web Token", "Basic Auth Credentials", "Secret Keyword",
+                "Base64 High Entropy String", "Hex High Entropy String", "Public IP (ipv4)"}
+
+# Providers detect-secrets 1.5.0 has no plugin for; formats from each provider's documentation.
+SUPPLEMENTS: tuple[str, ...] = (
+    r"\bhf_[A-Za-z]{34}\b",                                   # Hugging Face user access token
+    r"\bapi_org_[A-Za-z]{34}\b",                               # Hugging Face organization token
+    r"\bnpm_[A-Za-z0-9]{36}\b",                                # npm granular/automation token (bare)
+    r"\bAIza[0-9A-Za-z_-]{35}",                                # Google API key
+    r"\bya29\.[0-9A-Za-z_-]{20,}",                             # Google OAuth access token
+    r"\bgithub_pat_[A-Za-z0-9_]{60,}",                         # GitHub fine-grained PAT
+    r"\bsk-ant-(?:api|admin)\d\d-[A-Za-z0-9_-]{80,}",          # Anthropic
+    r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",     # OpenAI (project and legacy keys)
+    r"\b(?:sk|rk)_(?:live|test)_[0-9a-zA-Z]{24,}",             # Stripe secret/restricted (test mode too)
+    r"\bwhsec_[A-Za-z0-9+/=]{24,}",                            # Stripe webhook signing secret
+    r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b",                 # Shopify
+    r"\bdop_v1_[a-f0-9]{64}\b",                                # DigitalOcean
+    r"\bdapi[a-f0-9]{32}(?:-\d)?\b",                           # Databricks
+    r"\bdckr_pat_[A-Za-z0-9_-]{27,}",                          # Docker Hub PAT
+    r"\bhv[sb]\.[A-Za-z0-9_-]{24,}",                           # HashiCorp Vault token
+    r"\b[a-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}",           # Terraform Cloud
+    r"\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b",                     # Postman
+    r"\bglsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}\b",                # Grafana service account
+    r"\bglc_[A-Za-z0-9+/]{32,}={0,2}",                         # Grafana Cloud
+    r"\blin_api_[A-Za-z0-9]{40}\b",                            # Linear
+    r"\bdp\.(?:pt|st|sa|ct)\.[A-Za-z0-9]{40,}",                # Doppler
+    r"\bsntry[su]_[A-Za-z0-9+/=_-]{40,}",                      # Sentry
+    r"\bNRAK-[A-Z0-9]{27}\b",                                  # New Relic user key
+    r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b",                       # age
+    r"\bkey-[0-9a-f]{32}\b",                                   # Mailgun
+    r"\bAKCp[A-Za-z0-9]{69}\b",                                # Artifactory API key (any delimiter)
+    r"\bsq0atp-[0-9A-Za-z_-]{22}\b",                           # Square access token
+    r"\b(?:gsk|xai)_[A-Za-z0-9]{40,}",                         # Groq, xAI
+    r"\br8_[A-Za-z0-9]{37}\b",                                 # Replicate
+    r"\bpplx-[A-Za-z0-9]{48}\b",                               # Perplexity
+    r"https://discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]{20,}",  # Discord webhook
+    r"(?i)\b(?:SharedAccessKey|AccountKey)=[A-Za-z0-9+/]{40,}={0,2}",     # Azure connection strings
+    r"\bsig=[A-Za-z0-9%+/]{40,}={0,2}",                        # Azure SAS signature
+)
+
+_AUTH_HEADER = re.compile(
+    r"(?i)(?:\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|digest)\s+|\bbearer\s+)"
+    r"([A-Za-z0-9\-._~+/]{8,}=*)")
+
+# The same assignment shapes detect-secrets' KeywordDetector uses, for names its DENYLIST lacks.
+# The name must end with the word ("GITHUB_TOKEN", "refreshToken"), so "tokenizer" or
+# "max_tokens_per_batch" are not read as secrets.
+# A value may also run to the end of a truncated file with its closing quote missing.
+_EXTRA_KEYWORDS = (r"(?:token|credentials?|access_?key|signing_?key|encryption_?key|session_?key|secret(?:_?key)?"
+                   r"|api_?key|password|passwd|pwd)s?\b")
+_EXTRA_ASSIGNMENT = re.compile(
+    _EXTRA_KEYWORDS + r"[\]'\"]{0,2}\s*(?:=>?|:=?|={2,3})\s*([\'\"`]?)([^\s'\"`,;]+)(?:\1|$)", re.IGNORECASE)
+_DENY = re.compile(ds_keyword.DENYLIST_REGEX, re.IGNORECASE)
+# The operator each KeywordDetector regex needs: a line without it skips that regex.
+_KEYWORD_GATES = {
+    ds_keyword.FOLLOWED_BY_COLON_EQUAL_SIGNS_REGEX: ":=", ds_keyword.FOLLOWED_BY_COLON_REGEX: ":",
+    ds_keyword.FOLLOWED_BY_COLON_QUOTES_REQUIRED_REGEX: ":", ds_keyword.FOLLOWED_BY_EQUAL_SIGNS_REGEX: "=",
+    ds_keyword.FOLLOWED_BY_EQUAL_SIGNS_OPTIONAL_BRACKETS_OPTIONAL_AT_SIGN_QUOTES_REQUIRED_REGEX: '"',
+    ds_keyword.FOLLOWED_BY_OPTIONAL_ASSIGN_QUOTES_REQUIRED_REGEX: '("', ds_keyword.FOLLOWED_BY_EQUAL_SIGNS_QUOTES_REQUIRED_REGEX: "=",
+    ds_keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX: "=", ds_keyword.FOLLOWED_BY_QUOTES_AND_SEMICOLON_REGEX: ";",
+    ds_keyword.FOLLOWED_BY_ARROW_FUNCTION_SIGN_QUOTES_REQUIRED_REGEX: "=",
+}
+_PRECEDED_BY = ds_keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX
+
+_TOKEN_TAIL = re.compile(r"(?:[A-Za-z0-9_\-+/=~]|\.(?=[A-Za-z0-9_-]))*")
+_ENTROPY = Base64HighEntropyString()
+
+# Routes: cheap patterns (Rust regex syntax, run through Polars over the whole column, then
+# over the candidate documents' lines), each a superset of what its detectors can match. A
+# line goes to the Python-level detectors of the routes it matched, and only to those.
+# The names detect-secrets' KeywordDetector and its assignment-shaped plugins look for, and ours.
+_KW = ("api_?key|auth_?key|service_?key|account_?key|db_?key|database_?key|priv_?key|private_?key|client_?key"
+       "|db_?pass|database_?pass|key_?pass|passw|pwd|secret|contrase|token|credential|access_?key|signing_?key"
+       "|encryption_?key|session_?key|aws|cl(?:ou)?[_-]?(?:api)?(?:key|pw)|sl[_-]?(?:api)?[_-]?(?:key|pw|pass|token)")
+# Literal markers of the provider plugins and SUPPLEMENTS (regex alternations of literals,
+# which Rust's regex engine matches with a SIMD literal search).
+_PROVIDER_MARKERS = [
+    r"gh[pousr]_|github_pat_|gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas|sa|c)[_-]|GR1348941|xox[abposr]-|hooks\.slack\.com",
+    r"SG\.|[rs]k_(?:live|test)_|whsec_|\bsk-|hf_|api_org_|npm_|AIza|ya29\.|T3BlbkFJ|pypi-Ag|AccountKey=|SharedAccessKey=|sig=",
+    r"sq0(?:csp|atp)-|shp(?:at|ca|pa|ss)_|dop_v1_|dapi[a-f0-9]|dckr_pat_|hv[sb]\.|atlasv1|PMAK-|api\.softlayer\.com",
+    r"lin_api_|dp\.(?:pt|st|sa|ct)\.|sntry|NRAK-|AGE-SECRET-KEY|\bkey-[0-9a-f]{32}|gsk_|xai_|r8_|pplx-|discord(?:app)?\.com/api/webhooks",
+    r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}|AKC[a-zA-Z0-9]{10}",
+    r"[0-9a-z]{32}-us[0-9]",
+]
+# A test is ("any", literals, case_insensitive) -> Polars `str.contains_any` (Aho-Corasick), or
+# ("re", pattern) -> `str.contains`. Each route has document-level tests (a superset, cheap over
+# the whole column) and line-level tests (tighter, over the candidate documents' lines only).
+# One pass per test, OR-ed: an alternation of them all is ~10x slower (literal optimizations
+# are lost and the lazy DFA's state space multiplies).
+_SHAPES = [("re", r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\."),       # Discord bot token
+           ("re", r"[0-9]{8,10}:[0-9A-Za-z_-]{35}"),                          # Telegram bot token
+           ("re", r"(?:AC|SK)[a-z0-9]{32}"),                                  # Twilio
+           ("re", r"AP[0-9A-F][a-zA-Z0-9]{8}")]                               # Artifactory password
+_KEYWORD_LINE = [("re", rf"(?i)(?:{_KW})[^\s]{{0,60}}\s*[:=!(>'\"`]"), ("re", rf"(?i)[!=]=\s*[\w.]*(?:{_KW})"),
+                 # The assignment-shaped plugins (build_assignment_regex) also accept a space as
+                 # the assignment, and IBM Cloud IAM's a bare "key" name; their values are 24+ chars.
+                 ("re", r"(?i)(?:key|pwd|pw|pass|token)\w*['\"\]]?\s+['\"]?[a-zA-Z0-9_-]{24}"),
+                 # AWS's secret-key regex: "aws" and a key word within 20 characters of each other.
+                 ("re", r"(?i)aws.{0,20}?(?:key|pwd|pw|password|pass|token).{0,20}?['\"][0-9a-zA-Z/+]{40}['\"]")]
+
+ROUTES: dict[str, dict[str, list[tuple]]] = {
+    # KeywordDetector and the assignment-shaped plugins (AWS secret key, IBM, SoftLayer, Cloudant).
+    "keyword": {"doc": _KEYWORD_LINE, "line": _KEYWORD_LINE},
+    "bearer": {"doc": [("re", r"(?i)bearer\s|authorization")], "line": [("re", r"(?i)bearer\s|authorization")]},
+    "jwt": {"doc": [("any", ["eyJ"], False)], "line": [("any", ["eyJ"], False)]},
+    "url": {"doc": [("re", r"://[^\s/@:]+:[^\s/@]+@")], "line": [("re", r"://[^\s/@:]+:[^\s/@]+@")]},
+    # Provider plugins with a literal marker, and the ones without one, by shape.
+    "provider": {"doc": [*(("re", p) for p in _PROVIDER_MARKERS), *_SHAPES],
+                 "line": [*(("re", p) for p in _PROVIDER_MARKERS), *_SHAPES]},
+}
+
+
+def _test(col: pl.Expr | pl.Series, test: tuple):
+    if test[0] == "any":
+        return col.str.contains_any(test[1], ascii_case_insensitive=test[2])
+    return col.str.contains(test[1])
+
+
+_BLOCK_MARKER = r"BEGIN[A-Z0-9 ]* PRIVATE KEY|PuTTY-User-Key-File"
+# Detector kinds each route serves.
+_ROUTE_KINDS = {"keyword": {"secret_assignment", "api_key", "bearer"}, "bearer": {"bearer"}, "jwt": {"jwt"},
+                "url": {"secret_assignment"}, "provider": {"api_key"}}
+
+
+# Lower-case substrings one of which every match of a plugin's token-shaped regexes contains:
+# a line without any skips that plugin (a plugin not listed here always runs).
+_PLUGIN_ANCHORS: dict[str, tuple[str, ...]] = {
+    "Artifactory Credentials": ("akc", "ap"), "AWS Access Key": ("akia", "asia", "abia", "acca", "a3t"),
+    "Azure Storage Account access key": ("accountkey=",), "GitHub Token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    "GitLab Token": ("gl", "gr1348941"), "Mailchimp Access Key": ("-us",), "NPM tokens": ("_authtoken",),
+    "OpenAI Token": ("t3blbkfj",), "PyPI Token": ("pypi-",), "SendGrid API Key": ("sg.",),
+    "Slack Token": ("xox", "hooks.slack.com"), "SoftLayer Credentials": ("softlayer",), "Square OAuth Secret": ("sq0csp-",),
+    "Stripe Access Key": ("k_live_",), "Telegram Bot Token": (":",), "Twilio API Key": ("ac", "sk"),
+}
+_LEADING_LITERAL = re.compile(r"^(?:\\b|\(\?i\)\\b)?((?:[A-Za-z0-9_-]|\\\.)+)(?=[\[(\\]|$)")
+
+
+_SUPPLEMENT_ANCHORS = {r"\b(?:sk|rk)_": ("k_live_", "k_test_"), r"\b[a-z0-9]{14}\.atlasv1": ("atlasv1",),
+                       r"\b(?:gsk|xai)_": ("gsk_", "xai_"), "https://discord": ("discord",), r"\bsig=": ("sig=",),
+                       r"(?i)\b(?:SharedAccessKey|AccountKey)=": ("accesskey=", "accountkey=")}
+
+
+def _supplement_anchor(pattern: str) -> tuple[str, ...] | None:
+    """The literal a SUPPLEMENTS pattern starts with (after its \\b), lower-cased."""
+    for head, anchors in _SUPPLEMENT_ANCHORS.items():
+        if pattern.startswith(head):
+            return anchors
+    m = _LEADING_LITERAL.match(pattern)
+    return (m.group(1).replace("\\.", ".").lower(),) if m else None
+
+
+def _api_key_patterns() -> tuple[list[tuple[tuple[str, ...] | None, re.Pattern]], list[re.Pattern]]:
+    """detect-secrets' regex plugins (and SUPPLEMENTS): ((anchors, regex) by token shape,
+    regexes by assignment to a name)."""
+    shaped, assigned = [], []
+    for secret_type, cls in sorted(get_mapping_from_secret_type_to_class().items()):
+        if secret_type in _NOT_API_KEY or not issubclass(cls, RegexBasedDetector):
+            continue
+        for rx in cls.denylist:
+            # build_assignment_regex output, and AWS's "aws ... key = '<40 chars>'": need a name.
+            if rx.pattern.startswith("(?:(?<=\\W)") or rx.pattern.startswith("aws"):
+                assigned.append(rx)
+            else:
+                shaped.append((_PLUGIN_ANCHORS.get(secret_type), rx))
+    return shaped + [(_supplement_anchor(p), re.compile(p)) for p in SUPPLEMENTS], assigned
+
+
+_API_KEY, _API_KEY_ASSIGNED = _api_key_patterns()
+_API_KEY_ASSIGNED_ALL = [(None, rx) for rx in _API_KEY_ASSIGNED]
+# The assignment-shaped plugins' values are all 24 to 64 characters of one token.
+_LONG_TOKEN = re.compile(r"[A-Za-z0-9_\-/+]{24}")
+_BY_ANCHOR: dict[str, list[int]] = {}
+for _i, (_anchors, _) in enumerate(_API_KEY):
+    for _a in _anchors or ():
+        _BY_ANCHOR.setdefault(_a, []).append(_i)
+_UNANCHORED = [i for i, (anchors, _) in enumerate(_API_KEY) if anchors is None]
+_ALL_ANCHORS = sorted(_BY_ANCHOR)
+_JWT = JwtTokenDetector.denylist
+_BASIC_AUTH = BasicAuthDetector.denylist
+# KeywordDetector's regexes for every file type it knows (the same regex appears in several).
+_KEYWORD = list({**ds_keyword.CONFIG_DENYLIST_REGEX_TO_GROUP, **ds_keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+                 **ds_keyword.GOLANG_DENYLIST_REGEX_TO_GROUP, **ds_keyword.COMMON_C_DENYLIST_REGEX_TO_GROUP,
+                 **ds_keyword.C_PLUS_PLUS_REGEX_TO_GROUP, _EXTRA_ASSIGNMENT: 2}.items())
+
+
+def _widen(line: str, start: int, end: int) -> tuple[int, int]:
+    """Extend a match to the end of the token it stopped inside."""
+    return start, _TOKEN_TAIL.match(line, end).end()
+
+
+_INDIRECT = re.compile(r"[\w.-]+[\[(]")
+_NUMBERISH = re.compile(r"^[\d.,_:/+-]+$")  # counts, versions, dates, times
+_WORDISH = re.compile(r"^(?:[A-Z]?[a-z]+|[A-Za-z_][\w]*[._(][\w.()]*)$")  # a word, or a dotted/underscored name
+
+
+def _value_span(line: str, start: int, end: int) -> tuple[int, int]:
+    """The first whitespace-free token of a keyword hit's value, trailing `,;)` stripped
+    (detect-secrets' value group runs to the end of an unquoted line)."""
+    value = line[start:end]
+    lead = len(value) - len(value.lstrip())
+    start += lead
+    cut = re.search(r"\s", line[start:end])
+    if cut:
+        end = start + cut.start()
+    while end > start and line[end - 1] in ",;)":
+        end -= 1
+    return start, end
+
+
+def _plausible_value(v: str, quoted: bool, min_length: int, min_entropy: float) -> bool:
+    """detect-secrets' false-positive heuristics for keyword hits, then a value test: a
+    digit, or enough Shannon entropy (an English word or a placeholder is not a secret)."""
+    if (len(v) < min_length or heuristic.is_templated_secret(v) or heuristic.is_prefixed_with_dollar_sign(v)
+            or heuristic.is_not_alphanumeric_string(v) or _NUMBERISH.match(v) or heuristic.is_sequential_string(v)):
+        return False
+    digit = any(c.isdigit() for c in v)
+    if not digit and not quoted and _WORDISH.match(v):
+        return False  # `password = settings.DB_PASSWORD`, `secret: Required`
+    if not digit and _ENTROPY.calculate_shannon_entropy(v) < min_entropy:
+        return False
+    # `secret = get_secret_key()`, `secret = request.headers['apikey']`: detect-secrets'
+    # is_indirect_reference, applied to the value alone (its line-wide regex is quadratic in the
+    # line's length); only an unquoted value can be a reference, a quoted one is a literal.
+    return quoted or not _INDIRECT.match(v)
+
+
+def _api_key_spans(line: str, patterns: list, spans: list) -> None:
+    if patterns is _API_KEY:  # only the regexes whose anchor is in the line, and the unanchored
+        low = line.lower()
+        chosen = set(_UNANCHORED)
+        for a in _ALL_ANCHORS:
+            if a in low:
+                chosen.update(_BY_ANCHOR[a])
+        patterns = [_API_KEY[i] for i in sorted(chosen)]
+    for _, rx in patterns:
+        for m in rx.finditer(line):
+            # Plugins built with build_assignment_regex capture the secret in their last
+            # group; an optional short prefix group (GitLab CI tokens) is not the secret.
+            g = next((i for i in range(rx.groups, 0, -1) if m.group(i) and len(m.group(i)) >= 8), 0)
+            s, e = m.span(g)
+            # Plugins whose regex includes the delimiters around the token (Artifactory).
+            while s < e and not (line[s].isalnum() or line[s] in "_-"):
+                s += 1
+            while e > s and line[e - 1] in " \t\"'":
+                e -= 1
+            # `AccountKey=...`, `sig=...`: the name stays readable, the value goes.
+            eq = line.find("=", s, e)
+            if eq > s and line[s:eq].isalpha():
+                s = eq + 1
+            spans.append((*_widen(line, s, e), "api_key"))
+
+
+def scan_line(line: str, kinds: set[str], min_length: int = 8, min_entropy: float = 3.0,
+              routes: set[str] | None = None) -> list[tuple[int, int, str]]:
+    """Spans (start, end, kind) of the secrets in one line, merged, in order. `routes` (from
+    the pre-filter) limits which detectors run; None runs all."""
+    routes = set(ROUTES) if routes is None else routes
+    spans: list[tuple[int, int, str]] = []
+    if "jwt" in kinds and "jwt" in routes:
+        for rx in _JWT:
+            for m in rx.finditer(line):
+                if JwtTokenDetector.is_formally_valid(m.group(0)):
+                    spans.append((*_widen(line, m.start(), m.end()), "jwt"))
+    if "bearer" in kinds and routes & {"bearer", "keyword"}:
+        for m in _AUTH_HEADER.finditer(line):
+            spans.append((*_widen(line, m.start(1), m.end(1)), "bearer"))
+    if "api_key" in kinds:
+        if "provider" in routes:
+            _api_key_spans(line, _API_KEY, spans)
+        if "keyword" in routes and _LONG_TOKEN.search(line):
+            _api_key_spans(line, _API_KEY_ASSIGNED_ALL, spans)
+    if "secret_assignment" in kinds and "url" in routes:
+        for rx in _BASIC_AUTH:
+            for m in rx.finditer(line):
+                spans.append((m.start(1), m.end(1), "secret_assignment"))
+    if "secret_assignment" in kinds and "keyword" in routes:
+        deny = _DENY.search(line)
+        judged: dict[tuple[int, int], bool] = {}  # several regexes find the same value
+        for rx, group in _KEYWORD:
+            if rx is _EXTRA_ASSIGNMENT:
+                matches = rx.finditer(line)
+            elif deny is None or _KEYWORD_GATES.get(rx, "") not in line:
+                continue
+            else:
+                # KeywordDetector takes each regex's first match (`search`); none can start
+                # before the first denylisted name except the one that starts with the value.
+                m = rx.search(line, 0 if rx is _PRECEDED_BY else deny.start())
+                matches = (m,) if m else ()
+            for m in matches:
+                if not m.group(group):
+                    continue
+                s, e = _value_span(line, *m.span(group))
+                if (s, e) not in judged:
+                    quoted = s > 0 and line[s - 1] in "'\"`"
+                    judged[s, e] = _plausible_value(line[s:e], quoted, min_length, min_entropy)
+                    if judged[s, e]:
+                        spans.append((s, e, "secret_assignment"))
+    if not spans:
+        return []
+    order = {k: i for i, k in enumerate(SECRET_KINDS)}
+    spans.sort(key=lambda x: (x[0], -x[1], order[x[2]]))
+    merged = [list(spans[0])]
+    for s, e, k in spans[1:]:
+        last = merged[-1]
+        if s < last[1]:
+            if e > last[1]:
+                last[1] = e
+            if order[k] < order[last[2]]:
+                last[2] = k
+        else:
+            merged.append([s, e, k])
+    return [tuple(m) for m in merged]
+
+
+def _redact_line(line: str, spans: list[tuple[int, int, str]], counts: Counter) -> str:
+    out, pos = [], 0
+    for s, e, k in spans:
+        out += [line[pos:s], PLACEHOLDER[k]]
+        counts[k] += 1
+        pos = e
+    out.append(line[pos:])
+    return "".join(out)
+
+
+def redact(texts: pl.Series, kinds: list[str], min_length: int = 8, min_entropy: float = 3.0
+           ) -> tuple[pl.Series, pl.DataFrame]:
+    """Return (texts with secrets replaced, counts: one u32 column per secret kind in `kinds`)."""
+    want = [k for k in SECRET_KINDS if k in kinds]
+    t = texts.cast(pl.Utf8)
+    n = len(t)
+    counts = {k: np.zeros(n, dtype=np.uint32) for k in want}
+    if not want or n == 0:
+        return t.alias(texts.name), pl.DataFrame(counts, schema={k: pl.UInt32 for k in want})
+    kindset = set(want)
+    routes = {r: spec for r, spec in ROUTES.items() if _ROUTE_KINDS[r] & kindset}
+    doc_tests = [test for spec in routes.values() for test in spec["doc"]]
+    if "private_key" in kindset:
+        doc_tests.append(("any", ["BEGIN", "PuTTY-User-Key-File"], False))
+    cand_mask = pl.select(pl.any_horizontal([_test(t, test).fill_null(False) for test in doc_tests])).to_series()
+    cand = np.flatnonzero(cand_mask.to_numpy())
+    if len(cand) == 0:
+        return t.alias(texts.name), pl.DataFrame(counts, schema={k: pl.UInt32 for k in want})
+    values = t.to_numpy().copy()
+    sub = pl.Series(values[cand], dtype=pl.Utf8)
+    if "private_key" in kindset:
+        for j in np.flatnonzero(sub.str.contains(_BLOCK_MARKER).to_numpy()):
+            i = cand[j]
+            values[i], counts["private_key"][i] = key_blocks.redact(values[i], PLACEHOLDER["private_key"])
+        sub = pl.Series(values[cand], dtype=pl.Utf8)
+    if routes:
+        line = pl.col("line")
+        lines = (pl.DataFrame({"doc": cand, "line": sub.str.split("\n")})
+                 .with_columns(pl.int_ranges(line.list.len()).alias("no"))
+                 .explode("line", "no")
+                 .with_columns([pl.any_horizontal([_test(line, test) for test in spec["line"]]).alias(r)
+                                for r, spec in routes.items()])
+                 .filter(pl.any_horizontal(list(routes))))
+        names = list(routes)
+        changed: dict[int, dict[int, str]] = {}
+        per_doc: dict[int, Counter] = {}
+        for doc, text, no, *hits in lines.iter_rows():
+            spans = scan_line(text, kindset, min_length, min_entropy, {r for r, h in zip(names, hits) if h})
+            if spans:
+                c = per_doc.setdefault(doc, Counter())
+                changed.setdefault(doc, {})[no] = _redact_line(text, spans, c)
+        for doc, repl in changed.items():
+            parts = values[doc].split("\n")
+            for no, new in repl.items():
+                parts[no] = new
+            values[doc] = "\n".join(parts)
+            for k, c in per_doc[doc].items():
+                counts[k][doc] += c
+    return (pl.Series(texts.name, values, dtype=pl.Utf8),
+            pl.DataFrame(counts, schema={k: pl.UInt32 for k in want}))

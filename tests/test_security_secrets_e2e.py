@@ -1,0 +1,289 @@
+"""Secrets planted in a text file, a code file and a repository file never reach the teacher,
+nor the curated or traces Parquet; gather keeps them in `documents` unless `gather.redact`.
+
+The user's path: `distillery run CONFIG` as a subprocess, no PREFECT_API_URL (Prefect's
+temporary local server), from the run's own folder, against a reference teacher on loopback
+that records every request body.
+
+Plants come from planter fixtures listed in PLANTERS: each writes its files under the run's
+folder and returns a `Plants` (the source entries to add to the config, the values that must
+never leave curate, and a marker that proves its documents reached the teacher). A new kind of
+plant (media metadata, for instance) is one more fixture and one more name in PLANTERS.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import shutil
+import string
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from distillery.lake import Lake
+from distillery.sql import query
+
+REPO = Path(__file__).resolve().parents[1]
+PLANTERS = ["text_plants", "code_plants", "repo_file_plants"]
+ALNUM = string.ascii_letters + string.digits
+
+
+@dataclass
+class Plants:
+    sources: list[dict]
+    values: dict[str, str]  # "<where>/<kind>" -> the secret value
+    marker: str  # a phrase of the planted documents, kept by curate, so it must reach the teacher
+    exempt_sources: list[str] = field(default_factory=list)  # sources that skip the web-text rules
+    tasks: list[dict] = field(default_factory=list)
+
+
+def _r(rng: random.Random, alphabet: str, n: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def _pem_lines(rng: random.Random, n: int) -> list[str]:
+    data = base64.b64encode(rng.randbytes(48 * n)).decode()
+    return [data[i:i + 64] for i in range(0, len(data), 64)]
+
+
+def make_secrets(rng: random.Random) -> dict[str, str]:
+    """One value of every kind from the finding, in the provider's documented format."""
+    user_pass = f"deploy:{_r(rng, ALNUM, 16)}"
+    return {
+        "gitlab": "glpat-" + _r(rng, ALNUM + "_-", 20),
+        "stripe": "sk_live_51" + _r(rng, ALNUM, 97),
+        "huggingface": "hf_" + _r(rng, string.ascii_letters, 34),
+        "npm": "npm_" + _r(rng, ALNUM, 36),
+        "sendgrid": f"SG.{_r(rng, ALNUM + '_-', 22)}.{_r(rng, ALNUM + '_-', 43)}",
+        "basic_auth": base64.b64encode(user_pass.encode()).decode(),
+        "azure_account_key": base64.b64encode(rng.randbytes(64)).decode(),
+    }
+
+
+def secret_block(rng: random.Random, s: dict[str, str], where: str) -> tuple[str, dict[str, str]]:
+    """Lines holding every kind, plus a truncated PEM key (BEGIN, no END) and a PGP private key
+    block; returns (text, values) with the key bodies' lines among the values."""
+    pem, pgp = _pem_lines(rng, 6), _pem_lines(rng, 6)
+    text = "\n".join([
+        f"GITLAB_TOKEN={s['gitlab']}",
+        f"stripe.api_key = \"{s['stripe']}\"",
+        f"HF token for the mirror: {s['huggingface']}",
+        f"//registry.npmjs.org/:_authToken={s['npm']}",
+        f"sendgrid: {s['sendgrid']}",
+        f"Authorization: Basic {s['basic_auth']}",
+        "AZURE_STORAGE=DefaultEndpointsProtocol=https;AccountName=acmedata;"
+        f"AccountKey={s['azure_account_key']};EndpointSuffix=core.windows.net",
+        "-----BEGIN PGP PRIVATE KEY BLOCK-----", "Version: GnuPG v2", "", *pgp, "=" + _r(rng, ALNUM, 4),
+        "-----END PGP PRIVATE KEY BLOCK-----",
+        "", "-----BEGIN RSA PRIVATE KEY-----", *pem,  # the file ends inside the key: no END line
+    ])
+    values = {f"{where}/{k}": v for k, v in s.items()}
+    values.update({f"{where}/pem_line_{i}": line for i, line in enumerate(pem)})
+    values.update({f"{where}/pgp_line_{i}": line for i, line in enumerate(pgp)})
+    return text, values
+
+
+PROSE = ("Anyone who wants to ask about these notes can write to the office, and somebody there will answer "
+         "within a day or two, usually with a longer explanation than expected. Visitors who arrive in spring "
+         "often find the gardens closed for planting, so the staff recommend a later trip. The library keeps "
+         "older letters in a cool room downstairs, where volunteers sort them by year and by the town they "
+         "came from.")
+
+
+@pytest.fixture(scope="module")
+def e2e_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("secrets_e2e")
+
+
+@pytest.fixture(scope="module")
+def text_plants(e2e_root) -> Plants:
+    rng = random.Random(1)
+    block, values = secret_block(rng, make_secrets(rng), "text")
+    marker = "The garden notes were typed up by the volunteers"
+    folder = e2e_root / "notes"
+    folder.mkdir()
+    (folder / "ops-notes.txt").write_text(f"{marker}.\n\n{PROSE}\n\nThe settings we use:\n{block}")
+    return Plants(sources=[{"name": "notes", "kind": "files", "paths": ["notes/*.txt"]}], values=values,
+                  marker=marker, exempt_sources=["notes"],
+                  tasks=[{"name": "qa", "template": "qa_from_passage", "verify": "none",
+                          "selector": {"sources": ["notes"]}}])
+
+
+@pytest.fixture(scope="module")
+def _repo(e2e_root) -> Path:
+    repo = e2e_root / "service"
+    (repo / "app").mkdir(parents=True)
+    (repo / "deploy").mkdir()
+    return repo
+
+
+@pytest.fixture(scope="module")
+def code_plants(_repo) -> Plants:
+    rng = random.Random(2)
+    block, values = secret_block(rng, make_secrets(rng), "code")
+    marker = "def build_client(timeout):"
+    body = "\n".join(f"# {line}" for line in block.split("\n"))  # the secrets as comments in a module
+    (_repo / "app" / "settings.py").write_text(
+        f'"""Settings of the billing service."""\n\nimport os\n\n\n{marker}\n    return {{"timeout": timeout}}\n\n\n{body}\n')
+    return Plants(sources=[{"name": "service", "kind": "repo", "url_or_path": "service", "repo_record": False}],
+                  values=values, marker=marker,
+                  tasks=[{"name": "code", "template": "explain_improve_code", "verify": "none",
+                          "selector": {"modalities": ["code"]}}])
+
+
+@pytest.fixture(scope="module")
+def repo_file_plants(_repo) -> Plants:
+    rng = random.Random(3)
+    block, values = secret_block(rng, make_secrets(rng), "repo")
+    marker = "Deployment notes for the billing service"
+    (_repo / "deploy" / "NOTES.md").write_text(f"# {marker}\n\n{block}\n")
+    return Plants(sources=[], values=values, marker=marker)  # gathered with the repository above
+
+
+class RecordingTeacher:
+    """The reference teacher (teacher.server's handler answers), keeping every request body."""
+
+    def __init__(self) -> None:
+        from teacher.server import _Handler, _State
+
+        bodies = self.bodies = []
+
+        class Handler(_Handler):
+            def _body(self) -> bytes:
+                raw = super()._body()
+                bodies.append(raw.decode("utf-8", "replace"))
+                return raw
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.state = _State(None, 0.0)
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def run_cli(root: Path, cfg: dict, stages: str, name: str) -> subprocess.CompletedProcess:
+    """`distillery run` as a user runs it: no PREFECT_API_URL, a fresh PREFECT_HOME, from `root`."""
+    cfg_path = root / f"{name}.yaml"
+    cfg_path.write_text(json.dumps(cfg))  # JSON is YAML
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(root / f"run-{name}"),
+               PREFECT_HOME=str(root / f"prefect-{name}"), DISTILLERY_TEACHER_API_KEY="sk-test-not-a-real-key")
+    out = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", stages],
+                         env=env, cwd=root, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-4000:]
+    return out
+
+
+def _all_plants(request) -> list[Plants]:
+    return [request.getfixturevalue(name) for name in PLANTERS]
+
+
+def _config(root: Path, plants: list[Plants], lake: str, teacher_url: str = "http://127.0.0.1:9/v1", **extra) -> dict:
+    return {
+        "lake": str(root / lake), "base_dir": str(root),
+        "sources": [s for p in plants for s in p.sources],
+        "curate": {"web_rules_exempt_sources": [s for p in plants for s in p.exempt_sources]},
+        "distill": {"base_url": teacher_url, "timeout_s": 10, "max_retries": 1, "backoff_base_s": 0,
+                    "tasks": [t for p in plants for t in p.tasks]},
+        "run": {"partition_rows": 8, "workers": 2},
+        **extra,
+    }
+
+
+def _decoded_rows(folder: Path, table: str) -> list[str]:
+    """Every row of every `table-*.parquet` file under `folder`, decoded to JSON text."""
+    rows = []
+    for f in sorted(folder.rglob(f"{table}-*.parquet")):
+        rows += [json.dumps(r, default=str) for r in pq.read_table(f).to_pylist()]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def e2e_run(request, e2e_root):
+    plants = _all_plants(request)
+    teacher = RecordingTeacher()
+    try:
+        run_cli(e2e_root, _config(e2e_root, plants, "lake", teacher.url), "gather,curate,distill", "e2e")
+    finally:
+        teacher.stop()
+    values = {k: v for p in plants for k, v in p.values.items()}
+    return {"plants": plants, "values": values, "bodies": teacher.bodies, "lake": e2e_root / "lake"}
+
+
+def test_planted_documents_reached_the_teacher(e2e_run):
+    """Precondition: every plant's documents were sent, so not finding a value means something."""
+    assert e2e_run["bodies"], "no request reached the teacher"
+    for p in e2e_run["plants"]:
+        assert any(p.marker in b for b in e2e_run["bodies"]), f"no request carried {p.marker!r}"
+    sent = "\n".join(e2e_run["bodies"])
+    assert "<API_KEY>" in sent and "<PRIVATE_KEY>" in sent and "<TOKEN>" in sent
+
+
+def test_no_planted_secret_reaches_the_teacher(e2e_run):
+    sent = "\n".join(e2e_run["bodies"])
+    leaked = sorted(k for k, v in e2e_run["values"].items() if v in sent)
+    assert leaked == []
+    assert "BEGIN RSA PRIVATE KEY" not in sent and "BEGIN PGP PRIVATE KEY BLOCK" not in sent
+
+
+def test_no_planted_secret_in_curated_or_traces_parquet(e2e_run):
+    lake = e2e_run["lake"]
+    for table in ("curated", "rejects", "duplicates", "traces"):
+        rows = _decoded_rows(lake, table)
+        if table in ("curated", "traces"):
+            assert rows, f"no {table} rows: the test would prove nothing"
+        text = "\n".join(rows)
+        leaked = sorted(k for k, v in e2e_run["values"].items() if v in text)
+        assert leaked == [], f"{table}: {leaked}"
+
+
+def test_redaction_counts_per_kind_are_in_meta(e2e_run):
+    metas = [json.loads(json.loads(r)["meta"]) for r in _decoded_rows(e2e_run["lake"], "curated")]
+    totals: dict[str, int] = {}
+    for m in metas:
+        for k, n in (m.get("redactions") or {}).items():
+            totals[k] = totals.get(k, 0) + n
+    # Per planted file: gitlab, stripe, hf, npm, sendgrid, azure -> api_key; basic -> bearer; 2 blocks.
+    assert totals.get("private_key", 0) >= 2 * 3 and totals.get("api_key", 0) >= 6 * 3 and totals.get("bearer", 0) >= 3
+    # The README's query, through `distillery sql`'s read-only path, gives the same totals.
+    sql = ("select kind, sum(json_extract(meta, '$.redactions.' || kind)::int) n from "
+           "(select unnest(json_keys(meta, '$.redactions')) kind, meta from curated) group by kind")
+    assert dict(query(Lake(e2e_run["lake"]), sql)[1]) == totals
+
+
+def test_documents_keep_the_raw_text_unless_gather_redacts(request, e2e_run, e2e_root):
+    """The raw layer holds what was read (README); gather.redact: true redacts it there too."""
+    raw = "\n".join(_decoded_rows(e2e_run["lake"], "documents"))
+    assert sorted(k for k, v in e2e_run["values"].items() if v not in raw) == []
+    # Switched on for a lake already gathered raw (a copy of the run's): the documents view then
+    # shows the redacted generation, and curate reads it.
+    plants = _all_plants(request)
+    shutil.copytree(e2e_run["lake"], e2e_root / "lake-redacted")
+    run_cli(e2e_root, _config(e2e_root, plants, "lake-redacted", gather={"redact": True}), "gather,curate", "redacted")
+    lake = Lake(e2e_root / "lake-redacted")
+    docs = "\n".join(json.dumps(r, default=str) for r in query(lake, "select * from documents")[1])
+    assert all(p.marker in docs for p in plants)
+    leaked = sorted(k for k, v in e2e_run["values"].items() if v in docs)
+    assert leaked == []
+    assert query(lake, "select count(*) from curated")[1][0][0] > 0
+
+
+def test_curate_artifact_table_counts_redactions_by_kind(e2e_run):
+    """The rows of the `curate-redactions-by-kind` artifact, computed from the run's real lake."""
+    from flows.reporting import outcome_tables
+    rows = {r["kind"]: r for r in outcome_tables([e2e_run["lake"]])["redactions-by-kind"]}
+    assert rows["private_key"]["n"] >= 6 and rows["api_key"]["n"] >= 18 and rows["bearer"]["n"] >= 3
+    assert all(r["rows"] >= 1 for r in rows.values())
