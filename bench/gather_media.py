@@ -1,12 +1,14 @@
 """Benchmark: what storing metadata-free re-encodings costs gather on images and audio.
 
-Builds JPEG photos (smooth gradients plus noise, so they compress like photos) and 16-bit
-WAV files, then times in one process:
+Builds JPEG photos (smooth gradients plus noise, so they compress like photos, with a
+camera-like EXIF block and an sRGB ICC profile) and 16-bit WAV files, then times in one process:
   1. reference: the work gather did before it stripped metadata, per file: decode
      (Pillow load / soundfile full decode), sha256 of the file, a copy into a store;
-  2. gather: sources.read_items on the same files (decode, metadata scan, re-encode to
-     PNG / WAV, hash, store).
-Prints files/s for both, gather's time as a ratio of the reference, and the stored bytes
+  2. gather: sources.read_items on the same files (decode, metadata scan, strip or
+     re-encode, hash, store): photos keep their JPEG data (sources.jpeg_strip);
+  3. images only, gather with the lossless JPEG path switched off: every photo re-encoded
+     to PNG (what gather did before jpeg_strip).
+Prints files/s for each, gather's time as a ratio of the reference, and the stored bytes
 as a ratio of the source bytes.
 
 Usage: python bench/gather_media.py [--images 40] [--size 1024x768] [--wavs 40] [--seconds 10]
@@ -24,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from PIL import Image
+from PIL import Image, ImageCms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sources.jpeg_strip import clean_jpeg as _clean_jpeg  # noqa: E402
 
 
 def build(root: Path, n_images: int, size: tuple[int, int], n_wavs: int, seconds: float) -> None:
@@ -35,10 +39,14 @@ def build(root: Path, n_images: int, size: tuple[int, int], n_wavs: int, seconds
     (root / "au").mkdir()
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w]
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     for i in range(n_images):
         base = np.stack([(xx * (i + 1) % 256), (yy * 2 % 256), ((xx + yy) // 3 % 256)], axis=2).astype(np.int16)
         px = np.clip(base + rng.integers(-12, 13, base.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(px).save(root / "img" / f"p{i:04d}.jpg", "JPEG", quality=90)
+        exif = Image.Exif()
+        exif.update({0x010F: "BenchCam", 0x0110: "Model 1", 0x0112: 1, 0x0132: "2026:01:01 12:00:00"})
+        Image.fromarray(px).save(root / "img" / f"p{i:04d}.jpg", "JPEG", quality=90, exif=exif.tobytes(),
+                                 icc_profile=srgb)
     rate = 16000
     t = np.arange(int(rate * seconds)) / rate
     for i in range(n_wavs):
@@ -62,12 +70,14 @@ def reference(paths: list[Path], store: Path, kind: str) -> float:
     return time.perf_counter() - t0
 
 
-def gather(root: Path, kind: str, store: Path) -> tuple[float, int]:
+def gather(root: Path, kind: str, store: Path, lossless_jpeg: bool = True) -> tuple[float, int]:
     from pydantic import TypeAdapter
 
     from sources import discover, read_items
     from sources.config import AnySource
     import sources.audio, sources.image  # noqa: F401,E401 - import cost is not gather cost
+
+    sources.image.clean_jpeg = _clean_jpeg if lossless_jpeg else (lambda *_: None)
 
     sub = "img" if kind == "images" else "au"
     source = TypeAdapter(AnySource).validate_python({"name": kind, "kind": kind, "paths": [f"{sub}/*"]})
@@ -102,6 +112,11 @@ def main() -> None:
             print(f"   gather (decode+strip+store) : {n / t_gather:8.1f} files/s   "
                   f"({t_gather / t_ref:.2f}x the reference's time)")
             print(f"   stored bytes / source bytes : {stored / src_bytes:.2f}")
+            if kind == "images":
+                t_png, stored_png = gather(root, kind, root / "lake_png" / "media", lossless_jpeg=False)
+                print(f"   gather, all PNG (before)    : {n / t_png:8.1f} files/s   "
+                      f"({t_png / t_ref:.2f}x the reference's time)")
+                print(f"   stored bytes / source bytes : {stored_png / src_bytes:.2f}")
 
 
 if __name__ == "__main__":
