@@ -111,12 +111,12 @@ def main() -> None:
             print(f"   reference (decode+hash+copy): {n / t_ref:8.1f} files/s")
             print(f"   gather (decode+strip+store) : {n / t_gather:8.1f} files/s   "
                   f"({t_gather / t_ref:.2f}x the reference's time)")
-            print(f"   stored bytes / source bytes : {stored / src_bytes:.2f}")
+            print(f"   stored bytes / source bytes : {stored / src_bytes:.3f}")
             if kind == "images":
                 t_png, stored_png = gather(root, kind, root / "lake_png" / "media", lossless_jpeg=False)
                 print(f"   gather, all PNG (before)    : {n / t_png:8.1f} files/s   "
                       f"({t_png / t_ref:.2f}x the reference's time)")
-                print(f"   stored bytes / source bytes : {stored_png / src_bytes:.2f}")
+                print(f"   stored bytes / source bytes : {stored_png / src_bytes:.3f}")
 
 
 if __name__ == "__main__":

@@ -215,6 +215,8 @@ def _jpeg_segment(marker: int, data: bytes, found: Found) -> None:
         found.add("xmp", data)
     elif marker == 0xE2 and data.startswith(b"ICC_PROFILE\0"):
         found.add("icc_profile", data)
+    elif marker == 0xE2 and data.startswith(b"MPF\0"):
+        found.add("mpf", data)  # the index of an MPO's other frames (which follow EOI)
     elif marker == 0xED:
         found.add("iptc", data)
     else:

@@ -289,6 +289,19 @@ def test_same_jpeg_data_with_different_metadata_is_one_stored_item(tmp_path):
     assert docs.height == 2 and docs["id"].n_unique() == 1 and docs["media"].n_unique() == 1
 
 
+def test_mpo_keeps_the_jpeg_data_of_its_first_frame_only(tmp_path):
+    first, second = (Image.fromarray(_noise(seed)) for seed in (8, 9))
+    first.save(tmp_path / "pair.jpg", "MPO", save_all=True, append_images=[second], quality=90)
+    _, result = read_source({"name": "im", "kind": "images", "paths": ["*.jpg"]}, tmp_path)
+    meta = _meta(result)["pair.jpg"]
+    stored = (tmp_path / "lake" / result.tables["documents"]["media"][0]).read_bytes()
+    assert (meta["format"], meta["stored_format"], meta["frames_dropped"]) == ("MPO", "JPEG", 1)
+    assert meta["metadata_stripped"] == ["jpeg_trailer", "mpf"]
+    assert jpeg_is_clean(stored) and stored.count(b"\xff\xd8") == 1
+    with Image.open(tmp_path / "pair.jpg") as src:
+        assert np.array_equal(_pixels(stored), np.asarray(src.convert("RGB")))  # frame 0
+
+
 def test_only_an_srgb_profile_lets_a_jpeg_keep_its_data(tmp_path):
     assert icc_is_srgb(SRGB_ICC)
     # The same profile with a red primary moved (a wide-gamut display) or a linear tone curve.
