@@ -33,7 +33,8 @@ import soundfile as sf
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 from conftest import read_source
-from sources.jpeg_strip import clean_jpeg, icc_is_srgb, jpeg_is_clean
+from sources.icc_srgb import icc_is_srgb
+from sources.jpeg_strip import clean_jpeg, jpeg_is_clean
 from sources.media_strip import png_is_clean, wav_is_clean
 from teacher.media import to_wire
 
