@@ -1,13 +1,13 @@
 """The `images` kind: one record per image file Pillow can read (PNG, JPEG, GIF, WebP, TIFF, ...).
 
 The CAS gets a metadata-free copy of the image (the id is the content_id of those bytes, so
-two files that differ only in metadata are one item): a JPEG whose pixels need no change (no
-EXIF rotation, no ICC profile or an sRGB one) keeps its compressed data with every metadata
-segment removed (jpeg_strip.clean_jpeg, checked to decode to the same pixels); any other
-image becomes a PNG of the decoded pixels with the EXIF orientation applied
-(media_strip.clean_image). meta records what a viewer sees: width and height
-AFTER the EXIF orientation is applied (orientations 5-8 swap the axes, exactly as
-ImageOps.exif_transpose would rotate them), plus the source file's format, mode, n_frames,
+two files that differ only in metadata are one item): a JPEG or still WebP whose pixels need
+no change (no EXIF rotation, no ICC profile or an sRGB one) keeps its compressed data with
+every metadata segment or chunk removed (jpeg_strip.clean_jpeg, webp_strip.clean_webp, both
+checked to decode to the same pixels); any other image becomes a PNG of the decoded pixels
+with the EXIF orientation applied (media_strip.clean_image). meta records what a viewer
+sees: width and height AFTER the EXIF orientation is applied (orientations 5-8 swap the
+axes, exactly as ImageOps.exif_transpose would rotate them), plus the source file's format, mode, n_frames,
 bytes and orientation tag, stored_format/stored_bytes, and what metadata was stripped
 (metadata_stripped, metadata_redactions: see media_metadata; icc_to_srgb when the file had
 an ICC profile).
@@ -34,12 +34,14 @@ from sources.media_checks import open_checks
 from sources.media_metadata import image_metadata
 from sources.media_store import put_bytes
 from sources.media_strip import clean_image
+from sources.webp_strip import clean_webp
 from sources.record import RowSink, content_id
 from sources.sniff import IMAGE_KINDS
 
 _SWAPS_AXES = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
-_JPEG_FORMATS = {"JPEG", "MPO"}
+# Pillow format -> (the lossless rewrite that keeps its compressed data, stored_format)
+_KEEP_DATA = {"JPEG": (clean_jpeg, "JPEG"), "MPO": (clean_jpeg, "JPEG"), "WEBP": (clean_webp, "WEBP")}
 
 
 def _format_for_extension(path: str) -> str | None:
@@ -52,9 +54,9 @@ def _same_family(a: str, b: str) -> bool:
     return a == b or any(a in f and b in f for f in families)
 
 
-def _jpeg_facts(im: Image.Image, n_frames: int) -> dict:
-    """clean_image's facts for a JPEG stored by clean_jpeg: only an sRGB profile is dropped
-    there (the pixels already are sRGB) and only the first frame of an MPO is kept."""
+def _kept_facts(im: Image.Image, n_frames: int) -> dict:
+    """clean_image's facts for an image stored by clean_jpeg/clean_webp: only an sRGB profile
+    is dropped there (the pixels already are sRGB) and only the first frame of an MPO is kept."""
     facts: dict = {"icc_to_srgb": True} if im.info.get("icc_profile") else {}
     if n_frames > 1:
         facts["frames_dropped"] = n_frames - 1
@@ -89,11 +91,11 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
                 orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
                 im.load()  # decode the pixels: a cut-off file fails here, not downstream
                 stripped = image_metadata(item.path, im)
-                stored = None
-                if fmt in _JPEG_FORMATS:  # photos keep their JPEG data when no pixel must change
-                    stored = clean_jpeg(Path(item.path).read_bytes(), im, orientation)
+                stored, keep = None, _KEEP_DATA.get(fmt)
+                if keep:  # JPEG and WebP keep their compressed data when no pixel must change
+                    stored = keep[0](Path(item.path).read_bytes(), im, orientation)
                 if stored is not None:
-                    stored_format, facts = "JPEG", _jpeg_facts(im, n_frames)
+                    stored_format, facts = keep[1], _kept_facts(im, n_frames)
                 else:
                     stored_format = "PNG"
                     stored, facts = clean_image(im, orientation)

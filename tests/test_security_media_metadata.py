@@ -3,13 +3,13 @@
 Files are built here with e-mail addresses and an AWS key planted in their metadata: a PNG
 (tEXt, zTXt, iTXt), a rotated JPEG (EXIF Artist and UserComment, XMP), an unrotated JPEG
 photo (EXIF UserComment, XMP, an sRGB ICC profile, a COM segment, bytes after EOI), a WAV
-(LIST/INFO comment and an id3 chunk, written byte by byte) and an MP4 (container and stream
-tags). Gather must store copies without any of it (the photo as the same JPEG data, the rest
-re-encoded) and record in meta only which kinds of metadata it dropped and how many
-PII/secret findings they held. One real CLI run of
-gather, curate, distill (image and audio prompts to a recording teacher on loopback) and
-shard then checks every lake file, every request body (base64 payloads decoded) and the
-shards.
+(LIST/INFO comment and an id3 chunk, written byte by byte), a still WebP (EXIF, XMP, sRGB
+ICC, trailer) and an MP4 (container and stream tags). Gather must store copies without any
+of it (the photo and the WebP as their own compressed data, the rest re-encoded) and record
+in meta only which kinds of metadata it dropped and how many PII/secret findings they held.
+One real CLI run of gather, curate, distill (image and audio prompts to a recording teacher
+on loopback) and shard then checks every lake file, every request body (base64 payloads
+decoded) and the shards.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from conftest import read_source
 from sources.icc_srgb import icc_is_srgb
 from sources.jpeg_strip import clean_jpeg, jpeg_is_clean
 from sources.media_strip import png_is_clean, wav_is_clean
+from sources.webp_strip import webp_is_clean
 from teacher.media import to_wire
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +55,8 @@ PLANTED = {
     "photo_xmp": "photo.xmp.creator@example.com",
     "photo_com": "photo.com.segment@example.com",
     "photo_trailer": "photo.trailer@example.com",
+    "webp_artist": "webp.artist@example.com",
+    "webp_xmp": "webp.xmp.creator@example.com",
 }
 ALL_PLANTED = [*PLANTED.values(), AWS_KEY]
 
@@ -152,6 +155,7 @@ def build_corpus(root: Path) -> None:
     make_png(root / "img" / "tagged.png")
     make_jpeg(root / "img" / "tagged.jpg")
     make_photo_jpeg(root / "img" / "photo.jpg")
+    make_webp(root / "img" / "sticker.webp")
     make_wav(root / "au" / "tagged.wav")
     make_video(root / "vid" / "tagged.mp4")
 
@@ -200,7 +204,7 @@ def test_gather_stores_no_metadata_and_records_kinds_and_counts(tmp_path):
 
     # Nothing planted anywhere in the store, and every stored file is of the clean kind.
     stored = [p for p in (tmp_path / "lake" / "media").rglob("*") if p.is_file()]
-    assert len(stored) >= 8  # 3 images, 1 audio, the video, its frames and its audio track
+    assert len(stored) >= 9  # 4 images, 1 audio, the video, its frames and its audio track
     for p in stored:
         data = p.read_bytes()
         assert leaks(data) == [], p
@@ -208,6 +212,8 @@ def test_gather_stores_no_metadata_and_records_kinds_and_counts(tmp_path):
             assert png_is_clean(data), p
         elif data.startswith(b"\xff\xd8"):
             assert jpeg_is_clean(data), p
+        elif data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+            assert webp_is_clean(data), p
         elif data.startswith(b"RIFF"):
             assert wav_is_clean(data), p
         else:
@@ -301,6 +307,36 @@ def test_mpo_keeps_the_jpeg_data_of_its_first_frame_only(tmp_path):
     assert jpeg_is_clean(stored) and stored.count(b"\xff\xd8") == 1
     with Image.open(tmp_path / "pair.jpg") as src:
         assert np.array_equal(_pixels(stored), np.asarray(src.convert("RGB")))  # frame 0
+
+
+def make_webp(path: Path) -> None:
+    """A lossless still WebP with real transparency, EXIF Artist, XMP, an sRGB profile and
+    bytes after the RIFF container."""
+    rgba = np.dstack([_noise(6), np.tile(np.arange(96, dtype=np.uint8) * 2, (80, 1))])
+    exif = Image.Exif()
+    exif[0x013B] = PLANTED["webp_artist"]
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "WEBP", lossless=True, exif=exif.tobytes(),
+                                       xmp=_xmp(PLANTED["webp_xmp"]), icc_profile=SRGB_ICC)
+    path.write_bytes(buf.getvalue() + f"trailer {AWS_KEY}".encode())
+
+
+def test_still_webp_keeps_its_own_data_without_metadata_in_the_lake_and_on_the_wire(tmp_path):
+    make_webp(tmp_path / "sticker.webp")
+    source = (tmp_path / "sticker.webp").read_bytes()
+    assert sorted(leaks(source)) == sorted([PLANTED["webp_artist"], PLANTED["webp_xmp"], AWS_KEY])
+    _, result = read_source({"name": "im", "kind": "images", "paths": ["*.webp"]}, tmp_path)
+    meta = _meta(result)["sticker.webp"]
+    ref = result.tables["documents"]["media"][0]
+    stored = (tmp_path / "lake" / ref).read_bytes()
+    assert webp_is_clean(stored) and not webp_is_clean(source) and leaks(stored) == []
+    assert (meta["stored_format"], meta["mode"]) == ("WEBP", "RGBA") and len(stored) < len(source)
+    assert meta["metadata_stripped"] == ["exif", "icc_profile", "xmp"] and meta["metadata_redactions"] == {"email": 2}
+    with Image.open(io.BytesIO(stored)) as a, Image.open(io.BytesIO(source)) as b:
+        assert a.mode == b.mode == "RGBA" and np.array_equal(np.asarray(a), np.asarray(b))
+    url = to_wire([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ref}}]}],
+                  tmp_path / "lake")[0]["content"][0]["image_url"]["url"]
+    assert url == "data:image/webp;base64," + base64.b64encode(stored).decode()
 
 
 def test_only_an_srgb_profile_lets_a_jpeg_keep_its_data(tmp_path):
@@ -445,9 +481,10 @@ run: {{partition_rows: 8, workers: 1}}
                 elif part["type"] == "input_audio":
                     payloads["audio"].append(base64.b64decode(part["input_audio"]["data"]))
     assert len(payloads["audio"]) >= 1
-    assert len(payloads["image"]) >= 3
-    assert all((png_is_clean(d) or jpeg_is_clean(d)) and leaks(d) == [] for d in payloads["image"])
-    assert sum(jpeg_is_clean(d) for d in payloads["image"]) == 1  # the photo went as the JPEG gather stored
+    assert len(payloads["image"]) >= 4
+    assert all((png_is_clean(d) or jpeg_is_clean(d) or webp_is_clean(d)) and leaks(d) == [] for d in payloads["image"])
+    # the photo and the still WebP went as the JPEG and WebP data gather stored
+    assert sum(jpeg_is_clean(d) for d in payloads["image"]) == 1 == sum(webp_is_clean(d) for d in payloads["image"])
     assert all(wav_is_clean(d) and leaks(d) == [] for d in payloads["audio"])
 
     # No lake file holds a planted value: raw bytes, and every string cell of every Parquet
@@ -466,4 +503,4 @@ run: {{partition_rows: 8, workers: 1}}
                                 "--lake", str(lake), "--format", "json"], env=env, capture_output=True, text=True)
     assert shard_sql.returncode == 0, shard_sql.stderr
     by_modality = {r["modality"]: r["n"] for r in map(json.loads, shard_sql.stdout.splitlines())}
-    assert by_modality.get("image", 0) >= 3 and by_modality.get("audio", 0) >= 1 and by_modality.get("video", 0) >= 1
+    assert by_modality.get("image", 0) >= 4 and by_modality.get("audio", 0) >= 1 and by_modality.get("video", 0) >= 1
