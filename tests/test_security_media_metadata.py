@@ -34,7 +34,7 @@ from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 from conftest import read_source
 from sources.icc_srgb import icc_is_srgb
-from sources.jpeg_strip import clean_jpeg, jpeg_is_clean
+from sources.jpeg_strip import clean_jpeg, jpeg_is_clean, strip_jpeg
 from sources.media_strip import png_is_clean, wav_is_clean
 from sources.webp_strip import webp_is_clean
 from teacher.media import to_wire
@@ -354,6 +354,29 @@ def test_only_an_srgb_profile_lets_a_jpeg_keep_its_data(tmp_path):
     _, result = read_source({"name": "im", "kind": "images", "paths": ["*.jpg"]}, tmp_path)
     meta = _meta(result)["wide.jpg"]
     assert meta["stored_format"] == "PNG" and meta["metadata_stripped"] == ["icc_profile"]
+
+
+def test_jpeg_whose_colours_depend_on_a_dropped_segment_takes_the_png_path(tmp_path):
+    """An RGB-coded JPEG whose only sign of being RGB is its APP14 Adobe segment (components
+    numbered 1-3, not 'R','G','B'): without that segment it decodes as YCbCr, to other
+    colours, so the pixel check must send it to the PNG path, pixels intact."""
+    buf = io.BytesIO()
+    Image.fromarray(_noise(11)).save(buf, "JPEG", quality=90, keep_rgb=True)
+    data = bytearray(buf.getvalue())
+    ids = {ord("R"): 1, ord("G"): 2, ord("B"): 3}
+    sof = data.index(b"\xff\xc0") + 4  # payload: precision, height, width, count, then 3 bytes per component
+    for i in range(data[sof + 5]):
+        data[sof + 6 + 3 * i] = ids[data[sof + 6 + 3 * i]]
+    sos = data.index(b"\xff\xda") + 4  # payload: count, then 2 bytes per component
+    for i in range(data[sos]):
+        data[sos + 1 + 2 * i] = ids[data[sos + 1 + 2 * i]]
+    (tmp_path / "rgb.jpg").write_bytes(bytes(data))
+    # Guard: the rewrite really would change the colours.
+    assert not np.array_equal(_pixels(strip_jpeg(bytes(data))), _pixels(bytes(data)))
+    _, result = read_source({"name": "im", "kind": "images", "paths": ["*.jpg"]}, tmp_path)
+    stored = (tmp_path / "lake" / result.tables["documents"]["media"][0]).read_bytes()
+    assert _meta(result)["rgb.jpg"]["stored_format"] == "PNG" and png_is_clean(stored)
+    assert np.array_equal(_pixels(stored), _pixels(bytes(data)))
 
 
 def test_clean_jpeg_refuses_a_rewrite_that_would_show_other_pixels(tmp_path):
