@@ -1,10 +1,13 @@
 """The `images` kind: one record per image file Pillow can read (PNG, JPEG, GIF, WebP, TIFF, ...).
 
-The CAS gets a metadata-free PNG of the decoded pixels with the EXIF orientation applied
-(media_strip.clean_image; the id is the content_id of those PNG bytes, so two files that
-differ only in metadata are one item). meta records what a viewer sees: width and height
-AFTER the EXIF orientation is applied (orientations 5-8 swap the axes, exactly as
-ImageOps.exif_transpose would rotate them), plus the source file's format, mode, n_frames,
+The CAS gets a metadata-free copy of the image (the id is the content_id of those bytes, so
+two files that differ only in metadata are one item): a JPEG or still WebP whose pixels need
+no change (no EXIF rotation, no ICC profile or an sRGB one) keeps its compressed data with
+every metadata segment or chunk removed (jpeg_strip.clean_jpeg, webp_strip.clean_webp, both
+checked to decode to the same pixels); any other image becomes a PNG of the decoded pixels
+with the EXIF orientation applied (media_strip.clean_image). meta records what a viewer
+sees: width and height AFTER the EXIF orientation is applied (orientations 5-8 swap the
+axes, exactly as ImageOps.exif_transpose would rotate them), plus the source file's format, mode, n_frames,
 bytes and orientation tag, stored_format/stored_bytes, and what metadata was stripped
 (metadata_stripped, metadata_redactions: see media_metadata; icc_to_srgb when the file had
 an ICC profile).
@@ -26,15 +29,19 @@ from PIL import Image, UnidentifiedImageError
 
 from sources.config import ImagesSource
 from sources.item import SourceItem
+from sources.jpeg_strip import clean_jpeg
 from sources.media_checks import open_checks
 from sources.media_metadata import image_metadata
 from sources.media_store import put_bytes
 from sources.media_strip import clean_image
+from sources.webp_strip import clean_webp
 from sources.record import RowSink, content_id
 from sources.sniff import IMAGE_KINDS
 
 _SWAPS_AXES = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
+# Pillow format -> (the lossless rewrite that keeps its compressed data, stored_format)
+_KEEP_DATA = {"JPEG": (clean_jpeg, "JPEG"), "MPO": (clean_jpeg, "JPEG"), "WEBP": (clean_webp, "WEBP")}
 
 
 def _format_for_extension(path: str) -> str | None:
@@ -45,6 +52,15 @@ def _same_family(a: str, b: str) -> bool:
     # Pillow names e.g. .jpg -> JPEG but opens MPO (multi-picture JPEG) files as MPO.
     families = [{"JPEG", "MPO"}, {"TIFF"}, {"PNG", "APNG"}]
     return a == b or any(a in f and b in f for f in families)
+
+
+def _kept_facts(im: Image.Image, n_frames: int) -> dict:
+    """clean_image's facts for an image stored by clean_jpeg/clean_webp: only an sRGB profile
+    is dropped there (the pixels already are sRGB) and only the first frame of an MPO is kept."""
+    facts: dict = {"icc_to_srgb": True} if im.info.get("icc_profile") else {}
+    if n_frames > 1:
+        facts["frames_dropped"] = n_frames - 1
+    return facts
 
 
 def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root: Path) -> None:
@@ -75,7 +91,14 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
                 orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
                 im.load()  # decode the pixels: a cut-off file fails here, not downstream
                 stripped = image_metadata(item.path, im)
-                png, facts = clean_image(im, orientation)
+                stored, keep = None, _KEEP_DATA.get(fmt)
+                if keep:  # JPEG and WebP keep their compressed data when no pixel must change
+                    stored = keep[0](Path(item.path).read_bytes(), im, orientation)
+                if stored is not None:
+                    stored_format, facts = keep[1], _kept_facts(im, n_frames)
+                else:
+                    stored_format = "PNG"
+                    stored, facts = clean_image(im, orientation)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         sink.quarantine(uri=uri, reason="decompression_bomb", error=str(exc))
         return
@@ -92,7 +115,8 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
     if orientation in _SWAPS_AXES:
         width, height = height, width
     meta = {"width": width, "height": height, "format": fmt, "mode": mode, "n_frames": n_frames,
-            "bytes": os.path.getsize(item.path), "exif_orientation": orientation, "stored_format": "PNG",
-            "stored_bytes": len(png), **facts, **stripped.meta()}
-    ref = put_bytes(media_root, png)
-    sink.document(id=content_id("image", png), modality="image", uri=uri, license=source.license, meta=meta, media=ref)
+            "bytes": os.path.getsize(item.path), "exif_orientation": orientation,
+            "stored_format": stored_format, "stored_bytes": len(stored), **facts, **stripped.meta()}
+    ref = put_bytes(media_root, stored)
+    sink.document(id=content_id("image", stored), modality="image", uri=uri, license=source.license, meta=meta,
+                  media=ref)

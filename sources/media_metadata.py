@@ -11,8 +11,9 @@ WHAT was there without keeping any of it:
 Where metadata is looked for:
 - PNG: every chunk outside the image structure (tEXt/zTXt/iTXt text, decompressed; eXIf;
   iCCP; tIME; iTXt XML:com.adobe.xmp; any private chunk).
-- JPEG: every APPn and COM segment before the scan (EXIF, XMP, ICC, Photoshop/IPTC, ...),
-  except the JFIF and Adobe segments that only describe the encoding.
+- JPEG: every APPn and COM segment, also between progressive scans (EXIF, XMP, ICC,
+  Photoshop/IPTC, ...), except the JFIF and Adobe segments that only describe the encoding
+  (a JFIF thumbnail counts as jfif_thumbnail); bytes after EOI count as jpeg_trailer.
 - Other images (GIF, WebP, TIFF, ...): what Pillow exposes (EXIF and TIFF text tags, XMP,
   ICC profile, comments).
 - WAV: every RIFF chunk except fmt/fact/data (LIST/INFO, id3, bext, iXML, ...); FLAC:
@@ -36,6 +37,7 @@ from typing import Any, BinaryIO
 import polars as pl
 
 from filters.pii import PATTERNS, redact
+from sources.jpeg_strip import JpegError, jpeg_segments
 
 # A metadata blob bigger than this is scanned only up to here (a 100 MB "comment" is not text
 # worth the time; what is beyond is dropped all the same).
@@ -159,6 +161,24 @@ _JPEG_NO_LENGTH = {0x01, *range(0xD0, 0xD8)}
 
 
 def jpeg_metadata(fh: BinaryIO, found: Found) -> None:
+    """APPn and COM segments (also those between progressive scans) and any non-zero bytes
+    after EOI (trailing data, the other frames of an MPO); the segments up to the first scan
+    only, when the file cannot be walked to its EOI."""
+    fh.seek(0)
+    data = fh.read()
+    try:
+        segments, end = jpeg_segments(data)
+    except JpegError:
+        _jpeg_header_metadata(fh, found)
+        return
+    for marker, _, body, seg_end in segments:
+        if 0xE0 <= marker <= 0xEF or marker == 0xFE:
+            _jpeg_segment(marker, data[body:seg_end], found)
+    if data[end:].strip(b"\0"):
+        found.add("jpeg_trailer", data[end:end + MAX_SCAN_BYTES])
+
+
+def _jpeg_header_metadata(fh: BinaryIO, found: Found) -> None:
     """APPn and COM segments up to the first scan (SOS)."""
     fh.seek(2)
     while True:
@@ -177,23 +197,30 @@ def jpeg_metadata(fh: BinaryIO, found: Found) -> None:
         if not (0xE0 <= marker <= 0xEF or marker == 0xFE):
             fh.seek(length, 1)
             continue
-        data = fh.read(length)
-        if marker == 0xFE:
-            found.add("jpeg_comment", data)
-        elif marker == 0xE0 and data.startswith(b"JFIF\0"):
-            continue
-        elif marker == 0xEE and data.startswith(b"Adobe"):
-            continue
-        elif marker == 0xE1 and data.startswith(b"Exif\0"):
-            found.add("exif", data)
-        elif marker == 0xE1 and data.startswith(b"http://ns.adobe.com/"):
-            found.add("xmp", data)
-        elif marker == 0xE2 and data.startswith(b"ICC_PROFILE\0"):
-            found.add("icc_profile", data)
-        elif marker == 0xED:
-            found.add("iptc", data)
-        else:
-            found.add(f"jpeg_app{marker - 0xE0}", data)
+        _jpeg_segment(marker, fh.read(length), found)
+
+
+def _jpeg_segment(marker: int, data: bytes, found: Found) -> None:
+    """Record an APPn or COM segment's payload (the JFIF and Adobe ones only describe the encoding)."""
+    if marker == 0xFE:
+        found.add("jpeg_comment", data)
+    elif marker == 0xE0 and data.startswith(b"JFIF\0"):
+        if len(data) > 14:  # a thumbnail follows the 14-byte header: pixels, no text
+            found.kinds.add("jfif_thumbnail")
+    elif marker == 0xEE and data.startswith(b"Adobe"):
+        pass
+    elif marker == 0xE1 and data.startswith(b"Exif\0"):
+        found.add("exif", data)
+    elif marker == 0xE1 and data.startswith(b"http://ns.adobe.com/"):
+        found.add("xmp", data)
+    elif marker == 0xE2 and data.startswith(b"ICC_PROFILE\0"):
+        found.add("icc_profile", data)
+    elif marker == 0xE2 and data.startswith(b"MPF\0"):
+        found.add("mpf", data)  # the index of an MPO's other frames (which follow EOI)
+    elif marker == 0xED:
+        found.add("iptc", data)
+    else:
+        found.add(f"jpeg_app{marker - 0xE0}", data)
 
 
 _EXIF_TEXT_IFDS = (0x8769, 0x8825)  # Exif and GPS sub-IFDs

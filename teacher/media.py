@@ -1,12 +1,16 @@
 """Turn stored-form messages (media by content-addressed reference) into what goes on the wire.
 
 Images travel as data URIs in `image_url` parts; audio as base64 in `input_audio` parts.
-Only metadata-free bytes leave the machine: gather stores clean PNG and WAV/FLAC
-(sources.media_strip), and here a PNG is sent as it is only when its chunks are all image
-chunks, a WAV only when it holds nothing but fmt/fact/data (a check of chunk headers, cheap
-for the clean files gather writes); any other image (JPEG, GIF, WebP, a PNG with text or
-EXIF chunks) is re-encoded to a clean PNG and any other audio (FLAC, MP3, a WAV with
-LIST/id3 chunks) to 16-bit PCM WAV.
+Only metadata-free bytes leave the machine: gather stores clean JPEG, WebP, PNG and WAV/FLAC
+(sources.jpeg_strip, sources.webp_strip, sources.media_strip), and here a PNG is sent as it
+is only when its chunks are all image chunks, a JPEG only when its segments are all image
+segments (no APPn but a bare JFIF APP0, no COM, nothing after EOI), a WebP only when it is
+a still image of VP8X/ALPH/VP8/VP8L chunks with no metadata flag, a WAV only when it holds
+nothing but fmt/fact/data (checks of chunk and segment headers, cheap for the clean files
+gather writes). Any other JPEG or WebP loses its metadata as gather's would (sent as it is
+when that keeps its pixels); any other image (GIF, an animated WebP, a PNG with text or EXIF
+chunks, a rotated or non-sRGB JPEG) is re-encoded to a clean PNG and any other audio (FLAC,
+MP3, a WAV with LIST/id3 chunks) to 16-bit PCM WAV.
 A reference "media/ab/<sha256>" resolves under `media_root` (the lake root); a
 `media_root` that already IS the media folder works too.
 """
@@ -17,7 +21,9 @@ import base64
 import copy
 from pathlib import Path
 
+from sources.jpeg_strip import clean_jpeg_bytes, jpeg_is_clean
 from sources.media_strip import clean_image_bytes, clean_wav_bytes, png_is_clean, wav_is_clean
+from sources.webp_strip import clean_webp_bytes, webp_is_clean
 from teacher.templates import PromptError
 
 _IMAGE_MAGIC = (
@@ -53,10 +59,19 @@ def image_mime(data: bytes) -> str:
 
 
 def image_payload(data: bytes) -> tuple[str, bytes]:
-    """(MIME type, bytes) to send for an image: a clean PNG as it is, anything else re-encoded."""
+    """(MIME type, bytes) to send for an image: a clean PNG, JPEG or WebP as it is; another
+    JPEG or WebP without its metadata when that keeps its pixels; anything else as clean PNG."""
     if png_is_clean(data):
         return "image/png", data
-    image_mime(data)  # refuses what is not an image a chat model takes
+    if jpeg_is_clean(data):
+        return "image/jpeg", data
+    if webp_is_clean(data):
+        return "image/webp", data
+    mime = image_mime(data)  # refuses what is not an image a chat model takes
+    rewrite = {"image/jpeg": clean_jpeg_bytes, "image/webp": clean_webp_bytes}.get(mime)
+    stripped = rewrite(data) if rewrite else None
+    if stripped is not None:
+        return mime, stripped
     try:
         return "image/png", clean_image_bytes(data)
     except Exception as exc:  # any decoder failure means this item cannot be sent

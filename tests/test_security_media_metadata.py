@@ -1,13 +1,15 @@
 """Media metadata never reaches the lake's media store, its Parquet, a shard or a teacher (issue 14).
 
 Files are built here with e-mail addresses and an AWS key planted in their metadata: a PNG
-(tEXt, zTXt, iTXt), a JPEG (EXIF Artist and UserComment, XMP), a WAV (LIST/INFO
-comment and an id3 chunk, written byte by byte) and an MP4 (container and stream tags).
-Gather must store re-encodings without any of it and record in meta only which kinds of
-metadata it dropped and how many PII/secret findings they held. One real CLI run of
-gather, curate, distill (image and audio prompts to a recording teacher on loopback) and
-shard then checks every lake file, every request body (base64 payloads decoded) and the
-shards.
+(tEXt, zTXt, iTXt), a rotated JPEG (EXIF Artist and UserComment, XMP), an unrotated JPEG
+photo (EXIF UserComment, XMP, an sRGB ICC profile, a COM segment, bytes after EOI), a WAV
+(LIST/INFO comment and an id3 chunk, written byte by byte), a still WebP (EXIF, XMP, sRGB
+ICC, trailer) and an MP4 (container and stream tags). Gather must store copies without any
+of it (the photo and the WebP as their own compressed data, the rest re-encoded) and record
+in meta only which kinds of metadata it dropped and how many PII/secret findings they held.
+One real CLI run of gather, curate, distill (image and audio prompts to a recording teacher
+on loopback) and shard then checks every lake file, every request body (base64 payloads
+decoded) and the shards.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ import numpy as np
 import polars as pl
 import pytest
 import soundfile as sf
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
 from conftest import read_source
+from sources.icc_srgb import icc_is_srgb
+from sources.jpeg_strip import clean_jpeg, jpeg_is_clean, strip_jpeg
 from sources.media_strip import png_is_clean, wav_is_clean
+from sources.webp_strip import webp_is_clean
 from teacher.media import to_wire
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +51,12 @@ PLANTED = {
     "wav_id3": "wav.id3.title@example.com",
     "video_title": "video.title@example.com",
     "video_stream": "video.stream@example.com",
+    "photo_comment": "photo.usercomment@example.com",
+    "photo_xmp": "photo.xmp.creator@example.com",
+    "photo_com": "photo.com.segment@example.com",
+    "photo_trailer": "photo.trailer@example.com",
+    "webp_artist": "webp.artist@example.com",
+    "webp_xmp": "webp.xmp.creator@example.com",
 }
 ALL_PLANTED = [*PLANTED.values(), AWS_KEY]
 
@@ -68,10 +79,29 @@ def make_jpeg(path: Path) -> None:
     exif[0x013B] = PLANTED["jpeg_artist"]  # Artist
     exif[0x0112] = 6  # orientation: stored pixels must come out rotated
     exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + PLANTED["jpeg_comment"].encode("utf-16-be")  # UserComment
-    xmp = (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-           f'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="{PLANTED["jpeg_xmp"]}"/>'
-           f'</rdf:RDF></x:xmpmeta>').encode()
-    Image.fromarray(_noise(2)).save(path, "JPEG", exif=exif.tobytes(), xmp=xmp, quality=95)
+    Image.fromarray(_noise(2)).save(path, "JPEG", exif=exif.tobytes(), xmp=_xmp(PLANTED["jpeg_xmp"]), quality=95)
+
+
+def _xmp(creator: str) -> bytes:
+    return (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            f'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="{creator}"/>'
+            f'</rdf:RDF></x:xmpmeta>').encode()
+
+
+SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def make_photo_jpeg(path: Path, progressive: bool = False, orientation: int = 1) -> None:
+    """An unrotated (or `orientation`) JPEG with EXIF UserComment, XMP, an sRGB ICC profile,
+    a COM segment and bytes after EOI, each holding a planted value."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + PLANTED["photo_comment"].encode("utf-16-be")  # UserComment
+    buf = io.BytesIO()
+    Image.fromarray(_noise(3, (128, 96))).save(buf, "JPEG", exif=exif.tobytes(), xmp=_xmp(PLANTED["photo_xmp"]),
+                                                icc_profile=SRGB_ICC, comment=f"by {PLANTED['photo_com']}",
+                                                quality=90, progressive=progressive)
+    path.write_bytes(buf.getvalue() + f"trailer {PLANTED['photo_trailer']} {AWS_KEY}".encode())
 
 
 def _chunk(cid: bytes, data: bytes) -> bytes:
@@ -124,6 +154,8 @@ def build_corpus(root: Path) -> None:
         (root / sub).mkdir(parents=True, exist_ok=True)
     make_png(root / "img" / "tagged.png")
     make_jpeg(root / "img" / "tagged.jpg")
+    make_photo_jpeg(root / "img" / "photo.jpg")
+    make_webp(root / "img" / "sticker.webp")
     make_wav(root / "au" / "tagged.wav")
     make_video(root / "vid" / "tagged.mp4")
 
@@ -172,12 +204,16 @@ def test_gather_stores_no_metadata_and_records_kinds_and_counts(tmp_path):
 
     # Nothing planted anywhere in the store, and every stored file is of the clean kind.
     stored = [p for p in (tmp_path / "lake" / "media").rglob("*") if p.is_file()]
-    assert len(stored) >= 7  # 2 images, 1 audio, the video, its frames and its audio track
+    assert len(stored) >= 9  # 4 images, 1 audio, the video, its frames and its audio track
     for p in stored:
         data = p.read_bytes()
         assert leaks(data) == [], p
         if data.startswith(b"\x89PNG"):
             assert png_is_clean(data), p
+        elif data.startswith(b"\xff\xd8"):
+            assert jpeg_is_clean(data), p
+        elif data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+            assert webp_is_clean(data), p
         elif data.startswith(b"RIFF"):
             assert wav_is_clean(data), p
         else:
@@ -207,6 +243,154 @@ def test_same_pixels_with_different_metadata_are_one_stored_item(tmp_path):
     assert docs["id"].n_unique() == 1 and docs["media"].n_unique() == 1 and docs.height == 2
 
 
+def _pixels(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+def test_unrotated_srgb_jpeg_is_stored_as_its_own_jpeg_data_without_metadata(tmp_path, progressive):
+    """No decode-re-encode for a photo that needs no pixel change: the stored bytes are the
+    source's JPEG segments minus EXIF, XMP, ICC, COM and the trailer; same pixels, fewer bytes."""
+    make_photo_jpeg(tmp_path / "photo.jpg", progressive=progressive)
+    source = (tmp_path / "photo.jpg").read_bytes()
+    assert sorted(leaks(source)) == sorted([*(v for k, v in PLANTED.items() if k.startswith("photo_")), AWS_KEY])
+    _, result = read_source({"name": "im", "kind": "images", "paths": ["*.jpg"]}, tmp_path)
+    meta = _meta(result)["photo.jpg"]
+    stored = (tmp_path / "lake" / result.tables["documents"]["media"][0]).read_bytes()
+
+    assert stored[:2] == b"\xff\xd8" and jpeg_is_clean(stored) and not jpeg_is_clean(source)
+    assert leaks(stored) == [] and b"Exif" not in stored and b"ICC_PROFILE" not in stored
+    assert np.array_equal(_pixels(stored), _pixels(source))
+    assert len(stored) <= len(source)
+    assert (meta["stored_format"], meta["stored_bytes"], meta["icc_to_srgb"]) == ("JPEG", len(stored), True)
+    assert meta["metadata_stripped"] == ["exif", "icc_profile", "jpeg_comment", "jpeg_trailer", "xmp"]
+    assert meta["metadata_redactions"] == {"email": 4, "api_key": 1}
+    # The entropy-coded data is the source's, byte for byte (nothing was re-encoded).
+    sos = source.index(b"\xff\xda")
+    assert source[sos:source.index(b"\xff\xd9", len(source) - 80) + 2] in stored
+
+
+def test_rotated_jpeg_still_becomes_png_with_the_orientation_applied(tmp_path):
+    make_photo_jpeg(tmp_path / "turned.jpg", orientation=6)
+    _, result = read_source({"name": "im", "kind": "images", "paths": ["*.jpg"]}, tmp_path)
+    meta = _meta(result)["turned.jpg"]
+    stored = (tmp_path / "lake" / result.tables["documents"]["media"][0]).read_bytes()
+    assert png_is_clean(stored) and leaks(stored) == [] and meta["stored_format"] == "PNG"
+    with Image.open(tmp_path / "turned.jpg") as src:
+        turned = ImageOps.exif_transpose(src)
+        assert turned.size == (96, 128) == (meta["width"], meta["height"])
+        # sRGB -> sRGB through LittleCMS may move a value by a step or two: the turn is what counts
+        diff = np.abs(_pixels(stored).astype(int) - np.asarray(turned.convert("RGB")).astype(int))
+        assert diff.max() <= 3
+
+
+def test_same_jpeg_data_with_different_metadata_is_one_stored_item(tmp_path):
+    make_photo_jpeg(tmp_path / "a.jpg")
+    data = (tmp_path / "a.jpg").read_bytes()
+    for key in ("photo_xmp", "photo_trailer"):
+        data = data.replace(PLANTED[key].encode(), b"x" * len(PLANTED[key]))
+    (tmp_path / "b.jpg").write_bytes(data)
+    _, result = read_source({"name": "im", "kind": "images", "paths": ["*.jpg"]}, tmp_path)
+    docs = result.tables["documents"]
+    assert docs.height == 2 and docs["id"].n_unique() == 1 and docs["media"].n_unique() == 1
+
+
+def test_mpo_keeps_the_jpeg_data_of_its_first_frame_only(tmp_path):
+    first, second = (Image.fromarray(_noise(seed)) for seed in (8, 9))
+    first.save(tmp_path / "pair.jpg", "MPO", save_all=True, append_images=[second], quality=90)
+    _, result = read_source({"name": "im", "kind": "images", "paths": ["*.jpg"]}, tmp_path)
+    meta = _meta(result)["pair.jpg"]
+    stored = (tmp_path / "lake" / result.tables["documents"]["media"][0]).read_bytes()
+    assert (meta["format"], meta["stored_format"], meta["frames_dropped"]) == ("MPO", "JPEG", 1)
+    assert meta["metadata_stripped"] == ["jpeg_trailer", "mpf"]
+    assert jpeg_is_clean(stored) and stored.count(b"\xff\xd8") == 1
+    with Image.open(tmp_path / "pair.jpg") as src:
+        assert np.array_equal(_pixels(stored), np.asarray(src.convert("RGB")))  # frame 0
+
+
+def make_webp(path: Path) -> None:
+    """A lossless still WebP with real transparency, EXIF Artist, XMP, an sRGB profile and
+    bytes after the RIFF container."""
+    rgba = np.dstack([_noise(6), np.tile(np.arange(96, dtype=np.uint8) * 2, (80, 1))])
+    exif = Image.Exif()
+    exif[0x013B] = PLANTED["webp_artist"]
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "WEBP", lossless=True, exif=exif.tobytes(),
+                                       xmp=_xmp(PLANTED["webp_xmp"]), icc_profile=SRGB_ICC)
+    path.write_bytes(buf.getvalue() + f"trailer {AWS_KEY}".encode())
+
+
+def test_still_webp_keeps_its_own_data_without_metadata_in_the_lake_and_on_the_wire(tmp_path):
+    make_webp(tmp_path / "sticker.webp")
+    source = (tmp_path / "sticker.webp").read_bytes()
+    assert sorted(leaks(source)) == sorted([PLANTED["webp_artist"], PLANTED["webp_xmp"], AWS_KEY])
+    _, result = read_source({"name": "im", "kind": "images", "paths": ["*.webp"]}, tmp_path)
+    meta = _meta(result)["sticker.webp"]
+    ref = result.tables["documents"]["media"][0]
+    stored = (tmp_path / "lake" / ref).read_bytes()
+    assert webp_is_clean(stored) and not webp_is_clean(source) and leaks(stored) == []
+    assert (meta["stored_format"], meta["mode"]) == ("WEBP", "RGBA") and len(stored) < len(source)
+    assert meta["metadata_stripped"] == ["exif", "icc_profile", "xmp"] and meta["metadata_redactions"] == {"email": 2}
+    with Image.open(io.BytesIO(stored)) as a, Image.open(io.BytesIO(source)) as b:
+        assert a.mode == b.mode == "RGBA" and np.array_equal(np.asarray(a), np.asarray(b))
+    url = to_wire([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ref}}]}],
+                  tmp_path / "lake")[0]["content"][0]["image_url"]["url"]
+    assert url == "data:image/webp;base64," + base64.b64encode(stored).decode()
+
+
+def test_only_an_srgb_profile_lets_a_jpeg_keep_its_data(tmp_path):
+    assert icc_is_srgb(SRGB_ICC)
+    # The same profile with a red primary moved (a wide-gamut display) or a linear tone curve.
+    tags = {SRGB_ICC[132 + 12 * i:136 + 12 * i]: struct.unpack_from(">II", SRGB_ICC, 136 + 12 * i)
+            for i in range(struct.unpack_from(">I", SRGB_ICC, 128)[0])}
+    wide = bytearray(SRGB_ICC)
+    wide[tags[b"rXYZ"][0] + 8:tags[b"rXYZ"][0] + 12] = struct.pack(">i", int(0.5151 * 65536))
+    linear = bytearray(SRGB_ICC)
+    linear[tags[b"rTRC"][0]:tags[b"rTRC"][0] + 16] = b"para\0\0\0\0\0\0\0\0" + struct.pack(">i", 65536)
+    assert not icc_is_srgb(bytes(wide)) and not icc_is_srgb(bytes(linear))
+
+    Image.fromarray(_noise(4)).save(tmp_path / "wide.jpg", "JPEG", icc_profile=bytes(wide), quality=90)
+    _, result = read_source({"name": "im", "kind": "images", "paths": ["*.jpg"]}, tmp_path)
+    meta = _meta(result)["wide.jpg"]
+    assert meta["stored_format"] == "PNG" and meta["metadata_stripped"] == ["icc_profile"]
+
+
+def test_jpeg_whose_colours_depend_on_a_dropped_segment_takes_the_png_path(tmp_path):
+    """An RGB-coded JPEG whose only sign of being RGB is its APP14 Adobe segment (components
+    numbered 1-3, not 'R','G','B'): without that segment it decodes as YCbCr, to other
+    colours, so the pixel check must send it to the PNG path, pixels intact."""
+    buf = io.BytesIO()
+    Image.fromarray(_noise(11)).save(buf, "JPEG", quality=90, keep_rgb=True)
+    data = bytearray(buf.getvalue())
+    ids = {ord("R"): 1, ord("G"): 2, ord("B"): 3}
+    sof = data.index(b"\xff\xc0") + 4  # payload: precision, height, width, count, then 3 bytes per component
+    for i in range(data[sof + 5]):
+        data[sof + 6 + 3 * i] = ids[data[sof + 6 + 3 * i]]
+    sos = data.index(b"\xff\xda") + 4  # payload: count, then 2 bytes per component
+    for i in range(data[sos]):
+        data[sos + 1 + 2 * i] = ids[data[sos + 1 + 2 * i]]
+    (tmp_path / "rgb.jpg").write_bytes(bytes(data))
+    # Guard: the rewrite really would change the colours.
+    assert not np.array_equal(_pixels(strip_jpeg(bytes(data))), _pixels(bytes(data)))
+    _, result = read_source({"name": "im", "kind": "images", "paths": ["*.jpg"]}, tmp_path)
+    stored = (tmp_path / "lake" / result.tables["documents"]["media"][0]).read_bytes()
+    assert _meta(result)["rgb.jpg"]["stored_format"] == "PNG" and png_is_clean(stored)
+    assert np.array_equal(_pixels(stored), _pixels(bytes(data)))
+
+
+def test_clean_jpeg_refuses_a_rewrite_that_would_show_other_pixels(tmp_path):
+    make_photo_jpeg(tmp_path / "photo.jpg")
+    data = (tmp_path / "photo.jpg").read_bytes()
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        assert clean_jpeg(data, im, 1) is not None
+        other = Image.fromarray(np.asarray(im) ^ np.uint8(1))  # one bit off in every value
+        other.format = "JPEG"
+        assert clean_jpeg(data, other, 1) is None
+        assert clean_jpeg(data, im, 6) is None  # a turn to apply: the pixels must change
+
+
 def test_teacher_wire_reencodes_media_that_still_has_metadata(tmp_path):
     """A lake written before this change (or by hand) may hold tagged bytes: to_wire strips them."""
     build_corpus(tmp_path)
@@ -215,16 +399,28 @@ def test_teacher_wire_reencodes_media_that_still_has_metadata(tmp_path):
     (media / "img").write_bytes((tmp_path / "img" / "tagged.png").read_bytes())
     (media / "jpg").write_bytes((tmp_path / "img" / "tagged.jpg").read_bytes())
     (media / "wav").write_bytes((tmp_path / "au" / "tagged.wav").read_bytes())
+    photo = (tmp_path / "img" / "photo.jpg").read_bytes()
+    (media / "photo").write_bytes(photo)
     messages = [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "media/ab/img"}},
         {"type": "image_url", "image_url": {"url": "media/ab/jpg"}},
-        {"type": "input_audio", "input_audio": {"data": "media/ab/wav", "format": "auto"}}]}]
+        {"type": "input_audio", "input_audio": {"data": "media/ab/wav", "format": "auto"}},
+        {"type": "image_url", "image_url": {"url": "media/ab/photo"}}]}]
     parts = to_wire(messages, tmp_path / "lake")[0]["content"]
     sent = [base64.b64decode(parts[0]["image_url"]["url"].split(",", 1)[1]),
             base64.b64decode(parts[1]["image_url"]["url"].split(",", 1)[1]),
-            base64.b64decode(parts[2]["input_audio"]["data"])]
+            base64.b64decode(parts[2]["input_audio"]["data"]),
+            base64.b64decode(parts[3]["image_url"]["url"].split(",", 1)[1])]
     assert all(png_is_clean(d) for d in sent[:2]) and wav_is_clean(sent[2])
-    assert [leaks(d) for d in sent] == [[], [], []]
+    assert [leaks(d) for d in sent] == [[], [], [], []]
+    # The unrotated sRGB photo goes as JPEG, its metadata segments and trailer removed.
+    assert parts[3]["image_url"]["url"].startswith("data:image/jpeg;base64,") and jpeg_is_clean(sent[3])
+    assert np.array_equal(_pixels(sent[3]), _pixels(photo))
+    (media / "clean_jpeg").write_bytes(sent[3])
+    again = to_wire([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "media/ab/clean_jpeg"}}]}],
+                    tmp_path / "lake")
+    again = again[0]["content"][0]["image_url"]["url"]
+    assert again == parts[3]["image_url"]["url"]  # a clean JPEG goes out byte for byte
     with Image.open(io.BytesIO(sent[1])) as im:
         assert im.size == (80, 96)  # EXIF orientation applied before the tag was dropped
     # An already clean file goes out byte for byte (the check costs a header walk, no re-encode).
@@ -307,8 +503,11 @@ run: {{partition_rows: 8, workers: 1}}
                     payloads["image"].append(base64.b64decode(part["image_url"]["url"].split("base64,", 1)[1]))
                 elif part["type"] == "input_audio":
                     payloads["audio"].append(base64.b64decode(part["input_audio"]["data"]))
-    assert len(payloads["image"]) >= 2 and len(payloads["audio"]) >= 1
-    assert all(png_is_clean(d) and leaks(d) == [] for d in payloads["image"])
+    assert len(payloads["audio"]) >= 1
+    assert len(payloads["image"]) >= 4
+    assert all((png_is_clean(d) or jpeg_is_clean(d) or webp_is_clean(d)) and leaks(d) == [] for d in payloads["image"])
+    # the photo and the still WebP went as the JPEG and WebP data gather stored
+    assert sum(jpeg_is_clean(d) for d in payloads["image"]) == 1 == sum(webp_is_clean(d) for d in payloads["image"])
     assert all(wav_is_clean(d) and leaks(d) == [] for d in payloads["audio"])
 
     # No lake file holds a planted value: raw bytes, and every string cell of every Parquet
@@ -327,4 +526,4 @@ run: {{partition_rows: 8, workers: 1}}
                                 "--lake", str(lake), "--format", "json"], env=env, capture_output=True, text=True)
     assert shard_sql.returncode == 0, shard_sql.stderr
     by_modality = {r["modality"]: r["n"] for r in map(json.loads, shard_sql.stdout.splitlines())}
-    assert by_modality.get("image", 0) >= 2 and by_modality.get("audio", 0) >= 1 and by_modality.get("video", 0) >= 1
+    assert by_modality.get("image", 0) >= 4 and by_modality.get("audio", 0) >= 1 and by_modality.get("video", 0) >= 1
