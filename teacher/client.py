@@ -209,9 +209,21 @@ class Requester:
                         return Answer(completion, requested=True)
             self.stats[f"retry_{reason}"] += 1
             if attempt < self.cfg.max_retries:
-                await asyncio.sleep(delay if delay is not None else self.backoff_s(attempt))
+                await self._wait_out(delay if delay is not None else self.backoff_s(attempt))
         self.stats[f"failed_{reason}"] += 1
         return Answer(None, reason, error, requested=True)
+
+    async def _wait_out(self, seconds: float) -> None:
+        """Sleep `seconds` before a retry without holding a concurrency slot (the caller holds
+        one): a request waiting out its backoff or Retry-After sends nothing, so it must not
+        keep other prompts from being sent. It queues for a slot again after the wait, so a
+        retry never goes out sooner than `seconds`. Its budget reservation stays held: the
+        request may still be paid for."""
+        self.slots.release()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await self.slots.acquire()
 
     async def close(self) -> None:
         await self.writer.close()
