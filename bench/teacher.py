@@ -88,11 +88,14 @@ TIKTOKEN_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base
 CURATOR_SCRIPT = r"""
 import json, sys, time
 
+refused = []
 def loopback_only(event, args):
     # Curator must reach nothing but the loopback fault server (telemetry, cost maps, hubs)
     if event == "socket.connect" and isinstance(args[1], tuple) and args[1][0] not in ("127.0.0.1", "::1"):
+        refused.append(str(args[1]))
         raise ConnectionRefusedError(f"benchmark: network access to {args[1]} refused")
     if event == "socket.getaddrinfo" and args[0] not in ("127.0.0.1", "::1", "localhost", None):
+        refused.append(str(args[0]))
         raise OSError(f"benchmark: name lookup of {args[0]} refused")
 sys.addaudithook(loopback_only)
 
@@ -111,7 +114,7 @@ start = time.perf_counter()
 out = llm(rows, working_dir=spec["working_dir"])
 seconds = time.perf_counter() - start
 answered = sum(1 for a in out.dataset["answer"] if a)
-print(json.dumps({"seconds": seconds, "answered": answered}))
+print(json.dumps({"seconds": seconds, "answered": answered, "refused_network": sorted(set(refused))}))
 """
 
 
@@ -249,6 +252,7 @@ def fault_mode(args: argparse.Namespace) -> int:
     rows = problems_frame(arithmetic_problems(args.prompts, seed=args.fault_seed, digits=5))
     cfg_args = dict(
         concurrency=args.concurrency, timeout_s=args.timeout_s, max_retries=args.max_retries,
+        backoff_base_s=args.backoff_base_s, backoff_max_s=args.backoff_max_s,
         tasks=[{"name": "solve", "template": "solve", "verify": "none"}],
     )  # fmt: skip
     planned = plan_prompts(rows, DistillConfig(**cfg_args), ROOT)
@@ -282,7 +286,11 @@ def fault_mode(args: argparse.Namespace) -> int:
         f"again (429 + Retry-After {args.retry_after_s:g} s, 500/503, stall {args.timeout_s + 2} s, malformed, "
         f"empty, dropped connection, truncated); server latency {args.latency_s:g} s\n"
         f"both clients: concurrency {args.concurrency}, timeout {args.timeout_s} s, max_retries "
-        f"{args.max_retries} (at most {args.max_retries + 1} attempts per prompt)"
+        f"{args.max_retries} (at most {args.max_retries + 1} attempts per prompt); no rpm/tpm limit; distill's "
+        f"backoff base {args.backoff_base_s:g} s, max {args.backoff_max_s:g} s; Curator re-queues at once and "
+        f"pauses {job['backend_params']['seconds_to_pause_on_rate_limit']} s after a 429 (its default: 10)\n"
+        "billed: complete HTTP 200 answers the server sent; answered: prompts that ended with a usable answer "
+        "(a truncated answer is paid and kept by distill, not re-asked; Curator asks again and pays again)"
     )
     print(f"{'client':8s} {'trial':>5s} {'wall s':>7s} {'requests':>8s} {'billed':>6s} {'billed twice':>12s} {'answered':>8s}")
     rows_out: dict[str, list[dict]] = {"distill": [], "curator": []}
@@ -302,6 +310,8 @@ def fault_mode(args: argparse.Namespace) -> int:
                 if r is None:
                     continue
                 rows_out[who].append(r)
+                if r.get("refused_network"):
+                    print(f"  (Curator tried to reach {r['refused_network']}: refused)")
                 print(f"{who:8s} {trial:5d} {r['seconds']:7.2f} {r['requests']:8d} {r['billed']:6d} "
                       f"{r['billed_twice']:12d} {r['answered']:8d}", flush=True)  # fmt: skip
         ours, theirs = rows_out["distill"], rows_out["curator"]
@@ -332,6 +342,9 @@ def main() -> int:
     parser.add_argument("--timeout-s", type=int, default=3, help="fault mode: request timeout (whole seconds, as Curator takes it)")
     parser.add_argument("--max-retries", type=int, default=3, help="fault mode: retries after the first attempt")
     parser.add_argument("--retry-after-s", type=float, default=1.0, help="fault mode: what a 429 asks for")
+    parser.add_argument("--backoff-base-s", type=float, default=DistillConfig.model_fields["backoff_base_s"].default,
+                        help="fault mode: distill's backoff base (Curator has none: it re-queues at once)")
+    parser.add_argument("--backoff-max-s", type=float, default=DistillConfig.model_fields["backoff_max_s"].default)
     parser.add_argument("--no-curator", action="store_true")
     parser.add_argument("--serve-faults", metavar="SPEC", help=argparse.SUPPRESS)  # the fault server's process
     args = parser.parse_args()

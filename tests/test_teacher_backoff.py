@@ -47,6 +47,25 @@ def test_retry_after_is_waited_out_without_holding_the_only_slot_and_billed_once
     assert server.stats.requests == 5
 
 
+def test_an_attempt_that_stalled_to_the_timeout_is_retried_without_further_backoff(tmp_path):
+    rows = problems_frame(arithmetic_problems(1, seed=6, digits=3))
+    # backoff base = max = 1 s, jittered to 0.5..1.5 s: never more than the 1.5 s timeout the
+    # stalled attempt already took, so the backoff (spacing attempts' starts) is spent
+    cfg = DistillConfig(base_url="http://127.0.0.1:1/v1", tasks=[SOLVE], timeout_s=1.5, max_retries=1,
+                        backoff_base_s=1.0, backoff_max_s=1.0)  # fmt: skip
+    (prompt,) = [p.messages[-1]["content"] for p in plan_prompts(rows, cfg, tmp_path)]
+    schedule = FaultSchedule(plan={prompt: [Fault("timeout", seconds=3.0)]})
+    server = start_server(faults=schedule)
+    try:
+        result = distill_partition(rows, cfg.model_copy(update={"base_url": server.url}), tmp_path / "c", tmp_path)
+    finally:
+        server.stop()
+    assert result.stats["kept"] == 1 and result.stats["retry_teacher_timeout"] == 1
+    (t0, _), (t1, _) = schedule.arrivals
+    assert 1.5 <= t1 - t0 < 1.9  # the timeout enforced; no backoff (>= 0.5 s) added after it
+    assert server.stats.completed == 1
+
+
 def test_seeded_schedule_is_reproducible_and_fails_the_asked_share_of_first_attempts():
     prompts = [f"What is {i} + {i}?" for i in range(2000)]
     a, b = seeded_schedule(prompts, seed=3), seeded_schedule(prompts, seed=3)
