@@ -351,8 +351,9 @@ def main() -> int:
     if args.serve_faults:
         return serve_faults(args.serve_faults)
     if args.faults:
-        args.concurrency = args.concurrency if args.concurrency != parser.get_default("concurrency") else [DistillConfig.model_fields["concurrency"].default]
-        args.concurrency = args.concurrency[0]
+        # one concurrency for both clients: the first one given, else distill's default
+        given = args.concurrency != parser.get_default("concurrency")
+        args.concurrency = args.concurrency[0] if given else DistillConfig.model_fields["concurrency"].default
         return fault_mode(args)
     default_concurrency = DistillConfig.model_fields["concurrency"].default
     proc, url = serve(args.latency_s)
