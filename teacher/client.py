@@ -16,6 +16,9 @@ A 200 body (a JSON document, or the raw SSE transcript when `stream` is on) is w
 the cache BEFORE it is parsed. finish_reason=length and empty
 answers inside a valid body are NOT retried here: the body was paid for, so it stays cached
 and the caller decides (see distill.py). Every error message is scrubbed of the API key.
+The backoff spaces the starts of a request's attempts (an attempt that stalled to the
+timeout is retried at once), Retry-After counts from the answer, and a request waiting
+either out holds no concurrency slot.
 """
 
 from __future__ import annotations
@@ -191,7 +194,7 @@ class Requester:
             await self.rpm.take(1)
             await self.tpm.take(req.prompt_tokens + req.max_output_tokens)
             self.stats["requests"] += 1
-            delay = None
+            started, delay = time.monotonic(), None
             try:
                 # the client's generic POST (its documented way to reach any endpoint): the
                 # typed create() re-validates every message dict, a few ms of CPU per request
@@ -236,9 +239,24 @@ class Requester:
                         return Answer(completion, requested=True)
             self.stats[f"retry_{reason}"] += 1
             if attempt < self.cfg.max_retries:
-                await asyncio.sleep(delay if delay is not None else self.backoff_s(attempt))
+                # the backoff spaces the STARTS of attempts: one that already took that long
+                # (a stall up to the timeout) is retried at once; Retry-After counts from the answer
+                spent = time.monotonic() - started
+                await self._wait_out(delay if delay is not None else max(0.0, self.backoff_s(attempt) - spent))
         self.stats[f"failed_{reason}"] += 1
         return Answer(None, reason, error, requested=True)
+
+    async def _wait_out(self, seconds: float) -> None:
+        """Sleep `seconds` before a retry without holding a concurrency slot (the caller holds
+        one): a request waiting out its backoff or Retry-After sends nothing, so it must not
+        keep other prompts from being sent. It queues for a slot again after the wait, so a
+        retry never goes out sooner than `seconds`. Its budget reservation stays held: the
+        request may still be paid for."""
+        self.slots.release()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await self.slots.acquire()
 
     async def close(self) -> None:
         await self.writer.close()
