@@ -309,9 +309,9 @@ def test_no_planted_secret_reaches_the_teacher(e2e_run):
     leaked = sorted(k for k, v in e2e_run["values"].items() if v in sent)
     assert leaked == []
     assert "BEGIN RSA PRIVATE KEY" not in sent and "BEGIN PGP PRIVATE KEY BLOCK" not in sent
-    for kind, payloads in e2e_run["payloads"].items():
-        for i, data in enumerate(payloads):
-            assert _found_in_media(e2e_run["values"], data) == [], f"{kind} payload {i}"
+    in_payloads = {f"{kind} payload {i}": found for kind, payloads in e2e_run["payloads"].items()
+                   for i, data in enumerate(payloads) if (found := _found_in_media(e2e_run["values"], data))}
+    assert in_payloads == {}
 
 
 def test_no_planted_secret_in_curated_or_traces_parquet(e2e_run):
@@ -355,8 +355,8 @@ def test_no_planted_value_in_the_media_store_files_of_curated_rows(e2e_run):
     lake = e2e_run["lake"]
     refs = sorted({r["media"] for r in map(json.loads, _decoded_rows(lake, "curated")) if r.get("media")})
     assert len(refs) >= 3, refs  # the PNG, the JPEG (stored as PNG) and the WAV
-    for ref in refs:
-        assert _found_in_media(e2e_run["values"], (lake / ref).read_bytes()) == [], ref
+    in_store = {ref: found for ref in refs if (found := _found_in_media(e2e_run["values"], (lake / ref).read_bytes()))}
+    assert in_store == {}
 
 
 def test_redaction_counts_per_kind_are_in_meta(e2e_run):
