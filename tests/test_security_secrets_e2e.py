@@ -1,19 +1,25 @@
-"""Secrets planted in a text file, a code file and a repository file never reach the teacher,
-nor the curated or traces Parquet; gather keeps them in `documents` unless `gather.redact`.
+"""Secrets planted in a text file, a code file, a repository file and the metadata of a PNG, a
+JPEG and a WAV never reach the teacher, nor the curated, traces or shards Parquet, nor the
+lake's media store (issue 14's acceptance test); gather keeps the text plants in `documents`
+unless `gather.redact`, and never keeps media metadata.
 
-The user's path: `distillery run CONFIG` as a subprocess, no PREFECT_API_URL (Prefect's
-temporary local server), from the run's own folder, against a reference teacher on loopback
-that records every request body.
+The user's path: ONE `distillery run CONFIG --stages gather,curate,distill,shard` as a
+subprocess for the module, no PREFECT_API_URL (Prefect's temporary local server), from the
+run's own folder, against a reference teacher on loopback that records every request body.
+Bodies are scanned as JSON text and with their base64 image/audio payloads decoded; Parquet
+is scanned as decoded rows (shard tokens decoded back to text), never as raw bytes, since
+Parquet pages are compressed.
 
 Plants come from planter fixtures listed in PLANTERS: each writes its files under the run's
 folder and returns a `Plants` (the source entries to add to the config, the values that must
 never leave curate, and a marker that proves its documents reached the teacher). A new kind of
-plant (media metadata, for instance) is one more fixture and one more name in PLANTERS.
+plant is one more fixture and one more name in PLANTERS.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import random
@@ -26,14 +32,18 @@ from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
+from test_security_media_metadata import AWS_KEY, PLANTED, make_jpeg, make_png, make_wav
 
 from distillery.lake import Lake
 from distillery.sql import query
+from shards.show import decode_text
 
 REPO = Path(__file__).resolve().parents[1]
-PLANTERS = ["text_plants", "code_plants", "repo_file_plants"]
+PLANTERS = ["text_plants", "code_plants", "repo_file_plants", "media_plants"]
 ALNUM = string.ascii_letters + string.digits
 
 
@@ -44,6 +54,7 @@ class Plants:
     marker: str  # a phrase of the planted documents, kept by curate, so it must reach the teacher
     exempt_sources: list[str] = field(default_factory=list)  # sources that skip the web-text rules
     tasks: list[dict] = field(default_factory=list)
+    in_documents: bool = True  # gather keeps the values in `documents` (text); media metadata it never keeps
 
 
 def _r(rng: random.Random, alphabet: str, n: int) -> str:
@@ -149,6 +160,29 @@ def repo_file_plants(_repo) -> Plants:
     return Plants(sources=[], values=values, marker=marker)  # gathered with the repository above
 
 
+@pytest.fixture(scope="module")
+def media_plants(e2e_root) -> Plants:
+    """A PNG (tEXt, zTXt, iTXt: e-mails, an AWS key), a JPEG (EXIF Artist and UserComment, XMP:
+    e-mails) and a WAV (LIST/INFO comment: an e-mail and the AWS key; an id3 chunk: an e-mail),
+    built by test_security_media_metadata's builders, and tasks that send them to the teacher.
+    The custom templates name the file's uri, so the folder's name marks these requests."""
+    folder = e2e_root / "media-plants"
+    (folder / "img").mkdir(parents=True)
+    (folder / "au").mkdir()
+    make_png(folder / "img" / "tagged.png")
+    make_jpeg(folder / "img" / "tagged.jpg")
+    make_wav(folder / "au" / "tagged.wav")
+    kinds = ("png_text", "png_ztxt", "jpeg_artist", "jpeg_comment", "jpeg_xmp", "wav_info", "wav_id3")
+    values = {f"media/{k}": PLANTED[k] for k in kinds} | {"media/aws_key": AWS_KEY}
+    return Plants(sources=[{"name": "pictures", "kind": "images", "paths": ["media-plants/img/*"]},
+                           {"name": "recordings", "kind": "audio", "paths": ["media-plants/au/*"]}],
+                  values=values, marker="media-plants", in_documents=False,
+                  tasks=[{"name": "describe", "template": "Describe the picture {uri} in detail.", "verify": "none",
+                          "selector": {"modalities": ["image"]}},
+                         {"name": "listen", "template": "Transcribe the recording {uri}, then summarize it.",
+                          "verify": "none", "selector": {"modalities": ["audio"]}}])
+
+
 class RecordingTeacher:
     """The reference teacher (teacher.server's handler answers), keeping every request body."""
 
@@ -160,7 +194,7 @@ class RecordingTeacher:
         class Handler(_Handler):
             def _body(self) -> bytes:
                 raw = super()._body()
-                bodies.append(raw.decode("utf-8", "replace"))
+                bodies.append(raw)
                 return raw
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -211,16 +245,51 @@ def _decoded_rows(folder: Path, table: str) -> list[str]:
     return rows
 
 
+def _payloads(body: dict) -> dict[str, list[bytes]]:
+    """The image and audio bytes of one chat request, decoded from their base64 (data URI) form."""
+    out: dict[str, list[bytes]] = {"image": [], "audio": []}
+    for message in body.get("messages", []):
+        for part in message["content"] if isinstance(message["content"], list) else []:
+            if part["type"] == "image_url":
+                out["image"].append(base64.b64decode(part["image_url"]["url"].split("base64,", 1)[1]))
+            elif part["type"] == "input_audio":
+                out["audio"].append(base64.b64decode(part["input_audio"]["data"]))
+    return out
+
+
+def _found_in_bytes(values: dict[str, str], data: bytes) -> list[str]:
+    """Keys of the values in `data` as UTF-8 or UTF-16 of either byte order (EXIF UserComment is UTF-16)."""
+    return sorted(k for k, v in values.items()
+                  if any(v.encode(enc) in data for enc in ("utf-8", "utf-16-le", "utf-16-be")))
+
+
+def _found_in_media(values: dict[str, str], data: bytes) -> list[str]:
+    """Keys of the values in a media file: its bytes, and for an image also the text chunks and
+    EXIF Pillow reads back (zTXt and compressed iTXt hide their text from a byte scan)."""
+    found = set(_found_in_bytes(values, data))
+    if not data.startswith(b"RIFF"):
+        with Image.open(io.BytesIO(data)) as im:
+            meta = json.dumps({str(k): str(v) for k, v in im.info.items()}) + str(dict(im.getexif()))
+        found |= {k for k, v in values.items() if v in meta}
+    return sorted(found)
+
+
 @pytest.fixture(scope="module")
 def e2e_run(request, e2e_root):
+    """The module's one default-path run of gather, curate, distill and shard."""
     plants = _all_plants(request)
     teacher = RecordingTeacher()
     try:
-        run_cli(e2e_root, _config(e2e_root, plants, "lake", teacher.url), "gather,curate,distill", "e2e")
+        run_cli(e2e_root, _config(e2e_root, plants, "lake", teacher.url), "gather,curate,distill,shard", "e2e")
     finally:
         teacher.stop()
     values = {k: v for p in plants for k, v in p.values.items()}
-    return {"plants": plants, "values": values, "bodies": teacher.bodies, "lake": e2e_root / "lake"}
+    bodies = [b.decode("utf-8", "replace") for b in teacher.bodies]
+    payloads: dict[str, list[bytes]] = {"image": [], "audio": []}
+    for b in bodies:
+        for kind, data in _payloads(json.loads(b)).items():
+            payloads[kind] += data
+    return {"plants": plants, "values": values, "bodies": bodies, "payloads": payloads, "lake": e2e_root / "lake"}
 
 
 def test_planted_documents_reached_the_teacher(e2e_run):
@@ -230,13 +299,19 @@ def test_planted_documents_reached_the_teacher(e2e_run):
         assert any(p.marker in b for b in e2e_run["bodies"]), f"no request carried {p.marker!r}"
     sent = "\n".join(e2e_run["bodies"])
     assert "<API_KEY>" in sent and "<PRIVATE_KEY>" in sent and "<TOKEN>" in sent
+    # The PNG, the JPEG and the WAV went out as bytes, not only their prompts.
+    assert len(e2e_run["payloads"]["image"]) >= 2 and len(e2e_run["payloads"]["audio"]) >= 1
 
 
 def test_no_planted_secret_reaches_the_teacher(e2e_run):
+    """Neither in a request's JSON text nor inside its decoded image or audio payloads."""
     sent = "\n".join(e2e_run["bodies"])
     leaked = sorted(k for k, v in e2e_run["values"].items() if v in sent)
     assert leaked == []
     assert "BEGIN RSA PRIVATE KEY" not in sent and "BEGIN PGP PRIVATE KEY BLOCK" not in sent
+    in_payloads = {f"{kind} payload {i}": found for kind, payloads in e2e_run["payloads"].items()
+                   for i, data in enumerate(payloads) if (found := _found_in_media(e2e_run["values"], data))}
+    assert in_payloads == {}
 
 
 def test_no_planted_secret_in_curated_or_traces_parquet(e2e_run):
@@ -248,6 +323,40 @@ def test_no_planted_secret_in_curated_or_traces_parquet(e2e_run):
         text = "\n".join(rows)
         leaked = sorted(k for k, v in e2e_run["values"].items() if v in text)
         assert leaked == [], f"{table}: {leaked}"
+
+
+def _shard_rows(lake: Path) -> list[tuple[dict, str]]:
+    """(row without its tokens, its tokens decoded to text) for every row of every shard of
+    every build, decoded through the build's manifest as `distillery shards show` does."""
+    out = []
+    manifests = sorted((lake / "shard").glob("build-*/manifest.json"))
+    assert manifests, "no shard build: the test would prove nothing"
+    for path in manifests:
+        manifest = json.loads(path.read_text())
+        for entry in manifest["shards"]:
+            for row in pq.read_table(path.parent / entry["file"]).to_pylist():
+                tokens = np.asarray(row.pop("tokens"), dtype=np.int64)
+                out.append((row, decode_text(tokens, manifest["tokenizer"])))
+    return out
+
+
+def test_no_planted_secret_in_shards(e2e_run):
+    rows = _shard_rows(e2e_run["lake"])
+    text = "\n".join(decoded for _, decoded in rows)
+    # Decoding works and every plant's rows are there: the text markers read back, the media rows exist.
+    assert all(p.marker in text for p in e2e_run["plants"] if p.in_documents)
+    assert {"image", "audio"} <= {row["modality"] for row, _ in rows}
+    text += "\n" + "\n".join(json.dumps(row, default=str) for row, _ in rows)
+    leaked = sorted(k for k, v in e2e_run["values"].items() if v in text)
+    assert leaked == []
+
+
+def test_no_planted_value_in_the_media_store_files_of_curated_rows(e2e_run):
+    lake = e2e_run["lake"]
+    refs = sorted({r["media"] for r in map(json.loads, _decoded_rows(lake, "curated")) if r.get("media")})
+    assert len(refs) >= 3, refs  # the PNG, the JPEG (stored as PNG) and the WAV
+    in_store = {ref: found for ref in refs if (found := _found_in_media(e2e_run["values"], (lake / ref).read_bytes()))}
+    assert in_store == {}
 
 
 def test_redaction_counts_per_kind_are_in_meta(e2e_run):
@@ -267,7 +376,9 @@ def test_redaction_counts_per_kind_are_in_meta(e2e_run):
 def test_documents_keep_the_raw_text_unless_gather_redacts(request, e2e_run, e2e_root):
     """The raw layer holds what was read (README); gather.redact: true redacts it there too."""
     raw = "\n".join(_decoded_rows(e2e_run["lake"], "documents"))
-    assert sorted(k for k, v in e2e_run["values"].items() if v not in raw) == []
+    kept = {k: v for p in e2e_run["plants"] if p.in_documents for k, v in p.values.items()}
+    assert sorted(k for k, v in kept.items() if v not in raw) == []
+    assert sorted(k for k, v in e2e_run["values"].items() if k not in kept and v in raw) == []  # media metadata
     # Switched on for a lake already gathered raw (a copy of the run's): the documents view then
     # shows the redacted generation, and curate reads it.
     plants = _all_plants(request)
