@@ -36,7 +36,7 @@ from typing import Any, BinaryIO
 
 import polars as pl
 
-from filters.pii import PATTERNS, redact
+from filters.pii import KINDS, redact
 from sources.jpeg_strip import JpegError, jpeg_segments
 
 # A metadata blob bigger than this is scanned only up to here (a 100 MB "comment" is not text
@@ -87,7 +87,7 @@ def redaction_counts(texts: list[str]) -> dict[str, int]:
     texts = [t for t in texts if t]
     if not texts:
         return {}
-    _, counts = redact(pl.Series("t", texts, dtype=pl.Utf8), list(PATTERNS))
+    _, counts = redact(pl.Series("t", texts, dtype=pl.Utf8), list(KINDS))
     return {k: int(counts[k].sum()) for k in counts.columns if counts[k].sum()}
 
 
