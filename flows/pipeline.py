@@ -52,7 +52,7 @@ def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None) -> dict:
                     log_line("train: started", plain_stream())
                     results["train"] = train_flow(cfg)
                     log_line(f"train: finished, {results['train'].get('steps')} steps, "
-                             f"final loss {results['train'].get('final_loss')}", plain_stream())
+                             f"final loss {results['train'].get('train_loss')}", plain_stream())
                 else:
                     results[stage] = STAGE_FLOWS[stage].with_options(task_runner=runner)(cfg)
             except QuarantineShareExceeded as exc:
