@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
 from distillery.prefect_env import configure
+
+INTERRUPTED = "interrupted: committed work is kept; re-run the same command to continue"
 
 
 def _lake_from(args: argparse.Namespace) -> Path:
@@ -29,6 +32,27 @@ def _lake_from(args: argparse.Namespace) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # With no PREFECT_API_URL the run's own Prefect server starts first: its start (mostly
+    # importing Prefect's server) is the longest wait of a run, and all below overlaps it.
+    from distillery import local_server
+    try:
+        spawned = None if os.environ.get("PREFECT_API_URL") else local_server.start(Path(os.environ["PREFECT_HOME"]))
+    except local_server.ServerStartError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    try:
+        return _run(args, spawned)
+    finally:
+        if spawned is not None:
+            if "prefect.events.worker" in sys.modules:
+                _flush_prefect_reports()  # queued logs and events go before the server does
+            spawned.stop()
+            if os.environ.get(local_server.OWNED_URL_ENV):  # this process may run again (tests call main)
+                os.environ.pop("PREFECT_API_URL", None)
+                os.environ.pop(local_server.OWNED_URL_ENV, None)
+
+
+def _run(args: argparse.Namespace, spawned) -> int:
     from distillery.config import load_config
     overrides = {"lake": str(Path(args.lake).resolve())} if args.lake else None
     cfg = load_config(args.config, overrides)  # validated before anything starts
@@ -44,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not Path("samples").exists():
             make_samples(Path("samples"))
         args.serve_teacher = True
+    own = _use_own_prefect_server(spawned)
+    _exit_at_once_on(signal.SIGINT, signal.SIGTERM)
     server = None
     if args.serve_teacher:
         from urllib.parse import urlparse
@@ -52,14 +78,77 @@ def cmd_run(args: argparse.Namespace) -> int:
         server = start_server(host=url.hostname or "127.0.0.1", port=url.port or 8765)
         print(f"reference teacher serving at {server.url}")
     try:
-        from flows.pipeline import pipeline
-        result = pipeline(config_path=str(args.config) if args.config else None, stages=stages,
-                          lake=str(cfg.lake_root))
+        from flows.limits import SlotWaitTimeout
+        from flows.pipeline import pipeline  # imported while our Prefect server starts
+        if own is not None:
+            from distillery.local_server import ServerStartError
+            from distillery.prefect_env import server_startup_timeout_s
+            try:
+                own.wait_healthy(server_startup_timeout_s())
+            except ServerStartError as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
+        try:
+            result = pipeline(config_path=str(args.config) if args.config else None, stages=stages,
+                              lake=str(cfg.lake_root))
+        except SlotWaitTimeout as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
     finally:
         if server is not None:
             server.stop()
     _print_summary(result, cfg.lake_root)
     return 0
+
+
+def _use_own_prefect_server(own):
+    """Point Prefect at the run's own server (distillery/local_server.py), unless a profile
+    or prefect.toml names a server (then None: that one is used). Prefect reads its settings
+    once, at import, so the URL goes into the environment and they are read again."""
+    if own is None:
+        return None
+    from distillery import local_server
+    import prefect.context
+    from prefect.settings import get_current_settings
+    if get_current_settings().api.url:
+        own.stop()
+        return None
+    os.environ["PREFECT_API_URL"] = os.environ[local_server.OWNED_URL_ENV] = own.api_url
+    prefect.context.refresh_global_settings_context()
+    # Flow-run heartbeats let a shared server mark a run whose process died as Crashed; on a
+    # server that dies with us nobody reads them, and each flow's exit waits on its heartbeat
+    # thread (about half a second per stage). There is no environment value for "off".
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+    ctx = prefect.context.GLOBAL_SETTINGS_CONTEXT
+    prefect.context.GLOBAL_SETTINGS_CONTEXT = prefect.context.SettingsContext(
+        profile=ctx.profile, settings=ctx.settings.copy_with_update(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
+    return own
+
+
+def _exit_at_once_on(*signals: signal.Signals) -> None:
+    """SIGINT / SIGTERM end the run at once with one line: committed work is safe by design (a
+    partition commits by rename), so stopping now is the same as a kill, minus the noise.
+
+    Prefect swaps in its own SIGTERM handler while a flow runs (it raises TerminationSignal,
+    and the run then waits for running tasks and reports to the API); it installs whatever
+    `prefect.utilities.engine._prefect_sigterm_handler` names at that moment, so ours goes
+    there too. Our Prefect server dies with us (PR_SET_PDEATHSIG)."""
+    def interrupted(signum: int, frame) -> None:
+        os.write(2, (INTERRUPTED + "\n").encode())
+        os._exit(128 + signum)
+
+    for s in signals:
+        signal.signal(s, interrupted)
+    import prefect.utilities.engine as engine
+    if hasattr(engine, "_prefect_sigterm_handler"):
+        engine._prefect_sigterm_handler = interrupted
+
+
+def _flush_prefect_reports(timeout_s: float = 30.0) -> None:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout_s)
 
 
 def _print_summary(result: dict, lake: Path) -> None:
