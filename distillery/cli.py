@@ -15,6 +15,9 @@ import argparse
 import os
 import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from distillery.prefect_env import configure
@@ -35,21 +38,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     # With no PREFECT_API_URL the run's own Prefect server starts first: its start (mostly
     # importing Prefect's server) is the longest wait of a run, and all below overlaps it.
     from distillery import local_server
-    try:
-        spawned = None if os.environ.get("PREFECT_API_URL") else local_server.start(Path(os.environ["PREFECT_HOME"]))
-    except local_server.ServerStartError as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
-    try:
-        return _run(args, spawned)
-    finally:
-        if spawned is not None:
-            if "prefect.events.worker" in sys.modules:
-                _flush_prefect_reports()  # queued logs and events go before the server does
-            spawned.stop()
-            if os.environ.get(local_server.OWNED_URL_ENV):  # this process may run again (tests call main)
-                os.environ.pop("PREFECT_API_URL", None)
-                os.environ.pop(local_server.OWNED_URL_ENV, None)
+    with _interrupts_end_the_run():
+        try:
+            spawned = None if os.environ.get("PREFECT_API_URL") else local_server.start(Path(os.environ["PREFECT_HOME"]))
+        except local_server.ServerStartError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        try:
+            return _run(args, spawned)
+        finally:
+            _stop_own_prefect_server(spawned)
+
+
+def _stop_own_prefect_server(spawned) -> None:
+    from distillery import local_server
+    if spawned is not None:
+        if "prefect.events.worker" in sys.modules:
+            _flush_prefect_reports()  # queued logs and events go before the server does
+        spawned.stop()
+        if os.environ.get(local_server.OWNED_URL_ENV):  # this process may run again (tests call main)
+            os.environ.pop("PREFECT_API_URL", None)
+            os.environ.pop(local_server.OWNED_URL_ENV, None)
 
 
 def _run(args: argparse.Namespace, spawned) -> int:
@@ -69,7 +78,6 @@ def _run(args: argparse.Namespace, spawned) -> int:
             make_samples(Path("samples"))
         args.serve_teacher = True
     own = _use_own_prefect_server(spawned)
-    _exit_at_once_on(signal.SIGINT, signal.SIGTERM)
     server = None
     if args.serve_teacher:
         from urllib.parse import urlparse
@@ -80,6 +88,7 @@ def _run(args: argparse.Namespace, spawned) -> int:
     try:
         from flows.limits import SlotWaitTimeout
         from flows.pipeline import pipeline  # imported while our Prefect server starts
+        _keep_our_sigterm_handler_in_flows()
         if own is not None:
             from distillery.local_server import ServerStartError
             from distillery.prefect_env import server_startup_timeout_s
@@ -125,23 +134,44 @@ def _use_own_prefect_server(own):
     return own
 
 
-def _exit_at_once_on(*signals: signal.Signals) -> None:
-    """SIGINT / SIGTERM end the run at once with one line: committed work is safe by design (a
-    partition commits by rename), so stopping now is the same as a kill, minus the noise.
+def _interrupted(signum: int, frame) -> None:
+    os.write(2, (INTERRUPTED + "\n").encode())
+    os._exit(128 + signum)
 
-    Prefect swaps in its own SIGTERM handler while a flow runs (it raises TerminationSignal,
-    and the run then waits for running tasks and reports to the API); it installs whatever
+
+@contextmanager
+def _interrupts_end_the_run() -> Iterator[None]:
+    """While the block runs, SIGINT / SIGTERM end the process at once with one line: committed
+    work is safe by design (a partition commits by rename), so stopping now is the same as a
+    kill, minus the noise (and minus the wait for running tasks). Our Prefect server dies with
+    us (PR_SET_PDEATHSIG). The previous handlers come back after the block (tests call main)."""
+    if threading.current_thread() is not threading.main_thread():  # signals are the main thread's
+        yield
+        return
+    previous = {s: signal.signal(s, _interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        engine = sys.modules.get("prefect.utilities.engine")
+        if engine is not None and _PREFECT_SIGTERM_HANDLER:
+            engine._prefect_sigterm_handler = _PREFECT_SIGTERM_HANDLER.pop()
+
+
+_PREFECT_SIGTERM_HANDLER: list = []
+
+
+def _keep_our_sigterm_handler_in_flows() -> None:
+    """Prefect swaps in its own SIGTERM handler while a flow runs (it raises TerminationSignal,
+    then waits for running tasks and reports); it installs whatever
     `prefect.utilities.engine._prefect_sigterm_handler` names at that moment, so ours goes
-    there too. Our Prefect server dies with us (PR_SET_PDEATHSIG)."""
-    def interrupted(signum: int, frame) -> None:
-        os.write(2, (INTERRUPTED + "\n").encode())
-        os._exit(128 + signum)
-
-    for s in signals:
-        signal.signal(s, interrupted)
+    there. tests/test_reliability_default_path.py fails if a Prefect upgrade changes that."""
     import prefect.utilities.engine as engine
-    if hasattr(engine, "_prefect_sigterm_handler"):
-        engine._prefect_sigterm_handler = interrupted
+    if threading.current_thread() is threading.main_thread() and hasattr(engine, "_prefect_sigterm_handler") \
+            and not _PREFECT_SIGTERM_HANDLER:
+        _PREFECT_SIGTERM_HANDLER.append(engine._prefect_sigterm_handler)
+        engine._prefect_sigterm_handler = _interrupted
 
 
 def _flush_prefect_reports(timeout_s: float = 30.0) -> None:
