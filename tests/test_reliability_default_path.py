@@ -216,3 +216,27 @@ def test_sigterm_or_ctrl_c_exits_within_seconds_with_one_line_and_leaves_no_proc
     left = survivors(started) | prefect_servers_of(proc.pid)
     assert not left, f"processes the interrupted run started are still running: {describe(left)}"
     assert accounting.check(Lake(tmp_path / "lake")).ok
+
+
+def test_two_runs_started_at_once_in_a_fresh_folder_both_finish_and_leave_no_server(samples, tmp_path):
+    """Two users' runs (two lakes) from one folder at the same moment, with no Prefect database
+    yet: each starts its own server on one database; one migrates it while the other waits."""
+    procs = {}
+    for name in ("a", "b"):
+        lake_dir = tmp_path / name
+        lake_dir.mkdir()
+        cfg = write_config(lake_dir, samples, "http://127.0.0.1:9/v1")  # gather and curate never ask
+        env = dict(user_env(tmp_path))
+        procs[name] = subprocess.Popen([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather,curate"],
+                                       cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                       text=True, start_new_session=True)
+    for name, proc in procs.items():
+        try:
+            _, err = proc.communicate(timeout=RERUN_BOUND_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"run {name} did not finish within {RERUN_BOUND_S} s")
+        assert proc.returncode == 0, f"run {name}:\n{err[-3000:]}"
+        assert "Traceback" not in err, err[-3000:]
+        assert accounting.check(Lake(tmp_path / name / "lake")).ok
+        assert not prefect_servers_of(proc.pid)
