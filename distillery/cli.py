@@ -35,30 +35,45 @@ def _lake_from(args: argparse.Namespace) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    # With no PREFECT_API_URL the run's own Prefect server starts first: its start (mostly
-    # importing Prefect's server) is the longest wait of a run, and all below overlaps it.
-    from distillery import local_server
-    with _interrupts_end_the_run():
-        try:
-            spawned = None if os.environ.get("PREFECT_API_URL") else local_server.start(Path(os.environ["PREFECT_HOME"]))
-        except local_server.ServerStartError as exc:
-            print(str(exc), file=sys.stderr)
-            return 1
-        try:
-            return _run(args, spawned)
-        finally:
-            _stop_own_prefect_server(spawned)
+    with _interrupts_end_the_run(), _own_prefect_server() as spawned:
+        return _run(args, spawned)
 
 
-def _stop_own_prefect_server(spawned) -> None:
+@contextmanager
+def _own_prefect_server():
+    """With no PREFECT_API_URL, start the run's own Prefect server (distillery/local_server.py)
+    first thing: its start (mostly importing Prefect's server) is the longest wait of a run,
+    and everything the command does before it needs Prefect overlaps it. Yields the server,
+    or None when the user points us at one; stops it after the block, reports flushed first."""
     from distillery import local_server
-    if spawned is not None:
-        if "prefect.events.worker" in sys.modules:
-            _flush_prefect_reports()  # queued logs and events go before the server does
-        spawned.stop()
-        if os.environ.get(local_server.OWNED_URL_ENV):  # this process may run again (tests call main)
-            os.environ.pop("PREFECT_API_URL", None)
-            os.environ.pop(local_server.OWNED_URL_ENV, None)
+    spawned = None if os.environ.get("PREFECT_API_URL") else local_server.start(Path(os.environ["PREFECT_HOME"]))
+    try:
+        yield spawned
+    finally:
+        if spawned is not None:
+            if "prefect.events.worker" in sys.modules:
+                _flush_prefect_reports()  # queued logs and events go before the server does
+            spawned.stop()
+            if os.environ.get(local_server.OWNED_URL_ENV):  # this process may run again (tests call main)
+                os.environ.pop("PREFECT_API_URL", None)
+                os.environ.pop(local_server.OWNED_URL_ENV, None)
+
+
+def _prefect_ready(spawned) -> bool:
+    """Point Prefect at our server and wait (bounded, said on stderr) until it answers; False,
+    after one line on stderr, when it did not come up."""
+    own = _use_own_prefect_server(spawned)
+    _keep_our_sigterm_handler_in_flows()
+    if own is None:
+        return True
+    from distillery.local_server import ServerStartError
+    from distillery.prefect_env import server_startup_timeout_s
+    try:
+        own.wait_healthy(server_startup_timeout_s())
+    except ServerStartError as exc:
+        print(str(exc), file=sys.stderr)
+        return False
+    return True
 
 
 def _run(args: argparse.Namespace, spawned) -> int:
@@ -77,7 +92,6 @@ def _run(args: argparse.Namespace, spawned) -> int:
         if not Path("samples").exists():
             make_samples(Path("samples"))
         args.serve_teacher = True
-    own = _use_own_prefect_server(spawned)
     server = None
     if args.serve_teacher:
         from urllib.parse import urlparse
@@ -88,15 +102,8 @@ def _run(args: argparse.Namespace, spawned) -> int:
     try:
         from flows.limits import SlotWaitTimeout
         from flows.pipeline import pipeline  # imported while our Prefect server starts
-        _keep_our_sigterm_handler_in_flows()
-        if own is not None:
-            from distillery.local_server import ServerStartError
-            from distillery.prefect_env import server_startup_timeout_s
-            try:
-                own.wait_healthy(server_startup_timeout_s())
-            except ServerStartError as exc:
-                print(str(exc), file=sys.stderr)
-                return 1
+        if not _prefect_ready(spawned):
+            return 1
         try:
             result = pipeline(config_path=str(args.config) if args.config else None, stages=stages,
                               lake=str(cfg.lake_root))
@@ -227,10 +234,13 @@ def cmd_teacher(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from distillery.config import load_config
-    from flows.train import train_flow
-    cfg = load_config(args.config, {"lake": str(Path(args.lake).resolve())} if args.lake else None)
-    report = train_flow(cfg, resume=args.resume)
+    with _interrupts_end_the_run(), _own_prefect_server() as spawned:
+        from distillery.config import load_config
+        from flows.train import train_flow
+        cfg = load_config(args.config, {"lake": str(Path(args.lake).resolve())} if args.lake else None)
+        if not _prefect_ready(spawned):
+            return 1
+        report = train_flow(cfg, resume=args.resume)
     print({k: v for k, v in report.items() if not isinstance(v, (dict, list))})
     return 0
 
@@ -315,11 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from distillery.config import ConfigError
     from distillery.lake import LakeError, storage_error_message
+    from distillery.local_server import ServerStartError
     try:
         return int(args.func(args) or 0)
     except (ConfigError, LakeError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    except ServerStartError as exc:  # the run's own Prefect server did not bind its port
+        print(str(exc), file=sys.stderr)
+        return 1
     except OSError as exc:  # a full or read-only disk anywhere (a temp file, a cache): say so plainly
         message = storage_error_message(exc)
         if message is None:
