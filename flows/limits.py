@@ -37,6 +37,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
@@ -63,6 +64,12 @@ def shared_server() -> bool:
     """Whether Prefect's API is a server other processes may share (see the module docstring)."""
     url = PREFECT_API_URL.value()
     return bool(url) and url != os.environ.get(OWNED_URL_ENV)
+
+
+def _api_shown() -> str:
+    """Prefect's API URL for a message, without any user:password@ it may carry."""
+    url = urlsplit(PREFECT_API_URL.value() or "")
+    return urlunsplit(url._replace(netloc=url.hostname + (f":{url.port}" if url.port else ""))) if url.hostname else ""
 
 
 def ensure_limit(name: str, limit: int) -> int:
@@ -102,12 +109,12 @@ def teacher_requests(slots: int, name: str = TEACHER_LIMIT, timeout_s: float | N
                                             strict=True))
         except TimeoutError:
             print(f"waiting up to {wait_s:.0f} s for {held} slot(s) of Prefect's global concurrency limit "
-                  f"{name!r} at {PREFECT_API_URL.value()} (other runs hold it)...", file=sys.stderr, flush=True)
+                  f"{name!r} at {_api_shown()} (other runs hold it)...", file=sys.stderr, flush=True)
             try:
                 stack.enter_context(concurrency(name, occupy=held, timeout_seconds=wait_s, lease_duration=LEASE_S,
                                                 strict=True))
             except TimeoutError:
                 raise SlotWaitTimeout(
                     f"the global concurrency limit {name!r} stayed full for {wait_s:.0f} s; see who holds it "
-                    f"with `prefect gcl inspect {name}` (PREFECT_API_URL={PREFECT_API_URL.value()})") from None
+                    f"with `prefect gcl inspect {name}` (PREFECT_API_URL={_api_shown()})") from None
         yield held
