@@ -108,6 +108,8 @@ def start(prefect_home: Path, timeout_s: float = 30.0) -> LocalServer:
     log = prefect_home / "server.log"
     env = dict(os.environ, PREFECT_UI_ENABLED="0", PREFECT__SERVER_EPHEMERAL="1", PREFECT__SERVER_FINAL="1")
     env.pop("PREFECT_API_URL", None)
+    # Started from the calling thread, which the kernel takes as the parent whose death kills
+    # the server: the CLI calls this from its main thread, which lives as long as the process.
     with open(log, "ab") as err:
         proc = subprocess.Popen([sys.executable, "-m", "distillery.local_server", str(os.getpid())],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env,
