@@ -37,14 +37,15 @@ def slow_teacher():
     handle.stop()
 
 
-def write_config(folder: Path, samples_root: Path, teacher_url: str) -> Path:
+def write_config(folder: Path, samples_root: Path, teacher_url: str, articles: bool = False) -> Path:
     cfg = folder / "pipeline.yaml"
+    article_source = '  - {name: articles, kind: files, paths: ["samples/text/*"], license: CC-BY-4.0}\n' if articles else ""
     cfg.write_text(f"""
 name: default-path
 lake: {folder / 'lake'}
 base_dir: {samples_root}
 sources:
-  - {{name: problems, kind: jsonl, paths: ["samples/problems.jsonl"], text_field: text}}
+{article_source}  - {{name: problems, kind: jsonl, paths: ["samples/problems.jsonl"], text_field: text}}
 curate: {{web_rules_exempt_sources: [problems]}}
 distill:
   base_url: {teacher_url}
@@ -65,8 +66,8 @@ def user_env(folder: Path) -> dict[str, str]:
     return env
 
 
-def start_cli(cfg: Path, folder: Path, stderr) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather,curate,distill"],
+def start_cli(cfg: Path, folder: Path, stderr, stages: str = "gather,curate,distill") -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", stages],
                             cwd=folder, env=user_env(folder), stdout=subprocess.DEVNULL, stderr=stderr,
                             start_new_session=True)
 
@@ -240,3 +241,31 @@ def test_two_runs_started_at_once_in_a_fresh_folder_both_finish_and_leave_no_ser
         assert "Traceback" not in err, err[-3000:]
         assert accounting.check(Lake(tmp_path / name / "lake")).ok
         assert not prefect_servers_of(proc.pid)
+
+
+def test_sigkill_during_gather_then_rerun_finishes_and_leaves_no_process(samples, tmp_path):
+    """The same for gather (no teacher): killed the moment its hidden work folder appears."""
+    cfg = write_config(tmp_path, samples, "http://127.0.0.1:9/v1", articles=True)
+    gather = tmp_path / "lake" / "gather"
+    with open(tmp_path / "first.err", "wb") as err:
+        proc = start_cli(cfg, tmp_path, err, stages="gather")
+        try:
+            deadline = time.monotonic() + 240
+            while not (any(gather.glob(".tmp-*")) or any(gather.glob("*/.tmp-*"))):
+                assert proc.poll() is None, "gather finished before its work folder was seen: nothing was killed"
+                assert time.monotonic() < deadline, "gather never started"
+                time.sleep(0.01)
+            started = descendants(proc.pid)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    left = survivors(started) | prefect_servers_of(proc.pid)
+    assert not left, f"processes the killed run started are still running: {describe(left)}"
+    rerun = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather"],
+                           cwd=tmp_path, env=user_env(tmp_path), capture_output=True, text=True, timeout=RERUN_BOUND_S)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    status = accounting.check(Lake(tmp_path / "lake"))
+    assert status.ok, status.render()
+    assert [s for s in status.stages if s.stage == "gather"][0].rows_in > 0
