@@ -69,12 +69,13 @@ class LocalServer:
         once the wait is longer than `announce_after_s` (a first start migrates the database)."""
         start = time.monotonic()
         announced = False
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
         while True:
             if self.proc.poll() is not None:
                 raise ServerStartError(f"the run's Prefect server exited with code {self.proc.returncode} "
                                        f"while starting; its log: {self.log}")
             try:
-                with urllib.request.urlopen(self.api_url + "/health", timeout=2) as resp:
+                with direct.open(self.api_url + "/health", timeout=2) as resp:
                     if resp.status == 200:
                         return
             except OSError:
