@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup demo test ui bench deploy worker clean
+.PHONY: setup browser demo test ui bench deploy worker clean
 
 setup: $(VENV)/.installed
 
@@ -14,11 +14,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,ray]'
 	touch $@
 
+# The UI test drives Debian's Chromium (Playwright's own browser download is not used), so the
+# test set-up installs it when missing; `make demo` does not need it.
+SUDO = $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+
 demo: setup
 	$(BIN)/distillery run
 	$(BIN)/distillery sql "select count(*) as shard_rows from shards"
 
-test: setup
+test: setup browser
 	$(BIN)/pytest -q
 
 ui: setup

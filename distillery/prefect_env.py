@@ -28,3 +28,9 @@ def configure(run_dir: Path | str | None = None) -> Path:
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     return run
+
+
+def server_startup_timeout_s() -> float:
+    """How long a run waits for its Prefect server to answer (Prefect's own setting for its
+    temporary server, which `configure` defaults to 180 s)."""
+    return float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180"))

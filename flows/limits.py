@@ -12,21 +12,64 @@ where the endpoint allows more (`prefect gcl update teacher-requests --limit 64`
 UI's Concurrency page), and it is never lowered or overwritten here. Outside a flow or task
 run (plain function calls, tests of the stage logic) there is no Prefect API to ask, and
 the wrapper does nothing.
+
+**Only on a shared server.** The limit is there for several processes that share one Prefect
+server (`prefect server start` / `distillery ui` with workers). On a server private to one
+run -- the one `distillery run` starts for itself when no PREFECT_API_URL is set, or Prefect's
+own temporary server -- this process is the only holder, its client already caps its
+requests, and the limit could only do harm: the slots live in the database in the run folder,
+which outlives the server, while the leases that would free them live in the server's memory
+(Prefect's default lease storage, `prefect.server.concurrency.lease_storage.memory`) and no
+lease reaper runs there (the repossessor is not an ephemeral-server service). A killed run's
+slots would then stay taken for good and every later run from that folder would wait on them.
+So on a private server the wrapper holds nothing.
+
+**Every wait is bounded and said.** When the slots are not free at once, a line on stderr
+names the limit, what it holds and how long we wait (`SLOT_WAIT_S`); after that the partition
+fails with one line saying how to inspect the limit. On a shared server the slots of a killed
+holder come back when its lease (`LEASE_S`, renewed while held) expires and the server's
+repossessor (every `server.services.repossessor.loop_seconds`) revokes it.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.settings import PREFECT_API_URL
+
+from distillery.local_server import OWNED_URL_ENV
 
 TEACHER_LIMIT = "teacher-requests"
 LEASE_S = 60.0
+# How long a partition waits for slots held by other runs: ten leases, so a killed holder's
+# slots (freed within LEASE_S plus the repossessor's loop) come back well inside it, while a
+# limit that stays full that long is something to look at, not to wait on silently.
+SLOT_WAIT_S = 10 * LEASE_S
+
+
+class SlotWaitTimeout(RuntimeError):
+    """The global limit stayed full for the whole bounded wait."""
+
+
+def shared_server() -> bool:
+    """Whether Prefect's API is a server other processes may share (see the module docstring)."""
+    url = PREFECT_API_URL.value()
+    return bool(url) and url != os.environ.get(OWNED_URL_ENV)
+
+
+def _api_shown() -> str:
+    """Prefect's API URL for a message, without any user:password@ it may carry."""
+    url = urlsplit(PREFECT_API_URL.value() or "")
+    return urlunsplit(url._replace(netloc=url.hostname + (f":{url.port}" if url.port else ""))) if url.hostname else ""
 
 
 def ensure_limit(name: str, limit: int) -> int:
@@ -48,15 +91,30 @@ def teacher_requests(slots: int, name: str = TEACHER_LIMIT, timeout_s: float | N
     """Hold `slots` slots of the global teacher limit for the duration of the block.
 
     Call it around each distill partition with `cfg.distill.concurrency`. Blocks while
-    other holders fill the limit (up to `timeout_s`; None waits). Yields the slots held:
-    `slots`, or fewer when an operator set the limit below that (holding more than the
-    limit would wait forever), or 0 outside a flow run, where it does nothing.
+    other holders fill the limit, up to `timeout_s` (default `SLOT_WAIT_S`), saying so on
+    stderr, then raises SlotWaitTimeout. Yields the slots held: `slots`, or fewer when an
+    operator set the limit below that (holding more than the limit would wait forever), or 0
+    outside a flow run or on a server private to this run, where it does nothing.
     """
-    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+    if (FlowRunContext.get() is None and TaskRunContext.get() is None) or not shared_server():
         yield 0
         return
     held = max(1, min(slots, ensure_limit(name, slots)))
+    wait_s = SLOT_WAIT_S if timeout_s is None else timeout_s
     # A short lease (renewed while held): slots of a SIGKILLed run free up within a minute,
     # not after Prefect's default five.
-    with concurrency(name, occupy=held, timeout_seconds=timeout_s, lease_duration=LEASE_S, strict=True):
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(concurrency(name, occupy=held, timeout_seconds=1.0, lease_duration=LEASE_S,
+                                            strict=True))
+        except TimeoutError:
+            print(f"waiting up to {wait_s:.0f} s for {held} slot(s) of Prefect's global concurrency limit "
+                  f"{name!r} at {_api_shown()} (other runs hold it)...", file=sys.stderr, flush=True)
+            try:
+                stack.enter_context(concurrency(name, occupy=held, timeout_seconds=wait_s, lease_duration=LEASE_S,
+                                                strict=True))
+            except TimeoutError:
+                raise SlotWaitTimeout(
+                    f"the global concurrency limit {name!r} stayed full for {wait_s:.0f} s; see who holds it "
+                    f"with `prefect gcl inspect {name}` (PREFECT_API_URL={_api_shown()})") from None
         yield held

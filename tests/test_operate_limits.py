@@ -136,3 +136,60 @@ def test_progress_with_nothing_to_do_draws_nothing():
     finally:
         os.close(primary)
         os.close(secondary)
+
+
+def test_teacher_limit_wait_is_bounded_and_says_what_it_waits_for(prefect_api, capfd):
+    """A limit held elsewhere (a killed run's slots, a busy worker): the wait names the limit on
+    stderr and ends after its bound with SlotWaitTimeout, instead of blocking silently."""
+    import pytest
+    from prefect import flow
+
+    from flows.limits import SlotWaitTimeout
+
+    name = "teacher-requests-test-bounded"
+    holding, release = threading.Event(), threading.Event()
+
+    @flow
+    def holder() -> None:
+        with teacher_requests(1, name=name):
+            holding.set()
+            release.wait(60)
+
+    @flow
+    def waiter() -> int:
+        with teacher_requests(1, name=name, timeout_s=2) as held:
+            return held
+
+    t = threading.Thread(target=holder)
+    t.start()
+    try:
+        assert holding.wait(60)
+        start = time.monotonic()
+        with pytest.raises(SlotWaitTimeout, match=name):
+            waiter()
+        assert time.monotonic() - start < 30
+    finally:
+        release.set()
+        t.join()
+    assert f"slot(s) of Prefect's global concurrency limit '{name}'" in capfd.readouterr().err
+    assert read_limit(name).active_slots == 0
+
+
+def test_teacher_limit_is_not_used_on_a_server_private_to_the_run(prefect_api, monkeypatch):
+    """On the server `distillery run` starts for itself, the run is the only holder and a killed
+    run's slots would never be freed there: the wrapper holds nothing and creates nothing."""
+    from prefect import flow
+    from prefect.settings import PREFECT_API_URL
+
+    from distillery.local_server import OWNED_URL_ENV
+
+    name = "teacher-requests-test-private"
+    monkeypatch.setenv(OWNED_URL_ENV, PREFECT_API_URL.value())
+
+    @flow
+    def distill_like() -> int:
+        with teacher_requests(4, name=name) as held:
+            return held
+
+    assert distill_like() == 0
+    assert read_limit(name) is None

@@ -1,0 +1,271 @@
+"""Kills and interrupts on the path users run: `distillery run CONFIG` with no PREFECT_API_URL.
+
+Each run here is the CLI as a subprocess in its own session, with PREFECT_API_URL and
+PREFECT_HOME removed from its environment and its own DISTILLERY_RUN_DIR, so it starts its
+own Prefect server exactly as a user's run does (that costs a server start per run: these
+tests keep the runs few). The teacher is the reference server in this process with a
+latency on every request, so a distill run always has requests in flight when it is killed,
+and its counters say which prompts were answered and how often.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from distillery import accounting
+from distillery.lake import Lake
+
+REPO = Path(__file__).resolve().parents[1]
+LATENCY_S = 1.5  # every teacher answer takes this long: requests are in flight most of the time
+CONCURRENCY = 4
+RERUN_BOUND_S = 180  # "does not hang", generous for a loaded 2-core machine (a server start included)
+
+
+@pytest.fixture
+def slow_teacher():
+    from teacher.server import start_server
+    handle = start_server(port=0, latency_s=LATENCY_S)
+    yield handle
+    handle.stop()
+
+
+def write_config(folder: Path, samples_root: Path, teacher_url: str, articles: bool = False) -> Path:
+    cfg = folder / "pipeline.yaml"
+    article_source = '  - {name: articles, kind: files, paths: ["samples/text/*"], license: CC-BY-4.0}\n' if articles else ""
+    cfg.write_text(f"""
+name: default-path
+lake: {folder / 'lake'}
+base_dir: {samples_root}
+sources:
+{article_source}  - {{name: problems, kind: jsonl, paths: ["samples/problems.jsonl"], text_field: text}}
+curate: {{web_rules_exempt_sources: [problems]}}
+distill:
+  base_url: {teacher_url}
+  timeout_s: 30
+  max_retries: 1
+  concurrency: {CONCURRENCY}
+  tasks:
+    - {{name: arithmetic, template: solve, selector: {{sources: [problems]}}, verify: math}}
+run: {{partition_rows: 16, workers: 2}}
+""")
+    return cfg
+
+
+def user_env(folder: Path) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(folder / ".run"))
+    for key in ("PREFECT_API_URL", "PREFECT_HOME"):
+        env.pop(key, None)
+    return env
+
+
+def start_cli(cfg: Path, folder: Path, stderr, stages: str = "gather,curate,distill") -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", stages],
+                            cwd=folder, env=user_env(folder), stdout=subprocess.DEVNULL, stderr=stderr,
+                            start_new_session=True)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (walking /proc's parent links)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for whoever adopted it to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def survivors(pids: set[int], within_s: float = 10.0) -> set[int]:
+    deadline = time.monotonic() + within_s
+    while (left := {p for p in pids if alive(p)}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def describe(pids: set[int]) -> list[str]:
+    return [f"{p}: {cmdline(p)[:200]}" for p in sorted(pids)]
+
+
+def prefect_servers_of(cli_pid: int) -> set[int]:
+    """Live Prefect servers started by the CLI process `cli_pid`, wherever they were reparented."""
+    return {int(d.name) for d in Path("/proc").glob("[0-9]*")
+            if f"distillery.local_server {cli_pid}" in cmdline(int(d.name)) and alive(int(d.name))}
+
+
+def wait_for_requests_in_flight(proc: subprocess.Popen, teacher, answered_before: int = 1,
+                                quiet_s: float = 1.0, bound_s: float = 240) -> Counter:
+    """Wait until the run has had at least `answered_before` answers, requests are in flight,
+    and no answer has completed for `quiet_s` (so every answer completed so far had time to
+    reach the run's cache). Returns the answers completed so far, per request body."""
+    stats = teacher.stats
+    deadline = time.monotonic() + bound_s
+    last_completed, changed_at = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before the kill: nothing was in flight to kill"
+        with stats.lock:
+            completed, in_flight = stats.completed, stats.requests - stats.completed
+            snapshot = Counter(stats.by_request)
+        if completed != last_completed:
+            last_completed, changed_at = completed, time.monotonic()
+        elif completed >= answered_before and in_flight > 0 and time.monotonic() - changed_at >= quiet_s:
+            return snapshot
+        time.sleep(0.05)
+    pytest.fail("distill never had requests in flight")
+
+
+@pytest.mark.parametrize("kill", ["pid", "process_group"])
+def test_sigkill_during_distill_then_rerun_finishes_pays_nothing_twice_leaves_no_process(
+        kill, samples, slow_teacher, tmp_path):
+    cfg = write_config(tmp_path, samples, slow_teacher.url)
+    with open(tmp_path / "first.err", "wb") as err:
+        proc = start_cli(cfg, tmp_path, err)
+        try:
+            answered = wait_for_requests_in_flight(proc, slow_teacher)
+            started = descendants(proc.pid)
+            assert started, "the run started no process of its own (its Prefect server is one)"
+            if kill == "pid":
+                os.kill(proc.pid, signal.SIGKILL)
+            else:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    left = survivors(started) | prefect_servers_of(proc.pid)
+    assert not left, f"processes the killed run started are still running: {describe(left)}"
+
+    # The re-run: no wait on anything the dead run held, and it finishes the job.
+    start = time.monotonic()
+    with open(tmp_path / "rerun.err", "wb") as err:
+        rerun = start_cli(cfg, tmp_path, err)
+        try:
+            rc = rerun.wait(timeout=RERUN_BOUND_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(rerun.pid, signal.SIGKILL)
+            pytest.fail(f"the re-run did not finish within {RERUN_BOUND_S} s:\n" + (tmp_path / "rerun.err").read_text()[-3000:])
+    assert rc == 0, (tmp_path / "rerun.err").read_text()[-3000:]
+    assert time.monotonic() - start < RERUN_BOUND_S
+
+    # Every answer completed before the kill came from the cache: none was bought again.
+    with slow_teacher.stats.lock:
+        after = Counter(slow_teacher.stats.by_request)
+    bought_twice = [body for body, n in answered.items() if after[body] > n]
+    assert not bought_twice, f"{len(bought_twice)} of {len(answered)} answers paid before the kill were asked again"
+    status = accounting.check(Lake(tmp_path / "lake"))
+    assert status.ok, status.render()
+    traces = [s for s in status.stages if s.stage == "distill"][0]
+    assert traces.rows_in > 0 and traces.quarantined == 0  # every prompt answered, none lost to the kill
+    assert not prefect_servers_of(proc.pid) and not prefect_servers_of(rerun.pid)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_exits_within_seconds_with_one_line_and_leaves_no_process(
+        sig, samples, slow_teacher, tmp_path):
+    cfg = write_config(tmp_path, samples, slow_teacher.url)
+    err_path = tmp_path / "run.err"
+    with open(err_path, "wb") as err:
+        proc = start_cli(cfg, tmp_path, err)
+        try:
+            wait_for_requests_in_flight(proc, slow_teacher, quiet_s=0.0)
+            started = descendants(proc.pid)
+            before = err_path.stat().st_size
+            sent = time.monotonic()
+            os.kill(proc.pid, sig)  # what a terminal's Ctrl-C or a service manager's stop sends
+            try:
+                rc = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{sig.name} did not end the run within 30 s")
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert took < 10, f"{sig.name} took {took:.1f} s to end the run"
+    assert rc == 128 + sig
+    text = err_path.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    assert text[before:].splitlines() == ["interrupted: committed work is kept; re-run the same command to continue"]
+    left = survivors(started) | prefect_servers_of(proc.pid)
+    assert not left, f"processes the interrupted run started are still running: {describe(left)}"
+    assert accounting.check(Lake(tmp_path / "lake")).ok
+
+
+def test_two_runs_started_at_once_in_a_fresh_folder_both_finish_and_leave_no_server(samples, tmp_path):
+    """Two users' runs (two lakes) from one folder at the same moment, with no Prefect database
+    yet: each starts its own server on one database; one migrates it while the other waits."""
+    procs = {}
+    for name in ("a", "b"):
+        lake_dir = tmp_path / name
+        lake_dir.mkdir()
+        cfg = write_config(lake_dir, samples, "http://127.0.0.1:9/v1")  # gather and curate never ask
+        env = dict(user_env(tmp_path))
+        procs[name] = subprocess.Popen([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather,curate"],
+                                       cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                       text=True, start_new_session=True)
+    for name, proc in procs.items():
+        try:
+            _, err = proc.communicate(timeout=RERUN_BOUND_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"run {name} did not finish within {RERUN_BOUND_S} s")
+        assert proc.returncode == 0, f"run {name}:\n{err[-3000:]}"
+        assert "Traceback" not in err, err[-3000:]
+        assert accounting.check(Lake(tmp_path / name / "lake")).ok
+        assert not prefect_servers_of(proc.pid)
+
+
+def test_sigkill_during_gather_then_rerun_finishes_and_leaves_no_process(samples, tmp_path):
+    """The same for gather (no teacher): killed the moment its hidden work folder appears."""
+    cfg = write_config(tmp_path, samples, "http://127.0.0.1:9/v1", articles=True)
+    gather = tmp_path / "lake" / "gather"
+    with open(tmp_path / "first.err", "wb") as err:
+        proc = start_cli(cfg, tmp_path, err, stages="gather")
+        try:
+            deadline = time.monotonic() + 240
+            while not (any(gather.glob(".tmp-*")) or any(gather.glob("*/.tmp-*"))):
+                assert proc.poll() is None, "gather finished before its work folder was seen: nothing was killed"
+                assert time.monotonic() < deadline, "gather never started"
+                time.sleep(0.01)
+            started = descendants(proc.pid)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    left = survivors(started) | prefect_servers_of(proc.pid)
+    assert not left, f"processes the killed run started are still running: {describe(left)}"
+    rerun = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather"],
+                           cwd=tmp_path, env=user_env(tmp_path), capture_output=True, text=True, timeout=RERUN_BOUND_S)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    status = accounting.check(Lake(tmp_path / "lake"))
+    assert status.ok, status.render()
+    assert [s for s in status.stages if s.stage == "gather"][0].rows_in > 0
