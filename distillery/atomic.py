@@ -85,10 +85,12 @@ def write_bytes(path: Path | str, data: bytes | memoryview, *, durable: bool = T
     `make_dirs=False` a missing folder raises FileNotFoundError (callers that know their
     folder exists skip the mkdir syscall).
     """
-    path = Path(path)
+    if not isinstance(path, Path):
+        path = Path(path)
+    folder = path.parent
     if make_dirs:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path.parent, path.name)
+        folder.mkdir(parents=True, exist_ok=True)
+    tmp = f"{folder}/.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp"  # temp_name, inlined: hot path
     fd = os.open(tmp, _FLAGS, 0o644)
     try:
         try:
@@ -104,7 +106,7 @@ def write_bytes(path: Path | str, data: bytes | memoryview, *, durable: bool = T
         _unlink_quietly(tmp)
         raise
     if durable:
-        fsync_dir(path.parent)
+        fsync_dir(folder)
     return path
 
 
