@@ -32,6 +32,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from distillery import atomic
+
 # Parquet settings every writer shares, so that the same rows give the same bytes.
 PARQUET_OPTIONS: dict[str, Any] = {
     "compression": "zstd",
@@ -49,36 +51,21 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
 
 
 def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
-    """Write `table` to `path` via a temporary name and a rename: the file is whole or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write `table` to `path` durably via distillery.atomic: the file is whole or absent."""
     try:
-        pq.write_table(table, tmp, **PARQUET_OPTIONS)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        return atomic.write_with(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS))
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
         _raise_if_unwritable(exc, path)
         raise
-    return path
 
 
 def write_bytes_atomic(data: bytes, path: Path) -> Path:
-    """Write `data` to `path` via a temporary name and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write `data` to `path` durably via distillery.atomic."""
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        return atomic.write_bytes(path, data)
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
         _raise_if_unwritable(exc, path)
         raise
-    return path
 
 
 # errno values that mean "the lake's storage refuses writes", not "this data is bad".

@@ -6,7 +6,20 @@
 """
 
 from filters.config import CurateConfig
-from filters.dedup import dedup_keys, find_duplicates
-from filters.pipeline import filter_partition
+
+# The filters (Polars, DuckDB, numpy, Pillow) load when a stage curates, not when a config is
+# read: distillery.config imports filters.config, which runs this file first.
+_LAZY = {"dedup_keys": "filters.dedup", "find_duplicates": "filters.dedup", "filter_partition": "filters.pipeline"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(name)
+
 
 __all__ = ["CurateConfig", "dedup_keys", "filter_partition", "find_duplicates"]

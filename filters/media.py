@@ -15,32 +15,29 @@ container via PyAV). The bytes are opened in every case, so unreadable media is 
 here. Opening files is per item I/O through the decoders' own calls, so it is one library
 call per media row; everything after (the rules) is vectorized.
 Unreadable bytes are not a reject but a quarantine with a reason code:
-media_bad_ref (no or malformed "media/ab/<sha256>"), media_missing (no such file),
+bad_media_ref (no or malformed "media/ab/<sha256>", distillery/media_ref.py), media_missing (no such file),
 media_unreadable (the decoder failed).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from distillery import media_ref
 from filters.config import MediaConfig
 from filters.meta import get_number
 from filters.rules import Rule, rule_if
 
-MEDIA_REF = re.compile(r"^media/[0-9a-f]{2}/[0-9a-f]{64}$")
 _COLUMNS = ["width", "height", "duration", "silence_frac", "clip_frac", "non_finite_frac"]
 _MEASURED = ("silence_frac", "clip_frac", "non_finite_frac")  # from the bytes, never from meta
 
 
 def media_path(lake_root: Path, ref: str | None) -> Path | None:
     """The file behind a CAS reference, or None when the reference is not one."""
-    if not ref or not MEDIA_REF.match(ref):
-        return None
-    return Path(lake_root) / ref
+    return media_ref.path_or_none(lake_root, ref)
 
 
 def _probe_image(path: Path) -> dict:
@@ -97,7 +94,7 @@ def probe(docs: pl.DataFrame, cfg: MediaConfig, lake_root: Path) -> pl.DataFrame
             continue
         path = media_path(lake_root, refs[i])
         if path is None:
-            reason[i], error[i] = "media_bad_ref", f"media reference {refs[i]!r} is not media/ab/<sha256>"
+            reason[i], error[i] = media_ref.BAD_REF, str(media_ref.BadMediaRef.of(refs[i]))
             continue
         if not path.is_file():
             reason[i], error[i] = "media_missing", f"{refs[i]} is not in the lake"

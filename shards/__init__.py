@@ -21,13 +21,46 @@ Public API: fit_codebooks, tokenize_partition, write_shards, verify, show, decod
 decode_image_block, image_psnr/reconstruction_psnr, ShardConfig.
 """
 
-from shards.codebooks import fit_codebooks, load_codebook
+import sys
+import types
+
 from shards.config import ShardConfig
-from shards.image import decode_codes, encode_images, psnr as image_psnr, reconstruction_psnr
-from shards.show import decode_image_block, decode_text, show
-from shards.tokenize import split_of, tokenize_partition
-from shards.verify import verify
-from shards.write import write_shards
+
+# The tokenizers (Polars, PyArrow, numpy, Pillow) load when a stage shards, not when a config
+# is read: distillery.config imports shards.config, which runs this file first.
+_LAZY = {
+    "load_codebook": "shards.codebook_io", "fit_codebooks": "shards.codebooks",
+    "decode_codes": "shards.image", "encode_images": "shards.image", "image_psnr": "shards.image",
+    "reconstruction_psnr": "shards.image", "decode_image_block": "shards.show", "decode_text": "shards.show",
+    "show": "shards.show", "split_of": "shards.tokenize", "tokenize_partition": "shards.tokenize",
+    "verify": "shards.verify", "write_shards": "shards.write",
+}
+_RENAMED = {"image_psnr": "psnr"}
+
+
+class _Package(types.ModuleType):
+    """Keeps `shards.show` and `shards.verify` the functions, as they were when this file
+    imported everything: the import system binds a submodule on its package when it first
+    loads it (`from shards.show import x` anywhere), which would shadow the function."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), _RENAMED.get(name, name))
+        globals()[name] = value
+        return value
+    raise AttributeError(name)
+
 
 __all__ = [
     "ShardConfig", "fit_codebooks", "tokenize_partition", "write_shards", "verify", "show", "decode_text",

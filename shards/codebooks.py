@@ -1,45 +1,33 @@
 """Fitting the media codebooks and the tokenizer spec that records them.
 
 A codebook is a Parquet file (columns code, vector) named `<name>-<sha256[:16]>.parquet` by
-the hash of its bytes; its fit parameters are in the file's key-value metadata under
-`distillery.codebook` and repeated in the spec. Fitting is deterministic from cfg.seed:
-the items sampled are chosen by a hash of (seed, media ref), not by file order.
+the hash of its bytes (written and read by shards/codebook_io.py); its fit parameters are in
+the file's key-value metadata under `distillery.codebook` and repeated in the spec. Fitting
+is deterministic from cfg.seed: the items sampled are chosen by a hash of (seed, media ref),
+not by file order.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
-import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from shards import audio as audio_mod
 from shards import image as image_mod
 from shards import kmeans
+from shards.codebook_io import load_codebook, save_codebook, sha256_file  # noqa: F401 (re-exported)
 from shards.config import ShardConfig
 from shards.media_refs import MediaError, read_media
+from shards.media_rows import load_images
+from shards.video import video_refs  # the video module owns the meta format
 from shards.vocab import build_layout
 
 SPEC_FORMAT = "distillery-tokenizer/1"
-META_KEY = b"distillery.codebook"
 MAX_AUDIO_FILES = 512  # bounds the fit's decode time; frames are subsampled to sample_frames anyway
-
-
-def sha256_file(path: Path) -> str:
-    """Return the hex sha256 of a file's bytes (read in 1 MiB blocks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _media_pools(curated_files: list[Path]) -> tuple[list[str], list[str]]:
@@ -50,8 +38,6 @@ def _media_pools(curated_files: list[Path]) -> tuple[list[str], list[str]]:
     df = pl.concat([pl.read_parquet(f, columns=["modality", "media", "meta"]) for f in files])
     images = df.filter(pl.col("modality") == "image")["media"].drop_nulls().to_list()
     audios = df.filter(pl.col("modality") == "audio")["media"].drop_nulls().to_list()
-    from shards.video import video_refs  # the video module owns the meta format
-
     for meta in df.filter(pl.col("modality") == "video")["meta"].to_list():
         try:
             frames, track, _ = video_refs(meta)
@@ -67,47 +53,10 @@ def _hash_order(refs: list[str], seed: int) -> list[str]:
     return sorted(refs, key=lambda r: hashlib.sha256(f"{seed}:{r}".encode()).digest())
 
 
-def _save_codebook(out_dir: Path, name: str, centroids: np.ndarray, params: dict) -> dict:
-    table = pa.table(
-        {
-            "code": pa.array(np.arange(len(centroids), dtype=np.int32)),
-            "vector": pa.array(list(centroids.astype(np.float32)), pa.list_(pa.float32())),
-        }
-    ).replace_schema_metadata({META_KEY: json.dumps(params, sort_keys=True).encode()})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".codebook-", suffix=".tmp")
-    os.close(fd)
-    pq.write_table(table, tmp, compression="zstd")
-    digest = sha256_file(Path(tmp))
-    file = f"{name}-{digest[:16]}.parquet"
-    os.replace(tmp, out_dir / file)
-    return {"name": name, "file": file, "sha256": digest, "params": params}
-
-
-@lru_cache(maxsize=16)
-def _read_codebook(path: str, sha256: str) -> np.ndarray:
-    actual = sha256_file(Path(path))
-    if actual != sha256:
-        raise ValueError(f"codebook {path} has sha256 {actual}, the spec says {sha256}")
-    t = pq.read_table(path)
-    return np.asarray(t.column("vector").combine_chunks().flatten(), dtype=np.float32).reshape(t.num_rows, -1)
-
-
-def load_codebook(spec: dict, name: str, directory: Path | None = None) -> np.ndarray | None:
-    """Return the centroids (k, d) of codebook `name` in `spec`, or None when it has none."""
-    for cb in spec.get("codebooks", []):
-        if cb["name"] == name:
-            where = Path(directory) if directory is not None else Path(spec["codebook_dir"])
-            return _read_codebook(str(where / cb["file"]), cb["sha256"])
-    return None
-
-
 def _fit_image(refs: list[str], cfg: ShardConfig, lake_root: Path, out_dir: Path) -> dict | None:
     ic = cfg.image
     per_image = (ic.side // ic.patch) ** 2
     want = max(1, 2 * math.ceil(ic.sample_patches / per_image))  # 2x: patches are subsampled for variety
-    from shards.media_rows import load_images
-
     ordered = _hash_order(refs, cfg.seed)
     stack, failed = np.zeros((0, ic.side, ic.side, 3), np.uint8), 0
     while len(stack) < want and ordered:  # unreadable images (quarantined later) are replaced by the next ones
@@ -127,7 +76,7 @@ def _fit_image(refs: list[str], cfg: ShardConfig, lake_root: Path, out_dir: Path
         "psnr_db": round(image_mod.reconstruction_psnr(stack, centroids, ic.patch), 3), **facts,
     }
     params["mse"] = round(params["mse"], 4)
-    return _save_codebook(out_dir, "image", centroids, params)
+    return save_codebook(out_dir, "image", centroids, params)
 
 
 def _fit_audio(refs: list[str], cfg: ShardConfig, lake_root: Path, out_dir: Path) -> dict | None:
@@ -157,7 +106,7 @@ def _fit_audio(refs: list[str], cfg: ShardConfig, lake_root: Path, out_dir: Path
         "files": len(feats), "files_unreadable": failed, **facts,
     }
     params["mse"] = round(params["mse"], 4)
-    return _save_codebook(out_dir, "audio", centroids, params)
+    return save_codebook(out_dir, "audio", centroids, params)
 
 
 def text_layout_size(encoding: str) -> int:

@@ -1,11 +1,12 @@
-"""Reading media bytes from the lake's content-addressed store ("media/ab/<sha256>")."""
+"""Reading media bytes from the lake's content-addressed store ("media/ab/<sha256>").
+
+What a reference is, is distillery/media_ref.py's contract."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-REF = re.compile(r"^media/[0-9a-f]{2}/[0-9a-f]{16,128}(\.[A-Za-z0-9]{1,8})?$")
+from distillery import media_ref
 
 
 class MediaError(Exception):
@@ -18,9 +19,10 @@ class MediaError(Exception):
 
 def read_media(lake_root: Path, ref: object) -> bytes:
     """Return the bytes behind `ref`, or raise MediaError (bad_media_ref, media_missing)."""
-    if not isinstance(ref, str) or not REF.match(ref):
-        raise MediaError("bad_media_ref", f"media reference {ref!r} is not of the form media/ab/<sha256>")
-    path = Path(lake_root) / ref
+    try:
+        path = media_ref.resolve(lake_root, ref)
+    except media_ref.BadMediaRef as exc:
+        raise MediaError(exc.reason, str(exc)) from None
     try:
         return path.read_bytes()
     except FileNotFoundError:

@@ -17,7 +17,7 @@ import numpy as np
 
 from shards import audio as audio_mod
 from shards import image as image_mod
-from shards.codebooks import load_codebook
+from shards.codebook_io import load_codebook
 from shards.encoded import Encoded, concat_encoded, spans_from_pieces
 from shards.media_refs import MediaError, read_media
 from shards.ragged import concat_rows

@@ -16,7 +16,7 @@ from PIL import Image
 
 from distillery.encoding import get_encoding
 from shards import image as image_mod
-from shards.codebooks import load_codebook
+from shards.codebook_io import load_codebook
 from shards.vocab import range_of
 
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from distillery import media_ref
 from shards import image as image_mod
-from shards.codebooks import load_codebook
+from shards.codebook_io import load_codebook
 from shards.encoded import Encoded, concat_encoded, spans_from_pieces
-from shards.media_refs import REF
 from shards.media_rows import audio_units, image_blocks, load_images
 from shards.ragged import concat_rows, offsets_of
 from shards.text import encode_texts
@@ -59,7 +59,7 @@ def prompt_parts(messages_json: str) -> tuple[list[tuple[str, str]], int]:
                     parts[-1] = ("text", parts[-1][1] + "\n\n" + value)
                 else:
                     parts.append(("text", value))
-            elif kind in ("image_url", "input_audio") and isinstance(value, str) and REF.match(value):
+            elif kind in ("image_url", "input_audio") and media_ref.is_ref(value):
                 parts.append(("image" if kind == "image_url" else "audio", value))
             else:
                 dropped += 1

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from distillery.tables import SHARD_ROW
-from shards.codebooks import sha256_file
+from shards.codebook_io import sha256_file
 from shards.encoded import BUCKET
 from shards.vocab import layout_problems, range_of
 from shards.write import BUCKETS, FORMAT

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from shards import image as image_mod
-from shards.codebooks import load_codebook
+from shards.codebook_io import load_codebook
 from shards.encoded import Encoded, spans_from_pieces
 from shards.media_refs import MediaError
 from shards.media_rows import audio_units, image_blocks, load_images

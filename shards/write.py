@@ -7,8 +7,8 @@ input batch plus one row group per split, whatever the corpus size.
 
 Train and val rows go to separate shards (`train-00000-<sha16>.parquet`, `val-...`); a
 shard's name ends with the first 16 hex digits of the sha256 of its bytes. Each file is
-written to a temporary name and moved into place with os.replace; manifest.json is
-written last, also atomically, and is the commit point: a reader trusts only the files it
+written to a temporary name, fsynced and moved into place (distillery.atomic); manifest.json
+is written last, also atomically, and is the commit point: a reader trusts only the files it
 lists. The same inputs (the same set of sample files) give byte-identical shards and
 manifest: files are read in path order and cut points depend only on the rows.
 """
@@ -16,9 +16,7 @@ manifest: files are read in path order and cut points depend only on the rows.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from distillery import atomic
 from distillery.tables import SHARD_ROW
-from shards.codebooks import sha256_file
+from shards.codebook_io import sha256_file
 from shards.config import ShardConfig
 
 FORMAT = "distillery-shards/1"
@@ -82,9 +81,8 @@ class _ShardWriter:
         if table.num_rows == 0:
             return
         if self.writer is None:
-            fd, self.tmp = tempfile.mkstemp(dir=self.out_dir, prefix=f".{self.split}-", suffix=".tmp")
-            os.close(fd)
-            self.sink = pa.OSFile(self.tmp, "wb")
+            self.tmp = atomic.TempFile(self.out_dir, self.split)
+            self.sink = pa.OSFile(self.tmp.path, "wb")
             self.writer = pq.ParquetWriter(self.sink, SHARD_ROW, compression="zstd",
                                            compression_level=self.cfg.zstd_level, write_statistics=True,
                                            # dictionaries only where values repeat: on token ids
@@ -101,9 +99,9 @@ class _ShardWriter:
     def _close_shard(self) -> None:
         self.writer.close()
         self.sink.close()
-        digest = sha256_file(Path(self.tmp))
+        digest = sha256_file(Path(self.tmp.path))
         name = f"{self.split}-{len(self.entries):05d}-{digest[:16]}.parquet"
-        os.replace(self.tmp, self.out_dir / name)
+        self.tmp.commit(name)
         self.entries.append({"file": name, "split": self.split, "rows": self.rows, "tokens": self.tokens,
                              "tokens_by_modality": dict(self.by_bucket), "sha256": digest,
                              "bytes": (self.out_dir / name).stat().st_size})
@@ -120,13 +118,9 @@ class _ShardWriter:
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic.open_write(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _copy_codebooks(spec: dict, out_dir: Path) -> list[dict]:
@@ -136,9 +130,7 @@ def _copy_codebooks(spec: dict, out_dir: Path) -> list[dict]:
         dst = out_dir / cb["file"]
         if not dst.exists():
             src = Path(spec["codebook_dir"]) / cb["file"]
-            tmp = out_dir / f".{cb['file']}.tmp"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
+            atomic.write_with(dst, lambda tmp, src=src: shutil.copyfile(src, tmp))
         if sha256_file(dst) != cb["sha256"]:
             raise ValueError(f"codebook {dst} does not have the sha256 {cb['sha256']} the spec names")
         out.append({k: cb[k] for k in ("name", "file", "sha256", "params")})

@@ -26,15 +26,26 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from distillery.result import PartitionResult
 from sources.config import AnySource, GLOBBED_KINDS
 from sources.discovery import SYMLINK_ESCAPE, fingerprint, iter_globs, safe_path
 from sources.item import ESCAPED, FLAGGED, SourceItem, flagged, parse_flagged
-from sources.record import RowSink, content_id
+
+if TYPE_CHECKING:
+    from distillery.result import PartitionResult
 
 __all__ = ["SourceItem", "discover", "read_items", "content_id"]
+
+
+def __getattr__(name: str):
+    # sources.record (Polars, PyArrow) loads when a stage gathers, not when a config is read:
+    # distillery.config imports sources.config, which runs this file first.
+    if name == "content_id":
+        from sources.record import content_id
+
+        return content_id
+    raise AttributeError(name)
 
 
 def discover(source: AnySource, base_dir: Path) -> Iterator[SourceItem]:
@@ -108,6 +119,8 @@ def read_items(source: AnySource, items: list[SourceItem], media_root: Path) -> 
     with reason "reader_error". A ConfigError (e.g. a text field that no row of a file has)
     and a full disk are not the item's fault: they propagate and stop the stage.
     """
+    from sources.record import RowSink
+
     sink = RowSink(source.name)
     read = _reader(source.kind)
     media_root = Path(media_root)

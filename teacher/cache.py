@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from distillery import atomic
+
 
 def canonical_json(value: object) -> str:
     """JSON with sorted keys and no whitespace: equal values always give equal text."""
@@ -54,30 +56,17 @@ _MADE_DIRS: set[Path] = set()  # folders known to exist: skips a mkdir syscall p
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one.
 
-    The temp name is derived from the target, process and thread (no random names, no
-    file objects): this runs once per teacher response and sits on the request path.
+    distillery.atomic.write_bytes without fsyncs (a lost entry is re-fetched) and without a
+    mkdir per call: this runs once per teacher response and sits on the request path.
     """
     if path.parent not in _MADE_DIRS:
         path.parent.mkdir(parents=True, exist_ok=True)
         _MADE_DIRS.add(path.parent)
-    tmp = f"{path.parent}/.tmp-{path.name}.{os.getpid()}.{threading.get_ident()}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
-        fd = os.open(tmp, flags, 0o644)
+        atomic.write_bytes(path, data, durable=False, make_dirs=False)
     except FileNotFoundError:  # the folder was removed since we made it
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic.write_bytes(path, data, durable=False, make_dirs=False)
 
 
 class ResponseCache:

@@ -115,7 +115,7 @@ def test_unreadable_media_is_quarantined(tmp_path):
     ]
     assert verdicts(tmp_path, rows) == [
         "quarantine:media_unreadable", "quarantine:media_unreadable", "quarantine:media_unreadable",
-        "quarantine:media_bad_ref", "quarantine:media_missing"]
+        "quarantine:bad_media_ref", "quarantine:media_missing"]
 
 
 def test_truncated_image_with_meta_is_still_quarantined(tmp_path):

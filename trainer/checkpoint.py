@@ -7,35 +7,27 @@ draws from them), the run's TrainConfig and model shape as plain dicts, the comp
 vocabulary as an int64 tensor, and the manifest's vocab/tokenizer/codebooks sections so
 that sampling can decode without the shard dir.
 
-It is written to a temporary file in the same directory, flushed to disk and moved over the
-old one with os.replace, which is atomic: a crash leaves the previous checkpoint intact.
+It is written by distillery.atomic (a temporary file in the same directory, flushed to disk
+and moved over the old one): a crash leaves the previous checkpoint intact.
 Loading uses `weights_only=True`, so a checkpoint can hold tensors and plain data only.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
+
+from distillery import atomic
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def save_checkpoint(path: Path, state: dict) -> Path:
-    """Write `state` to `path` atomically (temp file + fsync + os.replace); return the path."""
+    """Write `state` to `path` atomically and durably (distillery.atomic); return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic.open_write(path) as f:
+        torch.save(state, f)
     return path
 
 

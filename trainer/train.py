@@ -120,7 +120,7 @@ def image_codebook(index: ShardIndex, shard_dir: Path) -> tuple[torch.Tensor | N
     if not spec.get("image") or not any(cb.get("name") == "image" for cb in spec.get("codebooks") or []):
         return None, "absent"
     try:
-        from shards.codebooks import load_codebook
+        from shards.codebook_io import load_codebook
 
         centroids = load_codebook(spec, "image", shard_dir)
     except (ImportError, OSError, ValueError, KeyError) as exc:
