@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo, not bench/ (bench/secrets.py shadows the stdlib)
+sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo's packages first
 
 from teacher.cache import write_atomic  # noqa: E402
 

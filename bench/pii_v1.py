@@ -1,5 +1,5 @@
 """FROZEN copy of filters/pii.py as of commit 9859330 (the hand-written patterns before
-detect-secrets), kept only so bench/secrets.py can compare against it in the same run.
+detect-secrets), kept only so bench/secret_scan.py can compare against it in the same run.
 Not used by the pipeline; do not edit.
 """
 

@@ -1,7 +1,7 @@
 """Secret scanning: filters.pii (detect-secrets behind a vectorized pre-filter) vs the previous
 hand-written patterns (bench/pii_v1.py, a frozen copy), same corpus, same run.
 
-    python bench/secrets.py [--seed 0] [--bulk 3000] [--repeat 3]   (~10 s)
+    python bench/secret_scan.py [--seed 0] [--bulk 3000] [--repeat 3]   (~10 s)
 
 Labelled corpus, generated here: every secret kind in `SECRETS` (provider formats as their
 documentation and detect-secrets' plugins describe them: prefixes, lengths, alphabets) is
@@ -43,7 +43,7 @@ from pathlib import Path
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[0] = str(ROOT)  # bench/secrets.py must not shadow anything; import the project's packages
+sys.path[0] = str(ROOT)  # import the project's packages, not bench/ neighbours
 
 from bench import pii_v1  # noqa: E402
 from filters import pii  # noqa: E402
