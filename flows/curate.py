@@ -20,24 +20,15 @@ from prefect.cache_policies import NO_CACHE
 
 import filters
 from distillery.accounting import total
-from distillery.batch import Batch, committed_parts, task_groups
+from distillery.batch import Batch, task_groups
 from distillery.config import PipelineConfig
-from distillery.generations import curate_gen, current_files, gather_gens
-from distillery.lake import Lake, stable_hash, write_parquet_atomic
+from distillery.generations import curate_gen, current_files
+from distillery.lake import Lake, write_parquet_atomic
+from distillery.plans import curate_plan
 from distillery.result import PartitionResult
 from flows.reporting import Progress, finish_stage
 
 WORK_TABLES = ("candidates", "rejects", "quarantine", "keys")
-
-
-def plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
-    """New documents partitions to curate: [{part, input}], plus how many were done before."""
-    gen = curate_gen(cfg, lake)
-    done = committed_parts(gen)
-    inputs = [f for g in gather_gens(cfg, lake).values() for f in current_files(g, "documents")]
-    parts = [{"part": stable_hash("curate", f.name), "input": str(f)} for f in sorted(inputs, key=lambda p: p.name)]
-    new = [p for p in parts if p["part"] not in done]
-    return stable_hash([p["part"] for p in new]), new, len(parts) - len(new)
 
 
 def filter_step(cfg: PipelineConfig, lake: Lake, batch: Batch, part: str, input_file: str) -> str:
@@ -142,7 +133,7 @@ def curate_flow(cfg: PipelineConfig) -> dict:
     lake = Lake(cfg.lake_root)
     started = dt.datetime.now(dt.timezone.utc)
     with lake.writer_lock(cfg.run.lock_timeout_s):
-        plan_key, parts, skipped = plan(cfg, lake)
+        plan_key, parts, skipped = curate_plan(cfg, lake)
         # Two task runs per group plus one for dedup: keep the total under the cap.
         groups = task_groups(parts, max(1, (cfg.run.max_partitions - 1) // 2))
         progress = Progress("curate", 2 * len(parts) + 1)

@@ -23,21 +23,13 @@ from prefect.cache_policies import NO_CACHE
 
 import teacher
 from distillery.accounting import total
-from distillery.batch import Batch, committed_parts, task_groups
+from distillery.batch import Batch, task_groups
 from distillery.config import PipelineConfig
-from distillery.generations import curate_gen, current_files, distill_gen
-from distillery.lake import Lake, stable_hash
+from distillery.generations import distill_gen
+from distillery.lake import Lake
+from distillery.plans import distill_plan
 from flows.limits import teacher_requests
 from flows.reporting import Progress, finish_stage
-
-
-def plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
-    gen = distill_gen(cfg, lake)
-    done = committed_parts(gen)
-    parts = [{"part": stable_hash("distill", f.name), "input": str(f)}
-             for f in current_files(curate_gen(cfg, lake), "curated")]
-    new = [p for p in parts if p["part"] not in done]
-    return stable_hash([p["part"] for p in new]), new, len(parts) - len(new)
 
 
 def distill_partition(cfg: PipelineConfig, lake: Lake, batch: Batch, part: str, input_file: str) -> dict:
@@ -65,7 +57,7 @@ def distill_flow(cfg: PipelineConfig) -> dict:
     lake = Lake(cfg.lake_root)
     started = dt.datetime.now(dt.timezone.utc)
     with lake.writer_lock(cfg.run.lock_timeout_s):
-        plan_key, parts, skipped = plan(cfg, lake)
+        plan_key, parts, skipped = distill_plan(cfg, lake)
         if parts and cfg.distill.tasks:  # online and batch mode alike; raises TeacherUnreachable
             from teacher.preflight import check_teacher  # the client stack loads only to distill
             if (doubt := check_teacher(cfg.distill)) is not None:

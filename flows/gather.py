@@ -8,7 +8,6 @@ partition in a task, commit them as one batch.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from pathlib import Path
 
 import polars as pl
@@ -20,52 +19,10 @@ from distillery.accounting import total
 from distillery.batch import Batch
 from distillery.config import PipelineConfig
 from distillery.generations import gather_gens
-from distillery.lake import Lake, stable_hash, write_parquet_atomic
+from distillery.lake import Lake
+from distillery.plans import gather_plan
 from filters import pii
 from flows.reporting import Progress, finish_stage
-
-ITEM_SCHEMA = {"uri": pl.String, "path": pl.String, "fingerprint": pl.String}
-
-
-def plan_source(cfg: PipelineConfig, lake: Lake, source_name: str) -> tuple[str, list[dict], int]:
-    """List a source's new items and cut them into partitions written as plan files.
-
-    Returns (plan key, [{part, plan}], items skipped as already gathered).
-    """
-    src = next(s for s in cfg.sources if s.name == source_name)
-    gen = gather_gens(cfg, lake)[source_name]
-    chunks, rows = [], []
-    for item in sources.discover(src, cfg.base_dir):
-        rows.append((item.uri, item.path, item.fingerprint))
-        if len(rows) >= 100_000:
-            chunks.append(pl.DataFrame(rows, schema=ITEM_SCHEMA, orient="row"))
-            rows = []
-    chunks.append(pl.DataFrame(rows, schema=ITEM_SCHEMA, orient="row"))
-    items = pl.concat(chunks)
-    seen = sorted(gen.glob("b-*/files-*.parquet"))
-    skipped = 0
-    if seen and items.height:
-        done = pl.scan_parquet(seen).select("uri", "fingerprint").collect()
-        before = items.height
-        items = items.join(done, on=["uri", "fingerprint"], how="anti", maintain_order="left")
-        skipped = before - items.height
-    if items.height == 0:
-        return "", [], skipped
-    # The task-run cap is shared by all sources of one flow run.
-    cap = max(1, cfg.run.max_partitions // max(1, len(cfg.sources)))
-    size = max(cfg.run.partition_rows, math.ceil(items.height / cap))
-    src_key = stable_hash(src.model_dump(mode="json"))
-    parts = []
-    plans_dir = lake.cache_dir("plans") / "gather"
-    for start in range(0, items.height, size):
-        chunk = items.slice(start, size)
-        part = stable_hash(src_key, chunk.select("uri", "fingerprint").rows())
-        plan = plans_dir / f"{part}.parquet"
-        if not plan.exists():
-            write_parquet_atomic(chunk.to_arrow(), plan)
-        parts.append({"part": part, "plan": str(plan)})
-    return stable_hash([p["part"] for p in parts]), parts, skipped
-
 
 def gather_partition(cfg: PipelineConfig, lake: Lake, source_name: str, batch: Batch, part: str, plan: str) -> dict:
     """Read one partition of items into the batch; a partition finished before is not redone."""
@@ -88,7 +45,7 @@ def plan_name(plan: str) -> str:
 
 @task(name="plan_source", cache_policy=NO_CACHE)
 def plan_source_task(cfg: PipelineConfig, lake_root: str, source_name: str) -> tuple[str, list[dict], int]:
-    return plan_source(cfg, Lake(lake_root), source_name)
+    return gather_plan(cfg, Lake(lake_root), source_name)
 
 
 @task(name="gather_partition", cache_policy=NO_CACHE)

@@ -48,11 +48,9 @@ def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None) -> dict:
     with lake.writer_lock(cfg.run.lock_timeout_s):
         for stage in chosen:
             try:
-                if stage == "train":  # not partitioned: no Progress, so its start and end lines here
+                if stage == "train":  # not partitioned: no Progress, so its start line here (finish_stage ends it)
                     log_line("train: started", plain_stream())
                     results["train"] = train_flow(cfg)
-                    log_line(f"train: finished, {results['train'].get('steps')} steps, "
-                             f"final loss {results['train'].get('train_loss')}", plain_stream())
                 else:
                     results[stage] = STAGE_FLOWS[stage].with_options(task_runner=runner)(cfg)
             except QuarantineShareExceeded as exc:

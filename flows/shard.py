@@ -12,7 +12,6 @@ import os
 import shutil
 from pathlib import Path
 
-import polars as pl
 from prefect import flow, task
 from prefect.assets import add_asset_metadata, materialize
 from prefect.cache_policies import NO_CACHE
@@ -22,19 +21,10 @@ import shards
 from distillery.accounting import total
 from distillery.batch import Batch, task_groups
 from distillery.config import PipelineConfig
-from distillery.generations import curate_gen, current_files, distill_gen, shard_build_dir
-from distillery.lake import Lake, stable_hash
+from distillery.lake import Lake
+from distillery.plans import shard_plan
 from flows.assets import file_key, shard_lineage
 from flows.reporting import Progress, finish_stage
-
-
-def plan(cfg: PipelineConfig, lake: Lake) -> tuple[Path, list[dict]]:
-    build = shard_build_dir(cfg, lake)
-    inputs = [{"kind": "curated", "input": str(f)} for f in current_files(curate_gen(cfg, lake), "curated")]
-    inputs += [{"kind": "traces", "input": str(f)} for f in current_files(distill_gen(cfg, lake), "traces")]
-    for p in inputs:
-        p["part"] = stable_hash("shard", p["kind"], Path(p["input"]).name)
-    return build, inputs
 
 
 def _samples_batch(build: Path) -> Batch:
@@ -90,7 +80,7 @@ def shard_flow(cfg: PipelineConfig) -> dict:
     lake = Lake(cfg.lake_root)
     started = dt.datetime.now(dt.timezone.utc)
     with lake.writer_lock(cfg.run.lock_timeout_s):
-        build, parts = plan(cfg, lake)
+        build, parts = shard_plan(cfg, lake)
         if (build / "manifest.json").exists():
             for leftover in (build / "samples").glob("samples-*.parquet"):  # a kill just after the rename
                 leftover.unlink()

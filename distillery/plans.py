@@ -1,0 +1,143 @@
+"""Each stage's plan: the parts a run of it still has to do, read from the lake alone.
+
+A plan is a pure function of the config and the lake's committed files, so the stage flows
+and `pending_stage` ask the same question the same way. Nothing here imports Prefect: the
+CLI asks `pending_stage` before it starts a Prefect server, and a re-run that finds every
+chosen stage up to date costs a few file listings instead of a server and a flow run per
+stage (bench/overhead.py).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from distillery.batch import committed_parts
+from distillery.config import PipelineConfig
+from distillery.generations import curate_gen, current_files, distill_gen, gather_gens, shard_build_dir, train_gen
+from distillery.lake import Lake, stable_hash, write_parquet_atomic
+
+ITEM_COLUMNS = ("uri", "path", "fingerprint")
+
+
+def _new_items(cfg: PipelineConfig, lake: Lake, source_name: str):
+    """A source's items not yet gathered unchanged (same uri and fingerprint), and how many were."""
+    import polars as pl
+
+    import sources
+    src = next(s for s in cfg.sources if s.name == source_name)
+    schema = dict.fromkeys(ITEM_COLUMNS, pl.String)
+    chunks, rows = [], []
+    for item in sources.discover(src, cfg.base_dir):
+        rows.append((item.uri, item.path, item.fingerprint))
+        if len(rows) >= 100_000:
+            chunks.append(pl.DataFrame(rows, schema=schema, orient="row"))
+            rows = []
+    chunks.append(pl.DataFrame(rows, schema=schema, orient="row"))
+    items = pl.concat(chunks)
+    seen = sorted(gather_gens(cfg, lake)[source_name].glob("b-*/files-*.parquet"))
+    if not seen or not items.height:
+        return items, 0
+    done = pl.scan_parquet(seen).select("uri", "fingerprint").collect()
+    new = items.join(done, on=["uri", "fingerprint"], how="anti", maintain_order="left")
+    return new, items.height - new.height
+
+
+def gather_plan(cfg: PipelineConfig, lake: Lake, source_name: str) -> tuple[str, list[dict], int]:
+    """List a source's new items and cut them into partitions written as plan files.
+
+    Returns (plan key, [{part, plan}], items skipped as already gathered).
+    """
+    items, skipped = _new_items(cfg, lake, source_name)
+    if items.height == 0:
+        return "", [], skipped
+    src = next(s for s in cfg.sources if s.name == source_name)
+    # The task-run cap is shared by all sources of one flow run.
+    cap = max(1, cfg.run.max_partitions // max(1, len(cfg.sources)))
+    size = max(cfg.run.partition_rows, math.ceil(items.height / cap))
+    src_key = stable_hash(src.model_dump(mode="json"))
+    parts = []
+    plans_dir = lake.cache_dir("plans") / "gather"
+    for start in range(0, items.height, size):
+        chunk = items.slice(start, size)
+        part = stable_hash(src_key, chunk.select("uri", "fingerprint").rows())
+        plan = plans_dir / f"{part}.parquet"
+        if not plan.exists():
+            write_parquet_atomic(chunk.to_arrow(), plan)
+        parts.append({"part": part, "plan": str(plan)})
+    return stable_hash([p["part"] for p in parts]), parts, skipped
+
+
+def curate_plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
+    """New documents partitions to curate: [{part, input}], plus how many were done before."""
+    done = committed_parts(curate_gen(cfg, lake))
+    inputs = [f for g in gather_gens(cfg, lake).values() for f in current_files(g, "documents")]
+    parts = [{"part": stable_hash("curate", f.name), "input": str(f)} for f in sorted(inputs, key=lambda p: p.name)]
+    new = [p for p in parts if p["part"] not in done]
+    return stable_hash([p["part"] for p in new]), new, len(parts) - len(new)
+
+
+def distill_plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
+    """Curated partitions not yet distilled in this generation: [{part, input}], plus how many were."""
+    done = committed_parts(distill_gen(cfg, lake))
+    parts = [{"part": stable_hash("distill", f.name), "input": str(f)}
+             for f in current_files(curate_gen(cfg, lake), "curated")]
+    new = [p for p in parts if p["part"] not in done]
+    return stable_hash([p["part"] for p in new]), new, len(parts) - len(new)
+
+
+def shard_plan(cfg: PipelineConfig, lake: Lake) -> tuple[Path, list[dict]]:
+    """The build folder for the current curated rows and traces, and its input parts."""
+    build = shard_build_dir(cfg, lake)
+    inputs = [{"kind": "curated", "input": str(f)} for f in current_files(curate_gen(cfg, lake), "curated")]
+    inputs += [{"kind": "traces", "input": str(f)} for f in current_files(distill_gen(cfg, lake), "traces")]
+    for p in inputs:
+        p["part"] = stable_hash("shard", p["kind"], Path(p["input"]).name)
+    return build, inputs
+
+
+def up_to_date(cfg: PipelineConfig, stages: list[str]) -> list[dict] | None:
+    """When every one of `stages` has nothing to do on this lake, what each would record in
+    `runs` (stage, batch, skipped, note: as its flow records a run that found nothing new)
+    and the line it says; None as soon as one stage has work.
+
+    Each earlier stage being up to date means its outputs will not change, so asking each
+    stage against the lake as it is now gives the answer a full run would find. What this
+    cannot judge (no lake yet, a source input that is missing) counts as work, so the full
+    run reports it.
+    """
+    lake = Lake(cfg.lake_root)
+    if not lake.catalog_path.exists():
+        return None
+    from sources.discovery import missing_inputs
+    rows = []
+    for stage in stages:
+        if stage == "gather":
+            if missing_inputs(cfg.sources, cfg.base_dir):
+                return None
+            found = [_new_items(cfg, lake, s.name) for s in cfg.sources]
+            if any(items.height for items, _ in found):
+                return None
+            skipped = sum(n for _, n in found)
+            rows.append({"stage": stage, "batch": "", "skipped": skipped, "note": f"{skipped} unchanged items skipped",
+                         "says": f"gather: no new items, {skipped} unchanged items skipped"})
+        elif stage in ("curate", "distill"):
+            _, new, skipped = (curate_plan if stage == "curate" else distill_plan)(cfg, lake)
+            if new:
+                return None
+            rows.append({"stage": stage, "batch": None, "skipped": skipped, "note": "",
+                         "says": f"{stage}: no new partitions, {skipped} done before"})
+        elif stage == "shard":
+            build, parts = shard_plan(cfg, lake)
+            if not (build / "manifest.json").exists():
+                return None
+            rows.append({"stage": stage, "batch": build.name, "skipped": len(parts), "note": "already built",
+                         "says": f"shard: {build.name} is already built for these inputs"})
+        elif stage == "train":
+            from trainer.completion import finished_report
+            out = train_gen(cfg, lake)
+            if finished_report(out) is None:
+                return None
+            rows.append({"stage": stage, "batch": out.name, "skipped": 1, "note": "already trained",
+                         "says": f"train: {out.name} is already trained on this shard build with this config"})
+    return rows
