@@ -1,9 +1,9 @@
 """Does distillation with reasoning traces help a small student? Teacher -> shards -> student.
 
 The whole pipeline, at toy scale, on the CPU:
-  1. problems: 2-digit additions from teacher.problems.arithmetic_problems (deduplicated),
+  1. problems: 2-digit additions from teacher.reference.problems.arithmetic_problems (deduplicated),
      split into disjoint train and held-out sets;
-  2. teacher: the bundled reference teacher (teacher.server.start_server, on loopback) answers
+  2. teacher: the bundled reference teacher (teacher.reference.server.start_server, on loopback) answers
      the train problems through teacher.distill_partition, step by step (reasoning_content),
      verified by the math verifier;
   3. shards: the accepted traces go through shards.tokenize_partition / write_shards twice:
@@ -46,8 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from distillery.encoding import get_encoding  # noqa: E402
 from shards import ShardConfig, decode_text, fit_codebooks, tokenize_partition, write_shards  # noqa: E402
 from teacher import DistillConfig, TaskConfig, distill_partition  # noqa: E402
-from teacher.problems import arithmetic_problems, problems_frame  # noqa: E402
-from teacher.server import start_server  # noqa: E402
+from teacher.reference.problems import arithmetic_problems, problems_frame  # noqa: E402
+from teacher.reference.server import start_server  # noqa: E402
 from trainer import TrainConfig, train  # noqa: E402
 from trainer.train import load_model  # noqa: E402
 from trainer.vocab import remap_table  # noqa: E402

@@ -1,6 +1,6 @@
 """Distill throughput against the reference teacher with a fixed latency, vs. the ideal.
 
-The server runs in its own process (`python -m teacher.server`) with 100 ms added to every
+The server runs in its own process (`python -m teacher.reference.server`) with 100 ms added to every
 chat request, so the ideal rate for a client holding `concurrency` requests in flight is
 concurrency / latency. We time distill_partition end to end (planning, requests, cache
 writes, table assembly; verification is off, it is not request throughput) on a fresh
@@ -16,7 +16,7 @@ Fault mode (issue 13, "the teacher under faults"), side by side with Bespoke Cur
 
     python bench/teacher.py --faults [--prompts 300] [--trials 3] [--fault-seed 0] [--no-curator]
 
-The server (its own process) follows a seeded schedule (teacher.faults.seeded_schedule):
+The server (its own process) follows a seeded schedule (teacher.reference.faults.seeded_schedule):
 60 % of the prompts fail their first attempt and a quarter of those their second, each
 with a kind drawn from 429 + Retry-After, 500/503, a stall past the client's timeout, a
 malformed body, an empty body, a dropped connection, a truncated answer. Faults are keyed
@@ -46,12 +46,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from teacher import DistillConfig, distill_partition  # noqa: E402
-from teacher.problems import arithmetic_problems, problems_frame  # noqa: E402
+from teacher.reference.problems import arithmetic_problems, problems_frame  # noqa: E402
 
 
 def serve(latency_s: float) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "teacher.server", "--port", "0", "--latency-s", str(latency_s)],
+        [sys.executable, "-m", "teacher.reference.server", "--port", "0", "--latency-s", str(latency_s)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     line = proc.stdout.readline()  # "reference teacher serving on http://127.0.0.1:PORT/v1"
@@ -153,9 +153,9 @@ def serve_faults(spec_path: str) -> int:
     from collections import Counter
     from dataclasses import dataclass, field
 
-    from teacher.faults import seeded_schedule
-    from teacher.reference_model import user_text
-    from teacher.server import ServerStats, start_server
+    from teacher.reference.faults import seeded_schedule
+    from teacher.reference.model import user_text
+    from teacher.reference.server import ServerStats, start_server
 
     @dataclass
     class PromptStats(ServerStats):

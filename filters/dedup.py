@@ -208,96 +208,131 @@ def num_perm_of(keys: pl.DataFrame) -> int:
     return int(lens[0])
 
 
+def survivor_order(existing: pl.DataFrame | None, new: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+    """Number key rows with the int64 `order` find_duplicates uses (smallest survives):
+    the kept rows of earlier batches first (in the order given), then the new rows (in the
+    order given: earlier partitions, then earlier rows). `existing` gets `order` as its first
+    column, `new` as its last."""
+    if existing is not None:
+        existing = existing.with_row_index("order").with_columns(pl.col("order").cast(pl.Int64))
+    offset = 0 if existing is None else existing.height
+    return existing, new.with_columns(order=pl.int_range(pl.len(), dtype=pl.Int64) + offset)
+
+
+def kept_keys(keys: pl.DataFrame, curated: pl.DataFrame) -> pl.DataFrame:
+    """The key rows of the rows that stay curated (dedup survivors): what later batches
+    deduplicate against."""
+    return keys.join(curated.select("id").unique(), on="id", how="semi") if keys.height else keys
+
+
+def _prepared(keys: pl.DataFrame, is_new: bool) -> pl.DataFrame:
+    """keys in KEY_SCHEMA's columns plus order and is_new; key columns a caller did not
+    compute (e.g. no sketches) read as null."""
+    missing = [pl.lit(None, dtype=t).alias(c) for c, t in KEY_SCHEMA.items() if c not in keys.columns]
+    return keys.with_columns(missing).select(
+        [pl.col(c).cast(t) for c, t in KEY_SCHEMA.items()] + [pl.col("order").cast(pl.Int64)]
+    ).with_columns(pl.lit(is_new).alias("is_new"))
+
+
+def _dup_frame(k: pl.DataFrame, dup: np.ndarray, surv: np.ndarray, method: str, similarity) -> pl.DataFrame:
+    return pl.DataFrame({
+        "order": k["order"].gather(dup), "id": k["id"].gather(dup), "duplicate_of": k["id"].gather(surv),
+        "method": [method] * len(dup), "similarity": similarity})
+
+
+def exact_duplicates(keys: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(duplicates, the keys left for near-duplicate search): the first row of each
+    (modality, exact) group survives; audio keys report method "audio"."""
+    keys = keys.with_columns(
+        pl.col("id").first().over(["modality", "exact"]).alias("_first"),
+        (pl.int_range(pl.len()).over(["modality", "exact"]) > 0).alias("_dup"),
+    ).with_columns((pl.col("_dup") & pl.col("exact").is_not_null()).alias("_dup"))
+    ex = keys.filter(pl.col("_dup") & pl.col("is_new")).select(
+        "order", "id", pl.col("_first").alias("duplicate_of"),
+        pl.when(pl.col("exact").str.starts_with("audio:")).then(pl.lit("audio")).otherwise(pl.lit("exact")).alias("method"),
+        pl.lit(1.0).alias("similarity"))
+    return ex, keys.filter(~pl.col("_dup")).drop("_first", "_dup")
+
+
+def minhash_duplicates(keys: pl.DataFrame, cfg: CurateConfig) -> pl.DataFrame | None:
+    """Text/code near-duplicates: rows sharing an LSH band bucket are candidate pairs, kept
+    when their estimated Jaccard >= minhash.threshold, then clustered."""
+    mh = cfg.dedup.minhash
+    tk = keys.filter(pl.col("bands").is_not_null())
+    if not mh.enabled or tk.height <= 1:
+        return None
+    tk = tk.with_row_index("_pos")
+    cand = (
+        tk.select("_pos", "modality", "bands").explode("bands").with_columns(
+            pl.int_range(pl.len()).over("_pos").alias("_band"))
+        .with_columns(pl.col("_pos").shift(-1).over(["modality", "_band", "bands"], order_by="_pos").alias("_next"))
+        .filter(pl.col("_next").is_not_null()).select("_pos", "_next").unique()
+    )
+    u, v = cand["_pos"].to_numpy().astype(np.int64), cand["_next"].to_numpy().astype(np.int64)
+    sig = tk["signature"].cast(pl.Array(pl.UInt64, num_perm_of(tk))).to_numpy()
+    use_sketch = bool(mh.sketch_size) and tk["sketch"].null_count() == 0
+    estimate = (lambda a, b: sketch_jaccard(tk["sketch"], a, b, mh.sketch_size)) if use_sketch else (lambda a, b: _agreement(sig, a, b))
+    if mh.threshold is not None and len(u):
+        keep = estimate(u, v) >= mh.threshold
+        u, v = u[keep], v[keep]
+    dup, surv = _cluster_dups(tk, u, v)
+    return _dup_frame(tk, dup, surv, "minhash", estimate(dup, surv))
+
+
+def image_duplicates(keys: pl.DataFrame, cfg: CurateConfig) -> pl.DataFrame | None:
+    """Image pairs whose pHash Hamming distance (DuckDB) <= dedup.image_max_hamming."""
+    ik = keys.filter(pl.col("phash").is_not_null()).with_row_index("_pos")
+    if ik.height <= 1:
+        return None
+    pairs = _sql(
+        f"""select a._pos as u, b._pos as v from ik a join ik b on a._pos < b._pos
+            where b.is_new and bit_count(xor(a.phash, b.phash)) <= {int(cfg.dedup.image_max_hamming)}""",
+        ik=ik.select("_pos", "is_new", "phash"),
+    )
+    dup, surv = _cluster_dups(ik, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))
+    ph = ik["phash"].to_numpy()
+    return _dup_frame(ik, dup, surv, "phash", 1.0 - _hamming(ph[dup], ph[surv]) / 64.0)
+
+
+def video_duplicates(keys: pl.DataFrame, cfg: CurateConfig) -> pl.DataFrame | None:
+    """Video pairs with as many sampled frames, every frame within dedup.video_max_hamming
+    of the frame at the same position."""
+    vk = keys.filter(pl.col("frame_phashes").is_not_null()).with_row_index("_pos")
+    if vk.height <= 1:
+        return None
+    fr = vk.select("_pos", "is_new", pl.col("frame_phashes").list.len().alias("nf"), "frame_phashes").explode(
+        "frame_phashes").with_columns(pl.int_range(pl.len()).over("_pos").alias("k"))
+    pairs = _sql(
+        f"""select a._pos as u, b._pos as v, avg(bit_count(xor(a.frame_phashes, b.frame_phashes))) as mean_ham
+            from fr a join fr b on a.k = b.k and a._pos < b._pos and a.nf = b.nf
+            where b.is_new group by a._pos, b._pos, a.nf
+            having max(bit_count(xor(a.frame_phashes, b.frame_phashes))) <= {int(cfg.dedup.video_max_hamming)}
+               and count(*) = a.nf""",
+        fr=fr,
+    )
+    dup, surv = _cluster_dups(vk, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))
+    fl = vk["frame_phashes"].to_list()
+    sim = [1.0 - float(_hamming(np.array(fl[d], np.uint64), np.array(fl[s], np.uint64)).mean()) / 64.0
+           for d, s in zip(dup, surv, strict=True)]
+    return _dup_frame(vk, dup, surv, "video", sim)
+
+
 def find_duplicates(new: pl.DataFrame, existing: pl.DataFrame | None, cfg: CurateConfig) -> pl.DataFrame:
     """Duplicates among `new` (dedup_keys frames plus int64 `order`; existing rows precede).
 
-    Returns one row per duplicate: order, id, duplicate_of, method, similarity.
+    Returns one row per duplicate: order, id, duplicate_of, method, similarity. Steps:
+    exact first, then near-duplicates among the rest (minhash, images, videos).
     """
-    def prepared(keys: pl.DataFrame, is_new: bool) -> pl.DataFrame:
-        # key columns a caller did not compute (e.g. no sketches) read as null
-        missing = [pl.lit(None, dtype=t).alias(c) for c, t in KEY_SCHEMA.items() if c not in keys.columns]
-        return keys.with_columns(missing).select(
-            [pl.col(c).cast(t) for c, t in KEY_SCHEMA.items()] + [pl.col("order").cast(pl.Int64)]
-        ).with_columns(pl.lit(is_new).alias("is_new"))
-
-    frames = [prepared(new, True)]
+    frames = [_prepared(new, True)]
     if existing is not None and existing.height:
-        frames.insert(0, prepared(existing, False))
+        frames.insert(0, _prepared(existing, False))
     keys = pl.concat(frames).sort("order")
-    out: list[pl.DataFrame] = []
     if keys.height == 0 or not cfg.dedup.enabled:
         return pl.DataFrame(schema=DUP_SCHEMA)
-
-    # 1. exact: the first row of each (modality, exact) group survives.
+    out: list[pl.DataFrame | None] = []
     if cfg.dedup.exact:
-        keys = keys.with_columns(
-            pl.col("id").first().over(["modality", "exact"]).alias("_first"),
-            (pl.int_range(pl.len()).over(["modality", "exact"]) > 0).alias("_dup"),
-        ).with_columns((pl.col("_dup") & pl.col("exact").is_not_null()).alias("_dup"))
-        ex = keys.filter(pl.col("_dup") & pl.col("is_new")).select(
-            "order", "id", pl.col("_first").alias("duplicate_of"),
-            pl.when(pl.col("exact").str.starts_with("audio:")).then(pl.lit("audio")).otherwise(pl.lit("exact")).alias("method"),
-            pl.lit(1.0).alias("similarity"))
+        ex, keys = exact_duplicates(keys)
         out.append(ex)
-        keys = keys.filter(~pl.col("_dup")).drop("_first", "_dup")
-
-    # 2. MinHash LSH over text/code.
-    mh = cfg.dedup.minhash
-    tk = keys.filter(pl.col("bands").is_not_null())
-    if mh.enabled and tk.height > 1:
-        tk = tk.with_row_index("_pos")
-        cand = (
-            tk.select("_pos", "modality", "bands").explode("bands").with_columns(
-                pl.int_range(pl.len()).over("_pos").alias("_band"))
-            .with_columns(pl.col("_pos").shift(-1).over(["modality", "_band", "bands"], order_by="_pos").alias("_next"))
-            .filter(pl.col("_next").is_not_null()).select("_pos", "_next").unique()
-        )
-        u, v = cand["_pos"].to_numpy().astype(np.int64), cand["_next"].to_numpy().astype(np.int64)
-        sig = tk["signature"].cast(pl.Array(pl.UInt64, num_perm_of(tk))).to_numpy()
-        use_sketch = bool(mh.sketch_size) and tk["sketch"].null_count() == 0
-        estimate = (lambda a, b: sketch_jaccard(tk["sketch"], a, b, mh.sketch_size)) if use_sketch else (lambda a, b: _agreement(sig, a, b))
-        if mh.threshold is not None and len(u):
-            keep = estimate(u, v) >= mh.threshold
-            u, v = u[keep], v[keep]
-        dup, surv = _cluster_dups(tk, u, v)
-        out.append(pl.DataFrame({
-            "order": tk["order"].gather(dup), "id": tk["id"].gather(dup), "duplicate_of": tk["id"].gather(surv),
-            "method": ["minhash"] * len(dup), "similarity": estimate(dup, surv)}))
-
-    # 3. images: Hamming distance of pHashes in DuckDB.
-    ik = keys.filter(pl.col("phash").is_not_null()).with_row_index("_pos")
-    if ik.height > 1:
-        pairs = _sql(
-            f"""select a._pos as u, b._pos as v from ik a join ik b on a._pos < b._pos
-                where b.is_new and bit_count(xor(a.phash, b.phash)) <= {int(cfg.dedup.image_max_hamming)}""",
-            ik=ik.select("_pos", "is_new", "phash"),
-        )
-        dup, surv = _cluster_dups(ik, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))
-        ph = ik["phash"].to_numpy()
-        out.append(pl.DataFrame({
-            "order": ik["order"].gather(dup), "id": ik["id"].gather(dup), "duplicate_of": ik["id"].gather(surv),
-            "method": ["phash"] * len(dup), "similarity": 1.0 - _hamming(ph[dup], ph[surv]) / 64.0}))
-
-    # 4. videos: every sampled frame within the bound, frame by frame.
-    vk = keys.filter(pl.col("frame_phashes").is_not_null()).with_row_index("_pos")
-    if vk.height > 1:
-        fr = vk.select("_pos", "is_new", pl.col("frame_phashes").list.len().alias("nf"), "frame_phashes").explode(
-            "frame_phashes").with_columns(pl.int_range(pl.len()).over("_pos").alias("k"))
-        pairs = _sql(
-            f"""select a._pos as u, b._pos as v, avg(bit_count(xor(a.frame_phashes, b.frame_phashes))) as mean_ham
-                from fr a join fr b on a.k = b.k and a._pos < b._pos and a.nf = b.nf
-                where b.is_new group by a._pos, b._pos, a.nf
-                having max(bit_count(xor(a.frame_phashes, b.frame_phashes))) <= {int(cfg.dedup.video_max_hamming)}
-                   and count(*) = a.nf""",
-            fr=fr,
-        )
-        dup, surv = _cluster_dups(vk, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))
-        fl = vk["frame_phashes"].to_list()
-        sim = [1.0 - float(_hamming(np.array(fl[d], np.uint64), np.array(fl[s], np.uint64)).mean()) / 64.0
-               for d, s in zip(dup, surv, strict=True)]
-        out.append(pl.DataFrame({
-            "order": vk["order"].gather(dup), "id": vk["id"].gather(dup), "duplicate_of": vk["id"].gather(surv),
-            "method": ["video"] * len(dup), "similarity": sim}))
-
-    out = [o.select([pl.col(c).cast(t) for c, t in DUP_SCHEMA.items()]) for o in out if o.height]
-    return pl.concat(out).sort("order") if out else pl.DataFrame(schema=DUP_SCHEMA)
+    out += [minhash_duplicates(keys, cfg), image_duplicates(keys, cfg), video_duplicates(keys, cfg)]
+    found = [o.select([pl.col(c).cast(t) for c, t in DUP_SCHEMA.items()]) for o in out if o is not None and o.height]
+    return pl.concat(found).sort("order") if found else pl.DataFrame(schema=DUP_SCHEMA)

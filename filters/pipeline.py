@@ -1,6 +1,7 @@
 """`filter_partition`: every curate filter over one partition, each row to exactly one place.
 
-Order of the rule table (the first failing rule is the one recorded):
+Order of the rule table (the families of filters.families.FAMILIES; the first failing
+rule is the one recorded):
 
   0. empty_text                 text/code rows whose text is blank
   1. language_*                 text rows (py3langid)
@@ -28,8 +29,9 @@ import polars as pl
 
 from distillery.result import PartitionResult
 from distillery.tables import DOCUMENT, MODALITIES
-from filters import c4, code, decontam, fineweb, gopher, langid, media, pii
+from filters import c4, media, pii
 from filters.config import CurateConfig
+from filters.families import FAMILIES, Partition, Scope, scope
 from filters.meta import add_key, json_str
 from filters.rules import Rule, first_failure
 
@@ -89,59 +91,30 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
                         ["modality is not one of " + ", ".join(MODALITIES), "a text/code row has no text",
                          mprobe["media_error"].to_numpy()], default=None)
 
-    # --- statistics, family by family --------------------------------------------------------
-    # Web-text rules (language, Gopher, C4, FineWeb) judge web pages; sources the config
+    # --- statistics and rules, family by family (filters.families, in rule-table order) -------
+    # Web-text families (language, Gopher, C4, FineWeb) judge web pages; sources the config
     # exempts (question sets, instructions) skip them but still get PII and decontamination.
     exempt = docs["source"].is_in(cfg.web_rules_exempt_sources).to_numpy() if n else np.zeros(0, dtype=bool)
-    t_idx = np.flatnonzero(is_text & ~exempt & ~quarantined)
-    c_idx = np.flatnonzero(is_code & ~quarantined)
-    raw_t = text.gather(t_idx)
-    frames = [pl.DataFrame({"text_chars": text.str.strip_chars().str.len_chars().cast(pl.Float64)}).with_columns(
-        pl.when(pl.Series(textual)).then(pl.col("text_chars")).alias("text_chars"))]
-    sub = pl.concat([
-        langid.stats(raw_t, cfg.language),
-        gopher.repetition_stats(raw_t, cfg.gopher_repetition) if cfg.gopher_repetition.enabled else pl.DataFrame(),
-        gopher.quality_stats(raw_t, cfg.gopher_quality) if cfg.gopher_quality.enabled else pl.DataFrame(),
-    ], how="horizontal")
-    cleaned, c4_stats = c4.clean(raw_t, cfg.c4)
-    c4_stats = c4_stats.with_columns(pl.Series("c4_kept_chars", cleaned.str.len_chars().cast(pl.Float64)))
-    fw = fineweb.stats(cleaned, cfg.fineweb) if cfg.fineweb.enabled else pl.DataFrame()
-    frames.append(_scatter(pl.concat([sub, c4_stats, fw], how="horizontal"), t_idx, n))
-    if cfg.code.enabled:
-        frames.append(_scatter(code.stats(text.gather(c_idx), docs["uri"].gather(c_idx), cfg.code), c_idx, n))
-    frames.append(mprobe.drop("media_reason", "media_error"))
-    d_idx = np.flatnonzero(textual & ~quarantined)
-    dc = decontam.overlaps(text.gather(d_idx), pl.Series(is_code[d_idx]), cfg.decontam)
-    frames.append(_scatter(dc, d_idx, n))
+    part = Partition(docs, mprobe)
+    frames: list[pl.DataFrame] = []
+    table: list[Rule] = []
+    for family in FAMILIES:
+        if not family.enabled(cfg):
+            continue
+        idx = scope(family, mod, ~quarantined, exempt)
+        frames.append(_scatter(family.stats(Scope(idx, part), cfg), idx, n))
+        table += family.rules(cfg)
     stats = pl.concat(frames, how="horizontal")
-
-    # --- the rule table ------------------------------------------------------------------------
-    table: list[Rule] = [Rule("empty_text", "text_chars", "<=", 0)]
-    table += langid.rules(cfg.language)
-    table += gopher.repetition_rules(cfg.gopher_repetition)
-    table += gopher.quality_rules(cfg.gopher_quality)
-    table += c4.rules(cfg.c4)
-    if cfg.c4.enabled:
-        table.append(Rule("c4_empty_after_cleaning", "c4_kept_chars", "<=", 0))
-    table += fineweb.rules(cfg.fineweb)
-    table += code.rules(cfg.code)
-    table += media.rules(cfg.media)
-    drop_decontam = cfg.decontam.enabled and cfg.decontam.action == "drop"
-    if drop_decontam:
-        table.append(Rule("decontam", "decontam_count", ">=", cfg.decontam.min_overlaps))
-    verdict = first_failure(stats, table).with_columns(
-        pl.when(pl.col("rule") == "decontam")
-        .then(pl.concat_str([pl.lit("decontam:"), stats["decontam_bench"]]))
-        .otherwise(pl.col("rule")).alias("rule")
-    )
+    verdict = first_failure(stats, table)
     rejected = verdict["rule"].is_not_null().to_numpy() & ~quarantined
     kept = ~rejected & ~quarantined
 
     # --- output text: C4-cleaned for kept rows, original for rejects; both redacted ------------
     new_text = text.to_numpy().copy() if n else np.array([], dtype=object)
+    t_idx = part.cleaned_idx
     if cfg.c4.enabled and len(t_idx):
         keep_t = kept[t_idx]
-        new_text[t_idx[keep_t]] = cleaned.to_numpy()[keep_t]
+        new_text[t_idx[keep_t]] = part.cleaned.to_numpy()[keep_t]
     cur = docs.with_columns(pl.Series("text", new_text, dtype=pl.Utf8))
     meta = pl.col("meta")
     extra = {}

@@ -22,6 +22,13 @@ class Rule:
     column: str
     op: Op
     threshold: float
+    # The recorded rule name gets ":<value of this column>" (e.g. decontam:<benchmark>).
+    suffix_column: str | None = None
+
+    def label(self) -> pl.Expr:
+        if self.suffix_column is None:
+            return pl.lit(self.name)
+        return pl.concat_str([pl.lit(f"{self.name}:"), pl.col(self.suffix_column)])
 
     def fails(self) -> pl.Expr:
         # NaN (undefined statistic) reads as null: Polars orders NaN above every number.
@@ -42,10 +49,10 @@ def first_failure(stats: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
     if not rules:
         return pl.DataFrame({"rule": [None] * stats.height, "value": [None] * stats.height},
                             schema={"rule": pl.Utf8, "value": pl.Float64})
-    name = pl.when(rules[0].fails()).then(pl.lit(rules[0].name))
+    name = pl.when(rules[0].fails()).then(rules[0].label())
     value = pl.when(rules[0].fails()).then(pl.col(rules[0].column).cast(pl.Float64).fill_nan(None))
     for r in rules[1:]:
-        name = name.when(r.fails()).then(pl.lit(r.name))
+        name = name.when(r.fails()).then(r.label())
         value = value.when(r.fails()).then(pl.col(r.column).cast(pl.Float64).fill_nan(None))
     return stats.select(name.otherwise(pl.lit(None, pl.Utf8)).alias("rule"),
                         value.otherwise(pl.lit(None, pl.Float64)).alias("value"))

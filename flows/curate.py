@@ -26,6 +26,7 @@ from distillery.generations import curate_gen, current_files
 from distillery.lake import Lake, write_parquet_atomic
 from distillery.plans import curate_plan
 from distillery.result import PartitionResult
+from filters.dedup import kept_keys, survivor_order
 from flows.reporting import Progress, finish_stage
 
 WORK_TABLES = ("candidates", "rejects", "quarantine", "keys")
@@ -56,8 +57,6 @@ def dedup_step(cfg: PipelineConfig, lake: Lake, batch: Batch, works: list[str]) 
     existing = None
     if existing_files:
         existing = pl.concat([pl.read_parquet(f) for f in existing_files], how="diagonal_relaxed")
-        existing = existing.with_row_index("order").with_columns(pl.col("order").cast(pl.Int64))
-    offset = 0 if existing is None else existing.height
     frames = []
     for i, w in enumerate(works):
         keys = pl.read_parquet(Path(w) / "keys.parquet")
@@ -68,7 +67,7 @@ def dedup_step(cfg: PipelineConfig, lake: Lake, batch: Batch, works: list[str]) 
                                           schema={"_part": pl.Int32, "_row": pl.Int64, "duplicate_of": pl.String,
                                                   "method": pl.String, "similarity": pl.Float64}).to_arrow(), out)
         return str(out)
-    new = new.with_columns(order=pl.int_range(pl.len(), dtype=pl.Int64) + offset)
+    existing, new = survivor_order(existing, new)
     dups = filters.find_duplicates(new.drop("_part", "_row"), existing, cfg.curate)
     dups = dups.join(new.select("order", "_part", "_row"), on="order").select(
         "_part", "_row", "duplicate_of", "method", "similarity")
@@ -89,7 +88,6 @@ def finish_step(cfg: PipelineConfig, batch: Batch, part: str, index: int, work: 
     is_dup = pl.col("duplicate_of").is_not_null()
     curated = marked.filter(~is_dup).drop("_row", "duplicate_of", "method", "similarity")
     duplicate_rows = marked.filter(is_dup).drop("_row").with_columns(stage=pl.lit("curate"))
-    kept_keys = keys.join(curated.select("id").unique(), on="id", how="semi") if keys.height else keys
     result = PartitionResult(
         rows_in=pl.read_parquet(w / "rows_in.parquet")["rows_in"][0],
         tables={
@@ -97,7 +95,7 @@ def finish_step(cfg: PipelineConfig, batch: Batch, part: str, index: int, work: 
             "duplicates": duplicate_rows,
             "rejects": _nonempty(w / "rejects.parquet"),
             "quarantine": _nonempty(w / "quarantine.parquet"),
-            "dedup_keys": kept_keys,
+            "dedup_keys": kept_keys(keys, curated),
         },
     )
     return batch.write_part(part, [Path(input_file).stem], result)

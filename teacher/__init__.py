@@ -4,7 +4,7 @@ traces on curated rows, cache every paid response, verify, and return lake table
     from teacher import DistillConfig, distill_partition, BudgetExhausted
     result = distill_partition(rows, cfg, cache_dir, media_root)
 
-The bundled reference teacher (`teacher.server.start_server`) is a deterministic stand-in
+The bundled reference teacher (`teacher.reference.server.start_server`) is a deterministic stand-in
 for tests and the demo.
 """
 

@@ -139,7 +139,7 @@ def prefect_api(prefect_server):
 @pytest.fixture(scope="session")
 def teacher_server():
     """The reference teacher on a free loopback port, shared by the session."""
-    from teacher.server import start_server
+    from teacher.reference.server import start_server
     handle = start_server(port=0)
     yield handle
     handle.stop()

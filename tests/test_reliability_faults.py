@@ -295,8 +295,8 @@ def test_teacher_that_errors_stalls_or_disconnects_never_hangs(reference, corpus
     """Every wait on the teacher has a timeout: the stage ends, the failed prompts are
     quarantined with the reason, and the rest is kept."""
     from flows.pipeline import run_pipeline
-    from teacher.faults import Fault, FaultPlan
-    from teacher.server import start_server
+    from teacher.reference.faults import Fault, FaultPlan
+    from teacher.reference.server import start_server
     ref_lake, _ = reference
     lake = tmp_path / "lake"
     seed_lake(ref_lake, lake, "distill")
@@ -337,8 +337,8 @@ def test_retry_round_asks_again_for_exactly_what_an_outage_quarantined(reference
     """Prompts that failed stay quarantined on a plain re-run (their partition is committed);
     raising distill.retry_round starts a new generation that sends only those again."""
     from flows.pipeline import run_pipeline
-    from teacher.faults import Fault, FaultPlan
-    from teacher.server import start_server
+    from teacher.reference.faults import Fault, FaultPlan
+    from teacher.reference.server import start_server
     ref_lake, _ = reference
     lake = tmp_path / "lake"
     seed_lake(ref_lake, lake, "distill")

@@ -98,7 +98,7 @@ def test_refused_connections_are_quarantined_as_refused_not_as_timeouts(tmp_path
     """The transport reports a refused connection as a connect timeout; the quarantine
     reason must say what happened, and it must not take the timeout to say it."""
     from teacher import DistillConfig, distill_partition
-    from teacher.problems import arithmetic_problems, problems_frame
+    from teacher.reference.problems import arithmetic_problems, problems_frame
     cfg = DistillConfig(base_url=closed_port_url(), timeout_s=30, max_retries=1, backoff_base_s=0.01,
                         backoff_max_s=0.02, tasks=[{"name": "solve", "template": "solve", "verify": "math"}])
     started = time.monotonic()
@@ -227,8 +227,8 @@ def test_a_stage_that_quarantines_most_rows_fails_the_users_run_with_its_reasons
     """A teacher that passes the check (GET /models answers) but fails every prompt with
     HTTP 500: the distill work is committed and adds up, and the run exits non-zero with
     the share and the top reason in its last line."""
-    from teacher.faults import Fault, FaultPlan
-    from teacher.server import start_server
+    from teacher.reference.faults import Fault, FaultPlan
+    from teacher.reference.server import start_server
     server = start_server(faults=FaultPlan([Fault("server_error", times=None, status=500)]))
     lake = copy_curated(curated, tmp_path / "lake")
     try:
@@ -257,8 +257,8 @@ def test_quarantine_share_failure_ends_the_flow_runs_failed_and_the_share_is_con
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
     from flows.pipeline import pipeline
     from flows.reporting import QuarantineShareExceeded
-    from teacher.faults import Fault, FaultPlan
-    from teacher.server import start_server
+    from teacher.reference.faults import Fault, FaultPlan
+    from teacher.reference.server import start_server
     server = start_server(faults=FaultPlan([Fault("server_error", times=None, status=503)]))
     try:
         lake = copy_curated(curated, tmp_path / "strict")

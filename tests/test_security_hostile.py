@@ -39,7 +39,7 @@ TAG = f"{os.getpid()}"
 @pytest.fixture(scope="module")
 def hostile_run(prefect_api, tmp_path_factory):
     from flows.pipeline import run_pipeline
-    from teacher.server import start_server
+    from teacher.reference.server import start_server
     root = tmp_path_factory.mktemp("hostile")
     corpus = root / "corpus"
     expected = build_hostile_corpus(corpus, tag=TAG)

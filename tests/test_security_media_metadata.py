@@ -433,11 +433,11 @@ def test_teacher_wire_reencodes_media_that_still_has_metadata(tmp_path):
 
 
 class RecordingTeacher:
-    """The reference teacher, keeping every request body it reads (teacher.server has no
+    """The reference teacher, keeping every request body it reads (teacher.reference.server has no
     recording hook, so its handler is subclassed; the server's own code answers)."""
 
     def __init__(self) -> None:
-        from teacher.server import _Handler, _State
+        from teacher.reference.server import _Handler, _State
 
         bodies = self.bodies = []
 

@@ -39,12 +39,12 @@ PEM = ("-----BEGIN RSA PRIVATE KEY-----\n" + SOURCE_SECRETS["private_key"] + "\n
 class RecordingTeacher:
     """The reference teacher, with every request's path, headers and body kept for the test.
 
-    teacher.server has no recording hook, so this subclasses its request handler (the
+    teacher.reference.server has no recording hook, so this subclasses its request handler (the
     server's own code still answers every request) and keeps what `_body` read.
     """
 
     def __init__(self, faults=None):
-        from teacher.server import _Handler, _State
+        from teacher.reference.server import _Handler, _State
 
         received = self.received = []
 
@@ -88,7 +88,7 @@ def _plant_source_secrets(text_dir: Path) -> str:
 def secret_run(prefect_api, tmp_path_factory):
     from prefect.settings import PREFECT_API_URL
     from distillery.sample_data import make_samples
-    from teacher.faults import Fault, FaultPlan
+    from teacher.reference.faults import Fault, FaultPlan
 
     root = tmp_path_factory.mktemp("secrets")
     make_samples(root / "samples", articles=12, problems=2)

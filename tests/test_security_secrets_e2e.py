@@ -184,10 +184,10 @@ def media_plants(e2e_root) -> Plants:
 
 
 class RecordingTeacher:
-    """The reference teacher (teacher.server's handler answers), keeping every request body."""
+    """The reference teacher (teacher.reference.server's handler answers), keeping every request body."""
 
     def __init__(self) -> None:
-        from teacher.server import _Handler, _State
+        from teacher.reference.server import _Handler, _State
 
         bodies = self.bodies = []
 

@@ -1,16 +1,16 @@
 """Retry timing: a request waiting out Retry-After or its backoff holds no concurrency slot,
 still waits at least what the server asked, and a retried prompt is paid for once.
-Real HTTP against the reference teacher with a fault schedule (teacher/faults.py)."""
+Real HTTP against the reference teacher with a fault schedule (teacher/reference/faults.py)."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 from teacher import DistillConfig, distill_partition
-from teacher.faults import SCHEDULE_KINDS, Fault, FaultSchedule, seeded_schedule
+from teacher.reference.faults import SCHEDULE_KINDS, Fault, FaultSchedule, seeded_schedule
 from teacher.plan import plan_prompts
-from teacher.problems import arithmetic_problems, problems_frame
-from teacher.server import start_server
+from teacher.reference.problems import arithmetic_problems, problems_frame
+from teacher.reference.server import start_server
 
 SOLVE = {"name": "solve", "template": "solve", "verify": "math"}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from teacher import BatchPending, DistillConfig, distill_partition
-from teacher.faults import Fault, FaultPlan
-from teacher.problems import arithmetic_problems, problems_frame
-from teacher.server import start_server
+from teacher.reference.faults import Fault, FaultPlan
+from teacher.reference.problems import arithmetic_problems, problems_frame
+from teacher.reference.server import start_server
 
 SOLVE = {"name": "solve", "template": "solve", "verify": "math"}
 

@@ -17,8 +17,8 @@ from distillery.result import conform
 from distillery.tables import DOCUMENT, QUARANTINE, REJECT, TRACE
 from teacher import DistillConfig, distill_partition
 from teacher.cache import cached_spend
-from teacher.problems import arithmetic_problems, problems_frame
-from teacher.server import start_server
+from teacher.reference.problems import arithmetic_problems, problems_frame
+from teacher.reference.server import start_server
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from distillery.result import conform
 from distillery.tables import QUARANTINE, REJECT, TRACE
 from teacher import BudgetExhausted, DistillConfig, distill_partition
 from teacher.cache import cached_spend
-from teacher.faults import Fault, FaultPlan
-from teacher.problems import arithmetic_problems, problems_frame
-from teacher.server import start_server
+from teacher.reference.faults import Fault, FaultPlan
+from teacher.reference.problems import arithmetic_problems, problems_frame
+from teacher.reference.server import start_server
 
 SOLVE = {"name": "solve", "template": "solve", "verify": "math"}
 

@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 
 from teacher import DistillConfig, distill_partition
-from teacher.problems import arithmetic_problems, problems_frame
+from teacher.reference.problems import arithmetic_problems, problems_frame
 from teacher.reasoning import split_reasoning
-from teacher.server import start_server
+from teacher.reference.server import start_server
 
 
 @pytest.mark.parametrize(

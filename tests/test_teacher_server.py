@@ -7,8 +7,8 @@ import pytest
 
 from teacher.arithmetic import parse_question, reference_answer, solve_steps
 from teacher.mathcheck import check
-from teacher.problems import arithmetic_problems
-from teacher.server import start_server
+from teacher.reference.problems import arithmetic_problems
+from teacher.reference.server import start_server
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
 """The training loop and evaluation on the held-out split.
 
-train(): index the shards -> compact vocabulary -> model + AdamW -> for each step: next batch
-(timed: the data-wait share), forward under autocast, masked loss, backward, clip, step.
+train(), in named steps read top to bottom: settings (device, seed) -> data (index the
+shards) -> vocabulary (compacted) -> build_model (model + AdamW, or restored) -> loop: for
+each step the next batch (timed: the data-wait share), train_step (forward under autocast,
+masked loss, backward, clip, step) -> eval -> checkpoint (checkpoint_state) -> log.
 Logs every `log_every` steps, evaluates every `eval_every`, checkpoints every
 `checkpoint_every` and at the end. With resume=True it continues from out_dir's checkpoint
 to the bit-identical next batch and loss (model, optimizer, RNG and loader position restored).
@@ -133,6 +135,80 @@ def _manifest_meta(index: ShardIndex) -> str:
     return json.dumps({k: raw.get(k) for k in ("format", "vocab", "tokenizer", "codebooks")})
 
 
+# --- the steps of train(), in the order it runs them -----------------------------------------
+
+
+def settings(cfg: TrainConfig) -> torch.device:
+    """The device (TF32 matmuls on CUDA) and the seed every random draw of the run follows."""
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    torch.manual_seed(cfg.seed)
+    return device
+
+
+def vocabulary(index: ShardIndex, cfg: TrainConfig, ckpt: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """(vocabulary, remap table from shard ids): the checkpoint's vocabulary when resuming,
+    else the shards' compacted one. Raises if the shards use ids the vocabulary lacks."""
+    vocab = ckpt["vocab"].numpy() if ckpt else compact_vocabulary(index, cfg.compact_vocab)
+    remap = remap_table(vocab, index.manifest.vocab_size)
+    check_vocab(index, remap)
+    return vocab, remap
+
+
+def build_model(cfg: TrainConfig, vocab_size: int, device: torch.device, ckpt: dict | None
+                ) -> tuple[GPT, torch.optim.Optimizer, GPTConfig, int, tuple[int, int]]:
+    """(model, AdamW, model shape, step, loader state): fresh, or restored from `ckpt` with
+    its optimizer, step, loader position and RNG (a shape differing from cfg raises)."""
+    gcfg = GPTConfig(vocab_size, cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.dropout)
+    if ckpt and ckpt["model_args"] != asdict(gcfg):
+        raise ValueError(f"cannot resume: checkpoint model {ckpt['model_args']} differs from {asdict(gcfg)}")
+    model = GPT(gcfg).to(device)
+    opt = model.configure_optimizer(cfg.lr, cfg.weight_decay, device.type)
+    step, state = 0, (0, 0)
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, state = int(ckpt["step"]), tuple(int(v) for v in ckpt["data_state"].tolist())
+        set_rng_state(ckpt["rng"], device)
+    return model, opt, gcfg, step, state
+
+
+def train_step(fwd: Callable, model: GPT, opt: torch.optim.Optimizer, batch: dict, step: int,
+               cfg: TrainConfig, device: torch.device) -> tuple[float, float]:
+    """One optimizer step on `batch` at the schedule's lr for `step`; returns (loss, lr)."""
+    x, y, mask = (batch[k].to(device, non_blocking=True) for k in ("x", "y", "mask"))
+    lr = lr_at(step, cfg)
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with autocast(device, cfg.dtype):
+        _, loss = fwd(x, y, mask)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    return loss.item(), lr
+
+
+def checkpoint_state(model: GPT, opt: torch.optim.Optimizer, step: int, state: tuple[int, int], cfg: TrainConfig,
+                     gcfg: GPTConfig, vocab: np.ndarray, index: ShardIndex, codebook: torch.Tensor | None,
+                     device: torch.device) -> dict:
+    """Everything a resume (or sampling) needs, as saved in checkpoint.pt."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "step": step,
+        "data_state": torch.tensor(state, dtype=torch.int64),
+        "rng": rng_state(device),
+        "config": cfg.model_dump(),
+        "model_args": asdict(gcfg),
+        "vocab": torch.from_numpy(vocab),
+        "manifest": _manifest_meta(index),
+        "image_codebook": codebook,
+    }
+
+
 def train(
     shard_dir: Path,
     cfg: TrainConfig,
@@ -153,30 +229,17 @@ def train(
     With resume=True and a checkpoint in out_dir, training continues from it (the model shape
     and vocabulary come from the checkpoint; a mismatching shape in cfg raises ValueError).
     """
-    out_dir = Path(out_dir)
-    ckpt_path = out_dir / CHECKPOINT_NAME
-    device = resolve_device(cfg.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-    torch.manual_seed(cfg.seed)
+    # settings
+    ckpt_path = Path(out_dir) / CHECKPOINT_NAME
+    device = settings(cfg)
+
+    # data (the shards' index) and the vocabulary, the checkpoint's when resuming
     index = build_index(Path(shard_dir))
     ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
+    vocab, remap = vocabulary(index, cfg, ckpt)
 
-    vocab = ckpt["vocab"].numpy() if ckpt else compact_vocabulary(index, cfg.compact_vocab)
-    remap = remap_table(vocab, index.manifest.vocab_size)
-    check_vocab(index, remap)
-    gcfg = GPTConfig(len(vocab), cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.dropout)
-    if ckpt and ckpt["model_args"] != asdict(gcfg):
-        raise ValueError(f"cannot resume: checkpoint model {ckpt['model_args']} differs from {asdict(gcfg)}")
-    model = GPT(gcfg).to(device)
-    opt = model.configure_optimizer(cfg.lr, cfg.weight_decay, device.type)
-    step, state = 0, (0, 0)
-    if ckpt:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        step, state = int(ckpt["step"]), tuple(int(v) for v in ckpt["data_state"].tolist())
-        set_rng_state(ckpt["rng"], device)
-
+    # model (and, when resuming, optimizer, step, loader position, RNG)
+    model, opt, gcfg, step, state = build_model(cfg, len(vocab), device, ckpt)
     stream = PackedStream(index, remap, "train", cfg.block_size, cfg.batch_size, seed=cfg.seed)
     if len(stream.docs) == 0:
         raise ValueError(f"{shard_dir} has no usable train rows (rows_invalid={index.rows_invalid})")
@@ -184,25 +247,12 @@ def train(
     codebook, codebook_status = image_codebook(index, Path(shard_dir))
 
     def checkpoint() -> Path:
-        return save_checkpoint(
-            ckpt_path,
-            {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "step": step,
-                "data_state": torch.tensor(state, dtype=torch.int64),
-                "rng": rng_state(device),
-                "config": cfg.model_dump(),
-                "model_args": asdict(gcfg),
-                "vocab": torch.from_numpy(vocab),
-                "manifest": _manifest_meta(index),
-                "image_codebook": codebook,
-            },
-        )
+        return save_checkpoint(ckpt_path, checkpoint_state(model, opt, step, state, cfg, gcfg, vocab, index, codebook, device))
 
     def evaluate_now() -> dict:
         return run_eval(model, index, remap, cfg.block_size, cfg.batch_size, cfg.eval_batches, device, cfg.dtype)
 
+    # loop: step, evaluate every eval_every, checkpoint every checkpoint_every, log every log_every
     batches = batch_iterator(stream, state, cfg.num_workers, pin_memory=device.type == "cuda")
     model.train()
     t_start = t_win = time.perf_counter()
@@ -215,30 +265,23 @@ def train(
         batch = next(batches)
         dt = time.perf_counter() - t0
         wait_total, wait_win = wait_total + dt, wait_win + dt
-        x, y, mask = (batch[k].to(device, non_blocking=True) for k in ("x", "y", "mask"))
-        lr = lr_at(step, cfg)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        with autocast(device, cfg.dtype):
-            _, loss = fwd(x, y, mask)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        loss_val, lr = train_step(fwd, model, opt, batch, step, cfg, device)
         step += 1
         state = tuple(int(v) for v in batch["state"].tolist())
-        loss_val = loss.item()
         losses_win.append(loss_val)
-        tokens_total, tokens_win = tokens_total + x.numel(), tokens_win + x.numel()
+        tokens = batch["x"].numel()
+        tokens_total, tokens_win = tokens_total + tokens, tokens_win + tokens
 
+        # eval
         extra = {}
         if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
             ev = evaluate_now()
             evals.append({"step": step, **ev})
             extra = {"val_loss_mean": ev["val_loss_mean"], "text_bpb": ev["text_bpb"]}
+        # checkpoint
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
             checkpoint()
+        # log
         if step % cfg.log_every == 0 or step == cfg.steps or extra:
             now = time.perf_counter()
             entry = {
@@ -256,6 +299,7 @@ def train(
     elapsed = time.perf_counter() - t_start
     del batches  # stops loader worker processes, if any
 
+    # final checkpoint (unless the loop just wrote it) and eval
     saved = step > first_step and cfg.checkpoint_every and step % cfg.checkpoint_every == 0
     path = ckpt_path if saved else checkpoint()
     final = evaluate_now()
