@@ -6,7 +6,6 @@ variables set), not by editing the config. Ray starts once here (about half a mi
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from conftest import lake_files, write_config
 from distillery.config import load_config
