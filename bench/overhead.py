@@ -4,22 +4,20 @@ Both runs are `distillery run CONFIG --serve-teacher` subprocesses with no PREFE
 (so the CLI starts its own Prefect server), each variant in its own fresh temporary folder
 (run folder, Prefect database, lake, samples). The config is the demo's, with the lake and
 the reference teacher's port moved into that folder. The first run does all the work; the
-re-run of the same command finds everything done, so its time is the fixed cost of a run:
-Python and Prefect start-up, the Prefect server, one flow run per stage, the accounting check.
+re-run of the same command finds everything done, so its time is the fixed cost of a run.
 
-Measured twice: every stage, and `--stages gather,curate,distill,shard` (train retrains
-today; skipping it when nothing changed is another change's job).
+Measured twice: every stage, and `--stages gather,curate,distill,shard`.
 
     python bench/overhead.py [--only all|data]
 Goal: no-op / first < 0.15.
 
-Measured on the shared 2-core machine (load average 2.5-3.3), `--only data`: first 27.5 s,
-no-op 11.1 s, ratio 0.41; the code before the run owned its server (Prefect's temporary
-server, migrations on every start, flow heartbeats) in the same conditions: first 37.7 s,
-no-op 21.3 s, ratio 0.57. Every stage: ratio about 1.0, as train retrains. Where the
-no-op's 11 s go: the run's Prefect server start, 3-5 s, almost all of it importing Prefect's
-server (skipping current migrations saves about 0.45 s of it), overlapped with the CLI's own
-imports (about 3 s); then one flow run per stage plus the pipeline's, about 1 s each.
+Measured on the shared 2-core machine (load average 2.3), every stage: first 46.5 s, no-op
+3.7 s, ratio 0.080. The no-op re-run finds every stage up to date from the lake alone
+(distillery/plans.py) and starts no Prefect server; what is left is Python, the config, the
+plans (file listings) and the accounting check. Before that (the run always started its
+own Prefect server and a flow run per stage), `--only data`: first 27.5 s, no-op 11.1 s,
+ratio 0.41; and before the run owned its server (Prefect's temporary server, migrations
+on every start, heartbeats): 37.7 s and 21.3 s, ratio 0.57.
 """
 
 from __future__ import annotations
