@@ -11,6 +11,7 @@ and its counters say which prompts were answered and how often.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 
 from distillery import accounting
 from distillery.lake import Lake
+from conftest import lake_files
 
 REPO = Path(__file__).resolve().parents[1]
 LATENCY_S = 1.5  # every teacher answer takes this long: requests are in flight most of the time
@@ -243,29 +245,53 @@ def test_two_runs_started_at_once_in_a_fresh_folder_both_finish_and_leave_no_ser
         assert not prefect_servers_of(proc.pid)
 
 
-def test_sigkill_during_gather_then_rerun_finishes_and_leaves_no_process(samples, tmp_path):
-    """The same for gather (no teacher): killed the moment its hidden work folder appears."""
-    cfg = write_config(tmp_path, samples, "http://127.0.0.1:9/v1", articles=True)
-    gather = tmp_path / "lake" / "gather"
-    with open(tmp_path / "first.err", "wb") as err:
-        proc = start_cli(cfg, tmp_path, err, stages="gather")
-        try:
-            deadline = time.monotonic() + 240
-            while not (any(gather.glob(".tmp-*")) or any(gather.glob("*/.tmp-*"))):
-                assert proc.poll() is None, "gather finished before its work folder was seen: nothing was killed"
-                assert time.monotonic() < deadline, "gather never started"
-                time.sleep(0.01)
-            started = descendants(proc.pid)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-    left = survivors(started) | prefect_servers_of(proc.pid)
-    assert not left, f"processes the killed run started are still running: {describe(left)}"
-    rerun = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather"],
-                           cwd=tmp_path, env=user_env(tmp_path), capture_output=True, text=True, timeout=RERUN_BOUND_S)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    status = accounting.check(Lake(tmp_path / "lake"))
+def wait_for_line(proc: subprocess.Popen, err_path: Path, line: str, bound_s: float = 240) -> None:
+    """Wait until the run has written `line` to its stderr (a progress line: it is not on a terminal)."""
+    deadline = time.monotonic() + bound_s
+    while line not in err_path.read_text(errors="replace"):
+        assert proc.poll() is None, f"the run ended before {line!r}:\n" + err_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"no {line!r} within {bound_s} s"
+        time.sleep(0.02)
+
+
+def test_each_stage_killed_both_ways_then_rerun_matches_an_uninterrupted_run(samples, tmp_path):
+    """gather, curate and shard (distill has its own test above), each killed twice while it
+    runs, once by its PID alone and once with its process group, every time by the same
+    command: no process is left after any kill, the last run finishes, the accounting adds up
+    and the data files equal those of a run that was never killed."""
+    stages = "gather,curate,shard"
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    ref_cfg = write_config(reference, samples, "http://127.0.0.1:9/v1", articles=True)
+    done = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(ref_cfg), "--stages", stages],
+                          cwd=reference, env=user_env(reference), capture_output=True, text=True, timeout=RERUN_BOUND_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    cfg = write_config(killed, samples, "http://127.0.0.1:9/v1", articles=True)
+    rng = random.Random(int(os.environ.get("DISTILLERY_FAULT_SEED", "7")))
+    for n, (stage, kill) in enumerate((s, k) for s in stages.split(",") for k in ("pid", "process_group")):
+        err_path = killed / f"run{n}.err"
+        with open(err_path, "wb") as err:
+            proc = start_cli(cfg, killed, err, stages=stages)
+            try:
+                wait_for_line(proc, err_path, f"{stage}: started")
+                time.sleep(rng.uniform(0, 0.3))  # somewhere inside the stage's first partitions
+                started = descendants(proc.pid)
+                os.kill(proc.pid, signal.SIGKILL) if kill == "pid" else os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        left = survivors(started) | prefect_servers_of(proc.pid)
+        assert not left, f"after killing {stage} ({kill}), processes it started still run: {describe(left)}"
+        assert accounting.check(Lake(killed / "lake")).ok  # committed work only, even right after a kill
+
+    last = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", stages],
+                          cwd=killed, env=user_env(killed), capture_output=True, text=True, timeout=RERUN_BOUND_S)
+    assert last.returncode == 0, last.stderr[-3000:]
+    status = accounting.check(Lake(killed / "lake"))
     assert status.ok, status.render()
-    assert [s for s in status.stages if s.stage == "gather"][0].rows_in > 0
+    assert all(s.rows_in > 0 for s in status.stages if s.stage in stages.split(","))
+    assert lake_files(killed / "lake", hidden=False) == lake_files(reference / "lake", hidden=False)
