@@ -287,19 +287,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_shards(args: argparse.Namespace) -> int:
-    import shards
     from distillery.config import load_config
     from distillery.generations import shard_build_dir
     from distillery.lake import Lake
     cfg = load_config(args.config, {"lake": str(Path(args.lake).resolve())} if args.lake else None)
     build = Path(args.dir) if args.dir else shard_build_dir(cfg, Lake(cfg.lake_root))
     if args.action == "verify":
-        problems = shards.verify(build)
+        from shards.verify import verify
+        problems = verify(build)
         for p in problems:
             print(p)
         print(f"{build}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
         return 0 if not problems else 1
-    print(shards.show(build, args.id, Path(args.out)))
+    from shards.show import show
+    print(show(build, args.id, Path(args.out)))
     return 0
 
 

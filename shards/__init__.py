@@ -17,12 +17,11 @@ Token space (recorded in the manifest; nothing else is needed to read a shard):
 text ids [0, n_text), then the special tokens (shards.vocab.SPECIALS), then the image
 codebook, then the audio codebook. Every sample ends with <|eos|>.
 
-Public API: fit_codebooks, tokenize_partition, write_shards, verify, show, decode_text,
-decode_image_block, image_psnr/reconstruction_psnr, ShardConfig.
+Public API: fit_codebooks, tokenize_partition, write_shards, decode_text, decode_image_block,
+image_psnr/reconstruction_psnr, ShardConfig; `shards.verify.verify` and `shards.show.show` live
+in their modules (a package attribute of the same name as a submodule would be shadowed by it).
+No module-class tricks here: Ray pickles what a task's context reaches, packages included.
 """
-
-import sys
-import types
 
 from shards.config import ShardConfig
 
@@ -32,24 +31,10 @@ _LAZY = {
     "load_codebook": "shards.codebook_io", "fit_codebooks": "shards.codebooks",
     "decode_codes": "shards.image", "encode_images": "shards.image", "image_psnr": "shards.image",
     "reconstruction_psnr": "shards.image", "decode_image_block": "shards.show", "decode_text": "shards.show",
-    "show": "shards.show", "split_of": "shards.tokenize", "tokenize_partition": "shards.tokenize",
-    "verify": "shards.verify", "write_shards": "shards.write",
+    "split_of": "shards.tokenize", "tokenize_partition": "shards.tokenize",
+    "write_shards": "shards.write",
 }
 _RENAMED = {"image_psnr": "psnr"}
-
-
-class _Package(types.ModuleType):
-    """Keeps `shards.show` and `shards.verify` the functions, as they were when this file
-    imported everything: the import system binds a submodule on its package when it first
-    loads it (`from shards.show import x` anywhere), which would shadow the function."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):
@@ -63,7 +48,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ShardConfig", "fit_codebooks", "tokenize_partition", "write_shards", "verify", "show", "decode_text",
+    "ShardConfig", "fit_codebooks", "tokenize_partition", "write_shards", "decode_text",
     "decode_image_block", "decode_codes", "encode_images", "image_psnr", "reconstruction_psnr", "load_codebook",
     "split_of",
 ]

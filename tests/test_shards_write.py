@@ -14,8 +14,10 @@ import pytest
 
 from distillery.result import conform
 from distillery.tables import SHARD_ROW
-from shards import ShardConfig, fit_codebooks, show, tokenize_partition, verify, write_shards
+from shards import ShardConfig, fit_codebooks, tokenize_partition, write_shards
 from shards.codebooks import sha256_file
+from shards.show import show
+from shards.verify import verify
 from tests.test_shards_tokenize import build_lake, write_traces
 
 
