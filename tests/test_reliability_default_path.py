@@ -286,7 +286,8 @@ def test_each_stage_killed_both_ways_then_rerun_matches_an_uninterrupted_run(sam
                     os.killpg(proc.pid, signal.SIGKILL)
         left = survivors(started) | prefect_servers_of(proc.pid)
         assert not left, f"after killing {stage} ({kill}), processes it started still run: {describe(left)}"
-        assert accounting.check(Lake(killed / "lake")).ok  # committed work only, even right after a kill
+        if Lake(killed / "lake").catalog_path.exists():  # a kill before the first commit leaves no catalog
+            assert accounting.check(Lake(killed / "lake")).ok  # committed work only, even right after a kill
 
     last = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", stages],
                           cwd=killed, env=user_env(killed), capture_output=True, text=True, timeout=RERUN_BOUND_S)
