@@ -26,12 +26,11 @@ INTERRUPTED = "interrupted: committed work is kept; re-run the same command to c
 
 
 def _lake_from(args: argparse.Namespace) -> Path:
-    if getattr(args, "lake", None):
-        return Path(args.lake)
-    if getattr(args, "config", None):
-        from distillery.config import load_config
-        return load_config(args.config).lake_root
-    return Path(os.environ.get("DISTILLERY_LAKE", "lake"))
+    """--lake, else DISTILLERY_LAKE, else the config's (the demo's `lake` in this folder):
+    load_config applies the environment, as for `run`."""
+    from distillery.config import load_config
+    flag = getattr(args, "lake", None)
+    return load_config(getattr(args, "config", None), {"lake": str(Path(flag).resolve())} if flag else None).lake_root
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -65,7 +64,7 @@ def _run_if_up_to_date(args: argparse.Namespace) -> int | None:
     run_id = "local-" + now.strftime("%Y%m%dT%H%M%S%f")
     for r in rows:
         accounting.record_run(lake, run_id, r["stage"], r["batch"], now, accounting.total([], r["stage"]),
-                              r["skipped"], r["note"])
+                              r["skipped"], r["note"], cfg.env_overrides)
     for r in rows:
         print(r["says"])
     print(f"up to date: {', '.join(r['stage'] for r in rows)} have nothing new to do (no Prefect run started)")
