@@ -9,8 +9,8 @@ Environment overrides are applied here and nowhere else (ENV_OVERRIDES), so ever
 and every flow sees the same values. Precedence: an explicit `overrides` entry (a CLI flag
 such as --lake) > the environment > the config file. The DISTILLERY_* variables that are
 not config overrides: DISTILLERY_RUN_DIR (where the CLI keeps Prefect's state,
-distillery/prefect_env.py), DISTILLERY_OWNED_PREFECT_API_URL (the CLI's marker of its own
-Prefect server), DISTILLERY_HOME (a worker's working folder, read by prefect.yaml), and the
+distillery/app/prefect_env.py), DISTILLERY_OWNED_PREFECT_API_URL (the CLI's marker of its own
+Prefect server, distillery/owned_server.py), DISTILLERY_HOME (a worker's working folder, read by prefect.yaml), and the
 teacher's API key (named by `distill.api_key_env`, read where the request is made).
 """
 
