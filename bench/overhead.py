@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from distillery.config import DEMO_CONFIG  # noqa: E402
-from distillery.sample_data import make_samples  # noqa: E402
+from distillery.app.sample_data import make_samples  # noqa: E402
 
 VARIANTS = {"all": None, "data": "gather,curate,distill,shard"}
 

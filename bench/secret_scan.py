@@ -290,7 +290,7 @@ def score(name: str, fn, pos: list[dict], neg: list[dict]) -> dict:
 
 def bulk(seed: int, n: int) -> list[str]:
     """Secret-free documents: generated articles and this repository's own code and docs."""
-    from distillery.sample_data import TOPICS, _article
+    from distillery.app.sample_data import TOPICS, _article
     rng = random.Random(seed + 1)
     docs = [_article(rng, rng.choice(list(TOPICS)), rng.randint(8, 14)) for _ in range(n)]
     for folder in ("distillery", "sources", "teacher", "shards", "trainer", "flows", "docs"):

@@ -17,6 +17,7 @@ a wrong count:
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,14 +141,15 @@ def check(lake: Lake) -> Status:
 
 
 def record_run(lake: Lake, run_id: str, stage: str, batch: str | None, started: dt.datetime,
-               counts: StageCounts, skipped: int, note: str = "") -> None:
-    """Append one row to the `runs` table: what this run of this stage did."""
+               counts: StageCounts, skipped: int, note: str = "", overrides: dict[str, str] | None = None) -> None:
+    """Append one row to the `runs` table: what this run of this stage did, and the
+    environment overrides (PipelineConfig.env_overrides) its config was read with."""
     row = {
         "run_id": run_id, "stage": stage, "batch": batch or "",
         "started_at": started, "finished_at": dt.datetime.now(dt.timezone.utc),
         "rows_in": counts.rows_in, "kept": counts.kept, "rejected": counts.rejected,
         "duplicate": counts.duplicate, "quarantined": counts.quarantined, "skipped": skipped,
-        "balanced": counts.balanced, "note": note,
+        "balanced": counts.balanced, "note": note, "overrides": json.dumps(overrides or {}, sort_keys=True),
     }
     write_parquet_atomic(pa.Table.from_pylist([row], schema=T.RUN), lake.runs_dir / f"{run_id}-{stage}.parquet")
 

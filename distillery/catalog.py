@@ -98,6 +98,8 @@ def refresh(cfg: PipelineConfig, lake: Lake) -> None:
             if present:
                 files = ", ".join("'" + p.replace("'", "''") + "'" for p in present)
                 options = ", filename = true" if "filename" in schema.names else ""
+                if name == "runs":  # runs files written before a column was added lack it: NULL there
+                    options += ", union_by_name = true"
                 con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}]{options})")
             else:
                 empty = schema.empty_table()  # noqa: F841 (read by DuckDB's replacement scan)

@@ -4,16 +4,25 @@ Each stage owns its section's model next to its logic (`sources/config.py`,
 `filters/config.py`, `teacher/config.py`, `shards/config.py`, `trainer/config.py`); this
 module composes them. Every model forbids unknown keys, so a typo fails at once with a
 message that names the key and lists the keys that are allowed.
+
+Environment overrides are applied here and nowhere else (ENV_OVERRIDES), so every command
+and every flow sees the same values. Precedence: an explicit `overrides` entry (a CLI flag
+such as --lake) > the environment > the config file. The DISTILLERY_* variables that are
+not config overrides: DISTILLERY_RUN_DIR (where the CLI keeps Prefect's state,
+distillery/app/prefect_env.py), DISTILLERY_OWNED_PREFECT_API_URL (the CLI's marker of its own
+Prefect server, distillery/owned_server.py), DISTILLERY_HOME (a worker's working folder, read by prefect.yaml), and the
+teacher's API key (named by `distill.api_key_env`, read where the request is made).
 """
 
 from __future__ import annotations
 
+import os
 import typing
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from filters.config import CurateConfig
 from shards.config import ShardConfig
@@ -23,6 +32,14 @@ from trainer.config import TrainConfig
 
 STAGES = ("gather", "curate", "distill", "shard", "train")
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
+
+# environment variable -> the config key it overrides (a path of keys). A deployment's job
+# variables set these to point a run elsewhere without editing its YAML. An empty value is unset.
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "DISTILLERY_LAKE": ("lake",),  # a relative path is relative to the current folder, as --lake
+    "DISTILLERY_TASK_RUNNER": ("run", "task_runner"),  # threads | processes | ray
+    "DISTILLERY_RAY_ADDRESS": ("run", "ray_address"),  # "auto", ray://head:10001, ...
+}
 
 
 class RunConfig(BaseModel):
@@ -59,6 +76,14 @@ class PipelineConfig(BaseModel):
     shard: ShardConfig = Field(default_factory=ShardConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    # {variable: value} of the ENV_OVERRIDES that decided a value of this config (load_config);
+    # not a key of the YAML. Recorded in each `runs` row.
+    _env_overrides: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def env_overrides(self) -> dict[str, str]:
+        """The environment overrides that decided values of this config: {variable: value}."""
+        return dict(self._env_overrides)
 
     @field_validator("sources")
     @classmethod
@@ -158,8 +183,41 @@ def format_errors(exc: ValidationError, origin: str) -> str:
     return f"invalid config {origin}: " + "; ".join(problems)
 
 
+def _environment(raw: dict) -> dict[str, str]:
+    """Apply the ENV_OVERRIDES set in the environment to `raw` (in place); {variable: value} applied."""
+    applied = {}
+    for var, keys in ENV_OVERRIDES.items():
+        value = os.environ.get(var, "")
+        if not value:
+            continue
+        if var == "DISTILLERY_LAKE":
+            value = str(Path(value).resolve())
+        section = raw
+        for key in keys[:-1]:
+            section = section.setdefault(key, {})
+            if not isinstance(section, dict):  # a malformed section: validation names it
+                break
+        else:
+            section[keys[-1]] = value
+            applied[var] = value
+    return applied
+
+
+def _value_at(cfg: PipelineConfig, var: str) -> str | None:
+    if var == "DISTILLERY_LAKE":
+        return str(cfg.lake_root)
+    value: typing.Any = cfg
+    for key in ENV_OVERRIDES[var]:
+        value = getattr(value, key)
+    return None if value is None else str(value)
+
+
 def load_config(path: Path | str | None = None, overrides: dict | None = None) -> PipelineConfig:
-    """Read and validate a pipeline YAML (the demo config when `path` is None)."""
+    """Read and validate a pipeline YAML (the demo config when `path` is None).
+
+    Values come from, highest first: `overrides` (top-level keys, e.g. the CLI's --lake),
+    the environment (ENV_OVERRIDES), the file. `env_overrides` of the result lists the
+    environment variables whose value the config ended up with."""
     demo = path is None
     path = Path(path) if path else DEMO_CONFIG
     try:
@@ -175,8 +233,12 @@ def load_config(path: Path | str | None = None, overrides: dict | None = None) -
         raise ConfigError(f"config {path} must be a mapping of keys, not {type(raw).__name__}")
     # The demo config's paths are relative to where the user runs it; others to their file.
     raw.setdefault("base_dir", str(Path.cwd() if demo else path.resolve().parent))
+    from_env = _environment(raw)
     raw.update(overrides or {})
-    return validate_config(raw, origin=str(path))
+    origin = str(path) + (f" with {', '.join(from_env)} from the environment" if from_env else "")
+    cfg = validate_config(raw, origin=origin)
+    cfg._env_overrides = {var: value for var, value in from_env.items() if _value_at(cfg, var) == value}
+    return cfg
 
 
 def validate_config(raw: dict, origin: str = "(inline)") -> PipelineConfig:

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,8 +89,17 @@ def _raise_if_unwritable(exc: BaseException, path: Path) -> None:
         raise LakeError(message) from exc
 
 
-# Lake roots whose writer lock this process holds, with the nesting depth.
-_HELD: dict[str, int] = {}
+# Per thread: the lake roots whose writer lock this thread holds, with the nesting depth.
+# Per thread, not per process: a second thread of the same process (two runs started by one
+# test, a server handling two requests) must wait for the lock like another process would,
+# not walk into the first one's commits.
+_HELD = threading.local()
+
+
+def _held() -> dict[str, int]:
+    if not hasattr(_HELD, "depth"):
+        _HELD.depth = {}
+    return _HELD.depth
 
 
 class LakeError(RuntimeError):
@@ -140,15 +150,16 @@ class Lake:
 
         Two runs on one lake never interleave their commits: the second waits (printing who
         holds the lock) and then finds the first one's work done, so it skips it. The lock is
-        re-entrant within a process (the pipeline holds it while its stage flows take it).
+        re-entrant within a thread (the pipeline holds it while its stage flows, which run
+        on the pipeline's thread, take it); another thread of the same process waits for it.
         """
-        key = str(self.root)
-        if _HELD.get(key):
-            _HELD[key] += 1
+        key, held = str(self.root), _held()
+        if held.get(key):
+            held[key] += 1
             try:
                 yield
             finally:
-                _HELD[key] -= 1
+                held[key] -= 1
             return
         self.ensure_writable()
         lock_path = self.root / ".lock"
@@ -173,9 +184,9 @@ class Lake:
             fh.truncate()
             fh.write(f"pid {os.getpid()}")
             fh.flush()
-            _HELD[key] = 1
+            held[key] = 1
             yield
         finally:
-            _HELD.pop(key, None)
+            held.pop(key, None)
             fcntl.flock(fh, fcntl.LOCK_UN)
             fh.close()

@@ -145,6 +145,9 @@ RUN = pa.schema(
         ("skipped", pa.int64()),
         ("balanced", pa.bool_()),
         ("note", pa.string()),
+        # JSON {variable: value}: the environment overrides (distillery/config.py ENV_OVERRIDES)
+        # that decided this run's config; "{}" when none. Absent from runs files written before it.
+        ("overrides", pa.string()),
     ]
 )
 

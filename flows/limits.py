@@ -46,7 +46,7 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
-from distillery.local_server import OWNED_URL_ENV
+from distillery.owned_server import OWNED_URL_ENV
 
 TEACHER_LIMIT = "teacher-requests"
 LEASE_S = 60.0

@@ -175,7 +175,7 @@ def finish_stage(cfg: PipelineConfig, lake: Lake, stage: str, started: dt.dateti
     the counts goes to stderr. Raises QuarantineShareExceeded, after all of that, when the
     run quarantined more than run.max_quarantine_share of its rows."""
     rid = run_id()
-    record_run(lake, rid, stage, batch, started, counts, skipped, note)
+    record_run(lake, rid, stage, batch, started, counts, skipped, note, cfg.env_overrides)
     catalog.refresh(cfg, lake)
     summary = {
         "run_id": rid, "stage": stage, "partitions": counts.partitions, "skipped_partitions": skipped,

@@ -1,9 +1,9 @@
 """The task runner, chosen at deploy time: threads (default), processes, or Ray.
 
-`DISTILLERY_TASK_RUNNER` (threads | processes | ray) overrides the config's `run.task_runner`
-so a deployment's job variables can pick it without editing the pipeline YAML;
-`DISTILLERY_RAY_ADDRESS` likewise points Ray at an existing cluster ("auto" joins the one
-this machine belongs to; unset starts a local instance).
+`run.task_runner` picks it and `run.ray_address` points Ray at an existing cluster ("auto"
+joins the one this machine belongs to; unset starts a local instance). A deployment's job
+variables set them through DISTILLERY_TASK_RUNNER / DISTILLERY_RAY_ADDRESS without editing
+the pipeline YAML: load_config applies those (distillery/config.py ENV_OVERRIDES).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from distillery.config import RunConfig
 
 
 def make_task_runner(run: RunConfig) -> TaskRunner:
-    kind = os.environ.get("DISTILLERY_TASK_RUNNER", run.task_runner)
+    kind = run.task_runner
     workers = run.workers or os.cpu_count() or 2
     if kind == "threads":
         return ThreadPoolTaskRunner(max_workers=workers)
@@ -28,7 +28,7 @@ def make_task_runner(run: RunConfig) -> TaskRunner:
             from prefect_ray import RayTaskRunner
         except ImportError:
             raise RuntimeError("task_runner 'ray' needs the ray extra: pip install 'distillery[ray]'") from None
-        address = os.environ.get("DISTILLERY_RAY_ADDRESS", run.ray_address)
+        address = run.ray_address
         # Connect (or start the local instance) once per process: each stage is a subflow that
         # enters the runner, and a runner that started Ray itself shuts it down on exit, which
         # would cost every stage Ray's start-up. Ray shuts down with the process.
@@ -36,4 +36,4 @@ def make_task_runner(run: RunConfig) -> TaskRunner:
             init_kwargs = {"num_cpus": workers, "include_dashboard": False} if not address else {}
             ray.init(address=address, **init_kwargs)
         return RayTaskRunner(address=address)
-    raise ValueError(f"DISTILLERY_TASK_RUNNER={kind!r}: allowed values are threads, processes, ray")
+    raise ValueError(f"run.task_runner={kind!r}: allowed values are threads, processes, ray")

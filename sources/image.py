@@ -14,15 +14,14 @@ an ICC profile).
 
 Refusals (quarantine reasons): zero_byte, wrong_extension (magic number of another kind,
 or Pillow's format disagrees with the extension), decompression_bomb (header says more
-than `max_image_pixels` pixels; checked before decoding, and Pillow's own bomb warning
-is turned into the same refusal), truncated (pixel data ends early), unreadable
+than `max_image_pixels` pixels; checked before decoding, per call, without Pillow's global
+limit), truncated (pixel data ends early), unreadable
 (Pillow cannot identify or decode it).
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -30,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from sources.config import ImagesSource
 from sources.item import SourceItem
 from sources.jpeg_strip import clean_jpeg
+from sources.image_open import open_within
 from sources.media_checks import open_checks
 from sources.media_metadata import image_metadata
 from sources.media_store import put_bytes
@@ -68,38 +68,30 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
     uri = item.uri
     if not open_checks(sink, uri, item.path, IMAGE_KINDS | {None}):
         return
-    # Pillow's own guard reads the global Image.MAX_IMAGE_PIXELS: set it to the configured
-    # limit for this call (and restore it), so a limit above Pillow's default also works.
-    previous_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = source.max_image_pixels
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            # Opened from the path: Pillow reads the header lazily, so a bomb is refused
-            # before its pixels (or even its whole file) are in memory.
-            with Image.open(item.path) as im:
-                width, height = im.size
-                if width * height > source.max_image_pixels:
-                    raise Image.DecompressionBombError(
-                        f"{width}x{height} = {width * height} pixels > max_image_pixels {source.max_image_pixels}")
-                expected = _format_for_extension(item.path)
-                if expected and im.format and not _same_family(expected, im.format):
-                    sink.quarantine(uri=uri, reason="wrong_extension", error=f"extension says {expected}, content is {im.format}")
-                    return
-                fmt, mode = im.format, im.mode
-                n_frames = getattr(im, "n_frames", 1)
-                orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-                im.load()  # decode the pixels: a cut-off file fails here, not downstream
-                stripped = image_metadata(item.path, im)
-                stored, keep = None, _KEEP_DATA.get(fmt)
-                if keep:  # JPEG and WebP keep their compressed data when no pixel must change
-                    stored = keep[0](Path(item.path).read_bytes(), im, orientation)
-                if stored is not None:
-                    stored_format, facts = keep[1], _kept_facts(im, n_frames)
-                else:
-                    stored_format = "PNG"
-                    stored, facts = clean_image(im, orientation)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Opened from the path with this source's limit (sources/image_open.py: no global
+        # is read or set, so threads with different limits decide independently): the
+        # header is read lazily, so a bomb is refused before its pixels are in memory.
+        with open_within(item.path, source.max_image_pixels) as im:
+            width, height = im.size
+            expected = _format_for_extension(item.path)
+            if expected and im.format and not _same_family(expected, im.format):
+                sink.quarantine(uri=uri, reason="wrong_extension", error=f"extension says {expected}, content is {im.format}")
+                return
+            fmt, mode = im.format, im.mode
+            n_frames = getattr(im, "n_frames", 1)
+            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+            im.load()  # decode the pixels: a cut-off file fails here, not downstream
+            stripped = image_metadata(item.path, im)
+            stored, keep = None, _KEEP_DATA.get(fmt)
+            if keep:  # JPEG and WebP keep their compressed data when no pixel must change
+                stored = keep[0](Path(item.path).read_bytes(), im, orientation)
+            if stored is not None:
+                stored_format, facts = keep[1], _kept_facts(im, n_frames)
+            else:
+                stored_format = "PNG"
+                stored, facts = clean_image(im, orientation)
+    except Image.DecompressionBombError as exc:  # ours, or Pillow's own check of a later frame or tile
         sink.quarantine(uri=uri, reason="decompression_bomb", error=str(exc))
         return
     except UnidentifiedImageError as exc:
@@ -110,8 +102,6 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
         reason = "truncated" if "truncated" in msg or isinstance(exc, EOFError) else "unreadable"
         sink.quarantine(uri=uri, reason=reason, error=f"{type(exc).__name__}: {msg}")
         return
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous_limit
     if orientation in _SWAPS_AXES:
         width, height = height, width
     meta = {"width": width, "height": height, "format": fmt, "mode": mode, "n_frames": n_frames,

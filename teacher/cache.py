@@ -20,6 +20,7 @@ import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,18 +122,50 @@ def usage_of(body: bytes) -> tuple[int, int]:
         return 0, 0
 
 
-# file path -> (mtime_ns, prompt_tokens, completion_tokens); cache files are immutable once
-# written, so a process parses each one once however many partitions it distills
-_USAGE_MEMO: dict[str, tuple[int, int, int]] = {}
-_MEMO_LOCK = threading.Lock()
+# How many cache files' usage a process remembers. Each entry is ~400 bytes (path string,
+# tuple, dict slot), so 100_000 entries bound the memo near 40 MB; a cache with more files
+# than that is partly re-read from disk by each recount (one small file read per miss).
+USAGE_MEMO_ENTRIES = 100_000
 
 
-def cached_spend(cache_dir: Path, prices: dict[str, tuple[float, float]]) -> Spend:
+class UsageMemo:
+    """file path -> (mtime_ns, prompt_tokens, completion_tokens), least recently used out
+    past `max_entries`. Cache files are immutable once written, so a process parses each one
+    once however many partitions it distills; thread-safe (partitions run on threads)."""
+
+    def __init__(self, max_entries: int = USAGE_MEMO_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[int, int, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, path: str) -> tuple[int, int, int] | None:
+        with self._lock:
+            memo = self._entries.get(path)
+            if memo is not None:
+                self._entries.move_to_end(path)
+            return memo
+
+    def put(self, path: str, memo: tuple[int, int, int]) -> None:
+        with self._lock:
+            self._entries[path] = memo
+            self._entries.move_to_end(path)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+_USAGE_MEMO = UsageMemo()
+
+
+def cached_spend(cache_dir: Path, prices: dict[str, tuple[float, float]], memo: UsageMemo | None = None) -> Spend:
     """Everything the cache under `cache_dir` holds was paid for: sum it up.
 
     `prices` maps model name to (input, output) USD per 1M tokens; models without a price
-    add tokens but no dollars.
+    add tokens but no dollars. `memo` remembers parsed files (the process's own by default).
     """
+    memo_of = _USAGE_MEMO if memo is None else memo
     spend = Spend()
     by_slug = {model_slug(m): p for m, p in prices.items()}
     root = Path(cache_dir)
@@ -149,17 +182,15 @@ def cached_spend(cache_dir: Path, prices: dict[str, tuple[float, float]]) -> Spe
                 if not entry.name.endswith(".json") or entry.name.startswith(".tmp-"):
                     continue
                 mtime = entry.stat().st_mtime_ns
-                with _MEMO_LOCK:
-                    memo = _USAGE_MEMO.get(entry.path)
-                if memo is None or memo[0] != mtime:
+                usage = memo_of.get(entry.path)
+                if usage is None or usage[0] != mtime:
                     try:
                         p, c = usage_of(Path(entry.path).read_bytes())
                     except OSError:
                         continue
-                    memo = (mtime, p, c)
-                    with _MEMO_LOCK:
-                        _USAGE_MEMO[entry.path] = memo
-                spend.prompt_tokens += memo[1]
-                spend.completion_tokens += memo[2]
-                spend.usd += (memo[1] * price_in + memo[2] * price_out) / 1e6
+                    usage = (mtime, p, c)
+                    memo_of.put(entry.path, usage)
+                spend.prompt_tokens += usage[1]
+                spend.completion_tokens += usage[2]
+                spend.usd += (usage[1] * price_in + usage[2] * price_out) / 1e6
     return spend

@@ -148,7 +148,7 @@ def teacher_server():
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory) -> Path:
     """The demo corpus, generated once per session."""
-    from distillery.sample_data import make_samples
+    from distillery.app.sample_data import make_samples
     root = tmp_path_factory.mktemp("samples-root")
     make_samples(root / "samples")
     return root

@@ -37,3 +37,25 @@ def test_codebook_io_does_not_import_the_media_tokenizers():
 def test_each_shard_media_module_imports_first_in_a_fresh_interpreter():
     for mod in ("shards.video", "shards.media_rows", "shards.codebooks", "shards.traces"):
         assert mod in _modules_after(f"import {mod}")
+
+
+def test_core_modules_never_import_the_application_package():
+    # distillery/app (CLI, UI launcher, demo samples, Prefect environment, local server,
+    # console filter) sits on top of the core; distillery/cli is its compatibility entry.
+    import ast
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    app = ("distillery.app", "distillery.cli")
+    offenders = []
+    for package in ("distillery", "flows", "sources", "filters", "teacher", "shards", "trainer"):
+        for path in (repo / package).rglob("*.py"):
+            rel = path.relative_to(repo).as_posix()
+            if rel.startswith(("distillery/app/", "distillery/cli/")):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module] + ([f"{node.module}.{a.name}" for a in node.names] if node.module == "distillery" else [])
+                offenders += [f"{rel}:{node.lineno} imports {n}" for n in names if n.startswith(app)]
+    assert offenders == []

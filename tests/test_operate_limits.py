@@ -181,7 +181,7 @@ def test_teacher_limit_is_not_used_on_a_server_private_to_the_run(prefect_api, m
     from prefect import flow
     from prefect.settings import PREFECT_API_URL
 
-    from distillery.local_server import OWNED_URL_ENV
+    from distillery.owned_server import OWNED_URL_ENV
 
     name = "teacher-requests-test-private"
     monkeypatch.setenv(OWNED_URL_ENV, PREFECT_API_URL.value())

@@ -121,7 +121,7 @@ def describe(pids: set[int]) -> list[str]:
 def prefect_servers_of(cli_pid: int) -> set[int]:
     """Live Prefect servers started by the CLI process `cli_pid`, wherever they were reparented."""
     return {int(d.name) for d in Path("/proc").glob("[0-9]*")
-            if f"distillery.local_server {cli_pid}" in cmdline(int(d.name)) and alive(int(d.name))}
+            if f"distillery.app.local_server {cli_pid}" in cmdline(int(d.name)) and alive(int(d.name))}
 
 
 def wait_for_requests_in_flight(proc: subprocess.Popen, teacher, answered_before: int = 1,

@@ -94,7 +94,7 @@ def expected_files(reference: Path, upto: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """A smaller demo corpus than the session's: fewer partitions, the same kinds of rows."""
-    from distillery.sample_data import make_samples
+    from distillery.app.sample_data import make_samples
     root = tmp_path_factory.mktemp("fault-corpus")
     make_samples(root / "samples", articles=30, problems=12)
     return root

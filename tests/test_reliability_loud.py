@@ -68,7 +68,7 @@ def closed_port_url() -> str:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    from distillery.sample_data import make_samples
+    from distillery.app.sample_data import make_samples
     root = tmp_path_factory.mktemp("loud-corpus")
     make_samples(root / "samples", articles=12, problems=8)
     return root

@@ -87,7 +87,7 @@ def _plant_source_secrets(text_dir: Path) -> str:
 @pytest.fixture(scope="module")
 def secret_run(prefect_api, tmp_path_factory):
     from prefect.settings import PREFECT_API_URL
-    from distillery.sample_data import make_samples
+    from distillery.app.sample_data import make_samples
     from teacher.reference.faults import Fault, FaultPlan
 
     root = tmp_path_factory.mktemp("secrets")

@@ -265,3 +265,56 @@ def test_full_disk_while_reencoding_audio_or_video_fails_the_read_not_the_item(t
                              capture_output=True, text=True, timeout=120,
                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
         assert out.stdout.strip() == f"raised {errno.EFBIG}", (pattern, out.stdout, out.stderr[-2000:])
+
+
+def test_image_pixel_limit_is_per_call_across_threads(tmp_path):
+    # gather reads sources on threads: two sources with different limits read the same
+    # 2000x2000 image at the same time. The strict one must refuse it every time, the
+    # lenient one accept it every time, and nothing process-wide may change while they
+    # run (Pillow's global limit, the warning filters): a third thread watches both. A
+    # limit set in Pillow's global for the call (or a catch_warnings filter) fails this.
+    import sys
+    import threading
+    import warnings
+    from collections import Counter
+
+    from sources.image import read_image
+    from sources.record import RowSink
+
+    (tmp_path / "mid.png").write_bytes(_png((2000, 2000), "1"))
+    item = next(iter(discover(SOURCE.validate_python({"name": "x", "kind": "images", "paths": ["*.png"]}), tmp_path)))
+    strict = SOURCE.validate_python({"name": "s", "kind": "images", "paths": ["*.png"], "max_image_pixels": 1_000_000})
+    lenient = SOURCE.validate_python({"name": "l", "kind": "images", "paths": ["*.png"], "max_image_pixels": 10_000_000})
+    process_wide = lambda: (Image.MAX_IMAGE_PIXELS, tuple(warnings.filters))  # noqa: E731
+    before, seen = process_wide(), set()
+    rounds, start, done = 40, threading.Barrier(3), threading.Event()
+    outcomes: dict[str, Counter] = {"s": Counter(), "l": Counter()}
+
+    def read_many(source):
+        start.wait()
+        for _ in range(rounds):
+            sink = RowSink(source.name)
+            read_image(sink, source, item, tmp_path / "media")
+            tables = sink.result().tables
+            outcomes[source.name]["document" if tables["documents"].height else tables["quarantine"]["reason"][0]] += 1
+
+    def watch():
+        start.wait()
+        while not done.is_set():
+            seen.add(process_wide())
+
+    readers = [threading.Thread(target=read_many, args=(s,)) for s in (strict, lenient)]
+    watcher = threading.Thread(target=watch)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)  # threads take turns often, as under load, so the watcher sees each call
+    try:
+        for t in (*readers, watcher):
+            t.start()
+        for t in readers:
+            t.join(timeout=120)
+    finally:
+        done.set()
+        watcher.join(timeout=10)
+        sys.setswitchinterval(switch)
+    assert outcomes == {"s": {"decompression_bomb": rounds}, "l": {"document": rounds}}
+    assert seen == {before} and process_wide() == before

@@ -48,9 +48,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1
 # Marks a process whose PREFECT_API_URL is a server this CLI owns (flows/limits.py reads it).
-OWNED_URL_ENV = "DISTILLERY_OWNED_PREFECT_API_URL"
+from distillery.owned_server import OWNED_URL_ENV  # noqa: F401 (re-exported: the CLI sets it)
+
+PR_SET_PDEATHSIG = 1
 
 
 class ServerStartError(RuntimeError):
@@ -112,7 +113,7 @@ def start(prefect_home: Path, timeout_s: float = 30.0) -> LocalServer:
     # Started from the calling thread, which the kernel takes as the parent whose death kills
     # the server: the CLI calls this from its main thread, which lives as long as the process.
     with open(log, "ab") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "distillery.local_server", str(os.getpid())],
+        proc = subprocess.Popen([sys.executable, "-m", "distillery.app.local_server", str(os.getpid())],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env,
                                 start_new_session=True)
     assert proc.stdout is not None

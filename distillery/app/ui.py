@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from distillery.prefect_env import configure
+from distillery.app.prefect_env import configure
 
 
 def server_env(host: str, port: int) -> dict[str, str]:

@@ -20,18 +20,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from distillery.prefect_env import configure
+from distillery.app.prefect_env import configure
 
 INTERRUPTED = "interrupted: committed work is kept; re-run the same command to continue"
 
 
 def _lake_from(args: argparse.Namespace) -> Path:
-    if getattr(args, "lake", None):
-        return Path(args.lake)
-    if getattr(args, "config", None):
-        from distillery.config import load_config
-        return load_config(args.config).lake_root
-    return Path(os.environ.get("DISTILLERY_LAKE", "lake"))
+    """--lake, else DISTILLERY_LAKE, else the config's (the demo's `lake` in this folder):
+    load_config applies the environment, as for `run`."""
+    from distillery.config import load_config
+    flag = getattr(args, "lake", None)
+    return load_config(getattr(args, "config", None), {"lake": str(Path(flag).resolve())} if flag else None).lake_root
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -65,7 +64,7 @@ def _run_if_up_to_date(args: argparse.Namespace) -> int | None:
     run_id = "local-" + now.strftime("%Y%m%dT%H%M%S%f")
     for r in rows:
         accounting.record_run(lake, run_id, r["stage"], r["batch"], now, accounting.total([], r["stage"]),
-                              r["skipped"], r["note"])
+                              r["skipped"], r["note"], cfg.env_overrides)
     for r in rows:
         print(r["says"])
     print(f"up to date: {', '.join(r['stage'] for r in rows)} have nothing new to do (no Prefect run started)")
@@ -79,11 +78,11 @@ def _run_if_up_to_date(args: argparse.Namespace) -> int | None:
 
 @contextmanager
 def _own_prefect_server():
-    """With no PREFECT_API_URL, start the run's own Prefect server (distillery/local_server.py)
+    """With no PREFECT_API_URL, start the run's own Prefect server (distillery/app/local_server.py)
     first thing: its start (mostly importing Prefect's server) is the longest wait of a run,
     and everything the command does before it needs Prefect overlaps it. Yields the server,
     or None when the user points us at one; stops it after the block, reports flushed first."""
-    from distillery import local_server
+    from distillery.app import local_server
     spawned = None if os.environ.get("PREFECT_API_URL") else local_server.start(Path(os.environ["PREFECT_HOME"]))
     try:
         yield spawned
@@ -104,8 +103,8 @@ def _prefect_ready(spawned) -> bool:
     _keep_our_sigterm_handler_in_flows()
     if own is None:
         return True
-    from distillery.local_server import ServerStartError
-    from distillery.prefect_env import server_startup_timeout_s
+    from distillery.app.local_server import ServerStartError
+    from distillery.app.prefect_env import server_startup_timeout_s
     try:
         own.wait_healthy(server_startup_timeout_s())
     except ServerStartError as exc:
@@ -126,7 +125,7 @@ def _run(args: argparse.Namespace, spawned) -> int:
                   file=sys.stderr)
             return 2
     if args.config is None:  # the demo: its sample corpus is generated, not downloaded
-        from distillery.sample_data import make_samples
+        from distillery.app.sample_data import make_samples
         if not Path("samples").exists():
             make_samples(Path("samples"))
         args.serve_teacher = True
@@ -138,7 +137,7 @@ def _run(args: argparse.Namespace, spawned) -> int:
         server = start_server(host=url.hostname or "127.0.0.1", port=url.port or 8765)
         print(f"reference teacher serving at {server.url}")
     try:
-        from distillery.quiet_errors import install
+        from distillery.app.quiet_errors import install
         from flows.limits import SlotWaitTimeout
         from flows.pipeline import pipeline  # imported while our Prefect server starts
         from flows.reporting import QuarantineShareExceeded
@@ -159,12 +158,12 @@ def _run(args: argparse.Namespace, spawned) -> int:
 
 
 def _use_own_prefect_server(own):
-    """Point Prefect at the run's own server (distillery/local_server.py), unless a profile
+    """Point Prefect at the run's own server (distillery/app/local_server.py), unless a profile
     or prefect.toml names a server (then None: that one is used). Prefect reads its settings
     once, at import, so the URL goes into the environment and they are read again."""
     if own is None:
         return None
-    from distillery import local_server
+    from distillery.app import local_server
     import prefect.context
     from prefect.settings import get_current_settings
     if get_current_settings().api.url:
@@ -305,7 +304,7 @@ def cmd_shards(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from distillery.ui import serve
+    from distillery.app.ui import serve
     return serve(port=args.port, host=args.host)
 
 
@@ -367,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from distillery.config import ConfigError
     from distillery.lake import LakeError, storage_error_message
-    from distillery.local_server import ServerStartError
+    from distillery.app.local_server import ServerStartError
     try:
         return int(args.func(args) or 0)
     except (ConfigError, LakeError) as exc:

@@ -1,0 +1,5 @@
+import sys
+
+from distillery.app.cli import main
+
+sys.exit(main())
