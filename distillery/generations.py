@@ -18,7 +18,8 @@ from distillery.lake import Lake, stable_hash
 # Bumped when a stage's output for the same input and config changes.
 # gather 2: media stored as metadata-free re-encodings (sources/media_strip.py).
 # curate 2: secrets found with detect-secrets (filters/secrets.py) instead of hand-written patterns.
-STAGE_VERSION = {"gather": 2, "curate": 2, "distill": 1, "shard": 1, "train": 1}
+# shard 2: rows carry uri and license; a build has a dataset card (shards/card.py).
+STAGE_VERSION = {"gather": 2, "curate": 2, "distill": 1, "shard": 2, "train": 1}
 
 
 def _section(model) -> dict:
@@ -67,13 +68,14 @@ def shard_build_dir(cfg: PipelineConfig, lake: Lake) -> Path:
 
 
 def train_gen(cfg: PipelineConfig, lake: Lake) -> Path:
-    """The training run for the current shard build and train config.
+    """The training run for the lake's current shard build (lake/shard/CURRENT) and train config.
 
     Named from the build's identity (its folder name and the sha256 of its manifest, which
     lists every shard's sha256) and the train section, so an unchanged build and config find
     their finished run again, and a new build or a changed config trains into a new folder.
     """
-    build = shard_build_dir(cfg, lake)
+    from distillery.shard_current import current_build
+    build = current_build(lake) or shard_build_dir(cfg, lake)  # what `distillery shards path` names
     manifest = build / "manifest.json"
     content = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
     key = stable_hash("train", STAGE_VERSION["train"], _section(cfg.train), build.name, content)
