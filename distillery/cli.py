@@ -52,7 +52,7 @@ def _run_if_up_to_date(args: argparse.Namespace) -> int | None:
     from distillery.config import load_config
     cfg = load_config(args.config, {"lake": str(Path(args.lake).resolve())} if args.lake else None)
     chosen = [s.strip() for s in args.stages.split(",")] if args.stages else None
-    if (args.config is None and not Path("samples").exists()) or set(chosen or []) - set(cfg.stages):
+    if (args.config is None and not _demo_samples_ready()) or set(chosen or []) - set(cfg.stages):
         return None  # the demo's samples to make, or a --stages list for the full run to judge
     from distillery.plans import up_to_date
     rows = up_to_date(cfg, [s for s in cfg.stages if not chosen or s in chosen])
@@ -77,6 +77,11 @@ def _run_if_up_to_date(args: argparse.Namespace) -> int | None:
         print("the lake's accounting does not add up:\n" + "\n".join(status.problems), file=sys.stderr)
         return 1
     return 0
+
+
+def _demo_samples_ready() -> bool:
+    from distillery.sample_data import samples_complete
+    return samples_complete(Path("samples"))
 
 
 def _record_current_build(cfg, lake, rows: list[dict]) -> None:
@@ -141,7 +146,7 @@ def _run(args: argparse.Namespace, spawned) -> int:
             return 2
     if args.config is None:  # the demo: its sample corpus is generated, not downloaded
         from distillery.sample_data import make_samples
-        if not Path("samples").exists():
+        if not _demo_samples_ready():
             make_samples(Path("samples"))
         args.serve_teacher = True
     server = None

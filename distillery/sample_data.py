@@ -149,6 +149,15 @@ def _video(path: Path, seed: int, seconds: float = 2.0, fps: int = 8, w: int = 9
                 out.mux(packet)
 
 
+SAMPLE_FOLDERS = ("text", "repo", "images", "audio", "video")
+
+
+def samples_complete(root: Path) -> bool:
+    """Whether `root` holds every part of the corpus (a folder made by an older version may
+    lack one, e.g. video: make_samples then adds it, leaving the rest byte-identical)."""
+    return (root / "problems.jsonl").exists() and all((root / d).is_dir() for d in SAMPLE_FOLDERS)
+
+
 def make_samples(root: Path, seed: int = 0, articles: int = 120, problems: int = 60) -> Path:
     """Write the demo corpus under `root` (idempotent: same seed, same bytes)."""
     rng = random.Random(seed)
