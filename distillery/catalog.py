@@ -19,7 +19,6 @@ from distillery import tables as T
 from distillery.config import PipelineConfig
 from distillery.generations import curate_gen, distill_gen, gather_gens, shard_build_dir, train_gen
 from distillery.lake import Lake
-from distillery.shard_current import current_build
 
 VIEW_SCHEMAS: dict[str, pa.Schema] = {
     "documents": T.DOCUMENT,
@@ -41,7 +40,7 @@ def view_patterns(cfg: PipelineConfig, lake: Lake) -> dict[str, list[str]]:
     """Glob patterns per view for the current generations of `cfg`."""
     gathers = list(gather_gens(cfg, lake).values())
     curate, distill = curate_gen(cfg, lake), distill_gen(cfg, lake)
-    shard = current_build(lake) or shard_build_dir(cfg, lake)  # the lake's current build (distillery/shard_current.py)
+    shard = shard_build_dir(cfg, lake)
     trained = train_gen(cfg, lake) / "done"  # a training run's record (trainer/completion.py)
 
     def globs(dirs: list[Path], table: str) -> list[str]:

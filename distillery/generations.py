@@ -60,7 +60,13 @@ def current_files(gen_dir: Path, table: str) -> list[Path]:
 
 
 def shard_build_dir(cfg: PipelineConfig, lake: Lake) -> Path:
-    """The shard build for the current curated rows and traces: named from them and the config."""
+    """The shard build for the current curated rows and traces: named from them and the config.
+
+    The catalog and train follow it, so their counts stay those of the config's generations;
+    each shard run records it as the lake's current build (distillery/shard_current.py), which
+    is what the commands that take no config read. Between a curate change and the next
+    shard run the two differ: the views then show no shards (accounting says "pending")
+    while lake/shard/CURRENT still names the last build made."""
     inputs = [p.name for p in current_files(curate_gen(cfg, lake), "curated")]
     inputs += [p.name for p in current_files(distill_gen(cfg, lake), "traces")]
     key = stable_hash("shard", STAGE_VERSION["shard"], _section(cfg.shard), sorted(inputs))
@@ -68,14 +74,13 @@ def shard_build_dir(cfg: PipelineConfig, lake: Lake) -> Path:
 
 
 def train_gen(cfg: PipelineConfig, lake: Lake) -> Path:
-    """The training run for the lake's current shard build (lake/shard/CURRENT) and train config.
+    """The training run for the current shard build and train config.
 
     Named from the build's identity (its folder name and the sha256 of its manifest, which
     lists every shard's sha256) and the train section, so an unchanged build and config find
     their finished run again, and a new build or a changed config trains into a new folder.
     """
-    from distillery.shard_current import current_build
-    build = current_build(lake) or shard_build_dir(cfg, lake)  # what `distillery shards path` names
+    build = shard_build_dir(cfg, lake)
     manifest = build / "manifest.json"
     content = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
     key = stable_hash("train", STAGE_VERSION["train"], _section(cfg.train), build.name, content)

@@ -18,7 +18,6 @@ from distillery import catalog
 from distillery.accounting import total
 from distillery.config import PipelineConfig
 from distillery.generations import shard_build_dir, train_gen
-from distillery.shard_current import current_build
 from distillery.lake import Lake
 from flows.reporting import finish_stage, in_flow
 from trainer.completion import RECORD_DIR, ROW_KEYS, commit_record, discard_record, finished_report
@@ -39,7 +38,7 @@ def train_flow(cfg: PipelineConfig, resume: bool = False) -> dict:
     lake = Lake(cfg.lake_root)
     started = dt.datetime.now(dt.timezone.utc)
     with lake.writer_lock(cfg.run.lock_timeout_s):
-        build = current_build(lake) or shard_build_dir(cfg, lake)  # lake/shard/CURRENT (distillery/shard_current.py)
+        build = shard_build_dir(cfg, lake)
         if not (build / "manifest.json").exists():
             raise RuntimeError(f"no shards for the current lake at {build}: run the shard stage first")
         out = train_dir(cfg, lake)
