@@ -18,7 +18,8 @@ from distillery.lake import Lake, stable_hash
 # Bumped when a stage's output for the same input and config changes.
 # gather 2: media stored as metadata-free re-encodings (sources/media_strip.py).
 # curate 2: secrets found with detect-secrets (filters/secrets.py) instead of hand-written patterns.
-STAGE_VERSION = {"gather": 2, "curate": 2, "distill": 1, "shard": 1, "train": 1}
+# shard 2: rows carry uri and license; a build has a dataset card (shards/card.py).
+STAGE_VERSION = {"gather": 2, "curate": 2, "distill": 1, "shard": 2, "train": 1}
 
 
 def _section(model) -> dict:
@@ -59,7 +60,13 @@ def current_files(gen_dir: Path, table: str) -> list[Path]:
 
 
 def shard_build_dir(cfg: PipelineConfig, lake: Lake) -> Path:
-    """The shard build for the current curated rows and traces: named from them and the config."""
+    """The shard build for the current curated rows and traces: named from them and the config.
+
+    The catalog and train follow it, so their counts stay those of the config's generations;
+    each shard run records it as the lake's current build (distillery/shard_current.py), which
+    is what the commands that take no config read. Between a curate change and the next
+    shard run the two differ: the views then show no shards (accounting says "pending")
+    while lake/shard/CURRENT still names the last build made."""
     inputs = [p.name for p in current_files(curate_gen(cfg, lake), "curated")]
     inputs += [p.name for p in current_files(distill_gen(cfg, lake), "traces")]
     key = stable_hash("shard", STAGE_VERSION["shard"], _section(cfg.shard), sorted(inputs))

@@ -74,7 +74,7 @@ def render(columns: list[str], rows: list[tuple], fmt: str = "table", max_width:
         return "\n".join(json.dumps(dict(zip(columns, r)), default=str) for r in rows)
     if fmt == "csv":
         buf = io.StringIO()
-        w = csv.writer(buf)
+        w = csv.writer(buf, lineterminator="\n")  # csv's default "\r\n" breaks line-based tools
         w.writerow(columns)
         w.writerows(rows)
         return buf.getvalue().rstrip("\n")

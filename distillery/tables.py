@@ -127,6 +127,10 @@ SHARD_ROW = pa.schema(
         ("n_video_tokens", pa.int64()),
         ("text_bytes", pa.int64()),
         ("parents", pa.list_(pa.string())),
+        # lineage: the curated document's uri and license; a trace row has its first source
+        # document's (the prompt's), `parents` then the trace id (distillery explain ID)
+        ("uri", pa.string()),
+        ("license", pa.string()),
     ]
 )
 

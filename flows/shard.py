@@ -21,10 +21,14 @@ import shards
 from distillery.accounting import total
 from distillery.batch import Batch, task_groups
 from distillery.config import PipelineConfig
+from distillery.generations import curate_gen, current_files
 from distillery.lake import Lake
 from distillery.plans import shard_plan
+from distillery.shard_current import record_current
+from distillery.trace_coverage import trace_coverage
 from flows.assets import file_key, shard_lineage
 from flows.reporting import Progress, finish_stage
+from shards.card import write_card
 
 
 def _samples_batch(build: Path) -> Batch:
@@ -44,7 +48,8 @@ def tokenize_one(cfg: PipelineConfig, lake_root: str, batch: Batch, spec: dict, 
                  input_file: str) -> dict:
     if batch.part_done(part):
         return batch.ledger(part)
-    result = shards.tokenize_partition(Path(input_file), kind, spec, cfg.shard, Path(lake_root))
+    parents = current_files(curate_gen(cfg, Lake(lake_root)), "curated") if kind == "traces" else ()  # for uri, license
+    result = shards.tokenize_partition(Path(input_file), kind, spec, cfg.shard, Path(lake_root), parent_files=parents)
     return batch.write_part(part, [Path(input_file).stem], result)
 
 
@@ -59,10 +64,16 @@ def write_build(cfg: PipelineConfig, build: str, spec: dict) -> dict:
     batch = _samples_batch(Path(build))
     samples = sorted(batch.tmp.glob("samples-*.parquet"))
     out = batch.tmp.parent
-    manifest = shards.write_shards(samples, spec, cfg.shard, out)
+    lake = Lake(cfg.lake_root)
+    coverage = trace_coverage(cfg, lake)
+    if coverage["warning"]:
+        print(f"shard: WARNING: {coverage['warning']}")
+    manifest = shards.write_shards(samples, spec, cfg.shard, out, inputs=coverage)
+    write_card(cfg, lake, out, manifest)
     for stray in out.rglob(".*.tmp"):  # temp files of a killed earlier attempt must not enter the build
         stray.unlink(missing_ok=True)
     os.replace(out, build)  # the commit point: the build appears whole
+    record_current(lake, Path(build))
     # Only now drop the samples the shards hold (keep ledger, rejects, quarantine): deleted
     # before the rename, a kill in between lost rows whose ledgers said they were done.
     for f in samples:
@@ -71,7 +82,7 @@ def write_build(cfg: PipelineConfig, build: str, spec: dict) -> dict:
         add_asset_metadata(file_key(Path(build)), {"rows": manifest["totals"]["rows"],
                                                      "tokens": manifest["totals"]["tokens"],
                                                      "tokens_by_modality": manifest["totals"]["tokens_by_modality"]})
-    return manifest["totals"]
+    return {**manifest["totals"], "warning": coverage["warning"]}
 
 
 @flow(name="shard", log_prints=True)
@@ -85,6 +96,7 @@ def shard_flow(cfg: PipelineConfig) -> dict:
             for leftover in (build / "samples").glob("samples-*.parquet"):  # a kill just after the rename
                 leftover.unlink()
             print(f"shard: {build.name} is already built for these inputs")
+            record_current(lake, build)
             return finish_stage(cfg, lake, "shard", started, total([], "shard"), build.name, len(parts),
                                 note="already built")
         progress = Progress("shard", len(parts) + 2)
@@ -106,5 +118,6 @@ def shard_flow(cfg: PipelineConfig) -> dict:
         print(f"shard: {written['rows']} samples, {written['tokens']} tokens in {written['shards']} shard files")
         by_modality = [{"modality": m, "tokens": n} for m, n in written["tokens_by_modality"].items()]
         return finish_stage(cfg, lake, "shard", started, counts, build.name, 0,
+                            note=f"warning: {written['warning']}" if written["warning"] else "",
                             extra_rows=[{"stage": "shard", "note": f"{written['tokens']} tokens in {written['shards']} files"}],
                             committed=[build], extra_tables={"tokens-by-modality": by_modality})

@@ -131,14 +131,19 @@ def render(tokens: np.ndarray, spec: dict, centroids: np.ndarray | None, out_dir
     return "".join(parts), n_img
 
 
+class SampleNotFound(LookupError):
+    """The sample id is not in the shard folder."""
+
+
 def show(shard_dir: Path, sample_id: str, out_dir: Path) -> str:
-    """Return a rendering of sample `sample_id` (header, then each span labelled); images go to `out_dir` as PNG."""
+    """Return a rendering of sample `sample_id` (header, then each span labelled, then where
+    images were written); images go to `out_dir` as PNG. Raises SampleNotFound."""
     shard_dir, out_dir = Path(shard_dir), Path(out_dir)
     manifest = json.loads((shard_dir / "manifest.json").read_text())
     spec = manifest["tokenizer"]
     row = _find(shard_dir, manifest, sample_id)
     if row is None:
-        return f"sample {sample_id} is not in {shard_dir}"
+        raise SampleNotFound(f"sample {sample_id} is not in {shard_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
     centroids = load_codebook(spec, "image", shard_dir) if spec.get("image") else None
     tokens = np.asarray(row["tokens"], dtype=np.int64)
@@ -154,4 +159,5 @@ def show(shard_dir: Path, sample_id: str, out_dir: Path) -> str:
         images += n
         lines.append(f"--- {s['kind']} [{s['start']}, {s['start'] + s['length']}) loss={'yes' if s['loss'] else 'no'} ---")
         lines.append(text)
+    lines.append(f"{images} image(s) written to {out_dir.resolve()}" if images else "no images to write")
     return "\n".join(lines)

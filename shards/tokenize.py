@@ -50,8 +50,8 @@ def _read(input_file: Path, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-def _samples(enc: Encoded, ids: list, sources: list, modalities: list, split_keys: list, parents: list,
-             cfg: ShardConfig) -> pa.Table:
+def _samples(enc: Encoded, keys: dict, cfg: ShardConfig) -> pa.Table:
+    ids, sources, modalities, split_keys, parents = (keys[k] for k in ("ids", "sources", "modalities", "split_keys", "parents"))
     order = np.argsort(enc.rows, kind="stable")
     cols = counters(enc)
     table = pa.table(
@@ -66,6 +66,8 @@ def _samples(enc: Encoded, ids: list, sources: list, modalities: list, split_key
             **{k: pa.array(v, pa.int64()) for k, v in cols.items()},
             "text_bytes": pa.array(enc.text_bytes if enc.text_bytes is not None else np.zeros(len(enc.rows), np.int64), pa.int64()),
             "parents": pa.array([parents[r] for r in enc.rows], pa.list_(pa.string())),
+            "uri": pa.array([keys["row_uris"][r] for r in enc.rows], pa.string()),
+            "license": pa.array([keys["licenses"][r] for r in enc.rows], pa.string()),
         }
     )
     return table.select(SHARD_ROW.names).cast(SHARD_ROW).take(pa.array(order))
@@ -107,10 +109,12 @@ def _curated(table: pa.Table, spec: dict, cfg: ShardConfig, lake_root: Path) -> 
     ids = table.column("id").to_pylist()
     keys = {"ids": ids, "sources": table.column("source").to_pylist(), "modalities": mod.tolist(),
             "split_keys": ids, "parents": [[i] for i in ids], "uris": table.column("uri").to_pylist()}
+    keys.update(row_uris=keys["uris"], licenses=table.column("license").to_pylist())
     return concat_encoded(parts), keys
 
 
-def _traces(table: pa.Table, spec: dict, cfg: ShardConfig, verdicts: tuple[str, ...], lake_root: Path) -> tuple[Encoded, dict]:
+def _traces(table: pa.Table, spec: dict, cfg: ShardConfig, verdicts: tuple[str, ...], lake_root: Path,
+            parent_files: Sequence[Path]) -> tuple[Encoded, dict]:
     rows = np.arange(table.num_rows, dtype=np.int64)
     verdict = table.column("verdict").to_pylist()
     if "accepted" in table.column_names:  # where the distill stage decided, its decision stands
@@ -125,7 +129,21 @@ def _traces(table: pa.Table, spec: dict, cfg: ShardConfig, verdicts: tuple[str, 
     keys = {"ids": ids, "sources": table.column("source").to_pylist(), "modalities": ["text"] * len(ids),
             "split_keys": [s[0] if s else i for s, i in zip(srcs, ids)],
             "parents": [s + [i] for s, i in zip(srcs, ids)], "uris": [f"trace:{i}" for i in ids]}
+    firsts = [s[0] if s else None for s in srcs]
+    found = _source_rows(parent_files, firsts)
+    keys.update(row_uris=[found.get(f, (None, None))[0] for f in firsts],
+                licenses=[found.get(f, (None, None))[1] for f in firsts])
     return enc, keys
+
+
+def _source_rows(files: Sequence[Path], ids: list) -> dict[str, tuple[str | None, str | None]]:
+    """id -> (uri, license) of the curated rows `ids` among `files` (one filtered scan)."""
+    wanted = sorted({i for i in ids if i is not None})
+    if not files or not wanted:
+        return {}
+    found = (pl.scan_parquet([str(f) for f in files]).select("id", "uri", "license")
+             .filter(pl.col("id").is_in(wanted)).unique("id", keep="first").collect())
+    return {i: (u, lic) for i, u, lic in found.iter_rows()}
 
 
 def _trace_rejects(table: pa.Table, enc: Encoded, keys: dict) -> pl.DataFrame:
@@ -153,14 +171,17 @@ def _curated_rejects(table: pa.Table, enc: Encoded) -> pl.DataFrame:
 
 
 def tokenize_partition(input_file: Path, kind: Literal["curated", "traces"], spec: dict, cfg: ShardConfig,
-                       lake_root: Path, *, verdicts: Sequence[str] = ("pass",)) -> PartitionResult:
+                       lake_root: Path, *, verdicts: Sequence[str] = ("pass",),
+                       parent_files: Sequence[Path] = ()) -> PartitionResult:
     """Tokenize one partition file of `kind` with the tokenizer `spec` (from fit_codebooks).
 
     Returns tables "samples" (SHARD_ROW), "rejects" (REJECT), "quarantine" (QUARANTINE);
     rows_in == samples + rejects + quarantine. For traces, only rows whose verdict is in
     `verdicts` are kept (pass ["pass", "unverified"] when verification is off). Media are
     read from `lake_root`. Image/audio parameters come from the spec (what the codebooks
-    were fitted with), not from cfg; cfg gives threads and val_fraction.
+    were fitted with), not from cfg; cfg gives threads and val_fraction. A sample's `uri` and
+    `license` are its document's; a trace's are those of its first source document, looked up
+    in `parent_files` (the curated partitions; none given: null).
     """
     if kind == "curated":
         table = _read(Path(input_file), DOCUMENT)
@@ -168,11 +189,11 @@ def tokenize_partition(input_file: Path, kind: Literal["curated", "traces"], spe
         rejects = _curated_rejects(table, enc)
     elif kind == "traces":
         table = _read(Path(input_file), TRACE)
-        enc, keys = _traces(table, spec, cfg, tuple(verdicts), Path(lake_root))
+        enc, keys = _traces(table, spec, cfg, tuple(verdicts), Path(lake_root), parent_files)
         rejects = _trace_rejects(table, enc, keys)
     else:
         raise ValueError(f"kind must be 'curated' or 'traces', not {kind!r}")
-    samples = _samples(enc, keys["ids"], keys["sources"], keys["modalities"], keys["split_keys"], keys["parents"], cfg)
+    samples = _samples(enc, keys, cfg)
     quarantine = _quarantine(enc, keys["ids"], keys["sources"], keys["uris"])
     stats = dict(enc.stats)
     stats.update(samples=samples.num_rows, tokens=int(enc.lengths.sum()), rejected=len(enc.rejects),

@@ -32,7 +32,7 @@ from shards.config import ShardConfig
 FORMAT = "distillery-shards/1"
 READ_BATCH_ROWS = 256
 BUCKETS = ("text", "image", "audio", "video")
-DICTIONARY_COLUMNS = ["source", "modality", "split", "spans.list.element.kind"]
+DICTIONARY_COLUMNS = ["source", "modality", "split", "license", "spans.list.element.kind"]
 
 
 def row_bytes(batch: pa.RecordBatch) -> np.ndarray:
@@ -137,7 +137,7 @@ def _copy_codebooks(spec: dict, out_dir: Path) -> list[dict]:
     return out
 
 
-def write_shards(sample_files: list[Path], spec: dict, cfg: ShardConfig, out_dir: Path) -> dict:
+def write_shards(sample_files: list[Path], spec: dict, cfg: ShardConfig, out_dir: Path, inputs: dict | None = None) -> dict:
     """Pack the rows of `sample_files` (SHARD_ROW Parquet) into shards in `out_dir`; return the manifest.
 
     Manifest (manifest.json, written last):
@@ -146,7 +146,9 @@ def write_shards(sample_files: list[Path], spec: dict, cfg: ShardConfig, out_dir
      codebooks: [{name, file, sha256, params}],
      shards: [{file, split, rows, tokens, tokens_by_modality: {text, image, audio, video}, sha256, bytes}],
      totals: {rows, tokens, bytes, shards, tokens_by_modality, splits: {train|val: {rows, tokens, shards}}},
-     layout: {row_group_bytes, target_shard_bytes, compression}}
+     layout: {row_group_bytes, target_shard_bytes, compression},
+     inputs: what the build was made from, as the caller describes it (present only when given;
+     the shard stage gives distillery.trace_coverage's dict)}
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -181,5 +183,7 @@ def write_shards(sample_files: list[Path], spec: dict, cfg: ShardConfig, out_dir
         "layout": {"row_group_bytes": cfg.row_group_bytes, "target_shard_bytes": cfg.target_shard_bytes,
                    "compression": f"zstd({cfg.zstd_level})"},
     }
+    if inputs is not None:
+        manifest["inputs"] = inputs
     _write_json_atomic(out_dir / "manifest.json", manifest)
     return manifest

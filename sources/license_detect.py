@@ -39,7 +39,8 @@ _PHRASES: list[tuple[str, tuple[str, ...]]] = [
     ("BSD-3-Clause", ("redistribution and use in source and binary forms", "neither the name")),
     ("BSD-2-Clause", ("redistribution and use in source and binary forms",)),
     ("Zlib", ("altered source versions must be plainly marked",)),
-    ("MIT", ("permission is hereby granted, free of charge", "the software is provided \"as is\"")),
+    # MIT's grant sentence alone: a LICENSE file cut after it (as many are) is still MIT
+    ("MIT", ("permission is hereby granted, free of charge, to any person obtaining a copy",)),
 ]
 
 

@@ -18,6 +18,7 @@ from shards import ShardConfig, fit_codebooks, tokenize_partition, write_shards
 from shards.codebooks import sha256_file
 from shards.show import show
 from shards.verify import verify
+from shards.show import SampleNotFound
 from tests.test_shards_tokenize import build_lake, write_traces
 
 
@@ -171,4 +172,5 @@ def test_show_renders_text_spans_and_images(built, tmp_path):
     assert "[image 32x32 px ->" in img and len(list(out.glob("image0002-*.png"))) == 1
     vid = show(built["dir"], "video0000", out)
     assert vid.count("[image 32x32 px") == 4 and "[audio:" in vid and "not decodable" in vid
-    assert "is not in" in show(built["dir"], "nope", out)
+    with pytest.raises(SampleNotFound, match="is not in"):
+        show(built["dir"], "nope", out)

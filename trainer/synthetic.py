@@ -83,6 +83,8 @@ def write_shards(
                 "n_video_tokens": [0] * len(part),
                 "text_bytes": [r.get("text_bytes", n) for r, n in zip(part, n_text)],
                 "parents": [[] for _ in part],
+                "uri": [None] * len(part),
+                "license": [None] * len(part),
             },
             schema=SHARD_ROW,
         )

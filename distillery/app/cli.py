@@ -5,7 +5,8 @@
     distillery status [--lake DIR]
     distillery teacher serve [--host H] [--port P]
     distillery train [CONFIG] [--resume]
-    distillery shards verify|show ...
+    distillery shards verify|show|path ...
+    distillery explain ID [--lake DIR]
     distillery ui [--port P]
 """
 
@@ -50,7 +51,7 @@ def _run_if_up_to_date(args: argparse.Namespace) -> int | None:
     from distillery.config import load_config
     cfg = load_config(args.config, {"lake": str(Path(args.lake).resolve())} if args.lake else None)
     chosen = [s.strip() for s in args.stages.split(",")] if args.stages else None
-    if (args.config is None and not Path("samples").exists()) or set(chosen or []) - set(cfg.stages):
+    if (args.config is None and not _demo_samples_ready()) or set(chosen or []) - set(cfg.stages):
         return None  # the demo's samples to make, or a --stages list for the full run to judge
     from distillery.plans import up_to_date
     rows = up_to_date(cfg, [s for s in cfg.stages if not chosen or s in chosen])
@@ -65,6 +66,7 @@ def _run_if_up_to_date(args: argparse.Namespace) -> int | None:
     for r in rows:
         accounting.record_run(lake, run_id, r["stage"], r["batch"], now, accounting.total([], r["stage"]),
                               r["skipped"], r["note"], cfg.env_overrides)
+    _record_current_build(cfg, lake, rows)
     for r in rows:
         print(r["says"])
     print(f"up to date: {', '.join(r['stage'] for r in rows)} have nothing new to do (no Prefect run started)")
@@ -74,6 +76,23 @@ def _run_if_up_to_date(args: argparse.Namespace) -> int | None:
         print("the lake's accounting does not add up:\n" + "\n".join(status.problems), file=sys.stderr)
         return 1
     return 0
+
+
+def _demo_samples_ready() -> bool:
+    from distillery.app.sample_data import samples_complete
+    return samples_complete(Path("samples"))
+
+
+def _record_current_build(cfg, lake, rows: list[dict]) -> None:
+    """An up-to-date shard stage still makes its build the lake's current one, as its flow does
+    (a config switched back to an earlier build finds that build already made); the views follow."""
+    from distillery import catalog
+    from distillery.shard_current import record_current
+    for r in rows:
+        if r["stage"] == "shard":
+            with lake.writer_lock(cfg.run.lock_timeout_s):
+                if record_current(lake, lake.stage_dir("shard") / r["batch"]):
+                    catalog.refresh(cfg, lake)
 
 
 @contextmanager
@@ -126,7 +145,7 @@ def _run(args: argparse.Namespace, spawned) -> int:
             return 2
     if args.config is None:  # the demo: its sample corpus is generated, not downloaded
         from distillery.app.sample_data import make_samples
-        if not Path("samples").exists():
+        if not _demo_samples_ready():
             make_samples(Path("samples"))
         args.serve_teacher = True
     server = None
@@ -285,12 +304,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_shards(args: argparse.Namespace) -> int:
-    from distillery.config import load_config
-    from distillery.generations import shard_build_dir
+def _current_build(args: argparse.Namespace) -> Path | None:
+    """The shard folder a `shards`/`explain` command works on: --dir, else the lake's current
+    build (lake/shard/CURRENT); None after saying on stderr that there is none."""
+    if getattr(args, "dir", None):
+        return Path(args.dir).resolve()
     from distillery.lake import Lake
-    cfg = load_config(args.config, {"lake": str(Path(args.lake).resolve())} if args.lake else None)
-    build = Path(args.dir) if args.dir else shard_build_dir(cfg, Lake(cfg.lake_root))
+    from distillery.shard_current import current_build, pointer_path
+    lake = Lake(_lake_from(args))
+    build = current_build(lake)
+    if build is None:
+        print(f"no current shard build in {lake.root.resolve()} ({pointer_path(lake).resolve()} names none): "
+              "run `distillery run` first, or pass --lake", file=sys.stderr)
+    return build
+
+
+def cmd_shards(args: argparse.Namespace) -> int:
+    from shards.show import SampleNotFound
+    build = _current_build(args)
+    if build is None:
+        return 1
+    if args.action == "path":
+        print(build)
+        return 0
     if args.action == "verify":
         from shards.verify import verify
         problems = verify(build)
@@ -299,7 +335,25 @@ def cmd_shards(args: argparse.Namespace) -> int:
         print(f"{build}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
         return 0 if not problems else 1
     from shards.show import show
-    print(show(build, args.id, Path(args.out)))
+    try:
+        print(show(build, args.id, Path(args.out)))
+    except SampleNotFound as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from distillery.explain import NotInShards, explain
+    from distillery.lake import Lake
+    build = _current_build(args)
+    if build is None:
+        return 1
+    try:
+        print("\n".join(explain(Lake(_lake_from(args)), build, args.id)))
+    except NotInShards as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -308,55 +362,70 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return serve(port=args.port, host=args.host)
 
 
+LAKE_HELP = "lake folder (default: $DISTILLERY_LAKE, else ./lake)"
+
+
+def _lake_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="a pipeline config YAML: use its lake")
+    parser.add_argument("--lake", help="lake folder (overrides --config; default: $DISTILLERY_LAKE, else ./lake)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="distillery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run the pipeline for a config (the demo config by default)")
-    r.add_argument("config", nargs="?", type=Path)
+    r.add_argument("config", nargs="?", type=Path, help="pipeline config YAML (default: the demo, on a generated sample corpus)")
     r.add_argument("--stages", help="comma-separated subset: gather,curate,distill,shard,train")
     r.add_argument("--lake", help="lake folder (overrides the config)")
     r.add_argument("--serve-teacher", action="store_true", help="start the reference teacher at distill.base_url")
     r.set_defaults(func=cmd_run)
 
     q = sub.add_parser("sql", help="read-only SQL over the lake")
-    q.add_argument("query")
-    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    q.add_argument("--lake")
+    q.add_argument("query", help="a read-only SQL query over the views (documents, curated, rejects, shards, ...)")
+    q.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                   help="table (aligned, for people), csv (header line, then rows, \\n line ends) or json (one object a line)")
+    q.add_argument("--lake", help=LAKE_HELP)
     q.set_defaults(func=cmd_sql)
 
     s = sub.add_parser("status", help="rows per stage and whether the accounting adds up (exit 1 if not)")
-    s.add_argument("--lake")
+    s.add_argument("--lake", help=LAKE_HELP)
     s.set_defaults(func=cmd_status)
 
     t = sub.add_parser("teacher", help="the reference teacher")
     tsub = t.add_subparsers(dest="action", required=True)
     ts = tsub.add_parser("serve", help="serve the reference OpenAI-compatible teacher")
-    ts.add_argument("--host", default="127.0.0.1")
-    ts.add_argument("--port", type=int, default=8765)
+    ts.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    ts.add_argument("--port", type=int, default=8765, help="port to listen on (the demo's distill.base_url uses 8765)")
     ts.set_defaults(func=cmd_teacher)
 
     tr = sub.add_parser("train", help="train on the current shards")
-    tr.add_argument("config", nargs="?", type=Path)
-    tr.add_argument("--lake")
-    tr.add_argument("--resume", action="store_true")
+    tr.add_argument("config", nargs="?", type=Path, help="pipeline config YAML (default: the demo config)")
+    tr.add_argument("--lake", help="lake folder (overrides the config)")
+    tr.add_argument("--resume", action="store_true", help="continue the interrupted training run from its last checkpoint")
     tr.set_defaults(func=cmd_train)
 
     sh = sub.add_parser("shards", help="check or look at the shards")
     shsub = sh.add_subparsers(dest="action", required=True)
-    for action in ("verify", "show"):
-        a = shsub.add_parser(action)
+    for action, what in (("verify", "check every shard of the current build against its manifest (exit 1 on a problem)"),
+                         ("show", "render one sample: text decoded, images as PNG, spans labelled"),
+                         ("path", "print the current build's folder (absolute)")):
+        a = shsub.add_parser(action, help=what)
         if action == "show":
-            a.add_argument("id")
-            a.add_argument("--out", default="shard-show")
-        a.add_argument("--config", type=Path)
-        a.add_argument("--lake")
-        a.add_argument("--dir", help="a shard folder (default: the current build)")
+            a.add_argument("id", help="the sample's id (the shards view's id column)")
+            a.add_argument("--out", default="shard-show", help="folder for the sample's images (default: ./shard-show)")
+        _lake_options(a)
+        a.add_argument("--dir", help="a shard folder (default: the lake's current build, lake/shard/CURRENT)")
         a.set_defaults(func=cmd_shards)
 
+    e = sub.add_parser("explain", help="a shard row's lineage: shard, trace, curated row, document, source file")
+    e.add_argument("id", help="the shard row's id (the shards view's id column)")
+    _lake_options(e)
+    e.set_defaults(func=cmd_explain, dir=None)
+
     u = sub.add_parser("ui", help="start a local Prefect server with its UI")
-    u.add_argument("--host", default="127.0.0.1")
-    u.add_argument("--port", type=int, default=4200)
+    u.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    u.add_argument("--port", type=int, default=4200, help="port of the Prefect UI and API")
     u.set_defaults(func=cmd_ui)
     return p
 

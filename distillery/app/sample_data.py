@@ -3,7 +3,8 @@
 `make_samples(dir)` writes a small mixed corpus in which every stage has something to do:
 articles (with exact and near duplicates, junk that the quality rules drop, planted PII and
 a fake API key that curation redacts), arithmetic questions for the teacher, a small Python
-repository, and images and audio (with duplicates and a corrupt file of each).
+repository, images and audio (with duplicates and a corrupt file of each), and short videos
+with an audio track (and a cut one), so that every modality flows from gather to the shards.
 """
 
 from __future__ import annotations
@@ -69,7 +70,13 @@ REPO_FILES = {
     "pkg/core.py": "from pkg.mathx import square\n\n\ndef compute(values):\n    return [square(v) for v in values]\n",
     "pkg/mathx.py": "def square(x):\n    \"\"\"Return x squared.\"\"\"\n    return x * x\n",
     "pkg/io.py": "import json\n\n\ndef load(path):\n    with open(path) as fh:\n        return json.load(fh)\n",
-    "LICENSE": "MIT License\n\nPermission is hereby granted, free of charge, to any person obtaining a copy\n",
+    "LICENSE": "MIT License\n\nCopyright (c) 2026 Distillery demo\n\n"
+               "Permission is hereby granted, free of charge, to any person obtaining a copy\n"
+               "of this software and associated documentation files (the \"Software\"), to deal\n"
+               "in the Software without restriction, subject to the following conditions:\n\n"
+               "The above copyright notice and this permission notice shall be included in all\n"
+               "copies or substantial portions of the Software.\n\n"
+               "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND.\n",
     ".gitignore": "build/\n*.log\n",
 }
 
@@ -112,6 +119,43 @@ def _png(path: Path, seed: int, shift: int = 0) -> None:
     g = (y * 5 + seed * 70) % 256
     b = ((x + y + shift) * 3 + seed * 25) % 256
     Image.fromarray(np.stack([r, g, b], -1).astype(np.uint8)).save(path)
+
+
+def _video(path: Path, seed: int, seconds: float = 2.0, fps: int = 8, w: int = 96, h: int = 64) -> None:
+    """An MP4 (MPEG-4 part 2 video, AAC mono audio) of a moving gradient and a tone, made with PyAV.
+    MPEG-4 part 2 is built into every FFmpeg and encodes the same bytes each time."""
+    import av
+    y, x = np.mgrid[0:h, 0:w]
+    rate, hop = 16000, 1024
+    tone = _tone(220.0 * (seed + 1), seconds, rate)
+    with av.open(str(path), "w", format="mp4") as out:
+        vs = out.add_stream("mpeg4", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.codec_context.thread_count = 1
+        aus = out.add_stream("aac", rate=rate)
+        aus.layout = "mono"
+        for i in range(int(seconds * fps)):
+            img = np.stack([(x * 2 + i * 8 + seed * 60) % 256, (y * 3 + seed * 90) % 256,
+                            (x + y + i * 4) % 256], -1).astype(np.uint8)
+            for packet in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for k in range(0, len(tone) - hop + 1, hop):
+            frame = av.AudioFrame.from_ndarray(tone[None, k:k + hop], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, k
+            for packet in aus.encode(frame):
+                out.mux(packet)
+        for stream in (vs, aus):
+            for packet in stream.encode():
+                out.mux(packet)
+
+
+SAMPLE_FOLDERS = ("text", "repo", "images", "audio", "video")
+
+
+def samples_complete(root: Path) -> bool:
+    """Whether `root` holds every part of the corpus (a folder made by an older version may
+    lack one, e.g. video: make_samples then adds it, leaving the rest byte-identical)."""
+    return (root / "problems.jsonl").exists() and all((root / d).is_dir() for d in SAMPLE_FOLDERS)
 
 
 def make_samples(root: Path, seed: int = 0, articles: int = 120, problems: int = 60) -> Path:
@@ -171,4 +215,11 @@ def make_samples(root: Path, seed: int = 0, articles: int = 120, problems: int =
         _write_wav(audio / f"tone-{i}.wav", _tone(f, 1.0))
     _write_wav(audio / "tone-0-again.wav", _tone(220.0, 1.0))  # identical audio, another file
     (audio / "broken.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")
+
+    video = root / "video"
+    video.mkdir(exist_ok=True)
+    for i in range(2):
+        _video(video / f"clip-{i}.mp4", i)
+    data = (video / "clip-0.mp4").read_bytes()
+    (video / "cut.mp4").write_bytes(data[: len(data) // 2])  # cut mid-file: quarantined, the run goes on
     return root
