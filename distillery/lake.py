@@ -27,12 +27,29 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal, get_args
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distillery import atomic
+from distillery import tables as T
+
+# The stages, in the order a pipeline runs them: the one place their names are spelled out
+# (config's `stages`, the pipeline flow's parameter, the accounting and the plans use these).
+StageName = Literal["gather", "curate", "distill", "shard", "train"]
+STAGES: tuple[str, ...] = get_args(StageName)
+
+# Each partitioned stage's output tables and their schemas (None: free-form side table, written as is).
+STAGE_TABLES: dict[str, dict[str, pa.Schema | None]] = {
+    "gather": {"documents": T.DOCUMENT, "rejects": T.REJECT, "quarantine": T.QUARANTINE, "files": T.GATHERED_FILE},
+    "curate": {"curated": T.DOCUMENT, "rejects": T.REJECT, "duplicates": T.DUPLICATE, "quarantine": T.QUARANTINE, "dedup_keys": None},
+    "distill": {"traces": T.TRACE, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
+    "shard": {"samples": T.SHARD_ROW, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
+}
+
+# The table whose row count is a stage's "kept"; distill counts kept prompts, not traces.
+KEPT_TABLE = {"gather": "documents", "curate": "curated", "distill": None, "shard": "samples"}
 
 # Parquet settings every writer shares, so that the same rows give the same bytes.
 PARQUET_OPTIONS: dict[str, Any] = {
@@ -99,7 +116,7 @@ class LakeError(RuntimeError):
 class Lake:
     """Paths and guarantees of one lake root. Cheap to create; holds no open handles."""
 
-    STAGES = ("gather", "curate", "distill", "shard")
+    STAGES = tuple(STAGE_TABLES)  # the stages that write partitioned batches
 
     def __init__(self, root: Path | str):
         self.root = Path(root).resolve()

@@ -1,0 +1,36 @@
+"""Shard's steps on one build (the stage: flows/shard.py; the build's commit: flows/shard.py write_build).
+
+The build's samples are written as a batch inside the build's hidden folder
+(`shard/.tmp-<build>/samples/`, plans.plan_shard), its codebooks beside them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import shards  # its public names load lazily: importing the stage costs no codec imports
+from distillery.stage import StepContext
+
+
+def build_dir(ctx: StepContext) -> Path:
+    """The build folder this run writes (it appears when write_build renames it)."""
+    return Path(ctx.unit.gen) / ctx.unit.key
+
+
+def fit_step(ctx: StepContext) -> dict:
+    out = Path(ctx.unit.gen) / f".tmp-{ctx.unit.key}"
+    out.mkdir(parents=True, exist_ok=True)
+    curated = [Path(p["input"]) for p in ctx.unit.parts if p["kind"] == "curated"]
+    return shards.fit_codebooks(curated, ctx.cfg.shard, ctx.lake.root, out)
+
+
+def tokenize_parts(ctx: StepContext, group: list[dict]) -> list[dict]:
+    batch, spec = ctx.batch, ctx.state["spec"]
+    rows = []
+    for p in group:
+        if batch.part_done(p["part"]):
+            rows.append(batch.ledger(p["part"]))
+            continue
+        result = shards.tokenize_partition(Path(p["input"]), p["kind"], spec, ctx.cfg.shard, ctx.lake.root)
+        rows.append(batch.write_part(p["part"], [Path(p["input"]).stem], result))
+    return rows
