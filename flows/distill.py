@@ -14,32 +14,16 @@ URL and the cause, instead of every prompt being quarantined after its retries.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import polars as pl
 from prefect import flow
 
 import teacher
 from distillery.config import PipelineConfig
 from distillery.plans import plan_distill
-from distillery.stage import Report, Stage, Step, StepContext
+from distillery.stage import Report, Stage, Step
 from flows.driver import run_stage
 from flows.limits import TEACHER_LIMIT
-
-
-def distill_parts(ctx: StepContext, group: list[dict]) -> list[dict]:
-    return [distill_partition(ctx, p["part"], p["input"]) for p in group]
-
-
-def distill_partition(ctx: StepContext, part: str, input_file: str) -> dict:
-    batch, lake = ctx.batch, ctx.lake
-    if batch.part_done(part):
-        return batch.ledger(part)
-    result = teacher.distill_partition(pl.read_parquet(input_file), ctx.cfg.distill, lake.cache_dir("teacher"),
-                                       lake.media_root)
-    # Request counts (sent, cached, retried) go to the run's artifact, not the lake: a resumed
-    # run pays fewer requests for the same rows, and the lake must not differ for it.
-    return {**batch.write_part(part, [Path(input_file).stem], result), "stats": dict(result.stats)}
+from teacher.distill_steps import distill_parts
 
 
 def preflight(cfg: PipelineConfig, plan) -> None:
