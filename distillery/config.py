@@ -15,7 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from distillery.lake import STAGES, StageName
+from distillery.stage_names import STAGES, StageName
 from filters.config import CurateConfig
 from shards.config import ShardConfig
 from sources.config import AnySource, GatherConfig

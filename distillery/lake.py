@@ -27,18 +27,14 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Literal, get_args
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distillery import atomic
 from distillery import tables as T
-
-# The stages, in the order a pipeline runs them: the one place their names are spelled out
-# (config's `stages`, the pipeline flow's parameter, the accounting and the plans use these).
-StageName = Literal["gather", "curate", "distill", "shard", "train"]
-STAGES: tuple[str, ...] = get_args(StageName)
+from distillery.stage_names import STAGES, StageName  # noqa: F401  (the lake's layout names its stages)
 
 # Each partitioned stage's output tables and their schemas (None: free-form side table, written as is).
 STAGE_TABLES: dict[str, dict[str, pa.Schema | None]] = {
