@@ -23,7 +23,7 @@ from distillery.stage import Report, Stage, Step, StepContext
 from flows.assets import file_key, shard_lineage
 from flows.driver import run_stage
 from shards.steps import build_dir as _build
-from shards.steps import fit_step, tokenize_parts
+from shards.steps import drop_leftover_samples, fit_step, tokenize_parts
 
 
 def _samples_batch(build: Path) -> Batch:
@@ -57,12 +57,6 @@ def write_build(cfg: PipelineConfig, build: str, spec: dict) -> dict:
     return manifest["totals"]
 
 
-def when_built(cfg: PipelineConfig, plan) -> None:
-    build = Path(plan.units[0].gen) / plan.units[0].key
-    for leftover in (build / "samples").glob("samples-*.parquet"):  # a kill just after the rename
-        leftover.unlink()
-
-
 def report(cfg, plan, counts, results, states, note) -> Report:
     w = states[0]["written"]
     return Report(f"shard: {w['rows']} samples, {w['tokens']} tokens in {w['shards']} shard files",
@@ -76,7 +70,7 @@ SHARD = Stage("shard", plan_shard, (
     Step("tokenize_partitions", tokenize_parts),
     Step("write_shards", write_step, per_part=False, output="written",
          asset=lambda ctx: shard_lineage(ctx.cfg, ctx.lake, _build(ctx))),
-), report, committed=lambda ctx: [_build(ctx)], run_empty=True, when_done=when_built)
+), report, committed=lambda ctx: [_build(ctx)], run_empty=True, when_done=drop_leftover_samples)
 
 
 @flow(name="shard", log_prints=True)

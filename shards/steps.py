@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import shards  # its public names load lazily: importing the stage costs no codec imports
-from distillery.stage import StepContext
+from distillery.config import PipelineConfig
+from distillery.stage import StagePlan, StepContext
 
 
 def build_dir(ctx: StepContext) -> Path:
@@ -34,3 +35,10 @@ def tokenize_parts(ctx: StepContext, group: list[dict]) -> list[dict]:
         result = shards.tokenize_partition(Path(p["input"]), p["kind"], spec, ctx.cfg.shard, ctx.lake.root)
         rows.append(batch.write_part(p["part"], [Path(p["input"]).stem], result))
     return rows
+
+
+def drop_leftover_samples(cfg: PipelineConfig, plan: StagePlan) -> None:
+    """An existing build keeps no samples files: a kill just after its rename left them."""
+    build = Path(plan.units[0].gen) / plan.units[0].key
+    for leftover in (build / "samples").glob("samples-*.parquet"):
+        leftover.unlink()
