@@ -135,6 +135,7 @@ class Stage:
     committed: Callable[[StepContext], list[Path]] | None = None
     when_done: Callable[[PipelineConfig, StagePlan], None] | None = None  # tidy-up when the plan says done
     run_empty: bool = False  # run the steps of a unit without parts (a shard build of an empty lake)
+    plan_task: str | None = None  # run the plan as a Prefect task of this name (gather: listing sources takes time)
     join_batches: bool = False  # record every committed batch's name, comma-separated (gather: one per source)
 
     def max_groups(self, cfg: PipelineConfig) -> int:

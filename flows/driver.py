@@ -77,7 +77,10 @@ def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
     lake = Lake(cfg.lake_root)
     started = dt.datetime.now(dt.timezone.utc)
     with lake.writer_lock(cfg.run.lock_timeout_s):
-        plan: StagePlan = stage.plan(cfg, lake)
+        if stage.plan_task is not None:
+            plan: StagePlan = task(stage.plan, name=stage.plan_task, cache_policy=NO_CACHE)(cfg, lake)
+        else:
+            plan = stage.plan(cfg, lake)
         if plan.done is not None:
             if stage.when_done is not None:
                 stage.when_done(cfg, plan)

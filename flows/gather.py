@@ -43,7 +43,8 @@ def report(cfg, plan, counts, results, states, note) -> Report:
                   f"{plan.skipped} unchanged items skipped", note=f"{plan.skipped} unchanged items skipped")
 
 
-GATHER = Stage("gather", plan_gather, (Step("gather_partition", gather_partitions),), report, join_batches=True)
+GATHER = Stage("gather", plan_gather, (Step("gather_partition", gather_partitions),), report,
+               plan_task="plan_source", join_batches=True)
 
 
 @flow(name="gather", log_prints=True)
