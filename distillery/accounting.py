@@ -25,11 +25,8 @@ import duckdb
 import pyarrow as pa
 
 from distillery import tables as T
-from distillery.batch import STAGE_TABLES
 from distillery.catalog import connect
-from distillery.lake import Lake, write_parquet_atomic
-
-STAGES = ("gather", "curate", "distill", "shard", "train")
+from distillery.lake import STAGE_TABLES, STAGES, Lake, write_parquet_atomic
 # The files each committed partition keeps; a shard build drops its samples files once the
 # shards hold them (flows/shard.py), so those are not required. A training run's record
 # keeps its quarantine beside its ledger (trainer/completion.py).

@@ -17,20 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distillery import tables as T
-from distillery.lake import stable_hash, write_parquet_atomic
+from distillery.lake import KEPT_TABLE, STAGE_TABLES, stable_hash, write_parquet_atomic
 from distillery.result import PartitionResult, conform
-
-# Each stage's output tables and their schemas (None: free-form side table, written as is).
-STAGE_TABLES: dict[str, dict[str, pa.Schema | None]] = {
-    "gather": {"documents": T.DOCUMENT, "rejects": T.REJECT, "quarantine": T.QUARANTINE, "files": T.GATHERED_FILE},
-    "curate": {"curated": T.DOCUMENT, "rejects": T.REJECT, "duplicates": T.DUPLICATE, "quarantine": T.QUARANTINE, "dedup_keys": None},
-    "distill": {"traces": T.TRACE, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
-    "shard": {"samples": T.SHARD_ROW, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
-}
-
-# The table whose row count is a stage's "kept"; distill counts kept prompts, not traces.
-KEPT_TABLE = {"gather": "documents", "curate": "curated", "distill": None, "shard": "samples"}
-
 
 class AccountingError(RuntimeError):
     """A partition's rows do not add up: rows in != kept + rejected + duplicate + quarantined."""
@@ -77,10 +65,12 @@ def committed_files(gen_dir: Path, table: str) -> list[Path]:
 class Batch:
     """One stage run's partitions, committed together by a single rename."""
 
-    def __init__(self, gen_dir: Path, stage: str, plan_key: str):
+    def __init__(self, gen_dir: Path, stage: str, plan_key: str, tmp: Path | None = None):
+        """`tmp`: where the partitions are written when not `<gen>/.tmp-<plan_key>` (a shard
+        build writes its samples inside the build's own hidden folder)."""
         self.gen_dir = gen_dir
         self.stage = stage
-        self.tmp = gen_dir / f".tmp-{plan_key}"
+        self.tmp = tmp if tmp is not None else gen_dir / f".tmp-{plan_key}"
 
     @property
     def scratch(self) -> Path:

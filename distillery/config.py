@@ -24,13 +24,13 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from distillery.stage_names import STAGES, StageName
 from filters.config import CurateConfig
 from shards.config import ShardConfig
 from sources.config import AnySource, GatherConfig
 from teacher.config import DistillConfig
 from trainer.config import TrainConfig
 
-STAGES = ("gather", "curate", "distill", "shard", "train")
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 
 # environment variable -> the config key it overrides (a path of keys). A deployment's job
@@ -68,7 +68,7 @@ class PipelineConfig(BaseModel):
     name: str = "distillery"
     lake: Path = Path("lake")
     base_dir: Path = Path(".")
-    stages: list[Literal["gather", "curate", "distill", "shard", "train"]] = list(STAGES)
+    stages: list[StageName] = list(STAGES)
     sources: list[AnySource] = Field(default_factory=list)
     gather: GatherConfig = Field(default_factory=GatherConfig)
     curate: CurateConfig = Field(default_factory=CurateConfig)

@@ -34,6 +34,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distillery import atomic
+from distillery import tables as T
+from distillery.stage_names import STAGES, StageName  # noqa: F401  (the lake's layout names its stages)
+
+# Each partitioned stage's output tables and their schemas (None: free-form side table, written as is).
+STAGE_TABLES: dict[str, dict[str, pa.Schema | None]] = {
+    "gather": {"documents": T.DOCUMENT, "rejects": T.REJECT, "quarantine": T.QUARANTINE, "files": T.GATHERED_FILE},
+    "curate": {"curated": T.DOCUMENT, "rejects": T.REJECT, "duplicates": T.DUPLICATE, "quarantine": T.QUARANTINE, "dedup_keys": None},
+    "distill": {"traces": T.TRACE, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
+    "shard": {"samples": T.SHARD_ROW, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
+}
+
+# The table whose row count is a stage's "kept"; distill counts kept prompts, not traces.
+KEPT_TABLE = {"gather": "documents", "curate": "curated", "distill": None, "shard": "samples"}
 
 # Parquet settings every writer shares, so that the same rows give the same bytes.
 PARQUET_OPTIONS: dict[str, Any] = {
@@ -109,7 +122,7 @@ class LakeError(RuntimeError):
 class Lake:
     """Paths and guarantees of one lake root. Cheap to create; holds no open handles."""
 
-    STAGES = ("gather", "curate", "distill", "shard")
+    STAGES = tuple(STAGE_TABLES)  # the stages that write partitioned batches
 
     def __init__(self, root: Path | str):
         self.root = Path(root).resolve()

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable
 
 from distillery.batch import committed_parts
 from distillery.config import PipelineConfig
 from distillery.generations import curate_gen, current_files, distill_gen, gather_gens, shard_build_dir, train_gen
 from distillery.lake import Lake, stable_hash, write_parquet_atomic
+from distillery.stage import StagePlan, Unit
 
 ITEM_COLUMNS = ("uri", "path", "fingerprint")
 
@@ -96,6 +98,64 @@ def shard_plan(cfg: PipelineConfig, lake: Lake) -> tuple[Path, list[dict]]:
     return build, inputs
 
 
+def plan_gather(cfg: PipelineConfig, lake: Lake) -> StagePlan:
+    """One unit per source with new items (the batch goes into the source's generation)."""
+    gens, units, skipped = gather_gens(cfg, lake), [], 0
+    for name, gen in gens.items():
+        key, parts, n_skipped = gather_plan(cfg, lake, name)
+        skipped += n_skipped
+        units.append(Unit(str(gen), key, [{**p, "source": name} for p in parts]))
+    return StagePlan(units, skipped, idle={"stage": "gather", "batch": "", "skipped": skipped,
+                                           "note": f"{skipped} unchanged items skipped",
+                                           "says": f"gather: no new items, {skipped} unchanged items skipped"})
+
+
+def plan_curate(cfg: PipelineConfig, lake: Lake) -> StagePlan:
+    key, parts, skipped = curate_plan(cfg, lake)
+    for i, p in enumerate(parts):
+        p["index"] = i  # the part's number in the dedup step's frame
+    return StagePlan([Unit(str(curate_gen(cfg, lake)), key, parts)], skipped, idle=_idle("curate", skipped))
+
+
+def plan_distill(cfg: PipelineConfig, lake: Lake) -> StagePlan:
+    key, parts, skipped = distill_plan(cfg, lake)
+    return StagePlan([Unit(str(distill_gen(cfg, lake)), key, parts)], skipped, idle=_idle("distill", skipped))
+
+
+def _idle(stage: str, skipped: int) -> dict:
+    return {"stage": stage, "batch": None, "skipped": skipped, "note": "",
+            "says": f"{stage}: no new partitions, {skipped} done before"}
+
+
+def plan_shard(cfg: PipelineConfig, lake: Lake) -> StagePlan:
+    """The build's samples batch is written inside the build's hidden folder; an existing
+    build (its manifest is written last) is done."""
+    build, parts = shard_plan(cfg, lake)
+    unit = Unit(str(build.parent), build.name, parts, tmp=str(build.parent / f".tmp-{build.name}" / "samples"))
+    idle = {"stage": "shard", "batch": build.name, "skipped": len(parts), "note": "already built",
+            "says": f"shard: {build.name} is already built for these inputs"}
+    if (build / "manifest.json").exists():
+        return StagePlan([unit], len(parts), done="already built", batch=build.name, idle=idle)
+    return StagePlan([unit], 0, idle=idle, must_run=True)
+
+
+def plan_train(cfg: PipelineConfig, lake: Lake) -> StagePlan:
+    """Train is not partitioned: it is done when the run for this build and config finished."""
+    from trainer.completion import finished_report
+    out = train_gen(cfg, lake)
+    idle = {"stage": "train", "batch": out.name, "skipped": 1, "note": "already trained",
+            "says": f"train: {out.name} is already trained on this shard build with this config"}
+    if finished_report(out) is not None:
+        return StagePlan([], 1, done="already trained", batch=out.name, idle=idle)
+    return StagePlan([], 0, idle=idle, must_run=True)
+
+
+# Every stage's plan, by name (lake.STAGES): the flows' driver and up_to_date ask the same.
+PLANS: dict[str, Callable[[PipelineConfig, Lake], StagePlan]] = {
+    "gather": plan_gather, "curate": plan_curate, "distill": plan_distill, "shard": plan_shard, "train": plan_train,
+}
+
+
 def up_to_date(cfg: PipelineConfig, stages: list[str]) -> list[dict] | None:
     """When every one of `stages` has nothing to do on this lake, what each would record in
     `runs` (stage, batch, skipped, note: as its flow records a run that found nothing new)
@@ -112,32 +172,10 @@ def up_to_date(cfg: PipelineConfig, stages: list[str]) -> list[dict] | None:
     from sources.discovery import missing_inputs
     rows = []
     for stage in stages:
-        if stage == "gather":
-            if missing_inputs(cfg.sources, cfg.base_dir):
-                return None
-            found = [_new_items(cfg, lake, s.name) for s in cfg.sources]
-            if any(items.height for items, _ in found):
-                return None
-            skipped = sum(n for _, n in found)
-            rows.append({"stage": stage, "batch": "", "skipped": skipped, "note": f"{skipped} unchanged items skipped",
-                         "says": f"gather: no new items, {skipped} unchanged items skipped"})
-        elif stage in ("curate", "distill"):
-            _, new, skipped = (curate_plan if stage == "curate" else distill_plan)(cfg, lake)
-            if new:
-                return None
-            rows.append({"stage": stage, "batch": None, "skipped": skipped, "note": "",
-                         "says": f"{stage}: no new partitions, {skipped} done before"})
-        elif stage == "shard":
-            build, parts = shard_plan(cfg, lake)
-            if not (build / "manifest.json").exists():
-                return None
-            rows.append({"stage": stage, "batch": build.name, "skipped": len(parts), "note": "already built",
-                         "says": f"shard: {build.name} is already built for these inputs"})
-        elif stage == "train":
-            from trainer.completion import finished_report
-            out = train_gen(cfg, lake)
-            if finished_report(out) is None:
-                return None
-            rows.append({"stage": stage, "batch": out.name, "skipped": 1, "note": "already trained",
-                         "says": f"train: {out.name} is already trained on this shard build with this config"})
+        if stage == "gather" and missing_inputs(cfg.sources, cfg.base_dir):
+            return None
+        plan = PLANS[stage](cfg, lake)
+        if plan.has_work:
+            return None
+        rows.append(plan.idle)
     return rows

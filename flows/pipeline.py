@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from distillery import accounting
 from distillery.config import ConfigError, PipelineConfig, load_config
-from distillery.lake import Lake
+from distillery.lake import Lake, StageName
 from flows.curate import curate_flow
 from flows.distill import distill_flow
 from flows.gather import gather_flow
@@ -73,7 +72,7 @@ def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None) -> dict:
 
 @flow(name="pipeline", log_prints=True)
 def pipeline(config_path: str | None = None,
-             stages: list[Literal["gather", "curate", "distill", "shard", "train"]] | None = None,
+             stages: list[StageName] | None = None,
              lake: str | None = None) -> dict:
     """Run the pipeline for a config file (the demo config when none is given)."""
     overrides = {"lake": os.path.abspath(lake)} if lake else None
