@@ -1,4 +1,4 @@
-"""Shard's steps on one build (the stage: flows/shard.py; the build's commit: flows/shard.py write_build).
+"""Shard's steps on one build (the stage: flows/shard.py).
 
 The build's samples are written as a batch inside the build's hidden folder
 (`shard/.tmp-<build>/samples/`, plans.plan_shard), its codebooks beside them.
@@ -6,6 +6,8 @@ The build's samples are written as a batch inside the build's hidden folder
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import shards  # its public names load lazily: importing the stage costs no codec imports
@@ -14,6 +16,8 @@ from distillery.generations import curate_gen, current_files
 from distillery.lake import Lake
 from distillery.shard_current import record_current
 from distillery.stage import StagePlan, StepContext
+from distillery.trace_coverage import trace_coverage
+from shards.card import write_card
 
 
 def build_dir(ctx: StepContext) -> Path:
@@ -50,3 +54,28 @@ def drop_leftover_samples(cfg: PipelineConfig, plan: StagePlan) -> None:
     for leftover in (build / "samples").glob("samples-*.parquet"):
         leftover.unlink()
     record_current(Lake(cfg.lake_root), build)
+
+
+def write_build(ctx: StepContext) -> dict:
+    """Pack the samples into shards with their card, commit the build by renaming it, make it
+    the lake's current build; return the manifest's totals (and the traces warning, if any)."""
+    build = build_dir(ctx)
+    batch = ctx.batch  # the samples, inside the build's hidden folder
+    samples = sorted(batch.tmp.glob("samples-*.parquet"))
+    out = batch.tmp.parent
+    coverage = trace_coverage(ctx.cfg, ctx.lake)
+    if coverage["warning"]:
+        print(f"shard: WARNING: {coverage['warning']}")
+    manifest = shards.write_shards(samples, ctx.state["spec"], ctx.cfg.shard, out, inputs=coverage)
+    write_card(ctx.cfg, ctx.lake, out, manifest)
+    for stray in out.rglob(".*.tmp"):  # temp files of a killed earlier attempt must not enter the build
+        stray.unlink(missing_ok=True)
+    os.replace(out, build)  # the commit point: the build appears whole
+    record_current(ctx.lake, build)
+    # Only now drop the samples the shards hold (keep ledger, rejects, quarantine): deleted
+    # before the rename, a kill in between lost rows whose ledgers said they were done.
+    for f in samples:
+        (build / "samples" / f.name).unlink(missing_ok=True)
+    for old in build.parent.glob(".tmp-build-*"):  # leftovers of builds for inputs that changed since
+        shutil.rmtree(old, ignore_errors=True)
+    return {**manifest["totals"], "warning": coverage["warning"]}
