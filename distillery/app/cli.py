@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from distillery.app.prefect_env import configure
+from distillery.stage_names import STAGES
 
 INTERRUPTED = "interrupted: committed work is kept; re-run the same command to continue"
 
@@ -138,9 +139,9 @@ def _run(args: argparse.Namespace, spawned) -> int:
     cfg = load_config(args.config, overrides)  # validated before anything starts
     stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
     if stages:
-        unknown = sorted(set(stages) - {"gather", "curate", "distill", "shard", "train"})
+        unknown = sorted(set(stages) - set(STAGES))
         if unknown:
-            print(f"--stages: unknown stage(s) {', '.join(unknown)}; allowed: gather, curate, distill, shard, train",
+            print(f"--stages: unknown stage(s) {', '.join(unknown)}; allowed: {', '.join(STAGES)}",
                   file=sys.stderr)
             return 2
     if args.config is None:  # the demo: its sample corpus is generated, not downloaded
@@ -151,6 +152,7 @@ def _run(args: argparse.Namespace, spawned) -> int:
     server = None
     if args.serve_teacher:
         from urllib.parse import urlparse
+
         from teacher.server import start_server
         url = urlparse(cfg.distill.base_url)
         server = start_server(host=url.hostname or "127.0.0.1", port=url.port or 8765)
@@ -182,9 +184,10 @@ def _use_own_prefect_server(own):
     once, at import, so the URL goes into the environment and they are read again."""
     if own is None:
         return None
-    from distillery.app import local_server
     import prefect.context
     from prefect.settings import get_current_settings
+
+    from distillery.app import local_server
     if get_current_settings().api.url:
         own.stop()
         return None
@@ -376,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the pipeline for a config (the demo config by default)")
     r.add_argument("config", nargs="?", type=Path, help="pipeline config YAML (default: the demo, on a generated sample corpus)")
-    r.add_argument("--stages", help="comma-separated subset: gather,curate,distill,shard,train")
+    r.add_argument("--stages", help=f"comma-separated subset: {','.join(STAGES)}")
     r.add_argument("--lake", help="lake folder (overrides the config)")
     r.add_argument("--serve-teacher", action="store_true", help="start the reference teacher at distill.base_url")
     r.set_defaults(func=cmd_run)
@@ -433,9 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     configure()
     args = build_parser().parse_args(argv)
+    from distillery.app.local_server import ServerStartError
     from distillery.config import ConfigError
     from distillery.lake import LakeError, storage_error_message
-    from distillery.app.local_server import ServerStartError
     try:
         return int(args.func(args) or 0)
     except (ConfigError, LakeError) as exc:
