@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: setup browser demo test ui bench deploy worker clean
+.PHONY: setup browser lint demo test ui bench deploy worker clean
 
 setup: $(VENV)/.installed
 
@@ -24,8 +24,14 @@ demo: setup
 	$(BIN)/distillery run
 	$(BIN)/distillery sql "select count(*) as shard_rows from shards"
 
-test: setup browser
-	$(BIN)/pytest -q
+# Lint, format and dead code (settings in pyproject.toml): a finding fails `make test`.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/vulture
+
+test: setup browser lint
+	$(BIN)/pytest -q --durations=15
 
 ui: setup
 	$(BIN)/distillery ui

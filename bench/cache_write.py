@@ -74,8 +74,10 @@ def main() -> None:
                 best[name] = min(best[name], (time.perf_counter() - t) / args.writes * 1e6)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"per write: current {best['current']:.1f} us, reference {best['reference']:.1f} us, "
-          f"current/reference {best['current'] / best['reference']:.3f} (best of {args.rounds} rounds x {args.writes})")
+    print(
+        f"per write: current {best['current']:.1f} us, reference {best['reference']:.1f} us, "
+        f"current/reference {best['current'] / best['reference']:.3f} (best of {args.rounds} rounds x {args.writes})"
+    )
 
 
 if __name__ == "__main__":

@@ -70,8 +70,38 @@ print(json.dumps({"seconds": elapsed, "removed": removed}))
 
 
 def make_vocab(rng: np.random.Generator, n: int = 6000) -> np.ndarray:
-    syll = ["ka", "lo", "mi", "ne", "po", "ru", "sa", "ti", "vo", "ze", "bar", "den", "fil", "gor", "hun",
-            "jam", "kel", "lin", "mor", "nat", "per", "quo", "ris", "sun", "tam", "ul", "ver", "wis", "yon", "zel"]
+    syll = [
+        "ka",
+        "lo",
+        "mi",
+        "ne",
+        "po",
+        "ru",
+        "sa",
+        "ti",
+        "vo",
+        "ze",
+        "bar",
+        "den",
+        "fil",
+        "gor",
+        "hun",
+        "jam",
+        "kel",
+        "lin",
+        "mor",
+        "nat",
+        "per",
+        "quo",
+        "ris",
+        "sun",
+        "tam",
+        "ul",
+        "ver",
+        "wis",
+        "yon",
+        "zel",
+    ]
     words = set()
     while len(words) < n:
         k = rng.integers(1, 4)
@@ -88,7 +118,7 @@ def render(words: list[str], rng: np.random.Generator) -> str:
     out, i = [], 0
     while i < len(words):
         k = int(rng.integers(8, 20))
-        s = words[i:i + k]
+        s = words[i : i + k]
         out.append(" ".join([s[0].capitalize()] + s[1:]) + ".")
         i += k
     return " ".join(out)
@@ -110,7 +140,7 @@ def edit(words: list[str], rate: float, rng: np.random.Generator, vocab: np.ndar
 
 def shingle_set(text: str, n: int = 5) -> set:
     w = text.split(" ")
-    return {hash(tuple(w[i:i + n])) for i in range(max(len(w) - n + 1, 1))}
+    return {hash(tuple(w[i : i + n])) for i in range(max(len(w) - n + 1, 1))}
 
 
 def build_corpus(n_docs: int, n_variants: int, seed: int = 0):
@@ -159,8 +189,15 @@ def scores(pred: set[int], truth: set[int]) -> tuple[float, float]:
 
 def run_ours(texts: list[str], cfg: CurateConfig | None = None) -> tuple[set[int], float]:
     cfg = cfg or CurateConfig()
-    frame = pl.DataFrame({"id": [str(i) for i in range(len(texts))], "modality": ["text"] * len(texts),
-                          "text": texts, "media": [None] * len(texts)}, schema_overrides={"media": pl.Utf8})
+    frame = pl.DataFrame(
+        {
+            "id": [str(i) for i in range(len(texts))],
+            "modality": ["text"] * len(texts),
+            "text": texts,
+            "media": [None] * len(texts),
+        },
+        schema_overrides={"media": pl.Utf8},
+    )
     t0 = time.perf_counter()
     keys = dedup_keys(frame, cfg, ROOT).with_columns(pl.int_range(pl.len()).cast(pl.Int64).alias("order"))
     dups = find_duplicates(keys, None, cfg)
@@ -175,7 +212,14 @@ def ensure_datatrove() -> Path | None:
         r = subprocess.run([sys.executable, "-m", "venv", str(VENV)], capture_output=True, text=True)
         if r.returncode:
             return None
-    check = subprocess.run([str(py), "-c", "import datatrove, spacy, regex, tokenizers, orjson, datatrove.pipeline.dedup.minhash; import xxhash; xxhash.xxh64_intdigest(\"a\")"], capture_output=True)
+    check = subprocess.run(
+        [
+            str(py),
+            "-c",
+            'import datatrove, spacy, regex, tokenizers, orjson, datatrove.pipeline.dedup.minhash; import xxhash; xxhash.xxh64_intdigest("a")',
+        ],
+        capture_output=True,
+    )
     if check.returncode:
         r = subprocess.run([str(py), "-m", "pip", "install", "-q", *DATATROVE_PACKAGES], capture_output=True, text=True)
         if r.returncode:
@@ -213,13 +257,17 @@ def main() -> None:
     texts, fam = build_corpus(args.docs, args.variants)
     truth, best_j = ground_truth(texts, fam)
     bj = np.array(best_j)
-    print(f"corpus: {len(texts)} docs, {sum(len(t.split()) for t in texts) / len(texts):.0f} words/doc; "
-          f"{len(truth)} true duplicates at Jaccard >= {THRESHOLD} "
-          f"({((bj >= 0.7) & (bj < 0.8)).sum()} family members in [0.7, 0.8), {((bj >= 0.8) & (bj < 0.9)).sum()} in [0.8, 0.9))")
+    print(
+        f"corpus: {len(texts)} docs, {sum(len(t.split()) for t in texts) / len(texts):.0f} words/doc; "
+        f"{len(truth)} true duplicates at Jaccard >= {THRESHOLD} "
+        f"({((bj >= 0.7) & (bj < 0.8)).sum()} family members in [0.7, 0.8), {((bj >= 0.8) & (bj < 0.9)).sum()} in [0.8, 0.9))"
+    )
     run_ours(texts[:20])  # warm-up: imports, thread pools, DuckDB connection
     ours, t_ours = run_ours(texts)
     p, r = scores(ours, truth)
-    print(f"ours      : precision {p:.4f}  recall {r:.4f}  {len(texts) / t_ours:9.0f} docs/s  ({t_ours:.2f} s, {len(ours)} flagged)")
+    print(
+        f"ours      : precision {p:.4f}  recall {r:.4f}  {len(texts) / t_ours:9.0f} docs/s  ({t_ours:.2f} s, {len(ours)} flagged)"
+    )
     for label, over in [("sketch 256", {"sketch_size": 256}), ("signature", {"sketch_size": None})]:
         cfg = CurateConfig.model_validate({"dedup": {"minhash": over}})
         alt, t_alt = run_ours(texts, cfg)
@@ -233,7 +281,9 @@ def main() -> None:
         return
     removed, t_dt = dt
     p, r = scores(removed, truth)
-    print(f"datatrove : precision {p:.4f}  recall {r:.4f}  {len(texts) / t_dt:9.0f} docs/s  ({t_dt:.2f} s, {len(removed)} flagged)")
+    print(
+        f"datatrove : precision {p:.4f}  recall {r:.4f}  {len(texts) / t_dt:9.0f} docs/s  ({t_dt:.2f} s, {len(removed)} flagged)"
+    )
     print(f"speed ratio ours/datatrove: {t_dt / t_ours:.1f}x")
 
 

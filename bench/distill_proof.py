@@ -95,7 +95,9 @@ def shard(traces: pl.DataFrame, work: Path, name: str) -> tuple[Path, dict]:
 
 
 @torch.no_grad()
-def exact_match(checkpoint: Path, spec: dict, test: list[dict], max_new_tokens: int, batch: int = 100) -> tuple[float, list[str]]:
+def exact_match(
+    checkpoint: Path, spec: dict, test: list[dict], max_new_tokens: int, batch: int = 100
+) -> tuple[float, list[str]]:
     """Greedy answers to `test` in the trace layout <|user|> q <|assistant|> <|think|> ...; share correct."""
     model, ckpt = load_model(checkpoint, "cpu")
     vocab = ckpt["vocab"].numpy()
@@ -125,20 +127,39 @@ def exact_match(checkpoint: Path, spec: dict, test: list[dict], max_new_tokens: 
     return correct / len(test), outputs
 
 
-def student(name: str, shard_dir: Path, spec: dict, cfg: TrainConfig, test: list[dict], out: Path,
-            threads: int, data_tokens: int) -> dict:
+def student(
+    name: str,
+    shard_dir: Path,
+    spec: dict,
+    cfg: TrainConfig,
+    test: list[dict],
+    out: Path,
+    threads: int,
+    data_tokens: int,
+) -> dict:
     """Train one student from scratch and measure it; runs in its own process."""
     torch.set_num_threads(threads)
     t0, c0 = time.perf_counter(), time.process_time()
     tag = f"[{name}]"
-    report = train(shard_dir, cfg, out, on_log=lambda e: print(
-        f"  {tag:24s} step {e['step']:5d}  loss {e['loss']:.3f}  {e['tokens_per_s']:,.0f} tok/s", flush=True))
+    report = train(
+        shard_dir,
+        cfg,
+        out,
+        on_log=lambda e: print(
+            f"  {tag:24s} step {e['step']:5d}  loss {e['loss']:.3f}  {e['tokens_per_s']:,.0f} tok/s", flush=True
+        ),
+    )
     t_train = time.perf_counter() - t0
-    acc, outs = exact_match(Path(report["checkpoint"]), spec, test,
-                            max_new_tokens=cfg.block_size - 16 if name.startswith("with") else 40)
+    acc, outs = exact_match(
+        Path(report["checkpoint"]), spec, test, max_new_tokens=cfg.block_size - 16 if name.startswith("with") else 40
+    )
     return {
-        "accuracy": acc, "val_loss": report["val_loss_mean"], "train_loss": report["train_loss_window"],
-        "train_s": t_train, "eval_s": time.perf_counter() - t0 - t_train, "cpu_s": time.process_time() - c0,
+        "accuracy": acc,
+        "val_loss": report["val_loss_mean"],
+        "train_loss": report["train_loss_window"],
+        "train_s": t_train,
+        "eval_s": time.perf_counter() - t0 - t_train,
+        "cpu_s": time.process_time() - c0,
         "epochs": cfg.steps * cfg.batch_size * (cfg.block_size + 1) / data_tokens,
         "examples": [(p["question"], o) for p, o in zip(test[:3], outs[:3])],
     }
@@ -161,16 +182,28 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     cfg = TrainConfig(
-        n_layer=args.layers, n_head=4, n_embd=args.embd, block_size=args.block, batch_size=args.batch,
-        steps=args.steps, lr=args.lr, min_lr=args.lr / 10, warmup_steps=50, log_every=100, device="cpu",
+        n_layer=args.layers,
+        n_head=4,
+        n_embd=args.embd,
+        block_size=args.block,
+        batch_size=args.batch,
+        steps=args.steps,
+        lr=args.lr,
+        min_lr=args.lr / 10,
+        warmup_steps=50,
+        log_every=100,
+        device="cpu",
         seed=args.seed,
     )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         train_p, test_p = problems(args.train, args.test, args.digits, args.seed)
         traces = teacher_traces(train_p, work)
-        print(f"teacher: {len(traces)} verified traces for {len(train_p)} train problems "
-              f"({time.perf_counter() - t0:.0f} s); held-out: {len(test_p)} problems", flush=True)
+        print(
+            f"teacher: {len(traces)} verified traces for {len(train_p)} train problems "
+            f"({time.perf_counter() - t0:.0f} s); held-out: {len(test_p)} problems",
+            flush=True,
+        )
         variants = {
             "with reasoning traces": traces,
             "answers alone": traces.with_columns(pl.lit("").alias("reasoning")),
@@ -179,25 +212,43 @@ def main() -> None:
         for name, tr in variants.items():
             shard_dir, info = shard(tr, work, name.split()[0])
             split = info["manifest"]["totals"]["splits"]["train"]
-            print(f"[{name}] shards: {split['rows']} train samples, {split['tokens']:,} tokens "
-                  f"({split['tokens'] / split['rows']:.0f}/sample), e.g.\n  "
-                  f"{decode_text(info['samples']['tokens'][0].to_list(), info['spec'])!r}", flush=True)
-            jobs[name] = (name, shard_dir, info["spec"], cfg, test_p, work / f"{name.split()[0]}-run",
-                          args.threads, split["tokens"])
-        print(f"training two students from scratch, {cfg.steps} steps each "
-              f"({'one after the other' if args.sequential else 'in two processes'}) ...", flush=True)
+            print(
+                f"[{name}] shards: {split['rows']} train samples, {split['tokens']:,} tokens "
+                f"({split['tokens'] / split['rows']:.0f}/sample), e.g.\n  "
+                f"{decode_text(info['samples']['tokens'][0].to_list(), info['spec'])!r}",
+                flush=True,
+            )
+            jobs[name] = (
+                name,
+                shard_dir,
+                info["spec"],
+                cfg,
+                test_p,
+                work / f"{name.split()[0]}-run",
+                args.threads,
+                split["tokens"],
+            )
+        print(
+            f"training two students from scratch, {cfg.steps} steps each "
+            f"({'one after the other' if args.sequential else 'in two processes'}) ...",
+            flush=True,
+        )
         if args.sequential:
             results = {name: student(*job) for name, job in jobs.items()}
         else:
             with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
                 futures = {name: pool.submit(student, *job) for name, job in jobs.items()}
                 results = {name: f.result() for name, f in futures.items()}
-    print(f"\nstudent: {cfg.n_layer} layers, n_embd {cfg.n_embd}, block {cfg.block_size}, batch {cfg.batch_size}, "
-          f"lr {cfg.lr}, {cfg.steps} steps each = {cfg.steps * cfg.batch_size * (cfg.block_size + 1):,} tokens "
-          f"(same compute), {args.threads} thread(s) each")
+    print(
+        f"\nstudent: {cfg.n_layer} layers, n_embd {cfg.n_embd}, block {cfg.block_size}, batch {cfg.batch_size}, "
+        f"lr {cfg.lr}, {cfg.steps} steps each = {cfg.steps * cfg.batch_size * (cfg.block_size + 1):,} tokens "
+        f"(same compute), {args.threads} thread(s) each"
+    )
     for name, r in results.items():
-        print(f"\n[{name}] {r['epochs']:.1f} epochs, final train loss {r['train_loss']:.3f}, val loss "
-              f"{r['val_loss']:.3f}, train {r['train_s']:.0f} s, answering {r['eval_s']:.0f} s, {r['cpu_s']:.0f} CPU s")
+        print(
+            f"\n[{name}] {r['epochs']:.1f} epochs, final train loss {r['train_loss']:.3f}, val loss "
+            f"{r['val_loss']:.3f}, train {r['train_s']:.0f} s, answering {r['eval_s']:.0f} s, {r['cpu_s']:.0f} CPU s"
+        )
         for q, o in r["examples"]:
             print(f"  {q!r} -> {o[-70:]!r}")
     print()

@@ -51,39 +51,97 @@ TRAFILATURA = "trafilatura==2.3.1"
 # Per language: words to build sentences from, boilerplate labels, the legacy charset the
 # language is commonly served in.
 LANGS = {
-    "en": ("the city council approved new budget for public schools and roads after long debate about taxes "
-           "residents said their neighbourhood needs better transport while officials promised more funding next "
-           "year researchers found that water quality improved because local farms reduced fertilizer use",
-           ["Home", "News", "World", "Business", "Sport", "Culture", "Contact", "About us", "Subscribe", "Login"],
-           "cp1252"),
-    "de": ("der stadtrat hat nach langer debatte einen neuen haushalt für schulen und straßen beschlossen die bürger "
-           "sagten dass ihr viertel bessere verbindungen braucht während die verwaltung mehr geld für das nächste "
-           "jahr versprach forscher stellten fest dass die wasserqualität sich verbessert hat weil höfe weniger dünger",
-           ["Startseite", "Nachrichten", "Welt", "Wirtschaft", "Sport", "Kultur", "Kontakt", "Über uns", "Abo",
-            "Anmelden"], "cp1252"),
-    "fr": ("le conseil municipal a approuvé un nouveau budget pour les écoles et les routes après un long débat les "
-           "habitants ont déclaré que leur quartier a besoin de meilleurs transports tandis que la mairie a promis "
-           "davantage de crédits les chercheurs ont constaté une amélioration de la qualité de l'eau",
-           ["Accueil", "Actualités", "Monde", "Économie", "Sport", "Culture", "Contact", "À propos", "S'abonner",
-            "Connexion"], "cp1252"),
-    "es": ("el ayuntamiento aprobó un nuevo presupuesto para escuelas y carreteras después de un largo debate los "
-           "vecinos dijeron que su barrio necesita mejor transporte mientras los funcionarios prometieron más fondos "
-           "el próximo año los investigadores descubrieron que la calidad del agua mejoró gracias a las granjas",
-           ["Inicio", "Noticias", "Mundo", "Economía", "Deportes", "Cultura", "Contacto", "Quiénes somos",
-            "Suscríbete", "Entrar"], "cp1252"),
-    "ru": ("городской совет после долгих обсуждений утвердил новый бюджет для школ и дорог жители сказали что их "
-           "району нужен лучший транспорт а чиновники пообещали больше денег в следующем году исследователи "
-           "обнаружили что качество воды улучшилось потому что фермы стали использовать меньше удобрений",
-           ["Главная", "Новости", "Мир", "Экономика", "Спорт", "Культура", "Контакты", "О нас", "Подписка", "Войти"],
-           "cp1251"),
-    "pl": ("rada miasta po długiej debacie zatwierdziła nowy budżet na szkoły i drogi mieszkańcy powiedzieli że ich "
-           "dzielnica potrzebuje lepszego transportu a urzędnicy obiecali więcej pieniędzy w przyszłym roku naukowcy "
-           "stwierdzili że jakość wody poprawiła się ponieważ gospodarstwa zużywają mniej nawozów",
-           ["Strona główna", "Wiadomości", "Świat", "Gospodarka", "Sport", "Kultura", "Kontakt", "O nas",
-            "Subskrybuj", "Zaloguj"], "cp1250"),
+    "en": (
+        "the city council approved new budget for public schools and roads after long debate about taxes "
+        "residents said their neighbourhood needs better transport while officials promised more funding next "
+        "year researchers found that water quality improved because local farms reduced fertilizer use",
+        ["Home", "News", "World", "Business", "Sport", "Culture", "Contact", "About us", "Subscribe", "Login"],
+        "cp1252",
+    ),
+    "de": (
+        "der stadtrat hat nach langer debatte einen neuen haushalt für schulen und straßen beschlossen die bürger "
+        "sagten dass ihr viertel bessere verbindungen braucht während die verwaltung mehr geld für das nächste "
+        "jahr versprach forscher stellten fest dass die wasserqualität sich verbessert hat weil höfe weniger dünger",
+        [
+            "Startseite",
+            "Nachrichten",
+            "Welt",
+            "Wirtschaft",
+            "Sport",
+            "Kultur",
+            "Kontakt",
+            "Über uns",
+            "Abo",
+            "Anmelden",
+        ],
+        "cp1252",
+    ),
+    "fr": (
+        "le conseil municipal a approuvé un nouveau budget pour les écoles et les routes après un long débat les "
+        "habitants ont déclaré que leur quartier a besoin de meilleurs transports tandis que la mairie a promis "
+        "davantage de crédits les chercheurs ont constaté une amélioration de la qualité de l'eau",
+        [
+            "Accueil",
+            "Actualités",
+            "Monde",
+            "Économie",
+            "Sport",
+            "Culture",
+            "Contact",
+            "À propos",
+            "S'abonner",
+            "Connexion",
+        ],
+        "cp1252",
+    ),
+    "es": (
+        "el ayuntamiento aprobó un nuevo presupuesto para escuelas y carreteras después de un largo debate los "
+        "vecinos dijeron que su barrio necesita mejor transporte mientras los funcionarios prometieron más fondos "
+        "el próximo año los investigadores descubrieron que la calidad del agua mejoró gracias a las granjas",
+        [
+            "Inicio",
+            "Noticias",
+            "Mundo",
+            "Economía",
+            "Deportes",
+            "Cultura",
+            "Contacto",
+            "Quiénes somos",
+            "Suscríbete",
+            "Entrar",
+        ],
+        "cp1252",
+    ),
+    "ru": (
+        "городской совет после долгих обсуждений утвердил новый бюджет для школ и дорог жители сказали что их "
+        "району нужен лучший транспорт а чиновники пообещали больше денег в следующем году исследователи "
+        "обнаружили что качество воды улучшилось потому что фермы стали использовать меньше удобрений",
+        ["Главная", "Новости", "Мир", "Экономика", "Спорт", "Культура", "Контакты", "О нас", "Подписка", "Войти"],
+        "cp1251",
+    ),
+    "pl": (
+        "rada miasta po długiej debacie zatwierdziła nowy budżet na szkoły i drogi mieszkańcy powiedzieli że ich "
+        "dzielnica potrzebuje lepszego transportu a urzędnicy obiecali więcej pieniędzy w przyszłym roku naukowcy "
+        "stwierdzili że jakość wody poprawiła się ponieważ gospodarstwa zużywają mniej nawozów",
+        [
+            "Strona główna",
+            "Wiadomości",
+            "Świat",
+            "Gospodarka",
+            "Sport",
+            "Kultura",
+            "Kontakt",
+            "O nas",
+            "Subskrybuj",
+            "Zaloguj",
+        ],
+        "cp1250",
+    ),
 }
-COOKIE = ("We use cookies and similar technologies to improve your experience, analyse traffic and personalise "
-          "advertising. By clicking accept you agree to our use of cookies.")
+COOKIE = (
+    "We use cookies and similar technologies to improve your experience, analyse traffic and personalise "
+    "advertising. By clicking accept you agree to our use of cookies."
+)
 
 
 class Page:
@@ -114,31 +172,50 @@ def _links(rng: random.Random, labels: list[str], n: int, cls: str = "") -> str:
 
 def _boilerplate(rng: random.Random, words: list[str], labels: list[str], semantic: bool) -> dict[str, str]:
     site = _headline(rng, words).split()[0].title() + " " + rng.choice(["Times", "Daily", "Online", "Hub", "Portal"])
-    related = "".join(f'<li><a href="/a/{rng.randint(1, 9999)}">{_headline(rng, words)}</a>'
-                      f'<span class="date">2024-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}</span></li>'
-                      for _ in range(rng.randint(4, 8)))
+    related = "".join(
+        f'<li><a href="/a/{rng.randint(1, 9999)}">{_headline(rng, words)}</a>'
+        f'<span class="date">2024-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}</span></li>'
+        for _ in range(rng.randint(4, 8))
+    )
     comments = "".join(
         f'<div class="comment"><div class="comment-meta"><span class="author">user{rng.randint(1, 999)}</span> '
-        f'<time>{rng.randint(1, 23)} hours ago</time></div><p>{_para(rng, words, 1, 3)}</p>'
-        f'<a class="reply" href="#">Reply</a></div>' for _ in range(rng.randint(2, 6)))
+        f"<time>{rng.randint(1, 23)} hours ago</time></div><p>{_para(rng, words, 1, 3)}</p>"
+        f'<a class="reply" href="#">Reply</a></div>'
+        for _ in range(rng.randint(2, 6))
+    )
     nav = _links(rng, labels, rng.randint(7, 10), "menu")
-    footer_cols = "".join(f'<div class="col"><h4>{labels[i]}</h4>{_links(rng, labels[i:] + labels[:i], 5)}</div>'
-                          for i in range(3))
-    tag = (lambda t, cls, body: f'<{t} class="{cls}">{body}</{t}>') if semantic else \
-        (lambda t, cls, body: f'<div class="{cls} {t}-wrap">{body}</div>')
+    footer_cols = "".join(
+        f'<div class="col"><h4>{labels[i]}</h4>{_links(rng, labels[i:] + labels[:i], 5)}</div>' for i in range(3)
+    )
+    tag = (
+        (lambda t, cls, body: f'<{t} class="{cls}">{body}</{t}>')
+        if semantic
+        else (lambda t, cls, body: f'<div class="{cls} {t}-wrap">{body}</div>')
+    )
     return {
-        "header": tag("header", "site-header", f'<div class="logo"><a href="/">{site}</a></div>'
-                      f'<form action="/search"><input name="q" placeholder="Search"><button>Search</button></form>'
-                      + tag("nav", "main-nav", nav)),
+        "header": tag(
+            "header",
+            "site-header",
+            f'<div class="logo"><a href="/">{site}</a></div>'
+            f'<form action="/search"><input name="q" placeholder="Search"><button>Search</button></form>'
+            + tag("nav", "main-nav", nav),
+        ),
         "cookie": f'<div id="cookie-banner" class="cookie-consent"><p>{COOKIE}</p><button>Accept</button>'
-                  f'<button>Settings</button></div>',
-        "sidebar": tag("aside", "sidebar col-md-4", f'<div class="widget"><h3>{labels[1]}: Popular</h3><ol>{related}'
-                       f'</ol></div><div class="widget newsletter"><h3>Newsletter</h3><p>{_sentence(rng, words)}'
-                       f'</p><input type="email"><button>{labels[8]}</button></div>'),
-        "related": tag("section", "related-articles", f'<h3>Related</h3><ul>{related}</ul>'),
-        "comments": tag("section", "comments", f'<h3>Comments ({rng.randint(2, 40)})</h3>{comments}'),
-        "footer": tag("footer", "site-footer", f'<div class="row">{footer_cols}</div><p class="copyright">© 2024 '
-                      f'{site}. All rights reserved.</p>'),
+        f"<button>Settings</button></div>",
+        "sidebar": tag(
+            "aside",
+            "sidebar col-md-4",
+            f'<div class="widget"><h3>{labels[1]}: Popular</h3><ol>{related}'
+            f'</ol></div><div class="widget newsletter"><h3>Newsletter</h3><p>{_sentence(rng, words)}'
+            f'</p><input type="email"><button>{labels[8]}</button></div>',
+        ),
+        "related": tag("section", "related-articles", f"<h3>Related</h3><ul>{related}</ul>"),
+        "comments": tag("section", "comments", f"<h3>Comments ({rng.randint(2, 40)})</h3>{comments}"),
+        "footer": tag(
+            "footer",
+            "site-footer",
+            f'<div class="row">{footer_cols}</div><p class="copyright">© 2024 {site}. All rights reserved.</p>',
+        ),
     }
 
 
@@ -157,16 +234,21 @@ def _main(kind: str, rng: random.Random, words: list[str], semantic: bool) -> tu
             body.append(f"<p>{p}</p>" if rng.random() > 0.15 else f"<blockquote><p>{p}</p></blockquote>")
         byline = f'<p class="byline">By <a href="/author/{rng.randint(1, 99)}">Staff</a> · <time>2024-05-0{rng.randint(1, 9)}</time></p>'
         inner = f"<h1>{title}</h1>{byline}" + "".join(body)
-        html = f'<article class="post">{inner}</article>' if semantic else \
-            f'<div class="col-md-8"><div class="post-content entry">{inner}</div></div>'
+        html = (
+            f'<article class="post">{inner}</article>'
+            if semantic
+            else f'<div class="col-md-8"><div class="post-content entry">{inner}</div></div>'
+        )
     elif kind == "forum":
         for _ in range(rng.randint(2, 5)):
             p = _para(rng, words, 2, 5)
             texts.append(p)
             body.append(f"<p>{p}</p>" if semantic else f"{p}<br><br>")
-        html = (f'<div class="thread"><h1 class="thread-title">{title}</h1><div class="post" id="post1">'
-                f'<div class="postauthor"><b>member{rng.randint(1, 500)}</b><br>Posts: {rng.randint(1, 900)}</div>'
-                f'<div class="postbody">{"".join(body)}</div></div></div>')
+        html = (
+            f'<div class="thread"><h1 class="thread-title">{title}</h1><div class="post" id="post1">'
+            f'<div class="postauthor"><b>member{rng.randint(1, 500)}</b><br>Posts: {rng.randint(1, 900)}</div>'
+            f'<div class="postbody">{"".join(body)}</div></div></div>'
+        )
     elif kind == "product":
         for _ in range(rng.randint(2, 4)):
             p = _para(rng, words, 2, 4)
@@ -174,10 +256,12 @@ def _main(kind: str, rng: random.Random, words: list[str], semantic: bool) -> tu
             body.append(f"<p>{p}</p>")
         feats = [_sentence(rng, words, 6, 10) for _ in range(rng.randint(3, 6))]
         texts += feats
-        html = (f'<div class="product" itemscope><h1 itemprop="name">{title}</h1>'
-                f'<div class="price">€{rng.randint(5, 900)},99</div><button class="add-to-cart">Add to cart</button>'
-                f'<div class="description" itemprop="description">{"".join(body)}'
-                f'<ul class="features">{"".join(f"<li>{f}</li>" for f in feats)}</ul></div></div>')
+        html = (
+            f'<div class="product" itemscope><h1 itemprop="name">{title}</h1>'
+            f'<div class="price">€{rng.randint(5, 900)},99</div><button class="add-to-cart">Add to cart</button>'
+            f'<div class="description" itemprop="description">{"".join(body)}'
+            f'<ul class="features">{"".join(f"<li>{f}</li>" for f in feats)}</ul></div></div>'
+        )
     else:  # documentation
         for i in range(rng.randint(3, 6)):
             if i:
@@ -192,10 +276,13 @@ def _main(kind: str, rng: random.Random, words: list[str], semantic: bool) -> tu
                 texts.append(code)
                 body.append(f"<pre><code>{code}</code></pre>")
         toc = _links(rng, [f"Section {i}" for i in range(1, 8)], rng.randint(4, 7), "toc")
-        inner = f'<h1>{title}</h1>{"".join(body)}'
-        html = (f'<div class="docs"><nav class="toc">{toc}</nav><main class="doc-body">{inner}</main></div>'
-                if semantic else f'<div class="wy-nav-side">{toc}</div><div class="rst-content"><div '
-                f'class="document" role="main">{inner}</div></div>')
+        inner = f"<h1>{title}</h1>{''.join(body)}"
+        html = (
+            f'<div class="docs"><nav class="toc">{toc}</nav><main class="doc-body">{inner}</main></div>'
+            if semantic
+            else f'<div class="wy-nav-side">{toc}</div><div class="rst-content"><div '
+            f'class="document" role="main">{inner}</div></div>'
+        )
     return html, texts
 
 
@@ -206,7 +293,7 @@ def _break(rng: random.Random, html: str) -> str:
     if rng.random() < 0.3:  # one </div> missing, anywhere on the page
         ends = [m.start() for m in re.finditer("</div>", html)]
         at = rng.choice(ends)
-        html = html[:at] + html[at + len("</div>"):]
+        html = html[:at] + html[at + len("</div>") :]
     if rng.random() < 0.3:
         html = html.replace("<p>", "</span><p>", 2)
     if rng.random() < 0.3:
@@ -226,20 +313,30 @@ def make_page(rng: random.Random) -> Page:
         main_html += bp["comments"]
     if rng.random() < 0.5:
         main_html += bp["related"]
-    content = (f'<main id="content">{main_html}</main>' if semantic and kind != "docs"
-               else f'<div id="content" class="container"><div class="row">{main_html}</div></div>')
+    content = (
+        f'<main id="content">{main_html}</main>'
+        if semantic and kind != "docs"
+        else f'<div id="content" class="container"><div class="row">{main_html}</div></div>'
+    )
     # How the page is served: utf-8 declared (header), legacy declared only in <meta>,
     # legacy declared in the header, or a wrong header charset in front of utf-8 bytes.
     serve = rng.choices(["utf8", "meta", "legacy", "wrong"], [0.55, 0.15, 0.15, 0.15])[0]
     encoding = legacy if serve in ("meta", "legacy") else "utf-8"
     header = {"utf8": "utf-8", "meta": None, "legacy": legacy, "wrong": "iso-8859-1"}[serve]
-    meta = f'<meta charset="{encoding}">' if serve == "meta" else \
-        '<meta http-equiv="Content-Type" content="text/html; charset=utf-8">' if rng.random() < 0.5 else ""
-    html = (f'<!DOCTYPE html><html lang="{lang}"><head>{meta}<title>{texts[0]} | {labels[0]}</title>'
-            f'<link rel="stylesheet" href="/s.css"><script>window.dataLayer=[];function gtag(){{}}</script>'
-            f'<style>.sidebar{{float:right}}</style></head><body>{bp["cookie"]}{bp["header"]}'
-            f'<div class="page">{content}{bp["sidebar"]}</div>{bp["footer"]}'
-            f'<script>var analytics = {{id: "UA-{rng.randint(1000, 9999)}"}};</script></body></html>')
+    meta = (
+        f'<meta charset="{encoding}">'
+        if serve == "meta"
+        else '<meta http-equiv="Content-Type" content="text/html; charset=utf-8">'
+        if rng.random() < 0.5
+        else ""
+    )
+    html = (
+        f'<!DOCTYPE html><html lang="{lang}"><head>{meta}<title>{texts[0]} | {labels[0]}</title>'
+        f'<link rel="stylesheet" href="/s.css"><script>window.dataLayer=[];function gtag(){{}}</script>'
+        f"<style>.sidebar{{float:right}}</style></head><body>{bp['cookie']}{bp['header']}"
+        f'<div class="page">{content}{bp["sidebar"]}</div>{bp["footer"]}'
+        f'<script>var analytics = {{id: "UA-{rng.randint(1000, 9999)}"}};</script></body></html>'
+    )
     if rng.random() < 0.3:
         html = _break(rng, html)
     return Page(html, "\n".join(texts), lang, encoding, header)
@@ -254,13 +351,20 @@ def write_warcs(pages: list[Page], folder: Path, per_file: int = 50) -> list[str
         with open(folder / name, "wb") as fh:
             writer = WARCWriter(fh, gzip=gz)
             writer.write_record(writer.create_warcinfo_record(name, {"software": "bench/extract.py"}))
-            for n, page in enumerate(pages[start:start + per_file]):
+            for n, page in enumerate(pages[start : start + per_file]):
                 ctype = "text/html" + (f"; charset={page.header_charset}" if page.header_charset else "")
-                http = StatusAndHeaders("200 OK", [("Content-Type", ctype), ("Content-Language", page.lang)],
-                                        protocol="HTTP/1.1")
+                http = StatusAndHeaders(
+                    "200 OK", [("Content-Type", ctype), ("Content-Language", page.lang)], protocol="HTTP/1.1"
+                )
                 body = page.html.encode(page.encoding, "xmlcharrefreplace")
-                writer.write_record(writer.create_warc_record(f"https://example.{page.lang}/p/{start + n}", "response",
-                                                              payload=io.BytesIO(body), http_headers=http))
+                writer.write_record(
+                    writer.create_warc_record(
+                        f"https://example.{page.lang}/p/{start + n}",
+                        "response",
+                        payload=io.BytesIO(body),
+                        http_headers=http,
+                    )
+                )
                 uris.append(f"{name}#record{n + 1}")  # record0 is the warcinfo record
     return uris
 
@@ -286,8 +390,11 @@ def _read(folder: Path, main_content: bool) -> dict[str, str]:
 def ensure_trafilatura() -> bool:
     """trafilatura importable (installed into TRAFILATURA_DIR on first use), else False."""
     if not TRAFILATURA_DIR.exists():
-        r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(TRAFILATURA_DIR),
-                            TRAFILATURA], capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(TRAFILATURA_DIR), TRAFILATURA],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode:
             print("trafilatura could not be installed:", r.stderr.strip().splitlines()[-1:])
             return False
@@ -336,12 +443,16 @@ def main() -> None:
         folder = Path(tmp)
         uris = write_warcs(pages, folder)
         mb = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
-        print(f"{len(pages)} pages in {len(list(folder.iterdir()))} WARC files ({mb:.1f} MB); "
-              f"{sum(p.header_charset is None for p in pages)} charset only in <meta>, "
-              f"{sum(p.header_charset == 'iso-8859-1' for p in pages)} with a wrong header charset")
-        rows = [("html.parser (visible text, main_content: false)", lambda: _read(folder, False)),
-                ("resiliparse (main content, main_content: true)", lambda: _read(folder, True)),
-                ("trafilatura (main content, not shipped)", lambda: _trafilatura(folder))]
+        print(
+            f"{len(pages)} pages in {len(list(folder.iterdir()))} WARC files ({mb:.1f} MB); "
+            f"{sum(p.header_charset is None for p in pages)} charset only in <meta>, "
+            f"{sum(p.header_charset == 'iso-8859-1' for p in pages)} with a wrong header charset"
+        )
+        rows = [
+            ("html.parser (visible text, main_content: false)", lambda: _read(folder, False)),
+            ("resiliparse (main content, main_content: true)", lambda: _read(folder, True)),
+            ("trafilatura (main content, not shipped)", lambda: _trafilatura(folder)),
+        ]
         print(f"{'extractor':<50} {'precision':>9} {'recall':>7} {'F1':>6} {'pages/s':>9}")
         for label, run in rows:
             best, out = float("inf"), None
@@ -356,8 +467,10 @@ def main() -> None:
                 continue
             scores = [prf(out.get(uri, ""), page.main) for uri, page in zip(uris, pages)]
             p, r, f = (sum(s[i] for s in scores) / len(scores) for i in range(3))
-            print(f"{label:<50} {p:>9.3f} {r:>7.3f} {f:>6.3f} {len(pages) / best:>9.0f}"
-                  f"   ({len(pages) - len(out)} pages without a document)")
+            print(
+                f"{label:<50} {p:>9.3f} {r:>7.3f} {f:>6.3f} {len(pages) / best:>9.0f}"
+                f"   ({len(pages) - len(out)} pages without a document)"
+            )
 
 
 if __name__ == "__main__":

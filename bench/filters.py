@@ -60,13 +60,15 @@ for i, t in enumerate(texts):
 print(json.dumps({"seconds": time.perf_counter() - t0, "reasons": out}))
 """
 
-WORDS = ("time year people way day man thing woman life child world school state family student group "
-         "country problem hand part place case week company system program question work government "
-         "number night point home water room mother area money story fact month lot right study book "
-         "eye job word business issue side kind head house service friend father power hour game line "
-         "end member law car city community name president team minute idea kid body information back "
-         "parent face others level office door health person art war history party result change morning "
-         "reason research girl guy moment air teacher force education river garden window bridge").split()
+WORDS = (
+    "time year people way day man thing woman life child world school state family student group "
+    "country problem hand part place case week company system program question work government "
+    "number night point home water room mother area money story fact month lot right study book "
+    "eye job word business issue side kind head house service friend father power hour game line "
+    "end member law car city community name president team minute idea kid body information back "
+    "parent face others level office door health person art war history party result change morning "
+    "reason research girl guy moment air teacher force education river garden window bridge"
+).split()
 STOP = ["the", "of", "and", "to", "that", "with", "have", "be"]
 LONG = ["internationalization", "electroencephalography", "counterrevolutionaries", "uncharacteristically"]
 
@@ -119,7 +121,11 @@ def make_doc(rng: np.random.Generator) -> str:
         return "\n".join(sentence(rng)[:-1] + ("..." if i < k else ".") for i in range(n))
     if kind == 8:  # numbers
         base = prose(rng, 6)
-        return base + "\n" + "\n".join(" ".join(str(x) for x in rng.integers(0, 9999, 5)) for _ in range(int(rng.integers(0, 8))))
+        return (
+            base
+            + "\n"
+            + "\n".join(" ".join(str(x) for x in rng.integers(0, 9999, 5)) for _ in range(int(rng.integers(0, 8))))
+        )
     if kind == 9:  # no stop words
         return " ".join(sentence(rng, stop=False) for _ in range(8)) + (" " + " ".join(STOP[: int(rng.integers(0, 3))]))
     if kind == 10:  # repeated lines / paragraphs
@@ -151,13 +157,22 @@ def main() -> None:
     t0 = time.perf_counter()
     langid.stats(pl.Series(texts), LanguageConfig())
     print(f"langid    : {len(texts) / (time.perf_counter() - t0):9.0f} docs/s (py3langid, per-document call)")
-    docs = pl.DataFrame({"id": [str(i) for i in range(len(texts))], "modality": ["text"] * len(texts),
-                         "source": ["bench"] * len(texts), "uri": [f"doc{i}" for i in range(len(texts))], "text": texts})
+    docs = pl.DataFrame(
+        {
+            "id": [str(i) for i in range(len(texts))],
+            "modality": ["text"] * len(texts),
+            "source": ["bench"] * len(texts),
+            "uri": [f"doc{i}" for i in range(len(texts))],
+            "text": texts,
+        }
+    )
     t0 = time.perf_counter()
     res = filter_partition(docs, CurateConfig(), ROOT)
     t_all = time.perf_counter() - t0
-    print(f"filter_partition (all filters, langid, PII): {len(texts) / t_all:9.0f} docs/s; "
-          f"kept {res.tables['curated'].height}, rejected {res.tables['rejects'].height}")
+    print(
+        f"filter_partition (all filters, langid, PII): {len(texts) / t_all:9.0f} docs/s; "
+        f"kept {res.tables['curated'].height}, rejected {res.tables['rejects'].height}"
+    )
     py = ensure_datatrove()
     if py is None:
         print("datatrove : NOT RUN (could not be installed)")
@@ -165,7 +180,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "texts.json").write_text(json.dumps(texts))
         (Path(tmp) / "run.py").write_text(DATATROVE_SCRIPT)
-        r = subprocess.run([str(py), str(Path(tmp) / "run.py"), str(Path(tmp) / "texts.json")], capture_output=True, text=True)
+        r = subprocess.run(
+            [str(py), str(Path(tmp) / "run.py"), str(Path(tmp) / "texts.json")], capture_output=True, text=True
+        )
     if r.returncode:
         print("datatrove : run failed:", r.stderr.strip().splitlines()[-3:])
         return

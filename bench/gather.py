@@ -31,8 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-WORDS = ("the of and to in is that for it as was with be by on not he this are or his from at which but have an "
-         "they you were her she there been one all we their has would when if so no what up out who them some").split()
+WORDS = (
+    "the of and to in is that for it as was with be by on not he this are or his from at which but have an "
+    "they you were her she there been one all we their has would when if so no what up out who them some"
+).split()
 PARTITION_FILES = 256
 PARTITION_JSONL = 4
 
@@ -57,9 +59,10 @@ def build(root: Path, n_files: int, n_jsonl: int, rows: int) -> None:
 
 def child(root: str) -> None:
     """Runs in a subprocess: reference read, then gather; prints one JSON line."""
+    import sources.tabular  # noqa: F401,E401 - import cost is not reading cost
+    import sources.text_files
     from sources import discover, read_items
     from sources.config import FilesSource, JsonlSource
-    import sources.tabular, sources.text_files  # noqa: F401,E401 - import cost is not reading cost
 
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     paths = sorted(str(p) for p in Path(root).rglob("*") if p.is_file())
@@ -72,8 +75,10 @@ def child(root: str) -> None:
     plain_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     media = Path(root) / "lake" / "media"
-    sources = [(FilesSource(name="txt", paths=["txt/**/*.txt"]), PARTITION_FILES),
-               (JsonlSource(name="jl", paths=["jsonl/*.jsonl"], id_field="id"), PARTITION_JSONL)]
+    sources = [
+        (FilesSource(name="txt", paths=["txt/**/*.txt"]), PARTITION_FILES),
+        (JsonlSource(name="jl", paths=["jsonl/*.jsonl"], id_field="id"), PARTITION_JSONL),
+    ]
     t0 = time.perf_counter()
     docs = rows_in = items_n = 0
     for source, size in sources:
@@ -86,9 +91,22 @@ def child(root: str) -> None:
             del result
     t_gather = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"files": len(paths), "bytes": nbytes, "t_plain": t_plain, "t_gather": t_gather,
-                      "docs": docs, "rows_in": rows_in, "items": items_n, "base_rss_kb": base_rss,
-                      "plain_rss_kb": plain_rss, "peak_rss_kb": peak}))
+    print(
+        json.dumps(
+            {
+                "files": len(paths),
+                "bytes": nbytes,
+                "t_plain": t_plain,
+                "t_gather": t_gather,
+                "docs": docs,
+                "rows_in": rows_in,
+                "items": items_n,
+                "base_rss_kb": base_rss,
+                "plain_rss_kb": plain_rss,
+                "peak_rss_kb": peak,
+            }
+        )
+    )
 
 
 def hash_compare(n: int = 200_000) -> tuple[float, float]:
@@ -126,29 +144,43 @@ def main() -> None:
             t0 = time.perf_counter()
             build(Path(tmp), n_files, n_jsonl, args.rows)
             t_build = time.perf_counter() - t0
-            out = subprocess.run([sys.executable, __file__, "--child", tmp], capture_output=True, text=True,
-                                 env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", tmp],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            )
             if out.returncode:
                 sys.exit(out.stderr)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             results[scale] = r
             mb = r["bytes"] / 2**20
-            print(f"size {scale:>2}N: {r['files']} files ({n_files} txt + {n_jsonl} jsonl x {args.rows} rows), "
-                  f"{mb:.1f} MB, {r['rows_in']} rows_in, {r['docs']} documents (built in {t_build:.1f}s)")
+            print(
+                f"size {scale:>2}N: {r['files']} files ({n_files} txt + {n_jsonl} jsonl x {args.rows} rows), "
+                f"{mb:.1f} MB, {r['rows_in']} rows_in, {r['docs']} documents (built in {t_build:.1f}s)"
+            )
             print(f"   plain read : {r['files'] / r['t_plain']:10.0f} files/s {mb / r['t_plain']:8.1f} MB/s")
-            print(f"   gather     : {r['files'] / r['t_gather']:10.0f} files/s {mb / r['t_gather']:8.1f} MB/s"
-                  f"   ({r['t_gather'] / r['t_plain']:.1f}x the plain read's time,"
-                  f" {r['rows_in'] / r['t_gather']:.0f} rows/s)")
-            print(f"   peak RSS   : {r['peak_rss_kb'] / 1024:.0f} MB  (after imports {r['base_rss_kb'] / 1024:.0f} MB,"
-                  f" growth during gather {(r['peak_rss_kb'] - r['plain_rss_kb']) / 1024:.0f} MB)")
+            print(
+                f"   gather     : {r['files'] / r['t_gather']:10.0f} files/s {mb / r['t_gather']:8.1f} MB/s"
+                f"   ({r['t_gather'] / r['t_plain']:.1f}x the plain read's time,"
+                f" {r['rows_in'] / r['t_gather']:.0f} rows/s)"
+            )
+            print(
+                f"   peak RSS   : {r['peak_rss_kb'] / 1024:.0f} MB  (after imports {r['base_rss_kb'] / 1024:.0f} MB,"
+                f" growth during gather {(r['peak_rss_kb'] - r['plain_rss_kb']) / 1024:.0f} MB)"
+            )
     ratio = results[10]["peak_rss_kb"] / results[1]["peak_rss_kb"]
     g1 = results[1]["peak_rss_kb"] - results[1]["base_rss_kb"]
     g10 = results[10]["peak_rss_kb"] - results[10]["base_rss_kb"]
-    print(f"peak RSS 10N / N: {ratio:.3f}  ({(ratio - 1) * 100:+.1f}%, goal < +20%);"
-          f" above-import-baseline 10N / N: {g10 / max(g1, 1):.3f}")
+    print(
+        f"peak RSS 10N / N: {ratio:.3f}  ({(ratio - 1) * 100:+.1f}%, goal < +20%);"
+        f" above-import-baseline 10N / N: {g10 / max(g1, 1):.3f}"
+    )
     t_py, t_duck = hash_compare()
-    print(f"id hash of 200k texts: hashlib loop {t_py:.3f}s, DuckDB sha256 {t_duck:.3f}s"
-          f" (loop / duckdb = {t_py / t_duck:.2f})")
+    print(
+        f"id hash of 200k texts: hashlib loop {t_py:.3f}s, DuckDB sha256 {t_duck:.3f}s"
+        f" (loop / duckdb = {t_py / t_duck:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,9 @@ def build(root: Path, n_images: int, size: tuple[int, int], n_wavs: int, seconds
         px = np.clip(base + rng.integers(-12, 13, base.shape), 0, 255).astype(np.uint8)
         exif = Image.Exif()
         exif.update({0x010F: "BenchCam", 0x0110: "Model 1", 0x0112: 1, 0x0132: "2026:01:01 12:00:00"})
-        Image.fromarray(px).save(root / "img" / f"p{i:04d}.jpg", "JPEG", quality=90, exif=exif.tobytes(),
-                                 icc_profile=srgb)
+        Image.fromarray(px).save(
+            root / "img" / f"p{i:04d}.jpg", "JPEG", quality=90, exif=exif.tobytes(), icc_profile=srgb
+        )
     rate = 16000
     t = np.arange(int(rate * seconds)) / rate
     for i in range(n_wavs):
@@ -73,9 +74,10 @@ def gather(root: Path, kind: str, store: Path, lossless: bool = True, limit: int
     lossless=False switches off the JPEG/WebP rewrite, so every image is re-encoded to PNG."""
     from pydantic import TypeAdapter
 
+    import sources.audio  # noqa: F401,E401 - import cost is not gather cost
+    import sources.image
     from sources import discover, read_items
     from sources.config import AnySource
-    import sources.audio, sources.image  # noqa: F401,E401 - import cost is not gather cost
 
     sub = "img" if kind == "images" else "au"
     source = TypeAdapter(AnySource).validate_python({"name": kind, "kind": kind, "paths": [f"{sub}/*"]})
@@ -115,13 +117,17 @@ def main() -> None:
             n = len(paths)
             print(f"{kind}: {n} files, {src_bytes / 2**20:.1f} MB")
             print(f"   reference (decode+hash+copy): {n / t_ref:8.1f} files/s")
-            print(f"   gather (decode+strip+store) : {n / t_gather:8.1f} files/s   "
-                  f"({t_gather / t_ref:.2f}x the reference's time)")
+            print(
+                f"   gather (decode+strip+store) : {n / t_gather:8.1f} files/s   "
+                f"({t_gather / t_ref:.2f}x the reference's time)"
+            )
             print(f"   stored bytes / source bytes : {stored / src_bytes:.3f}")
             if kind == "images":
                 t_png, stored_png = gather(root, kind, root / "lake_png" / "media", lossless=False)
-                print(f"   gather, all PNG (before)    : {n / t_png:8.1f} files/s   "
-                      f"({t_png / t_ref:.2f}x the reference's time)")
+                print(
+                    f"   gather, all PNG (before)    : {n / t_png:8.1f} files/s   "
+                    f"({t_png / t_ref:.2f}x the reference's time)"
+                )
                 print(f"   stored bytes / source bytes : {stored_png / src_bytes:.3f}")
 
 

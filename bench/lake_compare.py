@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-
 RUN_COLUMNS = {"run_id", "started_at", "finished_at"}  # differ between any two runs by construction
 _RUN_FILE = re.compile(r"runs/[0-9a-f-]{36}-(\w+)\.parquet")
 

@@ -54,8 +54,7 @@ def synthetic_rows(n: int, vocab: dict, seed: int = 0) -> list[dict]:
         else:
             toks = np.concatenate([text, [eos]])
             spans = [("text", 0, k + 1, True)]
-        rows.append({"tokens": toks, "spans": spans, "split": "val" if i % 50 == 0 else "train",
-                     "text_bytes": 4 * k})
+        rows.append({"tokens": toks, "spans": spans, "split": "val" if i % 50 == 0 else "train", "text_bytes": 4 * k})
     return rows
 
 
@@ -91,8 +90,10 @@ def main() -> None:
         print(f"index:    {t_index:.2f} s  ({n_tokens / t_index:,.0f} tokens/s, once per run)")
 
         loader, n_vocab = loader_tokens_per_s(shard_dir, cfg, min_tokens=2 * n_tokens)
-        print(f"loader:   {loader:,.0f} tokens/s  (batch {cfg.batch_size} x block {cfg.block_size}, "
-              f"2 epochs incl. packing plans, 1 process)")
+        print(
+            f"loader:   {loader:,.0f} tokens/s  (batch {cfg.batch_size} x block {cfg.block_size}, "
+            f"2 epochs incl. packing plans, 1 process)"
+        )
 
         speeds = {}
         for threads in (1, 2):
@@ -101,9 +102,11 @@ def main() -> None:
             train(shard_dir, cfg, Path(tmp) / f"run{threads}", on_log=logs.append)
             steady = [e["tokens_per_s"] for e in logs[1:]] or [e["tokens_per_s"] for e in logs]
             speeds[threads] = statistics.median(steady)
-            print(f"training: {speeds[threads]:,.0f} tokens/s with {threads} thread(s)  (default TrainConfig: "
-                  f"{cfg.n_layer} layers, n_embd {cfg.n_embd}, batch {cfg.batch_size} x block {cfg.block_size}, "
-                  f"compact vocab {n_vocab:,} ids; median of log windows after the first)")
+            print(
+                f"training: {speeds[threads]:,.0f} tokens/s with {threads} thread(s)  (default TrainConfig: "
+                f"{cfg.n_layer} layers, n_embd {cfg.n_embd}, batch {cfg.batch_size} x block {cfg.block_size}, "
+                f"compact vocab {n_vocab:,} ids; median of log windows after the first)"
+            )
         training = max(speeds.values())
         ratio = loader / training
         print(f"ratio loader/training: {ratio:.1f}x  (goal >= 20x: {'met' if ratio >= 20 else 'NOT met'})")

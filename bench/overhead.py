@@ -34,8 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from distillery.config import DEMO_CONFIG  # noqa: E402
 from distillery.app.sample_data import make_samples  # noqa: E402
+from distillery.config import DEMO_CONFIG  # noqa: E402
 
 VARIANTS = {"all": None, "data": "gather,curate,distill,shard"}
 
@@ -82,8 +82,9 @@ def main() -> None:
             first = timed_run(cfg, folder, stages)
             noop = timed_run(cfg, folder, stages)
         label = f"--stages {stages}" if stages else "all stages"
-        print(f"{label:40s} first {first:6.1f} s   no-op re-run {noop:5.1f} s   "
-              f"ratio {noop / first:.3f}  (goal < 0.15)")
+        print(
+            f"{label:40s} first {first:6.1f} s   no-op re-run {noop:5.1f} s   ratio {noop / first:.3f}  (goal < 0.15)"
+        )
 
 
 if __name__ == "__main__":

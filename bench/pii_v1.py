@@ -20,7 +20,6 @@ Not used by the pipeline; do not edit.
 # - email, ip_address (IPv4 dotted quad; IPv6 full or "::"-compressed ending in a group),
 #   phone (North-American 3-3-4 with separators, or "+<country>" international groups).
 
-
 from __future__ import annotations
 
 import polars as pl
@@ -30,7 +29,10 @@ _V4 = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
 # kind -> (pattern, replacement); "$1" keeps a captured prefix.
 PATTERNS: dict[str, tuple[str, str]] = {
-    "private_key": (r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----", "<PRIVATE_KEY>"),
+    "private_key": (
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----",
+        "<PRIVATE_KEY>",
+    ),
     "jwt": (r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", "<TOKEN>"),
     "bearer": (r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]{16,}=*", "${1}<TOKEN>"),
     "api_key": (

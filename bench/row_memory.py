@@ -46,8 +46,10 @@ def peak_kb(root: Path, huge_mb: int) -> int:
     corpus = root / "corpus"
     write_corpus(corpus, huge_mb)
     cfg = root / "c.yaml"
-    cfg.write_text(f"lake: {root / 'lake'}\nbase_dir: {corpus}\nstages: [gather, curate]\n"
-                   "sources:\n  - {name: rows, kind: jsonl, paths: ['*.jsonl']}\n")
+    cfg.write_text(
+        f"lake: {root / 'lake'}\nbase_dir: {corpus}\nstages: [gather, curate]\n"
+        "sources:\n  - {name: rows, kind: jsonl, paths: ['*.jsonl']}\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(DISTILLERY_RUN_DIR=str(root / "run"), PYTHONPATH=str(REPO))
     out = subprocess.run([sys.executable, "-c", _CHILD, str(cfg)], env=env, cwd=root, capture_output=True, text=True)
@@ -92,14 +94,18 @@ def main() -> None:
             for i in range(args.lines):
                 fh.write(json.dumps({"text": f"row {i}: " + PROSE[: 20 + i % 200]}) + "\n")
         plain, capped = line_speed(path)
-        print(f"line batching, {args.lines} lines: plain islice {args.lines / plain:,.0f} lines/s, "
-              f"capped line_batches {args.lines / capped:,.0f} lines/s ({capped / plain:.2f}x the time)")
+        print(
+            f"line batching, {args.lines} lines: plain islice {args.lines / plain:,.0f} lines/s, "
+            f"capped line_batches {args.lines / capped:,.0f} lines/s ({capped / plain:.2f}x the time)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         ref = peak_kb(Path(tmp) / "ref", 0)
         huge = peak_kb(Path(tmp) / "huge", args.mb)
-    print(f"peak RSS, gather+curate: reference (200 small rows) {ref / 1024:.0f} MB; "
-          f"with one {args.mb} MB line {huge / 1024:.0f} MB (+{(huge - ref) / 1024:.0f} MB, "
-          f"{(huge - ref) / 1024 / args.mb:.1f}x the line)")
+    print(
+        f"peak RSS, gather+curate: reference (200 small rows) {ref / 1024:.0f} MB; "
+        f"with one {args.mb} MB line {huge / 1024:.0f} MB (+{(huge - ref) / 1024:.0f} MB, "
+        f"{(huge - ref) / 1024 / args.mb:.1f}x the line)"
+    )
 
 
 if __name__ == "__main__":

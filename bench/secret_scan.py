@@ -68,7 +68,9 @@ def b64url(data: bytes) -> str:
 
 def _jwt(rng: random.Random) -> str:
     head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64url(json.dumps({"sub": str(rng.randint(10**6, 10**9)), "name": "svc", "iat": rng.randint(1.6e9, 1.8e9)}).encode())
+    body = b64url(
+        json.dumps({"sub": str(rng.randint(10**6, 10**9)), "name": "svc", "iat": rng.randint(1.6e9, 1.8e9)}).encode()
+    )
     return f"{head}.{body}.{b64url(rng.randbytes(32))}"
 
 
@@ -88,11 +90,23 @@ SECRETS: dict[str, tuple] = {
     "stripe_restricted": (lambda g: "rk_live_51" + r(g, ALNUM, 97), "STRIPE_RK", False),
     "stripe_test": (lambda g: "sk_test_51" + r(g, ALNUM, 97), "STRIPE_TEST", False),
     "stripe_webhook": (lambda g: "whsec_" + r(g, ALNUM, 32), "STRIPE_WH", False),
-    "slack_bot": (lambda g: f"xoxb-{r(g, string.digits, 12)}-{r(g, string.digits, 13)}-{r(g, ALNUM, 24)}", "SLACK_BOT", False),
-    "slack_user": (lambda g: f"xoxp-{r(g, string.digits, 12)}-{r(g, string.digits, 12)}-{r(g, string.digits, 13)}-{r(g, HEX, 32)}",
-                   "SLACK_USER", False),
-    "slack_webhook": (lambda g: f"https://hooks.slack.com/services/T{r(g, UPPER_ALNUM, 8)}/B{r(g, UPPER_ALNUM, 10)}/{r(g, ALNUM, 24)}",
-                      "SLACK_HOOK", False),
+    "slack_bot": (
+        lambda g: f"xoxb-{r(g, string.digits, 12)}-{r(g, string.digits, 13)}-{r(g, ALNUM, 24)}",
+        "SLACK_BOT",
+        False,
+    ),
+    "slack_user": (
+        lambda g: f"xoxp-{r(g, string.digits, 12)}-{r(g, string.digits, 12)}-{r(g, string.digits, 13)}-{r(g, HEX, 32)}",
+        "SLACK_USER",
+        False,
+    ),
+    "slack_webhook": (
+        lambda g: (
+            f"https://hooks.slack.com/services/T{r(g, UPPER_ALNUM, 8)}/B{r(g, UPPER_ALNUM, 10)}/{r(g, ALNUM, 24)}"
+        ),
+        "SLACK_HOOK",
+        False,
+    ),
     "sendgrid": (lambda g: f"SG.{r(g, B64URL, 22)}.{r(g, B64URL, 43)}", "SENDGRID", False),
     "npm_token": (lambda g: "npm_" + r(g, ALNUM, 36), "NPM", False),
     "huggingface": (lambda g: "hf_" + r(g, string.ascii_letters, 34), "HF", False),
@@ -101,21 +115,52 @@ SECRETS: dict[str, tuple] = {
     "anthropic": (lambda g: "sk-ant-api03-" + r(g, B64URL, 93) + "AA", "ANTHROPIC", False),
     "google_api": (lambda g: "AIza" + r(g, B64URL, 35), "GMAPS", False),
     "google_oauth": (lambda g: "ya29." + r(g, B64URL, 120), "GOOG_AT", False),
-    "azure_storage": (lambda g: f"DefaultEndpointsProtocol=https;AccountName=st{r(g, 'abcdefghij', 6)};AccountKey={b64(g, 64)};"
-                      "EndpointSuffix=core.windows.net", "AZ_STORAGE", False),
-    "azure_servicebus": (lambda g: f"Endpoint=sb://ns{r(g, 'abcdefgh', 5)}.servicebus.windows.net/;SharedAccessKeyName="
-                         f"RootManageSharedAccessKey;SharedAccessKey={b64(g, 32)}", "SB_CONN", False),
-    "azure_sas": (lambda g: f"https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&ss=b&srt=o&sp=r&se=2026-01-01T00:00:00Z"
-                  f"&sig={b64(g, 32).replace('+', '%2B').replace('/', '%2F').replace('=', '%3D')}", "SAS_URL", False),
+    "azure_storage": (
+        lambda g: (
+            f"DefaultEndpointsProtocol=https;AccountName=st{r(g, 'abcdefghij', 6)};AccountKey={b64(g, 64)};"
+            "EndpointSuffix=core.windows.net"
+        ),
+        "AZ_STORAGE",
+        False,
+    ),
+    "azure_servicebus": (
+        lambda g: (
+            f"Endpoint=sb://ns{r(g, 'abcdefgh', 5)}.servicebus.windows.net/;SharedAccessKeyName="
+            f"RootManageSharedAccessKey;SharedAccessKey={b64(g, 32)}"
+        ),
+        "SB_CONN",
+        False,
+    ),
+    "azure_sas": (
+        lambda g: (
+            f"https://acct.blob.core.windows.net/c/b.txt?sv=2022-11-02&ss=b&srt=o&sp=r&se=2026-01-01T00:00:00Z"
+            f"&sig={b64(g, 32).replace('+', '%2B').replace('/', '%2F').replace('=', '%3D')}"
+        ),
+        "SAS_URL",
+        False,
+    ),
     "jwt": (_jwt, "ID_TOKEN", False),
-    "basic_auth_header": (lambda g: "Authorization: Basic " + base64.b64encode(
-        f"svc{g.randint(1, 99)}:{r(g, ALNUM, 14)}".encode()).decode(), None, False),
+    "basic_auth_header": (
+        lambda g: (
+            "Authorization: Basic " + base64.b64encode(f"svc{g.randint(1, 99)}:{r(g, ALNUM, 14)}".encode()).decode()
+        ),
+        None,
+        False,
+    ),
     "bearer_header": (lambda g: "Authorization: Bearer " + r(g, B64URL, 40), None, False),
     "url_password": (lambda g: f"postgres://app:{r(g, ALNUM, 18)}@db.internal:5432/prod", "DATABASE_URL", False),
     "twilio_api_key": (lambda g: "SK" + r(g, HEX, 32), "TWILIO_SID", False),
     "telegram_bot": (lambda g: f"{g.randint(10**8, 10**9)}:AA{r(g, B64URL, 33)}", "TG_BOT", False),
-    "discord_bot": (lambda g: g.choice("MN") + r(g, B64URL, 23) + "." + r(g, B64URL, 6) + "." + r(g, B64URL, 27), "DISCORD", False),
-    "discord_webhook": (lambda g: f"https://discord.com/api/webhooks/{r(g, string.digits, 18)}/{r(g, B64URL, 68)}", "DC_HOOK", False),
+    "discord_bot": (
+        lambda g: g.choice("MN") + r(g, B64URL, 23) + "." + r(g, B64URL, 6) + "." + r(g, B64URL, 27),
+        "DISCORD",
+        False,
+    ),
+    "discord_webhook": (
+        lambda g: f"https://discord.com/api/webhooks/{r(g, string.digits, 18)}/{r(g, B64URL, 68)}",
+        "DC_HOOK",
+        False,
+    ),
     "mailchimp": (lambda g: r(g, HEX, 32) + f"-us{g.randint(1, 20)}", "MC_KEY", False),
     "mailgun": (lambda g: "key-" + r(g, HEX, 32), "MAILGUN", False),
     "pypi": (lambda g: "pypi-AgEIcHlwaS5vcmc" + r(g, B64URL, 150), "TWINE_PASSWORD", False),
@@ -134,20 +179,33 @@ SECRETS: dict[str, tuple] = {
     "newrelic": (lambda g: "NRAK-" + r(g, UPPER_ALNUM, 27), "NEWRELIC", False),
     "artifactory": (lambda g: "AKCp8" + r(g, ALNUM, 68), "ARTIFACTORY", False),
     "db_password": (lambda g: r(g, ALNUM + "!#%^*", 16), "db_password", True),
-    "django_secret": (lambda g: "django-insecure-" + r(g, string.ascii_lowercase + string.digits + "!@#%^&*(-_=+)", 50),
-                      "SECRET_KEY", True),
+    "django_secret": (
+        lambda g: "django-insecure-" + r(g, string.ascii_lowercase + string.digits + "!@#%^&*(-_=+)", 50),
+        "SECRET_KEY",
+        True,
+    ),
     "generic_api_token": (lambda g: r(g, HEX, 40), "API_TOKEN", True),
 }
 
 CONTEXTS = {
-    "python": lambda name, s, g: f"import os\n\nclient = Client(\n    timeout=30,\n    {(name or 'auth').lower()}=\"{s}\",\n)\n",
+    "python": lambda name, s, g: (
+        f'import os\n\nclient = Client(\n    timeout=30,\n    {(name or "auth").lower()}="{s}",\n)\n'
+    ),
     "env": lambda name, s, g: f"DEBUG=false\nPORT=8080\n{name or 'AUTH_HEADER'}={s}\nLOG_LEVEL=info\n",
-    "yaml": lambda name, s, g: f"service:\n  name: billing\n  replicas: 3\n  {(name or 'auth_header').lower()}: \"{s}\"\n",
+    "yaml": lambda name, s, g: (
+        f'service:\n  name: billing\n  replicas: 3\n  {(name or "auth_header").lower()}: "{s}"\n'
+    ),
     "ini": lambda name, s, g: f"[default]\nregion = eu-west-1\n{(name or 'auth_header').lower()} = {s}\n",
-    "json": lambda name, s, g: json.dumps({"service": "billing", "retries": 3, (name or "authorization").lower(): s}, indent=2),
-    "log": lambda name, s, g: f"2024-05-01T12:00:{g.randint(10, 59)}Z INFO worker-3 starting with {(name or 'header').lower()}={s} retries=3\n",
-    "url": lambda name, s, g: f"curl -s 'https://api.example.net/v2/items?page=2&{(name or 'auth').lower()}={s}' | jq .\n",
-    "truncated": lambda name, s, g: f"# settings.py\nTIMEOUT = 30\n{name or 'AUTH'} = \"{s}",
+    "json": lambda name, s, g: json.dumps(
+        {"service": "billing", "retries": 3, (name or "authorization").lower(): s}, indent=2
+    ),
+    "log": lambda name, s, g: (
+        f"2024-05-01T12:00:{g.randint(10, 59)}Z INFO worker-3 starting with {(name or 'header').lower()}={s} retries=3\n"
+    ),
+    "url": lambda name, s, g: (
+        f"curl -s 'https://api.example.net/v2/items?page=2&{(name or 'auth').lower()}={s}' | jq .\n"
+    ),
+    "truncated": lambda name, s, g: f'# settings.py\nTIMEOUT = 30\n{name or "AUTH"} = "{s}',
 }
 # Contexts where a header-shaped secret is written as such.
 HEADER_CONTEXTS = {
@@ -161,38 +219,88 @@ PROSE = lambda s, g: f"For the staging deploy use {s} until the rotation on Frid
 
 def _pem_body(rng: random.Random, lines: int, width: int = 64) -> list[str]:
     data = base64.b64encode(rng.randbytes(lines * width * 3 // 4)).decode()
-    return [data[i:i + width] for i in range(0, len(data), width)]
+    return [data[i : i + width] for i in range(0, len(data), width)]
 
 
 def private_keys(rng: random.Random) -> list[tuple[str, str, list[str]]]:
     """(kind, document, secret pieces) for every armored kind, complete and truncated."""
     out = []
-    pem_kinds = {"rsa": "RSA PRIVATE KEY", "ec": "EC PRIVATE KEY", "dsa": "DSA PRIVATE KEY",
-                 "openssh": "OPENSSH PRIVATE KEY", "pkcs8": "PRIVATE KEY", "pkcs8_encrypted": "ENCRYPTED PRIVATE KEY"}
+    pem_kinds = {
+        "rsa": "RSA PRIVATE KEY",
+        "ec": "EC PRIVATE KEY",
+        "dsa": "DSA PRIVATE KEY",
+        "openssh": "OPENSSH PRIVATE KEY",
+        "pkcs8": "PRIVATE KEY",
+        "pkcs8_encrypted": "ENCRYPTED PRIVATE KEY",
+    }
     for kind, label in pem_kinds.items():
         body = _pem_body(rng, 8, 70 if kind == "openssh" else 64)
-        headers = ["Proc-Type: 4,ENCRYPTED", f"DEK-Info: AES-128-CBC,{r(rng, HEX.upper(), 32)}", ""] if kind == "rsa" else []
+        headers = (
+            ["Proc-Type: 4,ENCRYPTED", f"DEK-Info: AES-128-CBC,{r(rng, HEX.upper(), 32)}", ""] if kind == "rsa" else []
+        )
         full = "\n".join([f"-----BEGIN {label}-----", *headers, *body, f"-----END {label}-----"])
         out.append((f"pk_{kind}", f"# deploy key\n{full}\n", body))
-        out.append((f"pk_{kind}_truncated", "# deploy key\n" + "\n".join([f"-----BEGIN {label}-----", *headers, *body[:5]]), body[:5]))
+        out.append(
+            (
+                f"pk_{kind}_truncated",
+                "# deploy key\n" + "\n".join([f"-----BEGIN {label}-----", *headers, *body[:5]]),
+                body[:5],
+            )
+        )
         flat = "\\n".join([f"-----BEGIN {label}-----", *body, f"-----END {label}-----"]) + "\\n"
-        out.append((f"pk_{kind}_json", json.dumps({"type": "service_account", "private_key": "PLACEHOLDER"}).replace(
-            "PLACEHOLDER", flat), body))
-        code = "KEY = \"\"\"" + "\n".join([f"-----BEGIN {label}-----", *body[:4]]) + "\"\"\"\n\nprint(KEY)\n"
+        out.append(
+            (
+                f"pk_{kind}_json",
+                json.dumps({"type": "service_account", "private_key": "PLACEHOLDER"}).replace("PLACEHOLDER", flat),
+                body,
+            )
+        )
+        code = 'KEY = """' + "\n".join([f"-----BEGIN {label}-----", *body[:4]]) + '"""\n\nprint(KEY)\n'
         out.append((f"pk_{kind}_code_truncated", code, body[:4]))
     body = _pem_body(rng, 10)
-    pgp = "\n".join(["-----BEGIN PGP PRIVATE KEY BLOCK-----", "Version: GnuPG v2", "Comment: repo signing key", "",
-                     *body, "=" + r(rng, B64, 4), "-----END PGP PRIVATE KEY BLOCK-----"])
+    pgp = "\n".join(
+        [
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----",
+            "Version: GnuPG v2",
+            "Comment: repo signing key",
+            "",
+            *body,
+            "=" + r(rng, B64, 4),
+            "-----END PGP PRIVATE KEY BLOCK-----",
+        ]
+    )
     out.append(("pk_pgp", f"Import with gpg --import:\n\n{pgp}\n", body))
     out.append(("pk_pgp_truncated", "\n".join(pgp.split("\n")[:9]), body[:5]))
     putty_pub, putty_priv = _pem_body(rng, 4), _pem_body(rng, 6)
-    putty = "\n".join(["PuTTY-User-Key-File-3: ssh-rsa", "Encryption: none", "Comment: rsa-key-20240501",
-                       f"Public-Lines: {len(putty_pub)}", *putty_pub, f"Private-Lines: {len(putty_priv)}", *putty_priv,
-                       f"Private-MAC: {r(rng, HEX, 64)}"])
+    putty = "\n".join(
+        [
+            "PuTTY-User-Key-File-3: ssh-rsa",
+            "Encryption: none",
+            "Comment: rsa-key-20240501",
+            f"Public-Lines: {len(putty_pub)}",
+            *putty_pub,
+            f"Private-Lines: {len(putty_priv)}",
+            *putty_priv,
+            f"Private-MAC: {r(rng, HEX, 64)}",
+        ]
+    )
     out.append(("pk_putty", putty + "\n", putty_priv))
     ssh2 = _pem_body(rng, 6, 70)
-    out.append(("pk_ssh2_encrypted", "\n".join(["---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----", 'Comment: "rsa-key-20240501"',
-                                                 *ssh2, "---- END SSH2 ENCRYPTED PRIVATE KEY ----"]) + "\n", ssh2))
+    out.append(
+        (
+            "pk_ssh2_encrypted",
+            "\n".join(
+                [
+                    "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----",
+                    'Comment: "rsa-key-20240501"',
+                    *ssh2,
+                    "---- END SSH2 ENCRYPTED PRIVATE KEY ----",
+                ]
+            )
+            + "\n",
+            ssh2,
+        )
+    )
     return out
 
 
@@ -210,26 +318,62 @@ def negatives(rng: random.Random) -> list[tuple[str, str]]:
             ("git_sha", f'"resolved": "git+https://github.com/org/pkg.git#{sha}",\n'),
             ("base64_image", f'<img alt="logo" src="data:image/png;base64,{b64(rng, 600)}">\n'),
             ("base64_image", f".icon {{ background: url(data:image/gif;base64,{b64(rng, 300)}); }}\n"),
-            ("package_lock", f'"node_modules/lodash": {{\n  "version": "4.17.{rng.randint(1, 21)}",\n  "resolved": '
-                             f'"https://registry.npmjs.org/lodash/-/lodash-4.17.21.tgz",\n  "integrity": "sha512-{b64(rng, 64)}"\n}}'),
+            (
+                "package_lock",
+                f'"node_modules/lodash": {{\n  "version": "4.17.{rng.randint(1, 21)}",\n  "resolved": '
+                f'"https://registry.npmjs.org/lodash/-/lodash-4.17.21.tgz",\n  "integrity": "sha512-{b64(rng, 64)}"\n}}',
+            ),
             ("yarn_lock", f'lodash@^4.17.21:\n  version "4.17.21"\n  integrity sha1-{b64(rng, 20)}\n'),
-            ("poetry_lock", f'files = [\n    {{file = "requests-2.31.0-py3-none-any.whl", hash = "sha256:{r(rng, HEX, 64)}"}},\n]\n'),
-            ("go_sum", f"golang.org/x/text v0.14.0 h1:{b64(rng, 32)}\ngolang.org/x/text v0.14.0/go.mod h1:{b64(rng, 32)}\n"),
+            (
+                "poetry_lock",
+                f'files = [\n    {{file = "requests-2.31.0-py3-none-any.whl", hash = "sha256:{r(rng, HEX, 64)}"}},\n]\n',
+            ),
+            (
+                "go_sum",
+                f"golang.org/x/text v0.14.0 h1:{b64(rng, 32)}\ngolang.org/x/text v0.14.0/go.mod h1:{b64(rng, 32)}\n",
+            ),
             ("docker_digest", f"FROM python:3.12-slim@sha256:{r(rng, HEX, 64)}\nRUN pip install uv\n"),
-            ("checksum", f"{r(rng, HEX, 64)}  distillery-0.{rng.randint(1, 9)}.0.tar.gz\n{r(rng, HEX, 32)}  README.md\n"),
-            ("version", f'[project]\nname = "distillery"\nversion = "{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}"\n'
-                        f'requires-python = ">=3.10"\ndependencies = ["polars>=1.5,<3", "numpy==1.26.4"]\n'),
-            ("css_colour", f".btn {{ color: #{r(rng, HEX, 6)}; background: #{r(rng, HEX, 3)}; border-color: rgba(0,0,0,.{rng.randint(1, 9)}); }}\n"),
+            (
+                "checksum",
+                f"{r(rng, HEX, 64)}  distillery-0.{rng.randint(1, 9)}.0.tar.gz\n{r(rng, HEX, 32)}  README.md\n",
+            ),
+            (
+                "version",
+                f'[project]\nname = "distillery"\nversion = "{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}"\n'
+                f'requires-python = ">=3.10"\ndependencies = ["polars>=1.5,<3", "numpy==1.26.4"]\n',
+            ),
+            (
+                "css_colour",
+                f".btn {{ color: #{r(rng, HEX, 6)}; background: #{r(rng, HEX, 3)}; border-color: rgba(0,0,0,.{rng.randint(1, 9)}); }}\n",
+            ),
             ("public_key", f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{r(rng, B64, 43)} ops@build\n"),
-            ("public_key", "-----BEGIN PUBLIC KEY-----\n" + "\n".join(_pem_body(rng, 5)) + "\n-----END PUBLIC KEY-----\n"),
-            ("certificate", "-----BEGIN CERTIFICATE-----\n" + "\n".join(_pem_body(rng, 8)) + "\n-----END CERTIFICATE-----\n"),
-            ("prose_words", "Reset your password: open the settings page. The token economy and the secret garden were "
-                            "discussed; the key point is that nobody lost their keys.\n"),
-            ("code_no_secret", "max_tokens = 4096\ntokenizer = AutoTokenizer.from_pretrained(name)\n"
-                               "password = os.environ[\"DB_PASSWORD\"]\napi_key = get_api_key()\n"),
-            ("template", 'api_key: "{{ .Values.apiKey }}"\npassword: ${DB_PASSWORD}\nsecret_key = "<your-secret-key>"\n'),
-            ("numbers", f"Order {rng.randint(10**6, 10**7)} shipped; tracking {r(rng, string.digits, 12)}; "
-                        f"total {rng.randint(1, 999)}.{rng.randint(10, 99)} EUR.\n"),
+            (
+                "public_key",
+                "-----BEGIN PUBLIC KEY-----\n" + "\n".join(_pem_body(rng, 5)) + "\n-----END PUBLIC KEY-----\n",
+            ),
+            (
+                "certificate",
+                "-----BEGIN CERTIFICATE-----\n" + "\n".join(_pem_body(rng, 8)) + "\n-----END CERTIFICATE-----\n",
+            ),
+            (
+                "prose_words",
+                "Reset your password: open the settings page. The token economy and the secret garden were "
+                "discussed; the key point is that nobody lost their keys.\n",
+            ),
+            (
+                "code_no_secret",
+                "max_tokens = 4096\ntokenizer = AutoTokenizer.from_pretrained(name)\n"
+                'password = os.environ["DB_PASSWORD"]\napi_key = get_api_key()\n',
+            ),
+            (
+                "template",
+                'api_key: "{{ .Values.apiKey }}"\npassword: ${DB_PASSWORD}\nsecret_key = "<your-secret-key>"\n',
+            ),
+            (
+                "numbers",
+                f"Order {rng.randint(10**6, 10**7)} shipped; tracking {r(rng, string.digits, 12)}; "
+                f"total {rng.randint(1, 999)}.{rng.randint(10, 99)} EUR.\n",
+            ),
             ("hash_in_code", f'EXPECTED_MD5 = "{r(rng, HEX, 32)}"\nCOMMIT = "{r(rng, HEX, 40)}"\n'),
         ]
     return out
@@ -251,8 +395,14 @@ def labelled(seed: int) -> tuple[list[dict], list[dict]]:
             s = gen(rng)
             pos.append({"kind": kind, "context": "prose", "text": PROSE(s, rng), "pieces": [_value(kind, s)]})
     for kind, doc, pieces in private_keys(rng):
-        pos.append({"kind": kind.split("_truncated")[0].removesuffix("_json").removesuffix("_code"),
-                    "context": kind, "text": doc, "pieces": pieces})
+        pos.append(
+            {
+                "kind": kind.split("_truncated")[0].removesuffix("_json").removesuffix("_code"),
+                "context": kind,
+                "text": doc,
+                "pieces": pieces,
+            }
+        )
     neg = [{"kind": k, "text": t} for k, t in negatives(rng)]
     return pos, neg
 
@@ -275,7 +425,7 @@ def _value(kind: str, s: str) -> str:
 def leaked(piece: str, out: str, window: int = 12) -> bool:
     if piece in out:
         return True
-    return len(piece) > window and any(piece[i:i + window] in out for i in range(0, len(piece) - window + 1, 4))
+    return len(piece) > window and any(piece[i : i + window] in out for i in range(0, len(piece) - window + 1, 4))
 
 
 def score(name: str, fn, pos: list[dict], neg: list[dict]) -> dict:
@@ -284,13 +434,19 @@ def score(name: str, fn, pos: list[dict], neg: list[dict]) -> dict:
     out_neg = fn(pl.Series([n["text"] for n in neg]), kinds)[0].to_list()
     missed = [(p["kind"], p["context"]) for p, o in zip(pos, out_pos) if any(leaked(x, o) for x in p["pieces"])]
     fps = [(n["kind"], n["text"][:70], o[:70]) for n, o in zip(neg, out_neg) if o != n["text"]]
-    return {"name": name, "recall": 1 - len(missed) / len(pos), "missed": missed,
-            "fp_rate": len(fps) / len(neg), "fps": fps}
+    return {
+        "name": name,
+        "recall": 1 - len(missed) / len(pos),
+        "missed": missed,
+        "fp_rate": len(fps) / len(neg),
+        "fps": fps,
+    }
 
 
 def bulk(seed: int, n: int) -> list[str]:
     """Secret-free documents: generated articles and this repository's own code and docs."""
     from distillery.app.sample_data import TOPICS, _article
+
     rng = random.Random(seed + 1)
     docs = [_article(rng, rng.choice(list(TOPICS)), rng.randint(8, 14)) for _ in range(n)]
     for folder in ("distillery", "sources", "teacher", "shards", "trainer", "flows", "docs"):
@@ -322,13 +478,17 @@ def main() -> None:
     new = lambda t, k: pii.redact(t, k)  # noqa: E731
     old = lambda t, k: pii_v1.redact(t, k)  # noqa: E731
     new.__self_kinds__ = old.__self_kinds__ = kinds_all
-    print(f"labelled corpus: {len(pos)} secrets ({len(set(p['kind'] for p in pos))} kinds, "
-          f"{len(set(p['context'] for p in pos))} contexts), {len(neg)} look-alike negatives "
-          f"({len(set(n['kind'] for n in neg))} kinds)")
+    print(
+        f"labelled corpus: {len(pos)} secrets ({len(set(p['kind'] for p in pos))} kinds, "
+        f"{len(set(p['context'] for p in pos))} contexts), {len(neg)} look-alike negatives "
+        f"({len(set(n['kind'] for n in neg))} kinds)"
+    )
     results = [score("new (detect-secrets)", new, pos, neg), score("old (hand-written)", old, pos, neg)]
     for res in results:
-        print(f"{res['name']:22s} recall {res['recall']:.4f} ({len(pos) - len(res['missed'])}/{len(pos)})  "
-              f"FP rate {res['fp_rate']:.4f} ({len(res['fps'])}/{len(neg)})")
+        print(
+            f"{res['name']:22s} recall {res['recall']:.4f} ({len(pos) - len(res['missed'])}/{len(pos)})  "
+            f"FP rate {res['fp_rate']:.4f} ({len(res['fps'])}/{len(neg)})"
+        )
     new_res, old_res = results
     by_kind: dict[str, list[int]] = {}
     for p in pos:
@@ -350,8 +510,10 @@ def main() -> None:
     secret_kinds = [k for k in kinds_all if k not in pii.PATTERNS]
     for name, fn in (("new", pii.redact), ("old", pii_v1.redact)):
         out = fn(pl.Series(free), secret_kinds)[0].to_list()
-        print(f"{name}: bulk documents (no labelled secrets) changed by the secret kinds: "
-              f"{sum(a != b for a, b in zip(free, out))} of {len(free)}")
+        print(
+            f"{name}: bulk documents (no labelled secrets) changed by the secret kinds: "
+            f"{sum(a != b for a, b in zip(free, out))} of {len(free)}"
+        )
     docs = [p["text"] for p in pos] + [n["text"] for n in neg] + free
     texts = pl.Series("text", docs)
     mb = sum(len(d) for d in docs) / 1e6
@@ -365,13 +527,19 @@ def main() -> None:
     lab = pl.Series("text", [p["text"] for p in pos] + [n["text"] for n in neg])
     lt_old = best_time(pii_v1.redact, lab, kinds_all, args.repeat)
     lt_new = best_time(pii.redact, lab, kinds_all, args.repeat)
-    print(f"time, all kinds, {len(docs)} docs ({mb:.1f} MB; labelled + secret-free bulk), CPU s best of {args.repeat}: "
-          f"new {t_new:.3f} vs old {t_old:.3f} = {t_new / t_old:.2f}x old")
-    print(f"  of which secret kinds only: new {ts_new:.3f} vs old {ts_old:.3f} = {ts_new / ts_old:.2f}x; "
-          f"e-mail/IP/phone only: new {tp_new:.3f} vs old {tp_old:.3f} = {tp_new / tp_old:.2f}x "
-          f"(same patterns, run only on rows their PREFILTERS pass)")
-    print(f"time, labelled corpus only ({len(lab)} docs, every positive holds a secret): "
-          f"new {lt_new:.3f} vs old {lt_old:.3f} = {lt_new / lt_old:.2f}x old")
+    print(
+        f"time, all kinds, {len(docs)} docs ({mb:.1f} MB; labelled + secret-free bulk), CPU s best of {args.repeat}: "
+        f"new {t_new:.3f} vs old {t_old:.3f} = {t_new / t_old:.2f}x old"
+    )
+    print(
+        f"  of which secret kinds only: new {ts_new:.3f} vs old {ts_old:.3f} = {ts_new / ts_old:.2f}x; "
+        f"e-mail/IP/phone only: new {tp_new:.3f} vs old {tp_old:.3f} = {tp_new / tp_old:.2f}x "
+        f"(same patterns, run only on rows their PREFILTERS pass)"
+    )
+    print(
+        f"time, labelled corpus only ({len(lab)} docs, every positive holds a secret): "
+        f"new {lt_new:.3f} vs old {lt_old:.3f} = {lt_new / lt_old:.2f}x old"
+    )
     ok = new_res["recall"] >= 0.99 and new_res["fp_rate"] <= 0.01 and t_new / t_old <= 1.3
     print(f"goals (recall >= 0.99, FP <= 1 %, time <= 1.3x old on the mixed corpus): {'met' if ok else 'NOT met'}")
 

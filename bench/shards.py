@@ -65,8 +65,18 @@ def bench_text(tmp: Path, threads: int) -> None:
     mb = sum(len(t.encode()) for t in texts) / 1e6
     n = len(texts)
     curated = tmp / "text.parquet"
-    write_docs(curated, {"id": [f"d{i}" for i in range(n)], "modality": ["code"] * n, "source": ["bench"] * n,
-                         "uri": [f"u{i}" for i in range(n)], "text": texts, "meta": ["{}"] * n, "parents": [[]] * n})
+    write_docs(
+        curated,
+        {
+            "id": [f"d{i}" for i in range(n)],
+            "modality": ["code"] * n,
+            "source": ["bench"] * n,
+            "uri": [f"u{i}" for i in range(n)],
+            "text": texts,
+            "meta": ["{}"] * n,
+            "parents": [[]] * n,
+        },
+    )
     enc = get_encoding("cl100k_base")
     enc.encode_ordinary_batch(texts[:100], num_threads=threads)  # warm the encoder's thread pool
     cfg = ShardConfig(threads=threads)
@@ -86,18 +96,29 @@ def bench_text(tmp: Path, threads: int) -> None:
         write_shards([samples], spec, cfg, tmp / "text-shards")
         ours_best, ours_cpu = min(ours_best, time.perf_counter() - t0), min(ours_cpu, time.process_time() - c0)
     print(f"text: {n} docs, {mb:.1f} MB, {n_tok / 1e6:.2f} M tokens, threads={threads}")
-    print(f"  raw tiktoken encode_ordinary_batch: {raw_best:.2f} s  {mb / raw_best:.2f} MB/s  {n_tok / raw_best / 1e6:.2f} M tok/s")
-    print(f"  tokenize_partition alone:           {tok_best:.2f} s  {mb / tok_best:.2f} MB/s  {n_tok / tok_best / 1e6:.2f} M tok/s")
-    print(f"  tokenize_partition + write_shards:  {ours_best:.2f} s  {mb / ours_best:.2f} MB/s  {n_tok / ours_best / 1e6:.2f} M tok/s")
-    print(f"  ratio ours/raw throughput: {raw_best / ours_best:.0%} wall (goal >= 70%); "
-          f"CPU seconds (all threads) raw {raw_cpu:.2f} / ours {ours_cpu:.2f} = {raw_cpu / ours_cpu:.0%} "
-          f"(less sensitive to other load on the machine)")
+    print(
+        f"  raw tiktoken encode_ordinary_batch: {raw_best:.2f} s  {mb / raw_best:.2f} MB/s  {n_tok / raw_best / 1e6:.2f} M tok/s"
+    )
+    print(
+        f"  tokenize_partition alone:           {tok_best:.2f} s  {mb / tok_best:.2f} MB/s  {n_tok / tok_best / 1e6:.2f} M tok/s"
+    )
+    print(
+        f"  tokenize_partition + write_shards:  {ours_best:.2f} s  {mb / ours_best:.2f} MB/s  {n_tok / ours_best / 1e6:.2f} M tok/s"
+    )
+    print(
+        f"  ratio ours/raw throughput: {raw_best / ours_best:.0%} wall (goal >= 70%); "
+        f"CPU seconds (all threads) raw {raw_cpu:.2f} / ours {ours_cpu:.2f} = {raw_cpu / ours_cpu:.0%} "
+        f"(less sensitive to other load on the machine)"
+    )
 
 
 def _png(seed: int, size: int = 96) -> bytes:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:size, 0:size] / size
-    ch = [127 + 100 * np.sin(2 * np.pi * (rng.uniform(0.3, 3) * x + rng.uniform(0.3, 3) * y) + rng.uniform(0, 6)) for _ in range(3)]
+    ch = [
+        127 + 100 * np.sin(2 * np.pi * (rng.uniform(0.3, 3) * x + rng.uniform(0.3, 3) * y) + rng.uniform(0, 6))
+        for _ in range(3)
+    ]
     img = np.clip(np.stack(ch, -1) + rng.normal(0, 6, (size, size, 3)), 0, 255).astype(np.uint8)
     from PIL import Image
 
@@ -120,8 +141,18 @@ def bench_image(tmp: Path, threads: int) -> None:
         refs.append(f"media/{sha[:2]}/{sha}")
     curated = tmp / "images.parquet"
     n = len(refs)
-    write_docs(curated, {"id": [f"i{i}" for i in range(n)], "modality": ["image"] * n, "source": ["bench"] * n,
-                         "uri": [f"u{i}" for i in range(n)], "media": refs, "meta": ["{}"] * n, "parents": [[]] * n})
+    write_docs(
+        curated,
+        {
+            "id": [f"i{i}" for i in range(n)],
+            "modality": ["image"] * n,
+            "source": ["bench"] * n,
+            "uri": [f"u{i}" for i in range(n)],
+            "media": refs,
+            "meta": ["{}"] * n,
+            "parents": [[]] * n,
+        },
+    )
     cfg = ShardConfig(threads=threads)
     t0 = time.perf_counter()
     spec = fit_codebooks([curated], cfg, lake, tmp / "cb")
@@ -131,8 +162,12 @@ def bench_image(tmp: Path, threads: int) -> None:
     tok_s = time.perf_counter() - t0
     params = spec["codebooks"][0]["params"]
     psnr = res.stats.get("image_psnr_centi_db", 0) / 100
-    print(f"images: {n} PNGs 96x96 -> {spec['image']['side']}px, patch {spec['image']['patch']}, codebook {params['size']}")
-    print(f"  fit_codebooks: {fit_s:.2f} s on {params['points']} patches from {params['images']} images ({params['iters']} iters)")
+    print(
+        f"images: {n} PNGs 96x96 -> {spec['image']['side']}px, patch {spec['image']['patch']}, codebook {params['size']}"
+    )
+    print(
+        f"  fit_codebooks: {fit_s:.2f} s on {params['points']} patches from {params['images']} images ({params['iters']} iters)"
+    )
     print(f"  tokenize_partition: {tok_s:.2f} s  {n / tok_s:.0f} images/s  ({res.tables['samples'].height} samples)")
     print(f"  reconstruction PSNR on the partition: {psnr:.2f} dB (fit sample {params['psnr_db']:.2f} dB)")
 
@@ -144,16 +179,28 @@ def make_samples(path: Path, tokens: int, seed: int) -> None:
     n = tokens // per
     flat = rng.integers(0, 100_000, n * per, dtype=np.uint32)
     offs = pa.array(np.arange(0, n * per + 1, per, dtype=np.int32))
-    spans = pa.array([[{"kind": "text", "start": 0, "length": per, "loss": True}]] * n, pa.list_(SHARD_ROW.field("spans").type.value_type))
+    spans = pa.array(
+        [[{"kind": "text", "start": 0, "length": per, "loss": True}]] * n,
+        pa.list_(SHARD_ROW.field("spans").type.value_type),
+    )
     ids = [f"s{seed}-{i}" for i in range(n)]
-    table = pa.table({
-        "id": ids, "source": ["bench"] * n, "modality": ["text"] * n, "split": ["train"] * n,
-        "tokens": pa.ListArray.from_arrays(offs, pa.array(flat)), "spans": spans,
-        "n_tokens": np.full(n, per, np.int64), "n_text_tokens": np.full(n, per, np.int64),
-        "n_image_tokens": np.zeros(n, np.int64), "n_audio_tokens": np.zeros(n, np.int64),
-        "n_video_tokens": np.zeros(n, np.int64), "text_bytes": np.full(n, 4 * per, np.int64),
-        "parents": pa.array([[i] for i in ids], pa.list_(pa.string())),
-    }).cast(SHARD_ROW)
+    table = pa.table(
+        {
+            "id": ids,
+            "source": ["bench"] * n,
+            "modality": ["text"] * n,
+            "split": ["train"] * n,
+            "tokens": pa.ListArray.from_arrays(offs, pa.array(flat)),
+            "spans": spans,
+            "n_tokens": np.full(n, per, np.int64),
+            "n_text_tokens": np.full(n, per, np.int64),
+            "n_image_tokens": np.zeros(n, np.int64),
+            "n_audio_tokens": np.zeros(n, np.int64),
+            "n_video_tokens": np.zeros(n, np.int64),
+            "text_bytes": np.full(n, 4 * per, np.int64),
+            "parents": pa.array([[i] for i in ids], pa.list_(pa.string())),
+        }
+    ).cast(SHARD_ROW)
     pq.write_table(table, path, row_group_size=500, compression="zstd")
 
 
@@ -172,7 +219,9 @@ def peak_child(files: list[Path], out: Path) -> dict:
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", code, str(out), *map(str, files)], capture_output=True, text=True, env=env, check=True)
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(out), *map(str, files)], capture_output=True, text=True, env=env, check=True
+    )
     return {**json.loads(r.stdout), "s": time.perf_counter() - t0}
 
 
@@ -188,8 +237,10 @@ def bench_memory(tmp: Path) -> None:
     b = peak_child(large, tmp / "mem-10x")
     print(f"memory (write_shards, fresh process; baseline after imports {a['base']:.0f} MB):")
     for name, r in (("1x", a), ("10x", b)):
-        print(f"  {name}: {r['tokens'] / 1e6:.0f} M tokens ({r['tokens'] * 4 / 2**20:.0f} MiB of ids) in {r['shards']} shards: "
-              f"peak RSS {r['peak']:.0f} MB, {r['s']:.1f} s")
+        print(
+            f"  {name}: {r['tokens'] / 1e6:.0f} M tokens ({r['tokens'] * 4 / 2**20:.0f} MiB of ids) in {r['shards']} shards: "
+            f"peak RSS {r['peak']:.0f} MB, {r['s']:.1f} s"
+        )
     print(f"  10x corpus raises peak RSS by {b['peak'] / a['peak'] - 1:+.1%} (goal < 20%)")
 
 

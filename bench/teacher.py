@@ -79,6 +79,7 @@ async def _bare_client(url: str, questions: list[str], concurrency: int) -> floa
     await client.close()
     return elapsed
 
+
 # ---- fault mode ---------------------------------------------------------------------------
 
 CURATOR_VENV = ROOT / "bench" / ".venv-curator"
@@ -168,7 +169,9 @@ def serve_faults(spec_path: str) -> int:
                     self.billed[user_text(completed_body.get("messages") or [])[0]] += 1
 
     spec = json.loads(Path(spec_path).read_text())
-    schedule = seeded_schedule(spec["prompts"], spec["seed"], stall_s=spec["stall_s"], retry_after_s=spec["retry_after_s"])
+    schedule = seeded_schedule(
+        spec["prompts"], spec["seed"], stall_s=spec["stall_s"], retry_after_s=spec["retry_after_s"]
+    )
     handle = start_server(faults=schedule, latency_s=spec["latency_s"])
     handle.httpd.state.stats = stats = PromptStats()  # type: ignore[attr-defined]
     print(f"fault server serving on {handle.url}", flush=True)
@@ -227,7 +230,11 @@ def run_ours(spec_path: Path, rows, cfg_args: dict, work: Path) -> dict:
 def run_curator(spec_path: Path, py: Path, job: dict, work: Path) -> dict | None:
     server = FaultServer(spec_path)
     try:
-        job = {**job, "backend_params": {**job["backend_params"], "base_url": server.url}, "working_dir": str(work / "curator")}
+        job = {
+            **job,
+            "backend_params": {**job["backend_params"], "base_url": server.url},
+            "working_dir": str(work / "curator"),
+        }
         (work / "job.json").write_text(json.dumps(job))
         (work / "run.py").write_text(CURATOR_SCRIPT)
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "OPENAI_BASE_URL", "OPENAI_API_KEY")}
@@ -237,7 +244,9 @@ def run_curator(spec_path: Path, py: Path, job: dict, work: Path) -> dict | None
             HF_HOME=str(work / "hf"), TIKTOKEN_CACHE_DIR=str(tiktoken_cache(py, work / "tiktoken")),
             CURATOR_CACHE_DIR=str(work / "curator-cache"), NO_PROXY="127.0.0.1,localhost",
         )  # fmt: skip
-        r = subprocess.run([str(py), str(work / "run.py"), str(work / "job.json")], capture_output=True, text=True, env=env, cwd=work)
+        r = subprocess.run(
+            [str(py), str(work / "run.py"), str(work / "job.json")], capture_output=True, text=True, env=env, cwd=work
+        )
         if r.returncode:
             print("Curator run failed:", *r.stderr.strip().splitlines()[-5:], sep="\n  ")
             return None
@@ -292,7 +301,9 @@ def fault_mode(args: argparse.Namespace) -> int:
         "billed: complete HTTP 200 answers the server sent; answered: prompts that ended with a usable answer "
         "(a truncated answer is paid and kept by distill, not re-asked; Curator asks again and pays again)"
     )
-    print(f"{'client':8s} {'trial':>5s} {'wall s':>7s} {'requests':>8s} {'billed':>6s} {'billed twice':>12s} {'answered':>8s}")
+    print(
+        f"{'client':8s} {'trial':>5s} {'wall s':>7s} {'requests':>8s} {'billed':>6s} {'billed twice':>12s} {'answered':>8s}"
+    )
     rows_out: dict[str, list[dict]] = {"distill": [], "curator": []}
     try:
         for trial in range(args.trials):
@@ -339,11 +350,17 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=300, help="fault mode: prompts per trial")
     parser.add_argument("--trials", type=int, default=3, help="fault mode: trials per client")
     parser.add_argument("--fault-seed", type=int, default=0)
-    parser.add_argument("--timeout-s", type=int, default=3, help="fault mode: request timeout (whole seconds, as Curator takes it)")
+    parser.add_argument(
+        "--timeout-s", type=int, default=3, help="fault mode: request timeout (whole seconds, as Curator takes it)"
+    )
     parser.add_argument("--max-retries", type=int, default=3, help="fault mode: retries after the first attempt")
     parser.add_argument("--retry-after-s", type=float, default=1.0, help="fault mode: what a 429 asks for")
-    parser.add_argument("--backoff-base-s", type=float, default=DistillConfig.model_fields["backoff_base_s"].default,
-                        help="fault mode: distill's backoff base (Curator has none: it re-queues at once)")
+    parser.add_argument(
+        "--backoff-base-s",
+        type=float,
+        default=DistillConfig.model_fields["backoff_base_s"].default,
+        help="fault mode: distill's backoff base (Curator has none: it re-queues at once)",
+    )
     parser.add_argument("--backoff-max-s", type=float, default=DistillConfig.model_fields["backoff_max_s"].default)
     parser.add_argument("--no-curator", action="store_true")
     parser.add_argument("--serve-faults", metavar="SPEC", help=argparse.SUPPRESS)  # the fault server's process

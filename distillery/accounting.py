@@ -27,10 +27,13 @@ import pyarrow as pa
 from distillery import tables as T
 from distillery.catalog import connect
 from distillery.lake import STAGE_TABLES, STAGES, Lake, write_parquet_atomic
+
 # The files each committed partition keeps; a shard build drops its samples files once the
 # shards hold them (flows/shard.py), so those are not required. A training run's record
 # keeps its quarantine beside its ledger (trainer/completion.py).
-PARTITION_FILES = {stage: [t for t in tables if (stage, t) != ("shard", "samples")] for stage, tables in STAGE_TABLES.items()}
+PARTITION_FILES = {
+    stage: [t for t in tables if (stage, t) != ("shard", "samples")] for stage, tables in STAGE_TABLES.items()
+}
 PARTITION_FILES["train"] = ["quarantine"]
 OUTCOME_SQL = {
     # stage -> {ledger column: SQL counting the rows actually present}
@@ -75,7 +78,9 @@ class Status:
         return not self.problems
 
     def render(self) -> str:
-        head = f"{'stage':<8} {'parts':>5} {'in':>8} {'kept':>8} {'rejected':>8} {'duplicate':>9} {'quarant.':>8}  adds up"
+        head = (
+            f"{'stage':<8} {'parts':>5} {'in':>8} {'kept':>8} {'rejected':>8} {'duplicate':>9} {'quarant.':>8}  adds up"
+        )
         lines = [head, "-" * len(head)]
         for s in self.stages:
             lines.append(
@@ -103,12 +108,20 @@ def check(lake: Lake) -> Status:
                 "coalesce(sum(duplicate),0), coalesce(sum(quarantined),0) FROM ledger WHERE stage = ?",
                 [stage],
             ).fetchone()
-            sc = StageCounts(stage, partitions=int(row[0]), rows_in=int(row[1]), kept=int(row[2]),
-                             rejected=int(row[3]), duplicate=int(row[4]), quarantined=int(row[5]))
+            sc = StageCounts(
+                stage,
+                partitions=int(row[0]),
+                rows_in=int(row[1]),
+                kept=int(row[2]),
+                rejected=int(row[3]),
+                duplicate=int(row[4]),
+                quarantined=int(row[5]),
+            )
             stages.append(sc)
             for part, r_in, out in con.execute(
                 "SELECT part, rows_in, kept + rejected + duplicate + quarantined FROM ledger "
-                "WHERE stage = ? AND rows_in <> kept + rejected + duplicate + quarantined", [stage]
+                "WHERE stage = ? AND rows_in <> kept + rejected + duplicate + quarantined",
+                [stage],
             ).fetchall():
                 problems.append(f"{stage} partition {part}: {r_in} rows in, {out} out")
             for filename, part in con.execute("SELECT filename, part FROM ledger WHERE stage = ?", [stage]).fetchall():
@@ -137,16 +150,34 @@ def check(lake: Lake) -> Status:
         con.close()
 
 
-def record_run(lake: Lake, run_id: str, stage: str, batch: str | None, started: dt.datetime,
-               counts: StageCounts, skipped: int, note: str = "", overrides: dict[str, str] | None = None) -> None:
+def record_run(
+    lake: Lake,
+    run_id: str,
+    stage: str,
+    batch: str | None,
+    started: dt.datetime,
+    counts: StageCounts,
+    skipped: int,
+    note: str = "",
+    overrides: dict[str, str] | None = None,
+) -> None:
     """Append one row to the `runs` table: what this run of this stage did, and the
     environment overrides (PipelineConfig.env_overrides) its config was read with."""
     row = {
-        "run_id": run_id, "stage": stage, "batch": batch or "",
-        "started_at": started, "finished_at": dt.datetime.now(dt.timezone.utc),
-        "rows_in": counts.rows_in, "kept": counts.kept, "rejected": counts.rejected,
-        "duplicate": counts.duplicate, "quarantined": counts.quarantined, "skipped": skipped,
-        "balanced": counts.balanced, "note": note, "overrides": json.dumps(overrides or {}, sort_keys=True),
+        "run_id": run_id,
+        "stage": stage,
+        "batch": batch or "",
+        "started_at": started,
+        "finished_at": dt.datetime.now(dt.timezone.utc),
+        "rows_in": counts.rows_in,
+        "kept": counts.kept,
+        "rejected": counts.rejected,
+        "duplicate": counts.duplicate,
+        "quarantined": counts.quarantined,
+        "skipped": skipped,
+        "balanced": counts.balanced,
+        "note": note,
+        "overrides": json.dumps(overrides or {}, sort_keys=True),
     }
     write_parquet_atomic(pa.Table.from_pylist([row], schema=T.RUN), lake.runs_dir / f"{run_id}-{stage}.parquet")
 

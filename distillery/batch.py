@@ -20,12 +20,14 @@ from distillery import tables as T
 from distillery.lake import KEPT_TABLE, STAGE_TABLES, stable_hash, write_parquet_atomic
 from distillery.result import PartitionResult, conform
 
+
 class AccountingError(RuntimeError):
     """A partition's rows do not add up: rows in != kept + rejected + duplicate + quarantined."""
 
 
 def ledger_row(stage: str, part: str, inputs: list[str], result: PartitionResult) -> dict:
     """Count where a partition's rows went, and refuse a partition whose counts do not add up."""
+
     def rows(name: str) -> int:
         df = result.tables.get(name)
         return 0 if df is None else df.height
@@ -54,12 +56,7 @@ def ledger_row(stage: str, part: str, inputs: list[str], result: PartitionResult
 
 def committed_parts(gen_dir: Path) -> set[str]:
     """Names of the partitions already committed in a generation folder."""
-    return {p.name[len("ledger-"):-len(".parquet")] for p in gen_dir.glob("b-*/ledger-*.parquet")}
-
-
-def committed_files(gen_dir: Path, table: str) -> list[Path]:
-    """Committed partition files of one table in a generation, in a stable order."""
-    return sorted(gen_dir.glob(f"b-*/{table}-*.parquet"), key=lambda p: (p.name, p.parent.name))
+    return {p.name[len("ledger-") : -len(".parquet")] for p in gen_dir.glob("b-*/ledger-*.parquet")}
 
 
 class Batch:
@@ -102,7 +99,7 @@ class Batch:
         return row
 
     def parts(self) -> list[str]:
-        return sorted(p.name[len("ledger-"):-len(".parquet")] for p in self.tmp.glob("ledger-*.parquet"))
+        return sorted(p.name[len("ledger-") : -len(".parquet")] for p in self.tmp.glob("ledger-*.parquet"))
 
     def commit(self) -> Path | None:
         """Make the batch visible by renaming it; None when it holds no partition."""

@@ -54,9 +54,10 @@ def view_patterns(cfg: PipelineConfig, lake: Lake) -> dict[str, list[str]]:
         "duplicates": globs([curate], "duplicates"),
         "traces": globs([distill], "traces"),
         "rejects": globs(every, "rejects") + [str(shard / "samples" / "rejects-*.parquet")],
-        "quarantine": globs(every, "quarantine") + [str(shard / "samples" / "quarantine-*.parquet"),
-                                                     str(trained / "quarantine-*.parquet")],
-        "ledger": globs(every, "ledger") + [str(shard / "samples" / "ledger-*.parquet"), str(trained / "ledger-*.parquet")],
+        "quarantine": globs(every, "quarantine")
+        + [str(shard / "samples" / "quarantine-*.parquet"), str(trained / "quarantine-*.parquet")],
+        "ledger": globs(every, "ledger")
+        + [str(shard / "samples" / "ledger-*.parquet"), str(trained / "ledger-*.parquet")],
         "shards": _manifest_shards(shard),
         "runs": [str(lake.runs_dir / "*.parquet")],
     }

@@ -48,7 +48,12 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     partition_rows: int = Field(5000, ge=1, description="target rows (or files) per partition")
-    max_partitions: int = Field(400, ge=1, le=1000, description="cap on partitions (= task runs) per stage run; Prefect's local server drops events past a few thousand task runs")
+    max_partitions: int = Field(
+        400,
+        ge=1,
+        le=1000,
+        description="cap on partitions (= task runs) per stage run; Prefect's local server drops events past a few thousand task runs",
+    )
     task_runner: Literal["threads", "processes", "ray"] = "threads"
     workers: int | None = Field(None, ge=1, description="threads/processes; default: CPU count")
     ray_address: str | None = None
@@ -57,7 +62,9 @@ class RunConfig(BaseModel):
     # (an unreachable teacher, a wrong reader, a corrupt mount), not meeting bad data, and
     # must not end Completed (issue 13, "Failures are loud": a run that quarantined 60 of
     # 60 prompts ended Completed). 1.0 turns the check off.
-    max_quarantine_share: float = Field(0.5, ge=0, le=1, description="a stage run that quarantines more than this share of its rows ends Failed")
+    max_quarantine_share: float = Field(
+        0.5, ge=0, le=1, description="a stage run that quarantines more than this share of its rows ends Failed"
+    )
 
 
 class PipelineConfig(BaseModel):
@@ -105,8 +112,10 @@ class PipelineConfig(BaseModel):
             unknown = [n for n in names or [] if n not in known]
             if unknown:
                 valid = ", ".join(known) if known else "none (the config has no sources)"
-                raise ValueError(f"{key}: {', '.join(map(repr, unknown))} is not a configured source name; "
-                                 f"configured sources: {valid}")
+                raise ValueError(
+                    f"{key}: {', '.join(map(repr, unknown))} is not a configured source name; "
+                    f"configured sources: {valid}"
+                )
         return self
 
     def resolve(self, path: Path | str) -> Path:
@@ -256,6 +265,8 @@ def _check_lake_path(root: Path, origin: str) -> None:
         if path.exists():
             if not path.is_dir():
                 what = "it is a file" if path == root else f"it lies under {path}, which is a file"
-                raise ConfigError(f"invalid config {origin}: the lake at {root} is not writable: {what}, "
-                                  "not a folder; set `lake` (or --lake) to a folder")
+                raise ConfigError(
+                    f"invalid config {origin}: the lake at {root} is not writable: {what}, "
+                    "not a folder; set `lake` (or --lake) to a folder"
+                )
             return

@@ -33,8 +33,11 @@ def _shard_row(build: Path, sample_id: str) -> dict | None:
         return None
     con = duckdb.connect()
     try:
-        cur = con.execute("SELECT id, modality, split, n_tokens, uri, license, parents, filename "
-                          "FROM read_parquet(?, filename = true) WHERE id = ? LIMIT 1", [files, sample_id])
+        cur = con.execute(
+            "SELECT id, modality, split, n_tokens, uri, license, parents, filename "
+            "FROM read_parquet(?, filename = true) WHERE id = ? LIMIT 1",
+            [files, sample_id],
+        )
         row = cur.fetchone()
         return None if row is None else dict(zip([d[0] for d in cur.description], row))
     finally:
@@ -51,6 +54,7 @@ def _cache_file(lake: Lake, model: str | None, key: str | None) -> Path | None:
     if not model or not key:
         return None
     from teacher.cache import model_slug
+
     return (lake.root / "cache" / "teacher" / model_slug(model) / key[:2] / f"{key}.json").resolve()
 
 
@@ -59,27 +63,40 @@ def explain(lake: Lake, build: Path, sample_id: str) -> list[str]:
     row = _shard_row(build, sample_id)
     if row is None:
         raise NotInShards(f"{sample_id}: no such row in the shard build {build}")
-    lines = [f"shard    {row['id']}  {Path(row['filename']).name} in {build}  modality {row['modality']}  "
-             f"split {row['split']}  tokens {row['n_tokens']}  uri {row['uri']}  license {row['license']}"]
+    lines = [
+        f"shard    {row['id']}  {Path(row['filename']).name} in {build}  modality {row['modality']}  "
+        f"split {row['split']}  tokens {row['n_tokens']}  uri {row['uri']}  license {row['license']}"
+    ]
     parents = list(row["parents"] or [])
     con = connect(lake, read_only=True)
     try:
-        trace = _one(con, "SELECT id, model, task, verdict, verdict_detail, cache_key, source_ids FROM traces WHERE id = ?",
-                     parents[-1]) if parents else None
+        trace = (
+            _one(
+                con,
+                "SELECT id, model, task, verdict, verdict_detail, cache_key, source_ids FROM traces WHERE id = ?",
+                parents[-1],
+            )
+            if parents
+            else None
+        )
         if trace is not None:
             parents = list(trace["source_ids"] or [])
             cache = _cache_file(lake, trace["model"], trace["cache_key"])
             state = "" if cache is None or cache.exists() else " (missing)"
-            lines.append(f"trace    {trace['id']}  model {trace['model']}  task {trace['task']}  verdict {trace['verdict']}"
-                         f"{' (' + trace['verdict_detail'] + ')' if trace['verdict_detail'] else ''}  "
-                         f"raw response {cache}{state}")
+            lines.append(
+                f"trace    {trace['id']}  model {trace['model']}  task {trace['task']}  verdict {trace['verdict']}"
+                f"{' (' + trace['verdict_detail'] + ')' if trace['verdict_detail'] else ''}  "
+                f"raw response {cache}{state}"
+            )
         for pid in parents:
             cur = _one(con, "SELECT id, source, modality, license, uri FROM curated WHERE id = ?", pid)
             if cur is None:
                 lines.append(f"curated  {pid}  not in the current curate generation")
                 continue
-            lines.append(f"curated  {cur['id']}  source {cur['source']}  modality {cur['modality']}  "
-                         f"license {cur['license']}  uri {cur['uri']}")
+            lines.append(
+                f"curated  {cur['id']}  source {cur['source']}  modality {cur['modality']}  "
+                f"license {cur['license']}  uri {cur['uri']}"
+            )
             doc = _one(con, "SELECT id, source, uri, meta FROM documents WHERE id = ?", pid)
             if doc is None:
                 lines.append(f"document {pid}  not in the current gather generations")

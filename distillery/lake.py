@@ -40,7 +40,13 @@ from distillery.stage_names import STAGES, StageName  # noqa: F401  (the lake's 
 # Each partitioned stage's output tables and their schemas (None: free-form side table, written as is).
 STAGE_TABLES: dict[str, dict[str, pa.Schema | None]] = {
     "gather": {"documents": T.DOCUMENT, "rejects": T.REJECT, "quarantine": T.QUARANTINE, "files": T.GATHERED_FILE},
-    "curate": {"curated": T.DOCUMENT, "rejects": T.REJECT, "duplicates": T.DUPLICATE, "quarantine": T.QUARANTINE, "dedup_keys": None},
+    "curate": {
+        "curated": T.DOCUMENT,
+        "rejects": T.REJECT,
+        "duplicates": T.DUPLICATE,
+        "quarantine": T.QUARANTINE,
+        "dedup_keys": None,
+    },
     "distill": {"traces": T.TRACE, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
     "shard": {"samples": T.SHARD_ROW, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
 }
@@ -91,8 +97,10 @@ def storage_error_message(exc: BaseException, path: Path | str | None = None) ->
     if not isinstance(exc, OSError) or exc.errno not in _STORAGE_ERRNOS:
         return None
     where = path or exc.filename or "a file"
-    return (f"cannot write {where}: {os.strerror(exc.errno)} (errno {exc.errno}). The stage stopped; nothing "
-            "half-written is visible. Free space (or make the lake writable) and re-run the same command.")
+    return (
+        f"cannot write {where}: {os.strerror(exc.errno)} (errno {exc.errno}). The stage stopped; nothing "
+        "half-written is visible. Free space (or make the lake writable) and re-run the same command."
+    )
 
 
 def _raise_if_unwritable(exc: BaseException, path: Path) -> None:
@@ -191,7 +199,9 @@ class Lake:
                         break
                     except BlockingIOError:
                         if time.monotonic() > deadline:
-                            raise LakeError(f"lake {self.root} still locked by {holder} after {timeout_s:.0f} s") from None
+                            raise LakeError(
+                                f"lake {self.root} still locked by {holder} after {timeout_s:.0f} s"
+                            ) from None
                         time.sleep(0.2)
             fh.seek(0)
             fh.truncate()

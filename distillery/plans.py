@@ -27,6 +27,7 @@ def _new_items(cfg: PipelineConfig, lake: Lake, source_name: str):
     import polars as pl
 
     import sources
+
     src = next(s for s in cfg.sources if s.name == source_name)
     schema = dict.fromkeys(ITEM_COLUMNS, pl.String)
     chunks, rows = [], []
@@ -82,8 +83,10 @@ def curate_plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
 def distill_plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
     """Curated partitions not yet distilled in this generation: [{part, input}], plus how many were."""
     done = committed_parts(distill_gen(cfg, lake))
-    parts = [{"part": stable_hash("distill", f.name), "input": str(f)}
-             for f in current_files(curate_gen(cfg, lake), "curated")]
+    parts = [
+        {"part": stable_hash("distill", f.name), "input": str(f)}
+        for f in current_files(curate_gen(cfg, lake), "curated")
+    ]
     new = [p for p in parts if p["part"] not in done]
     return stable_hash([p["part"] for p in new]), new, len(parts) - len(new)
 
@@ -105,9 +108,17 @@ def plan_gather(cfg: PipelineConfig, lake: Lake) -> StagePlan:
         key, parts, n_skipped = gather_plan(cfg, lake, name)
         skipped += n_skipped
         units.append(Unit(str(gen), key, [{**p, "source": name} for p in parts]))
-    return StagePlan(units, skipped, idle={"stage": "gather", "batch": "", "skipped": skipped,
-                                           "note": f"{skipped} unchanged items skipped",
-                                           "says": f"gather: no new items, {skipped} unchanged items skipped"})
+    return StagePlan(
+        units,
+        skipped,
+        idle={
+            "stage": "gather",
+            "batch": "",
+            "skipped": skipped,
+            "note": f"{skipped} unchanged items skipped",
+            "says": f"gather: no new items, {skipped} unchanged items skipped",
+        },
+    )
 
 
 def plan_curate(cfg: PipelineConfig, lake: Lake) -> StagePlan:
@@ -123,8 +134,13 @@ def plan_distill(cfg: PipelineConfig, lake: Lake) -> StagePlan:
 
 
 def _idle(stage: str, skipped: int) -> dict:
-    return {"stage": stage, "batch": None, "skipped": skipped, "note": "",
-            "says": f"{stage}: no new partitions, {skipped} done before"}
+    return {
+        "stage": stage,
+        "batch": None,
+        "skipped": skipped,
+        "note": "",
+        "says": f"{stage}: no new partitions, {skipped} done before",
+    }
 
 
 def plan_shard(cfg: PipelineConfig, lake: Lake) -> StagePlan:
@@ -132,8 +148,13 @@ def plan_shard(cfg: PipelineConfig, lake: Lake) -> StagePlan:
     build (its manifest is written last) is done."""
     build, parts = shard_plan(cfg, lake)
     unit = Unit(str(build.parent), build.name, parts, tmp=str(build.parent / f".tmp-{build.name}" / "samples"))
-    idle = {"stage": "shard", "batch": build.name, "skipped": len(parts), "note": "already built",
-            "says": f"shard: {build.name} is already built for these inputs"}
+    idle = {
+        "stage": "shard",
+        "batch": build.name,
+        "skipped": len(parts),
+        "note": "already built",
+        "says": f"shard: {build.name} is already built for these inputs",
+    }
     if (build / "manifest.json").exists():
         return StagePlan([unit], len(parts), done="already built", batch=build.name, idle=idle)
     return StagePlan([unit], 0, idle=idle, must_run=True)
@@ -142,9 +163,15 @@ def plan_shard(cfg: PipelineConfig, lake: Lake) -> StagePlan:
 def plan_train(cfg: PipelineConfig, lake: Lake) -> StagePlan:
     """Train is not partitioned: it is done when the run for this build and config finished."""
     from trainer.completion import finished_report
+
     out = train_gen(cfg, lake)
-    idle = {"stage": "train", "batch": out.name, "skipped": 1, "note": "already trained",
-            "says": f"train: {out.name} is already trained on this shard build with this config"}
+    idle = {
+        "stage": "train",
+        "batch": out.name,
+        "skipped": 1,
+        "note": "already trained",
+        "says": f"train: {out.name} is already trained on this shard build with this config",
+    }
     if finished_report(out) is not None:
         return StagePlan([], 1, done="already trained", batch=out.name, idle=idle)
     return StagePlan([], 0, idle=idle, must_run=True)
@@ -152,7 +179,11 @@ def plan_train(cfg: PipelineConfig, lake: Lake) -> StagePlan:
 
 # Every stage's plan, by name (lake.STAGES): the flows' driver and up_to_date ask the same.
 PLANS: dict[str, Callable[[PipelineConfig, Lake], StagePlan]] = {
-    "gather": plan_gather, "curate": plan_curate, "distill": plan_distill, "shard": plan_shard, "train": plan_train,
+    "gather": plan_gather,
+    "curate": plan_curate,
+    "distill": plan_distill,
+    "shard": plan_shard,
+    "train": plan_train,
 }
 
 
@@ -170,6 +201,7 @@ def up_to_date(cfg: PipelineConfig, stages: list[str]) -> list[dict] | None:
     if not lake.catalog_path.exists():
         return None
     from sources.discovery import missing_inputs
+
     rows = []
     for stage in stages:
         if stage == "gather" and missing_inputs(cfg.sources, cfg.base_dir):

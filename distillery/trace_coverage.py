@@ -24,10 +24,19 @@ def trace_coverage(cfg: PipelineConfig, lake: Lake) -> dict:
     n_curated = len(current_files(curate, "curated"))
     warning = None
     if missing and "distill" in cfg.stages:
-        older = sorted(p.name for p in lake.stage_dir("distill").glob("g-*") if p != distill and current_files(p, "traces"))
-        since = (f"; traces exist only for other curate generations ({', '.join(older)})" if older else "")
-        warning = (f"the traces are not of the current curate generation {curate.name}: {len(missing)} of {n_curated} "
-                   f"curated partitions have no traces (distill was not re-run after curate changed{since}); "
-                   f"this build holds those rows without traces: run the distill stage, then shard")
-    return {"curate_generation": curate.name, "distill_generation": distill.name, "curated_partitions": n_curated,
-            "distilled_partitions": done, "warning": warning}
+        older = sorted(
+            p.name for p in lake.stage_dir("distill").glob("g-*") if p != distill and current_files(p, "traces")
+        )
+        since = f"; traces exist only for other curate generations ({', '.join(older)})" if older else ""
+        warning = (
+            f"the traces are not of the current curate generation {curate.name}: {len(missing)} of {n_curated} "
+            f"curated partitions have no traces (distill was not re-run after curate changed{since}); "
+            f"this build holds those rows without traces: run the distill stage, then shard"
+        )
+    return {
+        "curate_generation": curate.name,
+        "distill_generation": distill.name,
+        "curated_partitions": n_curated,
+        "distilled_partitions": done,
+        "warning": warning,
+    }

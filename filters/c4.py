@@ -44,8 +44,7 @@ def clean(texts: pl.Series, cfg: C4Config) -> tuple[pl.Series, pl.DataFrame]:
     false = pl.lit(False)
     too_long = line.str.contains(r"\S{%d}" % (cfg.max_word_length + 1)) if cfg.max_word_length else false
     no_term = (
-        (~lc.str.contains(r"""[.?!"']$""") | lc.str.ends_with("..."))
-        if cfg.remove_no_terminal_punct_lines else false
+        (~lc.str.contains(r"""[.?!"']$""") | lc.str.ends_with("...")) if cfg.remove_no_terminal_punct_lines else false
     )
     few = (line.str.count_matches(r"\S+") < cfg.min_words_per_line) if cfg.min_words_per_line else false
     lines = lines.with_columns(
@@ -55,14 +54,22 @@ def clean(texts: pl.Series, cfg: C4Config) -> tuple[pl.Series, pl.DataFrame]:
     ).with_columns((~pl.col("too_long_word") & ~pl.col("no_terminal_punct") & ~pl.col("too_few_words")).alias("cand"))
     cand = pl.col("cand")
     js = (lower.str.contains("javascript", literal=True)) if cfg.remove_javascript_lines else false
-    policy = pl.any_horizontal([lower.str.contains(p, literal=True) for p in POLICY_SUBSTRINGS]) if cfg.remove_policy_lines else false
-    lines = lines.with_columns(
-        (cand & lower.str.contains("lorem ipsum", literal=True)).alias("lorem"),
-        (cand & js).alias("javascript"),
-    ).with_columns(
-        (cand & ~pl.col("javascript") & lc.str.contains("{", literal=True)).alias("curly"),
-        (cand & ~pl.col("javascript") & policy).alias("policy"),
-    ).with_columns((cand & ~pl.col("javascript") & ~pl.col("policy")).alias("kept"))
+    policy = (
+        pl.any_horizontal([lower.str.contains(p, literal=True) for p in POLICY_SUBSTRINGS])
+        if cfg.remove_policy_lines
+        else false
+    )
+    lines = (
+        lines.with_columns(
+            (cand & lower.str.contains("lorem ipsum", literal=True)).alias("lorem"),
+            (cand & js).alias("javascript"),
+        )
+        .with_columns(
+            (cand & ~pl.col("javascript") & lc.str.contains("{", literal=True)).alias("curly"),
+            (cand & ~pl.col("javascript") & policy).alias("policy"),
+        )
+        .with_columns((cand & ~pl.col("javascript") & ~pl.col("policy")).alias("kept"))
+    )
     kept = lines.filter(pl.col("kept")).with_columns(
         pl.max_horizontal(lc.str.count_matches(r"[.!?]+(\s|$)"), pl.lit(1)).alias("sentences")
     )

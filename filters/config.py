@@ -31,9 +31,7 @@ class GopherQualityConfig(_Section):
     max_ellipsis_lines_ratio: float | None = 0.3
     min_alpha_words_ratio: float | None = 0.8  # datatrove calls it max_non_alpha_words_ratio
     min_stop_words: int | None = 2
-    stop_words: list[str] = Field(
-        default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"]
-    )
+    stop_words: list[str] = Field(default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
 
 
 class GopherRepetitionConfig(_Section):
@@ -116,7 +114,16 @@ class PiiConfig(_Section):
 
     enabled: bool = True
     kinds: list[PiiKind] = Field(
-        default_factory=lambda: ["private_key", "jwt", "bearer", "api_key", "secret_assignment", "email", "ip_address", "phone"]
+        default_factory=lambda: [
+            "private_key",
+            "jwt",
+            "bearer",
+            "api_key",
+            "secret_assignment",
+            "email",
+            "ip_address",
+            "phone",
+        ]
     )
     min_secret_length: int = Field(8, ge=1)  # NIST SP 800-63B sec. 5.1.1.1: memorized secrets are >= 8 characters
     # A value with no digit must reach this Shannon entropy (bits/char over the base64 alphabet);

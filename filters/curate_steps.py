@@ -35,8 +35,11 @@ def filter_step(ctx: StepContext, part: str, input_file: str) -> str:
     docs = pl.read_parquet(input_file)
     result = filters.filter_partition(docs, cfg.curate, root)
     keys = filters.dedup_keys(result.tables.get("curated", docs.clear()), cfg.curate, root)
-    for name, df in (("candidates", result.tables.get("curated")), ("rejects", result.tables.get("rejects")),
-                     ("quarantine", result.tables.get("quarantine"))):
+    for name, df in (
+        ("candidates", result.tables.get("curated")),
+        ("rejects", result.tables.get("rejects")),
+        ("quarantine", result.tables.get("quarantine")),
+    ):
         write_parquet_atomic((df if df is not None else pl.DataFrame()).to_arrow(), work / f"{name}.parquet")
     write_parquet_atomic(pl.DataFrame({"rows_in": [result.rows_in]}).to_arrow(), work / "rows_in.parquet")
     write_parquet_atomic(keys.to_arrow(), work / "keys.parquet")  # written last: the step's commit point
@@ -59,14 +62,25 @@ def dedup_step(ctx: StepContext) -> str:
         frames.append(keys.with_columns(_part=pl.lit(i, pl.Int32), _row=pl.int_range(pl.len(), dtype=pl.Int64)))
     new = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     if new.height == 0:
-        write_parquet_atomic(pl.DataFrame({"_part": [], "_row": [], "duplicate_of": [], "method": [], "similarity": []},
-                                          schema={"_part": pl.Int32, "_row": pl.Int64, "duplicate_of": pl.String,
-                                                  "method": pl.String, "similarity": pl.Float64}).to_arrow(), out)
+        write_parquet_atomic(
+            pl.DataFrame(
+                {"_part": [], "_row": [], "duplicate_of": [], "method": [], "similarity": []},
+                schema={
+                    "_part": pl.Int32,
+                    "_row": pl.Int64,
+                    "duplicate_of": pl.String,
+                    "method": pl.String,
+                    "similarity": pl.Float64,
+                },
+            ).to_arrow(),
+            out,
+        )
         return str(out)
     existing, new = survivor_order(existing, new)
     dups = filters.find_duplicates(new.drop("_part", "_row"), existing, cfg.curate)
     dups = dups.join(new.select("order", "_part", "_row"), on="order").select(
-        "_part", "_row", "duplicate_of", "method", "similarity")
+        "_part", "_row", "duplicate_of", "method", "similarity"
+    )
     write_parquet_atomic(dups.to_arrow(), out)
     return str(out)
 

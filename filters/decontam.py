@@ -97,8 +97,10 @@ def overlaps(texts: pl.Series, is_code: pl.Series, cfg: DecontamConfig) -> pl.Da
     n = len(texts)
     out = pl.DataFrame({"doc": pl.Series(range(n), dtype=pl.UInt32)})
     if not cfg.enabled or not cfg.eval_sets or n == 0:
-        return pl.DataFrame({"decontam_bench": [None] * n, "decontam_count": [None] * n},
-                            schema={"decontam_bench": pl.Utf8, "decontam_count": pl.Float64})
+        return pl.DataFrame(
+            {"decontam_bench": [None] * n, "decontam_count": [None] * n},
+            schema={"decontam_bench": pl.Utf8, "decontam_count": pl.Float64},
+        )
     order = {es.name: i for i, es in enumerate(cfg.eval_sets)}
     hits = []
     for code in (False, True):
@@ -113,10 +115,13 @@ def overlaps(texts: pl.Series, is_code: pl.Series, cfg: DecontamConfig) -> pl.Da
     best = (
         hits_df.with_columns(pl.col("bench").replace_strict(order, return_dtype=pl.Int64).alias("rank"))
         .sort(["doc", "count", "rank"], descending=[False, True, False])
-        .group_by("doc", maintain_order=True).first()
+        .group_by("doc", maintain_order=True)
+        .first()
     )
     res = out.join(best, on="doc", how="left").sort("doc")
-    return pl.DataFrame({
-        "decontam_bench": res["bench"],
-        "decontam_count": res["count"].cast(pl.Float64),
-    })
+    return pl.DataFrame(
+        {
+            "decontam_bench": res["bench"],
+            "decontam_count": res["count"].cast(pl.Float64),
+        }
+    )

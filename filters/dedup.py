@@ -38,9 +38,14 @@ from filters.config import CurateConfig
 from filters.media import media_path
 
 KEY_SCHEMA = {
-    "id": pl.Utf8, "modality": pl.Utf8, "exact": pl.Utf8,
-    "signature": pl.List(pl.UInt64), "bands": pl.List(pl.UInt64), "sketch": pl.List(pl.UInt32),
-    "phash": pl.UInt64, "frame_phashes": pl.List(pl.UInt64),
+    "id": pl.Utf8,
+    "modality": pl.Utf8,
+    "exact": pl.Utf8,
+    "signature": pl.List(pl.UInt64),
+    "bands": pl.List(pl.UInt64),
+    "sketch": pl.List(pl.UInt32),
+    "phash": pl.UInt64,
+    "frame_phashes": pl.List(pl.UInt64),
 }
 DUP_SCHEMA = {"order": pl.Int64, "id": pl.Utf8, "duplicate_of": pl.Utf8, "method": pl.Utf8, "similarity": pl.Float64}
 
@@ -87,11 +92,13 @@ def dedup_keys(curated: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> pl.
         sig, has = minhash.signatures(doc, sh, len(t_idx), num_perm, mh.seed)
         bands = minhash.band_hashes(sig, mh.num_bands, mh.rows_per_band)
         rows = t_idx[has]
-        sub = pl.DataFrame({
-            "_row": rows,
-            "signature": pl.Series(sig[has]).cast(pl.List(pl.UInt64)),
-            "bands": pl.Series(bands[has]).cast(pl.List(pl.UInt64)),
-        })
+        sub = pl.DataFrame(
+            {
+                "_row": rows,
+                "signature": pl.Series(sig[has]).cast(pl.List(pl.UInt64)),
+                "bands": pl.Series(bands[has]).cast(pl.List(pl.UInt64)),
+            }
+        )
         if mh.sketch_size:
             offsets, values = minhash.bottom_k(doc, sh, len(t_idx), mh.sketch_size)
             lists = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values, type=pa.uint32()))
@@ -125,15 +132,19 @@ def dedup_keys(curated: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> pl.
     if img_rows:
         for i, h in zip(img_rows, phash.phash_batch(np.stack(img_px)), strict=True):
             phashes[i] = int(h)
-    return pl.DataFrame({
-        "id": curated["id"], "modality": curated["modality"],
-        "exact": pl.Series(exact, dtype=pl.Utf8),
-        "signature": sig_col,
-        "bands": band_col,
-        "sketch": sketch_col,
-        "phash": pl.Series(phashes, dtype=pl.UInt64),
-        "frame_phashes": pl.Series([None if f is None else f.tolist() for f in frames], dtype=pl.List(pl.UInt64)),
-    }, schema=KEY_SCHEMA)
+    return pl.DataFrame(
+        {
+            "id": curated["id"],
+            "modality": curated["modality"],
+            "exact": pl.Series(exact, dtype=pl.Utf8),
+            "signature": sig_col,
+            "bands": band_col,
+            "sketch": sketch_col,
+            "phash": pl.Series(phashes, dtype=pl.UInt64),
+            "frame_phashes": pl.Series([None if f is None else f.tolist() for f in frames], dtype=pl.List(pl.UInt64)),
+        },
+        schema=KEY_SCHEMA,
+    )
 
 
 def components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -178,11 +189,13 @@ def sketch_jaccard(sketches: pl.Series, a: np.ndarray, b: np.ndarray, k: int) ->
     ]
     long = pl.concat(sides).explode("sketch")
     agg = (
-        long.group_by("pair", "sketch").agg(pl.len().alias("n"))
+        long.group_by("pair", "sketch")
+        .agg(pl.len().alias("n"))
         .sort("pair", "sketch")
         .with_columns(pl.int_range(pl.len()).over("pair").alias("rank"))
         .filter(pl.col("rank") < k)
-        .group_by("pair").agg((pl.col("n") == 2).mean().alias("j"))
+        .group_by("pair")
+        .agg((pl.col("n") == 2).mean().alias("j"))
     )
     out = np.zeros(len(a))
     out[agg["pair"].to_numpy()] = agg["j"].to_numpy()
@@ -229,15 +242,23 @@ def _prepared(keys: pl.DataFrame, is_new: bool) -> pl.DataFrame:
     """keys in KEY_SCHEMA's columns plus order and is_new; key columns a caller did not
     compute (e.g. no sketches) read as null."""
     missing = [pl.lit(None, dtype=t).alias(c) for c, t in KEY_SCHEMA.items() if c not in keys.columns]
-    return keys.with_columns(missing).select(
-        [pl.col(c).cast(t) for c, t in KEY_SCHEMA.items()] + [pl.col("order").cast(pl.Int64)]
-    ).with_columns(pl.lit(is_new).alias("is_new"))
+    return (
+        keys.with_columns(missing)
+        .select([pl.col(c).cast(t) for c, t in KEY_SCHEMA.items()] + [pl.col("order").cast(pl.Int64)])
+        .with_columns(pl.lit(is_new).alias("is_new"))
+    )
 
 
 def _dup_frame(k: pl.DataFrame, dup: np.ndarray, surv: np.ndarray, method: str, similarity) -> pl.DataFrame:
-    return pl.DataFrame({
-        "order": k["order"].gather(dup), "id": k["id"].gather(dup), "duplicate_of": k["id"].gather(surv),
-        "method": [method] * len(dup), "similarity": similarity})
+    return pl.DataFrame(
+        {
+            "order": k["order"].gather(dup),
+            "id": k["id"].gather(dup),
+            "duplicate_of": k["id"].gather(surv),
+            "method": [method] * len(dup),
+            "similarity": similarity,
+        }
+    )
 
 
 def exact_duplicates(keys: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -248,9 +269,15 @@ def exact_duplicates(keys: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         (pl.int_range(pl.len()).over(["modality", "exact"]) > 0).alias("_dup"),
     ).with_columns((pl.col("_dup") & pl.col("exact").is_not_null()).alias("_dup"))
     ex = keys.filter(pl.col("_dup") & pl.col("is_new")).select(
-        "order", "id", pl.col("_first").alias("duplicate_of"),
-        pl.when(pl.col("exact").str.starts_with("audio:")).then(pl.lit("audio")).otherwise(pl.lit("exact")).alias("method"),
-        pl.lit(1.0).alias("similarity"))
+        "order",
+        "id",
+        pl.col("_first").alias("duplicate_of"),
+        pl.when(pl.col("exact").str.starts_with("audio:"))
+        .then(pl.lit("audio"))
+        .otherwise(pl.lit("exact"))
+        .alias("method"),
+        pl.lit(1.0).alias("similarity"),
+    )
     return ex, keys.filter(~pl.col("_dup")).drop("_first", "_dup")
 
 
@@ -263,15 +290,22 @@ def minhash_duplicates(keys: pl.DataFrame, cfg: CurateConfig) -> pl.DataFrame | 
         return None
     tk = tk.with_row_index("_pos")
     cand = (
-        tk.select("_pos", "modality", "bands").explode("bands").with_columns(
-            pl.int_range(pl.len()).over("_pos").alias("_band"))
+        tk.select("_pos", "modality", "bands")
+        .explode("bands")
+        .with_columns(pl.int_range(pl.len()).over("_pos").alias("_band"))
         .with_columns(pl.col("_pos").shift(-1).over(["modality", "_band", "bands"], order_by="_pos").alias("_next"))
-        .filter(pl.col("_next").is_not_null()).select("_pos", "_next").unique()
+        .filter(pl.col("_next").is_not_null())
+        .select("_pos", "_next")
+        .unique()
     )
     u, v = cand["_pos"].to_numpy().astype(np.int64), cand["_next"].to_numpy().astype(np.int64)
     sig = tk["signature"].cast(pl.Array(pl.UInt64, num_perm_of(tk))).to_numpy()
     use_sketch = bool(mh.sketch_size) and tk["sketch"].null_count() == 0
-    estimate = (lambda a, b: sketch_jaccard(tk["sketch"], a, b, mh.sketch_size)) if use_sketch else (lambda a, b: _agreement(sig, a, b))
+    estimate = (
+        (lambda a, b: sketch_jaccard(tk["sketch"], a, b, mh.sketch_size))
+        if use_sketch
+        else (lambda a, b: _agreement(sig, a, b))
+    )
     if mh.threshold is not None and len(u):
         keep = estimate(u, v) >= mh.threshold
         u, v = u[keep], v[keep]
@@ -300,8 +334,11 @@ def video_duplicates(keys: pl.DataFrame, cfg: CurateConfig) -> pl.DataFrame | No
     vk = keys.filter(pl.col("frame_phashes").is_not_null()).with_row_index("_pos")
     if vk.height <= 1:
         return None
-    fr = vk.select("_pos", "is_new", pl.col("frame_phashes").list.len().alias("nf"), "frame_phashes").explode(
-        "frame_phashes").with_columns(pl.int_range(pl.len()).over("_pos").alias("k"))
+    fr = (
+        vk.select("_pos", "is_new", pl.col("frame_phashes").list.len().alias("nf"), "frame_phashes")
+        .explode("frame_phashes")
+        .with_columns(pl.int_range(pl.len()).over("_pos").alias("k"))
+    )
     pairs = _sql(
         f"""select a._pos as u, b._pos as v, avg(bit_count(xor(a.frame_phashes, b.frame_phashes))) as mean_ham
             from fr a join fr b on a.k = b.k and a._pos < b._pos and a.nf = b.nf
@@ -312,8 +349,10 @@ def video_duplicates(keys: pl.DataFrame, cfg: CurateConfig) -> pl.DataFrame | No
     )
     dup, surv = _cluster_dups(vk, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))
     fl = vk["frame_phashes"].to_list()
-    sim = [1.0 - float(_hamming(np.array(fl[d], np.uint64), np.array(fl[s], np.uint64)).mean()) / 64.0
-           for d, s in zip(dup, surv, strict=True)]
+    sim = [
+        1.0 - float(_hamming(np.array(fl[d], np.uint64), np.array(fl[s], np.uint64)).mean()) / 64.0
+        for d, s in zip(dup, surv, strict=True)
+    ]
     return _dup_frame(vk, dup, surv, "video", sim)
 
 

@@ -33,7 +33,9 @@ def stats(texts: pl.Series, cfg: FineWebConfig) -> pl.DataFrame:
         pl.col("piece").str.len_chars().alias("len"),
     )
     agg = lines.group_by("doc").agg(
-        pl.len().alias("n"), pl.col("punct").sum(), pl.col("short").sum(),
+        pl.len().alias("n"),
+        pl.col("punct").sum(),
+        pl.col("short").sum(),
         pl.col("len").filter(pl.col("dup")).sum().alias("dup_chars"),
     )
     n_lines = per_doc(agg, n, "n")
@@ -41,14 +43,16 @@ def stats(texts: pl.Series, cfg: FineWebConfig) -> pl.DataFrame:
     n_words = np.bincount(words(t)["doc"].to_numpy(), minlength=n).astype(np.float64)
     newlines = t.str.count_matches("\n", literal=True).cast(pl.Float64).to_numpy()
     punct_ratio = _safe_div(per_doc(agg, n, "punct"), n_lines)
-    return pl.DataFrame({
-        "fw_n_lines": n_lines,
-        "fw_line_punct_ratio": punct_ratio,
-        "fw_line_punct_ratio_nz": np.where(punct_ratio == 0, np.nan, punct_ratio),
-        "fw_short_line_ratio": _safe_div(per_doc(agg, n, "short"), n_lines),
-        "fw_char_dup_ratio": _safe_div(per_doc(agg, n, "dup_chars"), chars),
-        "fw_list_ratio": _safe_div(newlines, n_words),
-    })
+    return pl.DataFrame(
+        {
+            "fw_n_lines": n_lines,
+            "fw_line_punct_ratio": punct_ratio,
+            "fw_line_punct_ratio_nz": np.where(punct_ratio == 0, np.nan, punct_ratio),
+            "fw_short_line_ratio": _safe_div(per_doc(agg, n, "short"), n_lines),
+            "fw_char_dup_ratio": _safe_div(per_doc(agg, n, "dup_chars"), chars),
+            "fw_list_ratio": _safe_div(newlines, n_words),
+        }
+    )
 
 
 def rules(cfg: FineWebConfig) -> list[Rule]:

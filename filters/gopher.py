@@ -150,17 +150,21 @@ def quality_stats(texts: pl.Series, cfg: GopherQualityConfig) -> pl.DataFrame:
     lagg = lines.group_by("doc").agg(pl.len().alias("n"), pl.col("bullet").sum(), pl.col("ellipsis").sum())
     n_lines = per_doc(lagg, n, "n")
     hashes = t.str.count_matches("#", literal=True).cast(pl.Float64).to_numpy()
-    ellipses = (t.str.count_matches("...", literal=True) + t.str.count_matches("…", literal=True)).cast(pl.Float64).to_numpy()
-    return pl.DataFrame({
-        "gq_n_words": per_doc(agg, n, "n_non_symbol"),
-        "gq_avg_word_length": per_doc(agg, n, "avg_len", np.nan),
-        "gq_hash_ratio": _safe_div(hashes, n_words),
-        "gq_ellipsis_ratio": _safe_div(ellipses, n_words),
-        "gq_bullet_lines_ratio": _safe_div(per_doc(lagg, n, "bullet"), n_lines),
-        "gq_end_ellipsis_ratio": _safe_div(per_doc(lagg, n, "ellipsis"), n_lines),
-        "gq_alpha_words_ratio": _safe_div(per_doc(agg, n, "n_alpha"), n_words),
-        "gq_stop_words": per_doc(agg, n, "n_stop"),
-    })
+    ellipses = (
+        (t.str.count_matches("...", literal=True) + t.str.count_matches("…", literal=True)).cast(pl.Float64).to_numpy()
+    )
+    return pl.DataFrame(
+        {
+            "gq_n_words": per_doc(agg, n, "n_non_symbol"),
+            "gq_avg_word_length": per_doc(agg, n, "avg_len", np.nan),
+            "gq_hash_ratio": _safe_div(hashes, n_words),
+            "gq_ellipsis_ratio": _safe_div(ellipses, n_words),
+            "gq_bullet_lines_ratio": _safe_div(per_doc(lagg, n, "bullet"), n_lines),
+            "gq_end_ellipsis_ratio": _safe_div(per_doc(lagg, n, "ellipsis"), n_lines),
+            "gq_alpha_words_ratio": _safe_div(per_doc(agg, n, "n_alpha"), n_words),
+            "gq_stop_words": per_doc(agg, n, "n_stop"),
+        }
+    )
 
 
 def quality_rules(cfg: GopherQualityConfig) -> list[Rule]:

@@ -36,7 +36,7 @@ def redact(text: str, placeholder: str = "<PRIVATE_KEY>") -> tuple[str, int]:
             stop = end_m.end()
         else:
             stop = _block_run_end(text, m)
-        out += [text[pos:m.start()], placeholder]
+        out += [text[pos : m.start()], placeholder]
         n += 1
         pos = stop
     out.append(text[pos:])
@@ -58,7 +58,7 @@ def _block_run_end(text: str, begin: re.Match) -> int:
         ok = bool(_BODY_LINE.match(line) or _HEADER_LINE.match(line) or _PUTTY_BODY.match(line))
         if not ok and _BLANK_LINE.match(line) and nl >= 0:
             nxt_end = text.find("\n", nl + 1)
-            nxt = text[nl + 1:] if nxt_end < 0 else text[nl + 1:nxt_end]
+            nxt = text[nl + 1 :] if nxt_end < 0 else text[nl + 1 : nxt_end]
             ok = bool(_BODY_LINE.match(nxt))
         if not ok:
             return stop

@@ -44,22 +44,25 @@ def identify(texts: pl.Series) -> tuple[list[str | None], np.ndarray]:
 def stats(texts: pl.Series, cfg: LanguageConfig) -> pl.DataFrame:
     n = len(texts)
     if not cfg.enabled:
-        return pl.DataFrame({"lang": [None] * n, "lang_score": np.full(n, np.nan)}, schema={"lang": pl.Utf8, "lang_score": pl.Float64})
+        return pl.DataFrame(
+            {"lang": [None] * n, "lang_score": np.full(n, np.nan)}, schema={"lang": pl.Utf8, "lang_score": pl.Float64}
+        )
     langs, scores = identify(texts)
     lang = pl.Series("lang", langs, dtype=pl.Utf8)
     allowed = lang.is_in(cfg.allowed).to_numpy() if cfg.allowed is not None else np.ones(n, bool)
-    return pl.DataFrame({
-        "lang": lang,
-        "lang_score": scores,
-        "lang_allowed_score": np.where(allowed, scores, np.nan),
-        "lang_foreign_score": np.where(allowed, np.nan, scores),
-    })
+    return pl.DataFrame(
+        {
+            "lang": lang,
+            "lang_score": scores,
+            "lang_allowed_score": np.where(allowed, scores, np.nan),
+            "lang_foreign_score": np.where(allowed, np.nan, scores),
+        }
+    )
 
 
 def rules(cfg: LanguageConfig) -> list[Rule]:
     if not cfg.enabled:
         return []
     return (
-        (rule_if("language_not_allowed", "lang_foreign_score", ">=", 0.0) if cfg.allowed is not None else [])
-        + rule_if("language_low_score", "lang_allowed_score", "<", cfg.min_score)
-    )
+        rule_if("language_not_allowed", "lang_foreign_score", ">=", 0.0) if cfg.allowed is not None else []
+    ) + rule_if("language_low_score", "lang_allowed_score", "<", cfg.min_score)

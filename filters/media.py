@@ -68,8 +68,11 @@ def _probe_video(path: Path) -> dict:
 
     with av.open(str(path)) as c:
         vs = c.streams.video[0]
-        dur = float(c.duration) / 1e6 if c.duration else (
-            float(vs.duration * vs.time_base) if vs.duration and vs.time_base else None)
+        dur = (
+            float(c.duration) / 1e6
+            if c.duration
+            else (float(vs.duration * vs.time_base) if vs.duration and vs.time_base else None)
+        )
         return {"width": vs.codec_context.width, "height": vs.codec_context.height, "duration": dur}
 
 
@@ -100,8 +103,13 @@ def probe(docs: pl.DataFrame, cfg: MediaConfig, lake_root: Path) -> pl.DataFrame
             reason[i], error[i] = "media_missing", f"{refs[i]} is not in the lake"
             continue
         try:  # always opened: unreadable bytes are caught here, not later in dedup or shard
-            facts = (_probe_image(path) if mod == "image" else
-                     _probe_audio(path, cfg) if mod == "audio" else _probe_video(path))
+            facts = (
+                _probe_image(path)
+                if mod == "image"
+                else _probe_audio(path, cfg)
+                if mod == "audio"
+                else _probe_video(path)
+            )
         except Exception as exc:  # any decoder error means the bytes are unusable
             reason[i], error[i] = "media_unreadable", f"{mod} decode failed: {type(exc).__name__}: {str(exc)[:200]}"
             continue

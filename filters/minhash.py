@@ -20,15 +20,26 @@ import polars as pl
 
 from filters.textsplit import explode_pieces, ngram_hashes, splitmix64
 
-_MULT = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5,
-                  0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9],
-                 dtype=np.uint64)
+_MULT = np.array(
+    [
+        0x9E3779B97F4A7C15,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0x27D4EB2F165667C5,
+        0xFF51AFD7ED558CCD,
+        0xC4CEB9FE1A85EC53,
+        0x94D049BB133111EB,
+        0xBF58476D1CE4E5B9,
+    ],
+    dtype=np.uint64,
+)
 
 
 def normalize(texts: pl.Series) -> pl.Series:
     """Lowercase, punctuation/symbols to spaces, whitespace folded and trimmed."""
-    return (texts.cast(pl.Utf8).fill_null("").str.to_lowercase()
-            .str.replace_all(r"[\p{P}\p{S}\s]+", " ").str.strip_chars())
+    return (
+        texts.cast(pl.Utf8).fill_null("").str.to_lowercase().str.replace_all(r"[\p{P}\p{S}\s]+", " ").str.strip_chars()
+    )
 
 
 _P = np.uint64(0x100000001B3)  # FNV-64 prime (odd, so invertible mod 2^64)
@@ -47,7 +58,7 @@ def string_hash64(values: pl.Series) -> np.ndarray:
     if n == 0:
         return np.zeros(0, dtype=np.uint64)
     bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64)[arr.offset: arr.offset + n + 1]
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
     out = np.empty(n, dtype=np.uint64)
     lo = 0
@@ -66,7 +77,7 @@ def string_hash64(values: pl.Series) -> np.ndarray:
             inv[0] = 1
             inv = np.cumprod(inv, dtype=np.uint64)
             starts = offsets[lo:hi] - a
-            ends = offsets[lo + 1:hi + 1] - a
+            ends = offsets[lo + 1 : hi + 1] - a
             h = (prefix[ends] - prefix[starts]) * inv[starts]
             out[lo:hi] = splitmix64(h ^ (ends - starts).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
             lo = hi

@@ -53,8 +53,9 @@ PREFILTERS: dict[str, list[str]] = {
 KINDS: tuple[str, ...] = (*secrets.SECRET_KINDS, *PATTERNS)
 
 
-def redact(texts: pl.Series, kinds: list[str], min_secret_length: int = 8, min_secret_entropy: float = 3.0
-           ) -> tuple[pl.Series, pl.DataFrame]:
+def redact(
+    texts: pl.Series, kinds: list[str], min_secret_length: int = 8, min_secret_entropy: float = 3.0
+) -> tuple[pl.Series, pl.DataFrame]:
     """Return (redacted texts, counts: one u32 column per kind in `kinds`, in `KINDS` order)."""
     t, secret_counts = secrets.redact(texts.cast(pl.Utf8), kinds, min_secret_length, min_secret_entropy)
     counts = dict(secret_counts.to_dict())
@@ -62,8 +63,9 @@ def redact(texts: pl.Series, kinds: list[str], min_secret_length: int = 8, min_s
         if kind not in kinds:
             continue
         pattern, repl = PATTERNS[kind]
-        maybe = pl.select(pl.any_horizontal([t.str.contains(p, literal=p == "@").fill_null(False)
-                                             for p in PREFILTERS[kind]])).to_series()
+        maybe = pl.select(
+            pl.any_horizontal([t.str.contains(p, literal=p == "@").fill_null(False) for p in PREFILTERS[kind]])
+        ).to_series()
         n = pl.Series(kind, [0] * len(t), dtype=pl.UInt32)
         if maybe.any():
             idx = maybe.arg_true()
@@ -76,8 +78,9 @@ def redact(texts: pl.Series, kinds: list[str], min_secret_length: int = 8, min_s
     return t.alias(texts.name), pl.DataFrame({k: counts[k] for k in order}, schema={k: pl.UInt32 for k in order})
 
 
-def redact_tables(result: PartitionResult, cfg: PiiConfig, tables: tuple[str, ...] = ("documents", "rejects")
-                  ) -> PartitionResult:
+def redact_tables(
+    result: PartitionResult, cfg: PiiConfig, tables: tuple[str, ...] = ("documents", "rejects")
+) -> PartitionResult:
     """Redact the `text` column of `tables` in a stage's result in place (gather.redact: the raw
     layer then never holds the secrets either); counts per kind go to `stats` as
     "redacted:<kind>". Ids are left as they are: they name the content as it was read."""

@@ -43,7 +43,11 @@ def _scatter(sub: pl.DataFrame, idx: np.ndarray, n: int) -> pl.DataFrame:
     base = pl.DataFrame({"_row": np.arange(n, dtype=np.int64)})
     if sub.width == 0:
         return base.drop("_row")
-    return base.join(sub.with_columns(pl.Series("_row", idx.astype(np.int64))), on="_row", how="left").sort("_row").drop("_row")
+    return (
+        base.join(sub.with_columns(pl.Series("_row", idx.astype(np.int64))), on="_row", how="left")
+        .sort("_row")
+        .drop("_row")
+    )
 
 
 def _counts_json(frame: pl.DataFrame) -> pl.Expr:
@@ -85,11 +89,20 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
     mprobe = media.probe(docs, cfg.media, lake_root)
     media_q = mprobe["media_reason"].is_not_null().to_numpy()
     quarantined = unknown | no_text | media_q
-    q_reason = np.select([unknown, no_text, media_q],
-                         ["unknown_modality", "text_missing", mprobe["media_reason"].to_numpy()], default=None)
-    q_error = np.select([unknown, no_text, media_q],
-                        ["modality is not one of " + ", ".join(MODALITIES), "a text/code row has no text",
-                         mprobe["media_error"].to_numpy()], default=None)
+    q_reason = np.select(
+        [unknown, no_text, media_q],
+        ["unknown_modality", "text_missing", mprobe["media_reason"].to_numpy()],
+        default=None,
+    )
+    q_error = np.select(
+        [unknown, no_text, media_q],
+        [
+            "modality is not one of " + ", ".join(MODALITIES),
+            "a text/code row has no text",
+            mprobe["media_error"].to_numpy(),
+        ],
+        default=None,
+    )
 
     # --- statistics and rules, family by family (filters.families, in rule-table order) -------
     # Web-text families (language, Gopher, C4, FineWeb) judge web pages; sources the config
@@ -123,15 +136,21 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
         extra["language"] = (lang, json_str(pl.col("_v")))
         extra["language_score"] = (stats["lang_score"].fill_nan(None).round(4), pl.col("_v").cast(pl.Utf8))
     if cfg.c4.enabled:
-        removed = stats.select([pl.col(f"c4_removed_{r}").fill_nan(0).fill_null(0).alias(r) for r in c4.REMOVAL_REASONS])
+        removed = stats.select(
+            [pl.col(f"c4_removed_{r}").fill_nan(0).fill_null(0).alias(r) for r in c4.REMOVAL_REASONS]
+        )
         removed_json = removed.select(_counts_json(removed)).to_series()
-        extra["c4_removed_lines"] = (pl.select(pl.when(pl.lit(pl.Series(kept))).then(pl.lit(removed_json))).to_series(), pl.col("_v"))
+        extra["c4_removed_lines"] = (
+            pl.select(pl.when(pl.lit(pl.Series(kept))).then(pl.lit(removed_json))).to_series(),
+            pl.col("_v"),
+        )
     stat_counts: dict[str, int] = {}
     if cfg.pii.enabled:
         # Rejected rows are stored too (rejects table), so secrets are redacted there as well.
         red_idx = np.flatnonzero((kept | rejected) & textual)
-        red_text, counts = pii.redact(cur["text"].gather(red_idx), cfg.pii.kinds,
-                                      cfg.pii.min_secret_length, cfg.pii.min_secret_entropy)
+        red_text, counts = pii.redact(
+            cur["text"].gather(red_idx), cfg.pii.kinds, cfg.pii.min_secret_length, cfg.pii.min_secret_entropy
+        )
         new_text = cur["text"].to_numpy().copy()
         new_text[red_idx] = red_text.to_numpy()
         cur = cur.with_columns(pl.Series("text", new_text, dtype=pl.Utf8))
@@ -140,13 +159,22 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
         for k in counts.columns:
             stat_counts[f"redacted:{k}"] = int(counts[k].sum())
     if cfg.decontam.enabled and cfg.decontam.action == "flag":
-        flag = stats.select(pl.when(pl.col("decontam_count") >= cfg.decontam.min_overlaps).then(pl.concat_str([
-            pl.lit('{"benchmark":'), json_str(pl.col("decontam_bench")), pl.lit(',"overlaps":'),
-            pl.col("decontam_count").cast(pl.Int64).cast(pl.Utf8), pl.lit("}")]))).to_series()
+        flag = stats.select(
+            pl.when(pl.col("decontam_count") >= cfg.decontam.min_overlaps).then(
+                pl.concat_str(
+                    [
+                        pl.lit('{"benchmark":'),
+                        json_str(pl.col("decontam_bench")),
+                        pl.lit(',"overlaps":'),
+                        pl.col("decontam_count").cast(pl.Int64).cast(pl.Utf8),
+                        pl.lit("}"),
+                    ]
+                )
+            )
+        ).to_series()
         extra["decontam"] = (flag, pl.col("_v"))
     for key, (values, to_json) in extra.items():
-        cur = cur.with_columns(values.alias("_v")).with_columns(
-            add_key(meta, key, to_json).alias("meta")).drop("_v")
+        cur = cur.with_columns(values.alias("_v")).with_columns(add_key(meta, key, to_json).alias("meta")).drop("_v")
 
     mask = pl.Series(kept)
     curated = cur.filter(mask)
@@ -158,7 +186,10 @@ def filter_partition(docs: pl.DataFrame, cfg: CurateConfig, lake_root: Path) -> 
     )
     q_mask = pl.Series(quarantined)
     quarantine = docs.filter(q_mask).select(
-        pl.lit(STAGE).alias("stage"), "source", "uri", "id",
+        pl.lit(STAGE).alias("stage"),
+        "source",
+        "uri",
+        "id",
         pl.Series("reason", q_reason[quarantined], dtype=pl.Utf8),
         pl.Series("error", q_error[quarantined], dtype=pl.Utf8),
     )

@@ -47,12 +47,15 @@ def first_failure(stats: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
     """(rule, value) per row of `stats`: the first failing rule's name and measured value,
     or nulls when every rule passes."""
     if not rules:
-        return pl.DataFrame({"rule": [None] * stats.height, "value": [None] * stats.height},
-                            schema={"rule": pl.Utf8, "value": pl.Float64})
+        return pl.DataFrame(
+            {"rule": [None] * stats.height, "value": [None] * stats.height},
+            schema={"rule": pl.Utf8, "value": pl.Float64},
+        )
     name = pl.when(rules[0].fails()).then(rules[0].label())
     value = pl.when(rules[0].fails()).then(pl.col(rules[0].column).cast(pl.Float64).fill_nan(None))
     for r in rules[1:]:
         name = name.when(r.fails()).then(r.label())
         value = value.when(r.fails()).then(pl.col(r.column).cast(pl.Float64).fill_nan(None))
-    return stats.select(name.otherwise(pl.lit(None, pl.Utf8)).alias("rule"),
-                        value.otherwise(pl.lit(None, pl.Float64)).alias("value"))
+    return stats.select(
+        name.otherwise(pl.lit(None, pl.Utf8)).alias("rule"), value.otherwise(pl.lit(None, pl.Float64)).alias("value")
+    )

@@ -49,71 +49,91 @@ from detect_secrets.plugins.jwt import JwtTokenDetector
 from filters import key_blocks
 
 SECRET_KINDS = ("private_key", "jwt", "bearer", "api_key", "secret_assignment")
-PLACEHOLDER = {"private_key": "<PRIVATE_KEY>", "jwt": "<TOKEN>", "bearer": "<TOKEN>",
-               "api_key": "<API_KEY>", "secret_assignment": "<SECRET>"}
+PLACEHOLDER = {
+    "private_key": "<PRIVATE_KEY>",
+    "jwt": "<TOKEN>",
+    "bearer": "<TOKEN>",
+    "api_key": "<API_KEY>",
+    "secret_assignment": "<SECRET>",
+}
 
 # detect-secrets plugins not used as api_key detectors: handled as their own kind, or out of
 # scope here (public IPv4 addresses are the ip_address kind of filters/pii.py).
-_NOT_API_KEY = {"Private Key", "JSON Web Token", "Basic Auth Credentials", "Secret Keyword",
-                "Base64 High Entropy String", "Hex High Entropy String", "Public IP (ipv4)"}
+_NOT_API_KEY = {
+    "Private Key",
+    "JSON Web Token",
+    "Basic Auth Credentials",
+    "Secret Keyword",
+    "Base64 High Entropy String",
+    "Hex High Entropy String",
+    "Public IP (ipv4)",
+}
 
 # Providers detect-secrets 1.5.0 has no plugin for; formats from each provider's documentation.
 SUPPLEMENTS: tuple[str, ...] = (
-    r"\bhf_[A-Za-z]{34}\b",                                   # Hugging Face user access token
-    r"\bapi_org_[A-Za-z]{34}\b",                               # Hugging Face organization token
-    r"\bnpm_[A-Za-z0-9]{36}\b",                                # npm granular/automation token (bare)
-    r"\bAIza[0-9A-Za-z_-]{35}",                                # Google API key
-    r"\bya29\.[0-9A-Za-z_-]{20,}",                             # Google OAuth access token
-    r"\bgithub_pat_[A-Za-z0-9_]{60,}",                         # GitHub fine-grained PAT
-    r"\bsk-ant-(?:api|admin)\d\d-[A-Za-z0-9_-]{80,}",          # Anthropic
-    r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",     # OpenAI (project and legacy keys)
-    r"\b(?:sk|rk)_(?:live|test)_[0-9a-zA-Z]{24,}",             # Stripe secret/restricted (test mode too)
-    r"\bwhsec_[A-Za-z0-9+/=]{24,}",                            # Stripe webhook signing secret
-    r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b",                 # Shopify
-    r"\bdop_v1_[a-f0-9]{64}\b",                                # DigitalOcean
-    r"\bdapi[a-f0-9]{32}(?:-\d)?\b",                           # Databricks
-    r"\bdckr_pat_[A-Za-z0-9_-]{27,}",                          # Docker Hub PAT
-    r"\bhv[sb]\.[A-Za-z0-9_-]{24,}",                           # HashiCorp Vault token
-    r"\b[a-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}",           # Terraform Cloud
-    r"\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b",                     # Postman
-    r"\bglsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}\b",                # Grafana service account
-    r"\bglc_[A-Za-z0-9+/]{32,}={0,2}",                         # Grafana Cloud
-    r"\blin_api_[A-Za-z0-9]{40}\b",                            # Linear
-    r"\bdp\.(?:pt|st|sa|ct)\.[A-Za-z0-9]{40,}",                # Doppler
-    r"\bsntry[su]_[A-Za-z0-9+/=_-]{40,}",                      # Sentry
-    r"\bNRAK-[A-Z0-9]{27}\b",                                  # New Relic user key
-    r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b",                       # age
-    r"\bkey-[0-9a-f]{32}\b",                                   # Mailgun
-    r"\bAKCp[A-Za-z0-9]{69}\b",                                # Artifactory API key (any delimiter)
-    r"\bsq0atp-[0-9A-Za-z_-]{22}\b",                           # Square access token
-    r"\b(?:gsk|xai)_[A-Za-z0-9]{40,}",                         # Groq, xAI
-    r"\br8_[A-Za-z0-9]{37}\b",                                 # Replicate
-    r"\bpplx-[A-Za-z0-9]{48}\b",                               # Perplexity
+    r"\bhf_[A-Za-z]{34}\b",  # Hugging Face user access token
+    r"\bapi_org_[A-Za-z]{34}\b",  # Hugging Face organization token
+    r"\bnpm_[A-Za-z0-9]{36}\b",  # npm granular/automation token (bare)
+    r"\bAIza[0-9A-Za-z_-]{35}",  # Google API key
+    r"\bya29\.[0-9A-Za-z_-]{20,}",  # Google OAuth access token
+    r"\bgithub_pat_[A-Za-z0-9_]{60,}",  # GitHub fine-grained PAT
+    r"\bsk-ant-(?:api|admin)\d\d-[A-Za-z0-9_-]{80,}",  # Anthropic
+    r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",  # OpenAI (project and legacy keys)
+    r"\b(?:sk|rk)_(?:live|test)_[0-9a-zA-Z]{24,}",  # Stripe secret/restricted (test mode too)
+    r"\bwhsec_[A-Za-z0-9+/=]{24,}",  # Stripe webhook signing secret
+    r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b",  # Shopify
+    r"\bdop_v1_[a-f0-9]{64}\b",  # DigitalOcean
+    r"\bdapi[a-f0-9]{32}(?:-\d)?\b",  # Databricks
+    r"\bdckr_pat_[A-Za-z0-9_-]{27,}",  # Docker Hub PAT
+    r"\bhv[sb]\.[A-Za-z0-9_-]{24,}",  # HashiCorp Vault token
+    r"\b[a-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{60,}",  # Terraform Cloud
+    r"\bPMAK-[a-f0-9]{24}-[a-f0-9]{34}\b",  # Postman
+    r"\bglsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}\b",  # Grafana service account
+    r"\bglc_[A-Za-z0-9+/]{32,}={0,2}",  # Grafana Cloud
+    r"\blin_api_[A-Za-z0-9]{40}\b",  # Linear
+    r"\bdp\.(?:pt|st|sa|ct)\.[A-Za-z0-9]{40,}",  # Doppler
+    r"\bsntry[su]_[A-Za-z0-9+/=_-]{40,}",  # Sentry
+    r"\bNRAK-[A-Z0-9]{27}\b",  # New Relic user key
+    r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b",  # age
+    r"\bkey-[0-9a-f]{32}\b",  # Mailgun
+    r"\bAKCp[A-Za-z0-9]{69}\b",  # Artifactory API key (any delimiter)
+    r"\bsq0atp-[0-9A-Za-z_-]{22}\b",  # Square access token
+    r"\b(?:gsk|xai)_[A-Za-z0-9]{40,}",  # Groq, xAI
+    r"\br8_[A-Za-z0-9]{37}\b",  # Replicate
+    r"\bpplx-[A-Za-z0-9]{48}\b",  # Perplexity
     r"https://discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]{20,}",  # Discord webhook
-    r"(?i)\b(?:SharedAccessKey|AccountKey)=[A-Za-z0-9+/]{40,}={0,2}",     # Azure connection strings
-    r"\bsig=[A-Za-z0-9%+/]{40,}={0,2}",                        # Azure SAS signature
+    r"(?i)\b(?:SharedAccessKey|AccountKey)=[A-Za-z0-9+/]{40,}={0,2}",  # Azure connection strings
+    r"\bsig=[A-Za-z0-9%+/]{40,}={0,2}",  # Azure SAS signature
 )
 
 _AUTH_HEADER = re.compile(
     r"(?i)(?:\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|digest)\s+|\bbearer\s+)"
-    r"([A-Za-z0-9\-._~+/]{8,}=*)")
+    r"([A-Za-z0-9\-._~+/]{8,}=*)"
+)
 
 # The same assignment shapes detect-secrets' KeywordDetector uses, for names its DENYLIST lacks.
 # The name must end with the word ("GITHUB_TOKEN", "refreshToken"), so "tokenizer" or
 # "max_tokens_per_batch" are not read as secrets.
 # A value may also run to the end of a truncated file with its closing quote missing.
-_EXTRA_KEYWORDS = (r"(?:token|credentials?|access_?key|signing_?key|encryption_?key|session_?key|secret(?:_?key)?"
-                   r"|api_?key|password|passwd|pwd)s?\b")
+_EXTRA_KEYWORDS = (
+    r"(?:token|credentials?|access_?key|signing_?key|encryption_?key|session_?key|secret(?:_?key)?"
+    r"|api_?key|password|passwd|pwd)s?\b"
+)
 _EXTRA_ASSIGNMENT = re.compile(
-    _EXTRA_KEYWORDS + r"[\]'\"]{0,2}\s*(?:=>?|:=?|={2,3})\s*([\'\"`]?)([^\s'\"`,;]+)(?:\1|$)", re.IGNORECASE)
+    _EXTRA_KEYWORDS + r"[\]'\"]{0,2}\s*(?:=>?|:=?|={2,3})\s*([\'\"`]?)([^\s'\"`,;]+)(?:\1|$)", re.IGNORECASE
+)
 _DENY = re.compile(ds_keyword.DENYLIST_REGEX, re.IGNORECASE)
 # The operator each KeywordDetector regex needs: a line without it skips that regex.
 _KEYWORD_GATES = {
-    ds_keyword.FOLLOWED_BY_COLON_EQUAL_SIGNS_REGEX: ":=", ds_keyword.FOLLOWED_BY_COLON_REGEX: ":",
-    ds_keyword.FOLLOWED_BY_COLON_QUOTES_REQUIRED_REGEX: ":", ds_keyword.FOLLOWED_BY_EQUAL_SIGNS_REGEX: "=",
+    ds_keyword.FOLLOWED_BY_COLON_EQUAL_SIGNS_REGEX: ":=",
+    ds_keyword.FOLLOWED_BY_COLON_REGEX: ":",
+    ds_keyword.FOLLOWED_BY_COLON_QUOTES_REQUIRED_REGEX: ":",
+    ds_keyword.FOLLOWED_BY_EQUAL_SIGNS_REGEX: "=",
     ds_keyword.FOLLOWED_BY_EQUAL_SIGNS_OPTIONAL_BRACKETS_OPTIONAL_AT_SIGN_QUOTES_REQUIRED_REGEX: '"',
-    ds_keyword.FOLLOWED_BY_OPTIONAL_ASSIGN_QUOTES_REQUIRED_REGEX: '("', ds_keyword.FOLLOWED_BY_EQUAL_SIGNS_QUOTES_REQUIRED_REGEX: "=",
-    ds_keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX: "=", ds_keyword.FOLLOWED_BY_QUOTES_AND_SEMICOLON_REGEX: ";",
+    ds_keyword.FOLLOWED_BY_OPTIONAL_ASSIGN_QUOTES_REQUIRED_REGEX: '("',
+    ds_keyword.FOLLOWED_BY_EQUAL_SIGNS_QUOTES_REQUIRED_REGEX: "=",
+    ds_keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX: "=",
+    ds_keyword.FOLLOWED_BY_QUOTES_AND_SEMICOLON_REGEX: ";",
     ds_keyword.FOLLOWED_BY_ARROW_FUNCTION_SIGN_QUOTES_REQUIRED_REGEX: "=",
 }
 _PRECEDED_BY = ds_keyword.PRECEDED_BY_EQUAL_COMPARISON_SIGNS_QUOTES_REQUIRED_REGEX
@@ -125,9 +145,11 @@ _ENTROPY = Base64HighEntropyString()
 # over the candidate documents' lines), each a superset of what its detectors can match. A
 # line goes to the Python-level detectors of the routes it matched, and only to those.
 # The names detect-secrets' KeywordDetector and its assignment-shaped plugins look for, and ours.
-_KW = ("api_?key|auth_?key|service_?key|account_?key|db_?key|database_?key|priv_?key|private_?key|client_?key"
-       "|db_?pass|database_?pass|key_?pass|passw|pwd|secret|contrase|token|credential|access_?key|signing_?key"
-       "|encryption_?key|session_?key|aws|cl(?:ou)?[_-]?(?:api)?(?:key|pw)|sl[_-]?(?:api)?[_-]?(?:key|pw|pass|token)")
+_KW = (
+    "api_?key|auth_?key|service_?key|account_?key|db_?key|database_?key|priv_?key|private_?key|client_?key"
+    "|db_?pass|database_?pass|key_?pass|passw|pwd|secret|contrase|token|credential|access_?key|signing_?key"
+    "|encryption_?key|session_?key|aws|cl(?:ou)?[_-]?(?:api)?(?:key|pw)|sl[_-]?(?:api)?[_-]?(?:key|pw|pass|token)"
+)
 # Literal markers of the provider plugins and SUPPLEMENTS (regex alternations of literals,
 # which Rust's regex engine matches with a SIMD literal search).
 _PROVIDER_MARKERS = [
@@ -143,16 +165,21 @@ _PROVIDER_MARKERS = [
 # the whole column) and line-level tests (tighter, over the candidate documents' lines only).
 # One pass per test, OR-ed: an alternation of them all is ~10x slower (literal optimizations
 # are lost and the lazy DFA's state space multiplies).
-_SHAPES = [("re", r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\."),       # Discord bot token
-           ("re", r"[0-9]{8,10}:[0-9A-Za-z_-]{35}"),                          # Telegram bot token
-           ("re", r"(?:AC|SK)[a-z0-9]{32}"),                                  # Twilio
-           ("re", r"AP[0-9A-F][a-zA-Z0-9]{8}")]                               # Artifactory password
-_KEYWORD_LINE = [("re", rf"(?i)(?:{_KW})[^\s]{{0,60}}\s*[:=!(>'\"`]"), ("re", rf"(?i)[!=]=\s*[\w.]*(?:{_KW})"),
-                 # The assignment-shaped plugins (build_assignment_regex) also accept a space as
-                 # the assignment, and IBM Cloud IAM's a bare "key" name; their values are 24+ chars.
-                 ("re", r"(?i)(?:key|pwd|pw|pass|token)\w*['\"\]]?\s+['\"]?[a-zA-Z0-9_-]{24}"),
-                 # AWS's secret-key regex: "aws" and a key word within 20 characters of each other.
-                 ("re", r"(?i)aws.{0,20}?(?:key|pwd|pw|password|pass|token).{0,20}?['\"][0-9a-zA-Z/+]{40}['\"]")]
+_SHAPES = [
+    ("re", r"[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\."),  # Discord bot token
+    ("re", r"[0-9]{8,10}:[0-9A-Za-z_-]{35}"),  # Telegram bot token
+    ("re", r"(?:AC|SK)[a-z0-9]{32}"),  # Twilio
+    ("re", r"AP[0-9A-F][a-zA-Z0-9]{8}"),
+]  # Artifactory password
+_KEYWORD_LINE = [
+    ("re", rf"(?i)(?:{_KW})[^\s]{{0,60}}\s*[:=!(>'\"`]"),
+    ("re", rf"(?i)[!=]=\s*[\w.]*(?:{_KW})"),
+    # The assignment-shaped plugins (build_assignment_regex) also accept a space as
+    # the assignment, and IBM Cloud IAM's a bare "key" name; their values are 24+ chars.
+    ("re", r"(?i)(?:key|pwd|pw|pass|token)\w*['\"\]]?\s+['\"]?[a-zA-Z0-9_-]{24}"),
+    # AWS's secret-key regex: "aws" and a key word within 20 characters of each other.
+    ("re", r"(?i)aws.{0,20}?(?:key|pwd|pw|password|pass|token).{0,20}?['\"][0-9a-zA-Z/+]{40}['\"]"),
+]
 
 ROUTES: dict[str, dict[str, list[tuple]]] = {
     # KeywordDetector and the assignment-shaped plugins (AWS secret key, IBM, SoftLayer, Cloudant).
@@ -161,8 +188,10 @@ ROUTES: dict[str, dict[str, list[tuple]]] = {
     "jwt": {"doc": [("any", ["eyJ"], False)], "line": [("any", ["eyJ"], False)]},
     "url": {"doc": [("re", r"://[^\s/@:]+:[^\s/@]+@")], "line": [("re", r"://[^\s/@:]+:[^\s/@]+@")]},
     # Provider plugins with a literal marker, and the ones without one, by shape.
-    "provider": {"doc": [*(("re", p) for p in _PROVIDER_MARKERS), *_SHAPES],
-                 "line": [*(("re", p) for p in _PROVIDER_MARKERS), *_SHAPES]},
+    "provider": {
+        "doc": [*(("re", p) for p in _PROVIDER_MARKERS), *_SHAPES],
+        "line": [*(("re", p) for p in _PROVIDER_MARKERS), *_SHAPES],
+    },
 }
 
 
@@ -174,26 +203,46 @@ def _test(col: pl.Expr | pl.Series, test: tuple):
 
 _BLOCK_MARKER = r"BEGIN[A-Z0-9 ]* PRIVATE KEY|PuTTY-User-Key-File"
 # Detector kinds each route serves.
-_ROUTE_KINDS = {"keyword": {"secret_assignment", "api_key", "bearer"}, "bearer": {"bearer"}, "jwt": {"jwt"},
-                "url": {"secret_assignment"}, "provider": {"api_key"}}
+_ROUTE_KINDS = {
+    "keyword": {"secret_assignment", "api_key", "bearer"},
+    "bearer": {"bearer"},
+    "jwt": {"jwt"},
+    "url": {"secret_assignment"},
+    "provider": {"api_key"},
+}
 
 
 # Lower-case substrings one of which every match of a plugin's token-shaped regexes contains:
 # a line without any skips that plugin (a plugin not listed here always runs).
 _PLUGIN_ANCHORS: dict[str, tuple[str, ...]] = {
-    "Artifactory Credentials": ("akc", "ap"), "AWS Access Key": ("akia", "asia", "abia", "acca", "a3t"),
-    "Azure Storage Account access key": ("accountkey=",), "GitHub Token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
-    "GitLab Token": ("gl", "gr1348941"), "Mailchimp Access Key": ("-us",), "NPM tokens": ("_authtoken",),
-    "OpenAI Token": ("t3blbkfj",), "PyPI Token": ("pypi-",), "SendGrid API Key": ("sg.",),
-    "Slack Token": ("xox", "hooks.slack.com"), "SoftLayer Credentials": ("softlayer",), "Square OAuth Secret": ("sq0csp-",),
-    "Stripe Access Key": ("k_live_",), "Telegram Bot Token": (":",), "Twilio API Key": ("ac", "sk"),
+    "Artifactory Credentials": ("akc", "ap"),
+    "AWS Access Key": ("akia", "asia", "abia", "acca", "a3t"),
+    "Azure Storage Account access key": ("accountkey=",),
+    "GitHub Token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    "GitLab Token": ("gl", "gr1348941"),
+    "Mailchimp Access Key": ("-us",),
+    "NPM tokens": ("_authtoken",),
+    "OpenAI Token": ("t3blbkfj",),
+    "PyPI Token": ("pypi-",),
+    "SendGrid API Key": ("sg.",),
+    "Slack Token": ("xox", "hooks.slack.com"),
+    "SoftLayer Credentials": ("softlayer",),
+    "Square OAuth Secret": ("sq0csp-",),
+    "Stripe Access Key": ("k_live_",),
+    "Telegram Bot Token": (":",),
+    "Twilio API Key": ("ac", "sk"),
 }
 _LEADING_LITERAL = re.compile(r"^(?:\\b|\(\?i\)\\b)?((?:[A-Za-z0-9_-]|\\\.)+)(?=[\[(\\]|$)")
 
 
-_SUPPLEMENT_ANCHORS = {r"\b(?:sk|rk)_": ("k_live_", "k_test_"), r"\b[a-z0-9]{14}\.atlasv1": ("atlasv1",),
-                       r"\b(?:gsk|xai)_": ("gsk_", "xai_"), "https://discord": ("discord",), r"\bsig=": ("sig=",),
-                       r"(?i)\b(?:SharedAccessKey|AccountKey)=": ("accesskey=", "accountkey=")}
+_SUPPLEMENT_ANCHORS = {
+    r"\b(?:sk|rk)_": ("k_live_", "k_test_"),
+    r"\b[a-z0-9]{14}\.atlasv1": ("atlasv1",),
+    r"\b(?:gsk|xai)_": ("gsk_", "xai_"),
+    "https://discord": ("discord",),
+    r"\bsig=": ("sig=",),
+    r"(?i)\b(?:SharedAccessKey|AccountKey)=": ("accesskey=", "accountkey="),
+}
 
 
 def _supplement_anchor(pattern: str) -> tuple[str, ...] | None:
@@ -234,9 +283,16 @@ _ALL_ANCHORS = sorted(_BY_ANCHOR)
 _JWT = JwtTokenDetector.denylist
 _BASIC_AUTH = BasicAuthDetector.denylist
 # KeywordDetector's regexes for every file type it knows (the same regex appears in several).
-_KEYWORD = list({**ds_keyword.CONFIG_DENYLIST_REGEX_TO_GROUP, **ds_keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
-                 **ds_keyword.GOLANG_DENYLIST_REGEX_TO_GROUP, **ds_keyword.COMMON_C_DENYLIST_REGEX_TO_GROUP,
-                 **ds_keyword.C_PLUS_PLUS_REGEX_TO_GROUP, _EXTRA_ASSIGNMENT: 2}.items())
+_KEYWORD = list(
+    {
+        **ds_keyword.CONFIG_DENYLIST_REGEX_TO_GROUP,
+        **ds_keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+        **ds_keyword.GOLANG_DENYLIST_REGEX_TO_GROUP,
+        **ds_keyword.COMMON_C_DENYLIST_REGEX_TO_GROUP,
+        **ds_keyword.C_PLUS_PLUS_REGEX_TO_GROUP,
+        _EXTRA_ASSIGNMENT: 2,
+    }.items()
+)
 
 
 def _widen(line: str, start: int, end: int) -> tuple[int, int]:
@@ -266,8 +322,14 @@ def _value_span(line: str, start: int, end: int) -> tuple[int, int]:
 def _plausible_value(v: str, quoted: bool, min_length: int, min_entropy: float) -> bool:
     """detect-secrets' false-positive heuristics for keyword hits, then a value test: a
     digit, or enough Shannon entropy (an English word or a placeholder is not a secret)."""
-    if (len(v) < min_length or heuristic.is_templated_secret(v) or heuristic.is_prefixed_with_dollar_sign(v)
-            or heuristic.is_not_alphanumeric_string(v) or _NUMBERISH.match(v) or heuristic.is_sequential_string(v)):
+    if (
+        len(v) < min_length
+        or heuristic.is_templated_secret(v)
+        or heuristic.is_prefixed_with_dollar_sign(v)
+        or heuristic.is_not_alphanumeric_string(v)
+        or _NUMBERISH.match(v)
+        or heuristic.is_sequential_string(v)
+    ):
         return False
     digit = any(c.isdigit() for c in v)
     if not digit and not quoted and _WORDISH.match(v):
@@ -306,8 +368,9 @@ def _api_key_spans(line: str, patterns: list, spans: list) -> None:
             spans.append((*_widen(line, s, e), "api_key"))
 
 
-def scan_line(line: str, kinds: set[str], min_length: int = 8, min_entropy: float = 3.0,
-              routes: set[str] | None = None) -> list[tuple[int, int, str]]:
+def scan_line(
+    line: str, kinds: set[str], min_length: int = 8, min_entropy: float = 3.0, routes: set[str] | None = None
+) -> list[tuple[int, int, str]]:
     """Spans (start, end, kind) of the secrets in one line, merged, in order. `routes` (from
     the pre-filter) limits which detectors run; None runs all."""
     routes = set(ROUTES) if routes is None else routes
@@ -378,8 +441,9 @@ def _redact_line(line: str, spans: list[tuple[int, int, str]], counts: Counter) 
     return "".join(out)
 
 
-def redact(texts: pl.Series, kinds: list[str], min_length: int = 8, min_entropy: float = 3.0
-           ) -> tuple[pl.Series, pl.DataFrame]:
+def redact(
+    texts: pl.Series, kinds: list[str], min_length: int = 8, min_entropy: float = 3.0
+) -> tuple[pl.Series, pl.DataFrame]:
     """Return (texts with secrets replaced, counts: one u32 column per secret kind in `kinds`)."""
     want = [k for k in SECRET_KINDS if k in kinds]
     t = texts.cast(pl.Utf8)
@@ -405,12 +469,15 @@ def redact(texts: pl.Series, kinds: list[str], min_length: int = 8, min_entropy:
         sub = pl.Series(values[cand], dtype=pl.Utf8)
     if routes:
         line = pl.col("line")
-        lines = (pl.DataFrame({"doc": cand, "line": sub.str.split("\n")})
-                 .with_columns(pl.int_ranges(line.list.len()).alias("no"))
-                 .explode("line", "no")
-                 .with_columns([pl.any_horizontal([_test(line, test) for test in spec["line"]]).alias(r)
-                                for r, spec in routes.items()])
-                 .filter(pl.any_horizontal(list(routes))))
+        lines = (
+            pl.DataFrame({"doc": cand, "line": sub.str.split("\n")})
+            .with_columns(pl.int_ranges(line.list.len()).alias("no"))
+            .explode("line", "no")
+            .with_columns(
+                [pl.any_horizontal([_test(line, test) for test in spec["line"]]).alias(r) for r, spec in routes.items()]
+            )
+            .filter(pl.any_horizontal(list(routes)))
+        )
         names = list(routes)
         changed: dict[int, dict[int, str]] = {}
         per_doc: dict[int, Counter] = {}
@@ -426,5 +493,4 @@ def redact(texts: pl.Series, kinds: list[str], min_length: int = 8, min_entropy:
             values[doc] = "\n".join(parts)
             for k, c in per_doc[doc].items():
                 counts[k][doc] += c
-    return (pl.Series(texts.name, values, dtype=pl.Utf8),
-            pl.DataFrame(counts, schema={k: pl.UInt32 for k in want}))
+    return (pl.Series(texts.name, values, dtype=pl.Utf8), pl.DataFrame(counts, schema={k: pl.UInt32 for k in want}))

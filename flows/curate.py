@@ -17,16 +17,23 @@ from flows.driver import run_stage
 
 
 def report(cfg, plan, counts, results, states, note) -> Report:
-    return Report(f"curate: {counts.rows_in} rows -> {counts.kept} kept, {counts.rejected} rejected, "
-                  f"{counts.duplicate} duplicates, {counts.quarantined} quarantined "
-                  f"({plan.skipped} partitions done before)")
+    return Report(
+        f"curate: {counts.rows_in} rows -> {counts.kept} kept, {counts.rejected} rejected, "
+        f"{counts.duplicate} duplicates, {counts.quarantined} quarantined "
+        f"({plan.skipped} partitions done before)"
+    )
 
 
-CURATE = Stage("curate", plan_curate, (
-    Step("filter_partitions", filter_parts, output="work"),
-    Step("find_duplicates", dedup_step, per_part=False, output="duplicates"),
-    Step("write_curated_partitions", finish_parts),
-), report)
+CURATE = Stage(
+    "curate",
+    plan_curate,
+    (
+        Step("filter_partitions", filter_parts, output="work"),
+        Step("find_duplicates", dedup_step, per_part=False, output="duplicates"),
+        Step("write_curated_partitions", finish_parts),
+    ),
+    report,
+)
 
 
 @flow(name="curate", log_prints=True)

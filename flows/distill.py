@@ -29,6 +29,7 @@ from teacher.distill_steps import distill_parts
 def preflight(cfg: PipelineConfig, plan) -> None:
     if cfg.distill.tasks:  # online and batch mode alike; raises TeacherUnreachable
         from teacher.preflight import check_teacher  # the client stack loads only to distill
+
         if (doubt := check_teacher(cfg.distill)) is not None:
             print(doubt, file=sys.stderr, flush=True)
 
@@ -39,16 +40,28 @@ def report(cfg, plan, counts, results, states, note) -> Report:
         for k, v in r.get("stats", {}).items():
             stats[k] = stats.get(k, 0) + v
     requests = {k: v for k, v in sorted(stats.items()) if not k.startswith(("kept", "rejected", "quarantined"))}
-    return Report(f"distill: {counts.rows_in} prompts -> {counts.kept} with accepted traces, "
-                  f"{counts.rejected} failed verification, {counts.quarantined} failed requests", note=note,
-                  extra_tables={"teacher-requests": [requests]} if requests else None)
+    return Report(
+        f"distill: {counts.rows_in} prompts -> {counts.kept} with accepted traces, "
+        f"{counts.rejected} failed verification, {counts.quarantined} failed requests",
+        note=note,
+        extra_tables={"teacher-requests": [requests]} if requests else None,
+    )
 
 
-DISTILL = Stage("distill", plan_distill, (
-    # The global limit caps the teacher's concurrency across every worker of a deployment.
-    Step("distill_partitions", distill_parts, sequential=True, limit=(TEACHER_LIMIT, lambda c: c.distill.concurrency)),
-), report, before=preflight, stop_on=(teacher.BudgetExhausted,),
-    stop_note=lambda exc: f"stopped: budget reached ({exc}); re-run to continue")
+DISTILL = Stage(
+    "distill",
+    plan_distill,
+    (
+        # The global limit caps the teacher's concurrency across every worker of a deployment.
+        Step(
+            "distill_partitions", distill_parts, sequential=True, limit=(TEACHER_LIMIT, lambda c: c.distill.concurrency)
+        ),
+    ),
+    report,
+    before=preflight,
+    stop_on=(teacher.BudgetExhausted,),
+    stop_note=lambda exc: f"stopped: budget reached ({exc}); re-run to continue",
+)
 
 
 @flow(name="distill", log_prints=True)

@@ -26,8 +26,9 @@ from flows.limits import teacher_requests
 from flows.reporting import Progress, finish_stage
 
 
-def call_step(fn: Callable[..., Any], ctx: StepContext, group: list[dict] | None,
-              limit: tuple[str, int] | None = None) -> Any:
+def call_step(
+    fn: Callable[..., Any], ctx: StepContext, group: list[dict] | None, limit: tuple[str, int] | None = None
+) -> Any:
     """Run one step function on a group of parts (or once, when `group` is None), holding
     `limit`'s slots of that Prefect global concurrency limit while it runs."""
     with teacher_requests(limit[1], name=limit[0]) if limit else nullcontext():
@@ -85,8 +86,9 @@ def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
             if stage.when_done is not None:
                 stage.when_done(cfg, plan)
             print(plan.idle["says"])
-            return finish_stage(cfg, lake, stage.name, started, total([], stage.name), plan.batch, plan.skipped,
-                                note=plan.done)
+            return finish_stage(
+                cfg, lake, stage.name, started, total([], stage.name), plan.batch, plan.skipped, note=plan.done
+            )
         if stage.before is not None and plan.has_work:
             stage.before(cfg, plan)
         progress = Progress(stage.name, stage.progress_total(plan))
@@ -114,5 +116,16 @@ def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
         print(report.line)
         names = [c.name for c in committed]
         batch = ",".join(names) if stage.join_batches else (names[0] if names else None)
-        return finish_stage(cfg, lake, stage.name, started, counts, batch, plan.skipped, note=report.note,
-                            extra_rows=report.extra_rows, committed=committed, extra_tables=report.extra_tables)
+        return finish_stage(
+            cfg,
+            lake,
+            stage.name,
+            started,
+            counts,
+            batch,
+            plan.skipped,
+            note=report.note,
+            extra_rows=report.extra_rows,
+            committed=committed,
+            extra_tables=report.extra_tables,
+        )

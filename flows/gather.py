@@ -30,8 +30,10 @@ def gather_partition(ctx: StepContext, source_name: str, part: str, plan: str) -
     if batch.part_done(part):
         return batch.ledger(part)
     src = next(s for s in cfg.sources if s.name == source_name)
-    items = [sources.SourceItem(source=source_name, uri=r["uri"], path=r["path"], fingerprint=r["fingerprint"])
-             for r in pl.read_parquet(plan).iter_rows(named=True)]
+    items = [
+        sources.SourceItem(source=source_name, uri=r["uri"], path=r["path"], fingerprint=r["fingerprint"])
+        for r in pl.read_parquet(plan).iter_rows(named=True)
+    ]
     result = sources.read_items(src, items, ctx.lake.media_root)
     if cfg.gather.redact:
         result = pii.redact_tables(result, cfg.curate.pii)
@@ -39,12 +41,20 @@ def gather_partition(ctx: StepContext, source_name: str, part: str, plan: str) -
 
 
 def report(cfg, plan, counts, results, states, note) -> Report:
-    return Report(f"gather: {counts.rows_in} items in {counts.partitions} partitions, "
-                  f"{plan.skipped} unchanged items skipped", note=f"{plan.skipped} unchanged items skipped")
+    return Report(
+        f"gather: {counts.rows_in} items in {counts.partitions} partitions, {plan.skipped} unchanged items skipped",
+        note=f"{plan.skipped} unchanged items skipped",
+    )
 
 
-GATHER = Stage("gather", plan_gather, (Step("gather_partition", gather_partitions),), report,
-               plan_task="plan_source", join_batches=True)
+GATHER = Stage(
+    "gather",
+    plan_gather,
+    (Step("gather_partition", gather_partitions),),
+    report,
+    plan_task="plan_source",
+    join_batches=True,
+)
 
 
 @flow(name="gather", log_prints=True)

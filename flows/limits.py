@@ -105,16 +105,23 @@ def teacher_requests(slots: int, name: str = TEACHER_LIMIT, timeout_s: float | N
     # not after Prefect's default five.
     with ExitStack() as stack:
         try:
-            stack.enter_context(concurrency(name, occupy=held, timeout_seconds=1.0, lease_duration=LEASE_S,
-                                            strict=True))
+            stack.enter_context(
+                concurrency(name, occupy=held, timeout_seconds=1.0, lease_duration=LEASE_S, strict=True)
+            )
         except TimeoutError:
-            print(f"waiting up to {wait_s:.0f} s for {held} slot(s) of Prefect's global concurrency limit "
-                  f"{name!r} at {_api_shown()} (other runs hold it)...", file=sys.stderr, flush=True)
+            print(
+                f"waiting up to {wait_s:.0f} s for {held} slot(s) of Prefect's global concurrency limit "
+                f"{name!r} at {_api_shown()} (other runs hold it)...",
+                file=sys.stderr,
+                flush=True,
+            )
             try:
-                stack.enter_context(concurrency(name, occupy=held, timeout_seconds=wait_s, lease_duration=LEASE_S,
-                                                strict=True))
+                stack.enter_context(
+                    concurrency(name, occupy=held, timeout_seconds=wait_s, lease_duration=LEASE_S, strict=True)
+                )
             except TimeoutError:
                 raise SlotWaitTimeout(
                     f"the global concurrency limit {name!r} stayed full for {wait_s:.0f} s; see who holds it "
-                    f"with `prefect gcl inspect {name}` (PREFECT_API_URL={_api_shown()})") from None
+                    f"with `prefect gcl inspect {name}` (PREFECT_API_URL={_api_shown()})"
+                ) from None
         yield held

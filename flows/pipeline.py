@@ -58,10 +58,22 @@ def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None) -> dict:
         status = accounting.check(lake)
     if in_flow():
         create_table_artifact(
-            [{"stage": s.stage, "partitions": s.partitions, "rows_in": s.rows_in, "kept": s.kept,
-              "rejected": s.rejected, "duplicate": s.duplicate, "quarantined": s.quarantined,
-              "adds_up": s.balanced} for s in status.stages],
-            key="pipeline-counts", description="rows per stage across the lake, and whether they add up")
+            [
+                {
+                    "stage": s.stage,
+                    "partitions": s.partitions,
+                    "rows_in": s.rows_in,
+                    "kept": s.kept,
+                    "rejected": s.rejected,
+                    "duplicate": s.duplicate,
+                    "quarantined": s.quarantined,
+                    "adds_up": s.balanced,
+                }
+                for s in status.stages
+            ],
+            key="pipeline-counts",
+            description="rows per stage across the lake, and whether they add up",
+        )
     results["status"] = status.render()
     if not status.ok:
         raise AccountingFailed("the lake's accounting does not add up:\n" + "\n".join(status.problems))
@@ -71,9 +83,7 @@ def run_pipeline(cfg: PipelineConfig, stages: list[str] | None = None) -> dict:
 
 
 @flow(name="pipeline", log_prints=True)
-def pipeline(config_path: str | None = None,
-             stages: list[StageName] | None = None,
-             lake: str | None = None) -> dict:
+def pipeline(config_path: str | None = None, stages: list[StageName] | None = None, lake: str | None = None) -> dict:
     """Run the pipeline for a config file (the demo config when none is given)."""
     overrides = {"lake": os.path.abspath(lake)} if lake else None
     cfg = load_config(Path(config_path) if config_path else None, overrides)

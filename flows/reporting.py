@@ -73,8 +73,9 @@ class Progress:
         if self.id is not None:
             update_progress_artifact(self.id, 100.0 * self.done / self.total)
         if before // self.every != self.done // self.every or self.done >= self.total:
-            log_line(f"{self.stage}: {self.done}/{self.total} partitions ({100 * self.done // self.total}%)",
-                     self.lines)
+            log_line(
+                f"{self.stage}: {self.done}/{self.total} partitions ({100 * self.done // self.total}%)", self.lines
+            )
         self._draw()
 
     def _draw(self) -> None:
@@ -108,26 +109,40 @@ def outcome_tables(dirs: list[Path]) -> dict[str, list[dict]]:
     """Why rows left a stage, from the files a run committed: rejections per rule (with the
     measured values), duplicates per method, quarantines per reason, redactions per kind
     (curate: secrets and PII replaced in the rows it wrote), teacher usage."""
+
     def files(table: str) -> list[str]:
         return [str(f) for d in dirs for f in sorted(d.rglob(f"{table}-*.parquet"))]
 
     queries = {
-        "rejects-by-rule": ("rejects", "SELECT rule, count(*) AS n, round(min(value), 4) AS min_value, "
-                            "round(avg(value), 4) AS avg_value, round(max(value), 4) AS max_value "
-                            "FROM read_parquet(?) GROUP BY rule ORDER BY n DESC, rule"),
-        "duplicates-by-method": ("duplicates", "SELECT method, count(*) AS n, round(avg(similarity), 4) AS avg_similarity "
-                                 "FROM read_parquet(?) GROUP BY method ORDER BY n DESC, method"),
-        "quarantine-by-reason": ("quarantine", "SELECT reason, count(*) AS n FROM read_parquet(?) "
-                                 "GROUP BY reason ORDER BY n DESC, reason"),
+        "rejects-by-rule": (
+            "rejects",
+            "SELECT rule, count(*) AS n, round(min(value), 4) AS min_value, "
+            "round(avg(value), 4) AS avg_value, round(max(value), 4) AS max_value "
+            "FROM read_parquet(?) GROUP BY rule ORDER BY n DESC, rule",
+        ),
+        "duplicates-by-method": (
+            "duplicates",
+            "SELECT method, count(*) AS n, round(avg(similarity), 4) AS avg_similarity "
+            "FROM read_parquet(?) GROUP BY method ORDER BY n DESC, method",
+        ),
+        "quarantine-by-reason": (
+            "quarantine",
+            "SELECT reason, count(*) AS n FROM read_parquet(?) GROUP BY reason ORDER BY n DESC, reason",
+        ),
         # meta.redactions of the rows curate wrote: {"api_key": 2, "email": 1, ...} per row.
-        "redactions-by-kind": ("curated+rejects+duplicates",
-                               "SELECT kind, sum(n)::BIGINT AS n, count(*) AS rows FROM (SELECT k AS kind, "
-                               "CAST(json_extract(meta, '$.redactions.\"' || k || '\"') AS BIGINT) AS n FROM "
-                               "(SELECT unnest(json_keys(meta, '$.redactions')) AS k, meta FROM read_parquet(?, union_by_name = true) "
-                               "WHERE json_type(meta, '$.redactions') = 'OBJECT')) GROUP BY kind ORDER BY n DESC, kind"),
-        "teacher-usage": ("traces", "SELECT model, count(*) AS traces, count(*) FILTER (WHERE accepted) AS accepted, "
-                          "sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens, "
-                          "round(sum(cost), 6) AS cost FROM read_parquet(?) GROUP BY model"),
+        "redactions-by-kind": (
+            "curated+rejects+duplicates",
+            "SELECT kind, sum(n)::BIGINT AS n, count(*) AS rows FROM (SELECT k AS kind, "
+            "CAST(json_extract(meta, '$.redactions.\"' || k || '\"') AS BIGINT) AS n FROM "
+            "(SELECT unnest(json_keys(meta, '$.redactions')) AS k, meta FROM read_parquet(?, union_by_name = true) "
+            "WHERE json_type(meta, '$.redactions') = 'OBJECT')) GROUP BY kind ORDER BY n DESC, kind",
+        ),
+        "teacher-usage": (
+            "traces",
+            "SELECT model, count(*) AS traces, count(*) FILTER (WHERE accepted) AS accepted, "
+            "sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens, "
+            "round(sum(cost), 6) AS cost FROM read_parquet(?) GROUP BY model",
+        ),
     }
     out: dict[str, list[dict]] = {}
     con = duckdb.connect()
@@ -158,15 +173,27 @@ def quarantine_verdict(stage: str, counts: StageCounts, max_share: float, reason
     top = ", ".join(f"{r['reason']} x{r['n']}" for r in reasons[:3]) or "none recorded"
     # a committed distill partition is never asked again on a plain re-run (see distill.retry_round)
     again = "raise distill.retry_round by one to ask again" if stage == "distill" else "re-run"
-    return (f"{stage} failed: {counts.quarantined} of {counts.rows_in} rows quarantined "
-            f"({counts.quarantined / counts.rows_in:.0%}, over run.max_quarantine_share {max_share:.0%}); "
-            f"top reasons: {top}. What it did is committed; fix the cause, then {again} "
-            f"(distillery sql \"select reason, count(*) from quarantine where stage = '{stage}' group by all\")")
+    return (
+        f"{stage} failed: {counts.quarantined} of {counts.rows_in} rows quarantined "
+        f"({counts.quarantined / counts.rows_in:.0%}, over run.max_quarantine_share {max_share:.0%}); "
+        f"top reasons: {top}. What it did is committed; fix the cause, then {again} "
+        f"(distillery sql \"select reason, count(*) from quarantine where stage = '{stage}' group by all\")"
+    )
 
 
-def finish_stage(cfg: PipelineConfig, lake: Lake, stage: str, started: dt.datetime, counts: StageCounts,
-                 batch: str | None, skipped: int, note: str = "", extra_rows: list[dict] | None = None,
-                 committed: list[Path] | None = None, extra_tables: dict[str, list[dict]] | None = None) -> dict:
+def finish_stage(
+    cfg: PipelineConfig,
+    lake: Lake,
+    stage: str,
+    started: dt.datetime,
+    counts: StageCounts,
+    batch: str | None,
+    skipped: int,
+    note: str = "",
+    extra_rows: list[dict] | None = None,
+    committed: list[Path] | None = None,
+    extra_tables: dict[str, list[dict]] | None = None,
+) -> dict:
     """Record the run, refresh the views, publish the counts; return them as a small dict.
 
     `committed` are the folders this run committed: their rejects, duplicates, quarantine
@@ -178,20 +205,35 @@ def finish_stage(cfg: PipelineConfig, lake: Lake, stage: str, started: dt.dateti
     record_run(lake, rid, stage, batch, started, counts, skipped, note, cfg.env_overrides)
     catalog.refresh(cfg, lake)
     summary = {
-        "run_id": rid, "stage": stage, "partitions": counts.partitions, "skipped_partitions": skipped,
-        "rows_in": counts.rows_in, "kept": counts.kept, "rejected": counts.rejected,
-        "duplicate": counts.duplicate, "quarantined": counts.quarantined,
-        "balanced": counts.balanced, "note": note,
+        "run_id": rid,
+        "stage": stage,
+        "partitions": counts.partitions,
+        "skipped_partitions": skipped,
+        "rows_in": counts.rows_in,
+        "kept": counts.kept,
+        "rejected": counts.rejected,
+        "duplicate": counts.duplicate,
+        "quarantined": counts.quarantined,
+        "balanced": counts.balanced,
+        "note": note,
     }
     over = counts.rows_in > 0 and counts.quarantined > cfg.run.max_quarantine_share * counts.rows_in
     tables = outcome_tables(committed or []) if in_flow() or over else {}
     if in_flow():
-        create_table_artifact([summary] + (extra_rows or []), key=f"{stage}-counts",
-                              description=f"{stage}: rows in and where they went (this run)")
+        create_table_artifact(
+            [summary] + (extra_rows or []),
+            key=f"{stage}-counts",
+            description=f"{stage}: rows in and where they went (this run)",
+        )
         for name, rows in {**tables, **(extra_tables or {})}.items():
-            create_table_artifact(rows, key=f"{stage}-{name}", description=f"{stage}: {name.replace('-', ' ')} (this run)")
-    log_line(f"{stage}: finished, {counts.rows_in} rows in: {counts.kept} kept, {counts.rejected} rejected, "
-             f"{counts.duplicate} duplicate, {counts.quarantined} quarantined", plain_stream())
+            create_table_artifact(
+                rows, key=f"{stage}-{name}", description=f"{stage}: {name.replace('-', ' ')} (this run)"
+            )
+    log_line(
+        f"{stage}: finished, {counts.rows_in} rows in: {counts.kept} kept, {counts.rejected} rejected, "
+        f"{counts.duplicate} duplicate, {counts.quarantined} quarantined",
+        plain_stream(),
+    )
     failure = quarantine_verdict(stage, counts, cfg.run.max_quarantine_share, tables.get("quarantine-by-reason", []))
     if failure is not None:
         raise QuarantineShareExceeded(failure)

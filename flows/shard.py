@@ -30,19 +30,33 @@ def write_step(ctx: StepContext) -> dict:
 
 def report(cfg, plan, counts, results, states, note) -> Report:
     w = states[0]["written"]
-    return Report(f"shard: {w['rows']} samples, {w['tokens']} tokens in {w['shards']} shard files",
-                  note=f"warning: {w['warning']}" if w.get("warning") else "",
-                  extra_rows=[{"stage": "shard", "note": f"{w['tokens']} tokens in {w['shards']} files"}],
-                  extra_tables={"tokens-by-modality": [{"modality": m, "tokens": n}
-                                                       for m, n in w["tokens_by_modality"].items()]})
+    return Report(
+        f"shard: {w['rows']} samples, {w['tokens']} tokens in {w['shards']} shard files",
+        note=f"warning: {w['warning']}" if w.get("warning") else "",
+        extra_rows=[{"stage": "shard", "note": f"{w['tokens']} tokens in {w['shards']} files"}],
+        extra_tables={"tokens-by-modality": [{"modality": m, "tokens": n} for m, n in w["tokens_by_modality"].items()]},
+    )
 
 
-SHARD = Stage("shard", plan_shard, (
-    Step("fit_codebooks", fit_step, per_part=False, output="spec"),
-    Step("tokenize_partitions", tokenize_parts),
-    Step("write_shards", write_step, per_part=False, output="written",
-         asset=lambda ctx: shard_lineage(ctx.cfg, ctx.lake, _build(ctx))),
-), report, committed=lambda ctx: [_build(ctx)], run_empty=True, when_done=drop_leftover_samples)
+SHARD = Stage(
+    "shard",
+    plan_shard,
+    (
+        Step("fit_codebooks", fit_step, per_part=False, output="spec"),
+        Step("tokenize_partitions", tokenize_parts),
+        Step(
+            "write_shards",
+            write_step,
+            per_part=False,
+            output="written",
+            asset=lambda ctx: shard_lineage(ctx.cfg, ctx.lake, _build(ctx)),
+        ),
+    ),
+    report,
+    committed=lambda ctx: [_build(ctx)],
+    run_empty=True,
+    when_done=drop_leftover_samples,
+)
 
 
 @flow(name="shard", log_prints=True)

@@ -44,10 +44,11 @@ def train_flow(cfg: PipelineConfig, resume: bool = False) -> dict:
         out = train_dir(cfg, lake)
         done = finished_report(out)
         if done is not None:
-            print(f"train: {out.name} is already trained on this shard build with this config "
-                  f"({done.get('steps')} steps, final loss {done.get('train_loss')}); not retraining")
-            summary = finish_stage(cfg, lake, "train", started, total([], "train"), out.name, 1,
-                                   note="already trained")
+            print(
+                f"train: {out.name} is already trained on this shard build with this config "
+                f"({done.get('steps')} steps, final loss {done.get('train_loss')}); not retraining"
+            )
+            summary = finish_stage(cfg, lake, "train", started, total([], "train"), out.name, 1, note="already trained")
             return {**done, **summary}
         if discard_record(out):
             catalog.refresh(cfg, lake)  # the views must not list the discarded record's files
@@ -60,9 +61,21 @@ def train_flow(cfg: PipelineConfig, resume: bool = False) -> dict:
         if in_flow():
             if log:
                 create_table_artifact(log, key="train-loss", description="training loss and throughput per log step")
-            create_table_artifact([{k: v for k, v in report.items() if not isinstance(v, (dict, list))}],
-                                  key="train-report", description="final training report")
+            create_table_artifact(
+                [{k: v for k, v in report.items() if not isinstance(v, (dict, list))}],
+                key="train-report",
+                description="final training report",
+            )
         print(f"train: {report.get('steps')} steps, final loss {report.get('train_loss')}")
-        summary = finish_stage(cfg, lake, "train", started, total([ledger], "train"), out.name, 0,
-                               note=f"{report.get('steps')} steps", committed=[out / RECORD_DIR])
+        summary = finish_stage(
+            cfg,
+            lake,
+            "train",
+            started,
+            total([ledger], "train"),
+            out.name,
+            0,
+            note=f"{report.get('steps')} steps",
+            committed=[out / RECORD_DIR],
+        )
         return {**report, **summary}

@@ -28,10 +28,16 @@ from shards.config import ShardConfig
 # The tokenizers (Polars, PyArrow, numpy, Pillow) load when a stage shards, not when a config
 # is read: distillery.config imports shards.config, which runs this file first.
 _LAZY = {
-    "load_codebook": "shards.codebook_io", "fit_codebooks": "shards.codebooks",
-    "decode_codes": "shards.image", "encode_images": "shards.image", "image_psnr": "shards.image",
-    "reconstruction_psnr": "shards.image", "decode_image_block": "shards.show", "decode_text": "shards.show",
-    "split_of": "shards.tokenize", "tokenize_partition": "shards.tokenize",
+    "load_codebook": "shards.codebook_io",
+    "fit_codebooks": "shards.codebooks",
+    "decode_codes": "shards.image",
+    "encode_images": "shards.image",
+    "image_psnr": "shards.image",
+    "reconstruction_psnr": "shards.image",
+    "decode_image_block": "shards.show",
+    "decode_text": "shards.show",
+    "split_of": "shards.tokenize",
+    "tokenize_partition": "shards.tokenize",
     "write_shards": "shards.write",
 }
 _RENAMED = {"image_psnr": "psnr"}
@@ -48,7 +54,16 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ShardConfig", "fit_codebooks", "tokenize_partition", "write_shards", "decode_text",
-    "decode_image_block", "decode_codes", "encode_images", "image_psnr", "reconstruction_psnr", "load_codebook",
+    "ShardConfig",
+    "fit_codebooks",
+    "tokenize_partition",
+    "write_shards",
+    "decode_text",
+    "decode_image_block",
+    "decode_codes",
+    "encode_images",
+    "image_psnr",
+    "reconstruction_psnr",
+    "load_codebook",
     "split_of",
 ]

@@ -75,6 +75,7 @@ def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 @lru_cache(maxsize=8)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     """Triangular filters (n_mels, n_fft//2+1) evenly spaced on the HTK mel scale, 0..Nyquist."""
+
     def mel(f):
         return 2595.0 * np.log10(1.0 + f / 700.0)
 
@@ -100,8 +101,3 @@ def log_mel(wave: np.ndarray, sample_rate: int, n_mels: int, frame_ms: float, ho
     spec = np.abs(np.fft.rfft(frames * np.hanning(frame).astype(np.float32), n=n_fft, axis=1)) ** 2
     mel = spec.astype(np.float32) @ mel_filterbank(sample_rate, n_fft, n_mels).T
     return np.log(mel + 1e-10).astype(np.float32)
-
-
-def frames_per_second(hop_ms: float) -> float:
-    """Units per second of audio."""
-    return 1000.0 / hop_ms

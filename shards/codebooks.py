@@ -71,9 +71,16 @@ def _fit_image(refs: list[str], cfg: ShardConfig, lake_root: Path, out_dir: Path
         patches = patches[np.sort(rng.choice(len(patches), ic.sample_patches, replace=False))]
     centroids, facts = kmeans.fit(patches, ic.codebook_size, ic.kmeans_iters, cfg.seed)
     params = {
-        "kind": "image_patches", "side": ic.side, "patch": ic.patch, "dim": int(patches.shape[1]),
-        "size": ic.codebook_size, "seed": cfg.seed, "images": len(stack), "images_unreadable": failed,
-        "psnr_db": round(image_mod.reconstruction_psnr(stack, centroids, ic.patch), 3), **facts,
+        "kind": "image_patches",
+        "side": ic.side,
+        "patch": ic.patch,
+        "dim": int(patches.shape[1]),
+        "size": ic.codebook_size,
+        "seed": cfg.seed,
+        "images": len(stack),
+        "images_unreadable": failed,
+        "psnr_db": round(image_mod.reconstruction_psnr(stack, centroids, ic.patch), 3),
+        **facts,
     }
     params["mse"] = round(params["mse"], 4)
     return save_codebook(out_dir, "image", centroids, params)
@@ -101,9 +108,17 @@ def _fit_audio(refs: list[str], cfg: ShardConfig, lake_root: Path, out_dir: Path
         x = x[np.sort(rng.choice(len(x), ac.sample_frames, replace=False))]
     centroids, facts = kmeans.fit(x, ac.codebook_size, ac.kmeans_iters, cfg.seed)
     params = {
-        "kind": "audio_log_mel", "sample_rate": ac.sample_rate, "n_mels": ac.n_mels, "frame_ms": ac.frame_ms,
-        "hop_ms": ac.hop_ms, "size": ac.codebook_size, "dim": ac.n_mels, "seed": cfg.seed,
-        "files": len(feats), "files_unreadable": failed, **facts,
+        "kind": "audio_log_mel",
+        "sample_rate": ac.sample_rate,
+        "n_mels": ac.n_mels,
+        "frame_ms": ac.frame_ms,
+        "hop_ms": ac.hop_ms,
+        "size": ac.codebook_size,
+        "dim": ac.n_mels,
+        "seed": cfg.seed,
+        "files": len(feats),
+        "files_unreadable": failed,
+        **facts,
     }
     params["mse"] = round(params["mse"], 4)
     return save_codebook(out_dir, "audio", centroids, params)
@@ -140,8 +155,15 @@ def fit_codebooks(curated_files: list[Path], cfg: ShardConfig, lake_root: Path, 
         "n_text": n_text,
         "vocab": layout,
         "image": {"side": ic.side, "patch": ic.patch, "grid": ic.side // ic.patch} if image_cb else None,
-        "audio": {"sample_rate": ac.sample_rate, "n_mels": ac.n_mels, "frame_ms": ac.frame_ms,
-                  "hop_ms": ac.hop_ms, "max_seconds": ac.max_seconds} if audio_cb else None,
+        "audio": {
+            "sample_rate": ac.sample_rate,
+            "n_mels": ac.n_mels,
+            "frame_ms": ac.frame_ms,
+            "hop_ms": ac.hop_ms,
+            "max_seconds": ac.max_seconds,
+        }
+        if audio_cb
+        else None,
         "video": {"max_frames": cfg.video.max_frames},
         "codebooks": codebooks,
         "codebook_dir": str(out_dir.resolve()),

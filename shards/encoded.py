@@ -16,8 +16,15 @@ from distillery.tables import SPAN
 from shards.ragged import offsets_of
 
 # which SHARD_ROW counter a span kind adds to
-BUCKET = {"text": "text", "prompt": "text", "reasoning": "text", "answer": "text",
-          "image": "image", "audio": "audio", "video": "video"}
+BUCKET = {
+    "text": "text",
+    "prompt": "text",
+    "reasoning": "text",
+    "answer": "text",
+    "image": "image",
+    "audio": "audio",
+    "video": "video",
+}
 
 
 @dataclass
@@ -38,8 +45,16 @@ class Encoded:
     @classmethod
     def empty(cls) -> "Encoded":
         z = np.zeros(0, np.int64)
-        return cls(z, np.zeros(0, np.uint32), z, np.zeros(0, object), z.astype(np.int32), z.astype(np.int32),
-                   np.zeros(0, bool), z)
+        return cls(
+            z,
+            np.zeros(0, np.uint32),
+            z,
+            np.zeros(0, object),
+            z.astype(np.int32),
+            z.astype(np.int32),
+            np.zeros(0, bool),
+            z,
+        )
 
 
 def spans_from_pieces(n: int, kinds: list[str], losses: list[bool], lengths: list[np.ndarray]) -> tuple:
@@ -47,9 +62,13 @@ def spans_from_pieces(n: int, kinds: list[str], losses: list[bool], lengths: lis
     k = len(kinds)
     lens = np.stack([np.asarray(x, np.int64) for x in lengths], axis=1) if k else np.zeros((n, 0), np.int64)
     starts = np.cumsum(lens, axis=1) - lens
-    return (np.tile(np.array(kinds, dtype=object), n), starts.reshape(-1).astype(np.int32),
-            lens.reshape(-1).astype(np.int32), np.tile(np.array(losses, dtype=bool), n),
-            np.full(n, k, dtype=np.int64))
+    return (
+        np.tile(np.array(kinds, dtype=object), n),
+        starts.reshape(-1).astype(np.int32),
+        lens.reshape(-1).astype(np.int32),
+        np.tile(np.array(losses, dtype=bool), n),
+        np.full(n, k, dtype=np.int64),
+    )
 
 
 def counters(enc: Encoded) -> dict[str, np.ndarray]:
@@ -60,15 +79,21 @@ def counters(enc: Encoded) -> dict[str, np.ndarray]:
     for bucket in ("text", "image", "audio", "video"):
         kinds = [k for k, b in BUCKET.items() if b == bucket]
         mask = np.isin(enc.span_kind, kinds)
-        out[f"n_{bucket}_tokens"] = np.bincount(row_of_span[mask], weights=enc.span_length[mask], minlength=n).astype(np.int64)
+        out[f"n_{bucket}_tokens"] = np.bincount(row_of_span[mask], weights=enc.span_length[mask], minlength=n).astype(
+            np.int64
+        )
     return out
 
 
 def spans_array(enc: Encoded) -> pa.ListArray:
     """Return the SPAN list column of `enc`."""
     structs = pa.StructArray.from_arrays(
-        [pa.array(enc.span_kind.tolist(), pa.string()), pa.array(enc.span_start, pa.int32()),
-         pa.array(enc.span_length, pa.int32()), pa.array(enc.span_loss, pa.bool_())],
+        [
+            pa.array(enc.span_kind.tolist(), pa.string()),
+            pa.array(enc.span_start, pa.int32()),
+            pa.array(enc.span_length, pa.int32()),
+            pa.array(enc.span_loss, pa.bool_()),
+        ],
         fields=list(SPAN),
     )
     return pa.ListArray.from_arrays(pa.array(offsets_of(enc.span_counts).astype(np.int32)), structs)
@@ -85,9 +110,16 @@ def concat_encoded(parts: list[Encoded]) -> Encoded:
             stats[key] = stats.get(key, 0) + int(v)
     tb = [p.text_bytes if p.text_bytes is not None else np.zeros(len(p.rows), np.int64) for p in parts]
     return Encoded(
-        np.concatenate([p.rows for p in parts]), np.concatenate([p.tokens for p in parts]),
-        np.concatenate([p.lengths for p in parts]), np.concatenate([p.span_kind for p in parts]),
-        np.concatenate([p.span_start for p in parts]), np.concatenate([p.span_length for p in parts]),
-        np.concatenate([p.span_loss for p in parts]), np.concatenate([p.span_counts for p in parts]),
-        np.concatenate(tb), [q for p in parts for q in p.quarantine], [r for p in parts for r in p.rejects], stats,
+        np.concatenate([p.rows for p in parts]),
+        np.concatenate([p.tokens for p in parts]),
+        np.concatenate([p.lengths for p in parts]),
+        np.concatenate([p.span_kind for p in parts]),
+        np.concatenate([p.span_start for p in parts]),
+        np.concatenate([p.span_length for p in parts]),
+        np.concatenate([p.span_loss for p in parts]),
+        np.concatenate([p.span_counts for p in parts]),
+        np.concatenate(tb),
+        [q for p in parts for q in p.quarantine],
+        [r for p in parts for r in p.rejects],
+        stats,
     )

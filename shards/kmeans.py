@@ -40,7 +40,11 @@ def _plus_plus(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     best = sq_dist(centres[0])
     for i in range(1, k):
         total = float(best.sum(dtype=np.float64))
-        j = int(rng.integers(len(x))) if total <= 0 else int(np.searchsorted(np.cumsum(best, dtype=np.float64), rng.random() * total))
+        j = (
+            int(rng.integers(len(x)))
+            if total <= 0
+            else int(np.searchsorted(np.cumsum(best, dtype=np.float64), rng.random() * total))
+        )
         centres[i] = x[min(j, len(x) - 1)]
         best = np.minimum(best, sq_dist(centres[i]))
     return centres
@@ -58,12 +62,14 @@ def fit(x: np.ndarray, k: int, iters: int, seed: int) -> tuple[np.ndarray, dict]
     rng = np.random.default_rng(seed)
     # seed on a subsample: k-means++ is k sequential passes, and INIT_POINTS_PER_CENTRE
     # candidates per centre already spread the seeds over the data (Lloyd then uses all points)
-    init = x if len(x) <= INIT_POINTS_PER_CENTRE * k else x[np.sort(rng.choice(len(x), INIT_POINTS_PER_CENTRE * k, replace=False))]
+    init = (
+        x
+        if len(x) <= INIT_POINTS_PER_CENTRE * k
+        else x[np.sort(rng.choice(len(x), INIT_POINTS_PER_CENTRE * k, replace=False))]
+    )
     c = _plus_plus(init, k, rng)
-    inertia = float("nan")
     for _ in range(iters):
         labels, dist = assign(x, c)
-        inertia = float(dist.mean())
         counts = np.bincount(labels, minlength=k)
         sums = np.zeros(c.shape, dtype=np.float64)
         order = np.argsort(labels, kind="stable")

@@ -35,12 +35,14 @@ def image_blocks(codes: np.ndarray, spec: dict) -> np.ndarray:
     grid[:, :, :g] = codes + start
     grid[:, :, g] = sp["<|eor|>"]
     return np.concatenate(
-        [np.full((n, 1), sp["<|boi|>"], np.uint32), grid.reshape(n, -1), np.full((n, 1), sp["<|eoi|>"], np.uint32)], axis=1
+        [np.full((n, 1), sp["<|boi|>"], np.uint32), grid.reshape(n, -1), np.full((n, 1), sp["<|eoi|>"], np.uint32)],
+        axis=1,
     )
 
 
 def _decode_all(load, refs: list, threads: int) -> list:
     """Return load(ref) or the MediaError it raised, per ref, in order; decoders release the GIL."""
+
     def safe(ref):
         try:
             return load(ref)
@@ -53,7 +55,9 @@ def _decode_all(load, refs: list, threads: int) -> list:
         return list(pool.map(safe, refs))
 
 
-def load_images(refs: list, lake_root: Path, side: int, threads: int = 1) -> tuple[np.ndarray, list[int], list[tuple[int, str, str]]]:
+def load_images(
+    refs: list, lake_root: Path, side: int, threads: int = 1
+) -> tuple[np.ndarray, list[int], list[tuple[int, str, str]]]:
     """Return (stacked images of the readable refs, their positions, [(position, reason, message)])."""
     images, ok, bad = [], [], []
     loaded = _decode_all(lambda ref: image_mod.load_image(read_media(lake_root, ref), side), refs, threads)
@@ -72,10 +76,15 @@ def tokenize_images(rows: np.ndarray, refs: list, spec: dict, lake_root: Path, t
     centroids = load_codebook(spec, "image")
     if centroids is None:
         enc = Encoded.empty()
-        enc.quarantine = [(int(r), "no_image_codebook", "the tokenizer spec has no image codebook (fit_codebooks saw no images)") for r in rows]
+        enc.quarantine = [
+            (int(r), "no_image_codebook", "the tokenizer spec has no image codebook (fit_codebooks saw no images)")
+            for r in rows
+        ]
         return enc
-    parts = [_image_chunk(rows[lo : lo + IMAGE_CHUNK], refs[lo : lo + IMAGE_CHUNK], spec, centroids, lake_root, threads)
-             for lo in range(0, len(refs), IMAGE_CHUNK)]
+    parts = [
+        _image_chunk(rows[lo : lo + IMAGE_CHUNK], refs[lo : lo + IMAGE_CHUNK], spec, centroids, lake_root, threads)
+        for lo in range(0, len(refs), IMAGE_CHUNK)
+    ]
     enc = concat_encoded(parts)
     # the partition's PSNR: mean squared error averaged over chunks, weighted by images
     sq = sum(p.stats.pop("_sq_err", 0.0) * len(p.rows) for p in parts)
@@ -85,7 +94,9 @@ def tokenize_images(rows: np.ndarray, refs: list, spec: dict, lake_root: Path, t
     return enc
 
 
-def _image_chunk(rows: np.ndarray, refs: list, spec: dict, centroids: np.ndarray, lake_root: Path, threads: int) -> Encoded:
+def _image_chunk(
+    rows: np.ndarray, refs: list, spec: dict, centroids: np.ndarray, lake_root: Path, threads: int
+) -> Encoded:
     ic = spec["image"]
     stack, ok, bad = load_images(refs, lake_root, ic["side"], threads)
     codes = image_mod.encode_images(stack, centroids, ic["patch"])
@@ -103,7 +114,9 @@ def _image_chunk(rows: np.ndarray, refs: list, spec: dict, centroids: np.ndarray
     return enc
 
 
-def audio_units(refs: list, spec: dict, lake_root: Path, threads: int = 1) -> tuple[np.ndarray, np.ndarray, list[int], list[tuple[int, str, str]], int]:
+def audio_units(
+    refs: list, spec: dict, lake_root: Path, threads: int = 1
+) -> tuple[np.ndarray, np.ndarray, list[int], list[tuple[int, str, str]], int]:
     """Return (flat unit token ids, units per readable ref, their positions, failures, truncated count)."""
     ac = spec["audio"]
     centroids = load_codebook(spec, "audio")
@@ -134,7 +147,10 @@ def tokenize_audio(rows: np.ndarray, refs: list, spec: dict, lake_root: Path, th
     """Tokenize audio rows (`refs[i]` is the media ref of input row `rows[i]`)."""
     if load_codebook(spec, "audio") is None:
         enc = Encoded.empty()
-        enc.quarantine = [(int(r), "no_audio_codebook", "the tokenizer spec has no audio codebook (fit_codebooks saw no audio)") for r in rows]
+        enc.quarantine = [
+            (int(r), "no_audio_codebook", "the tokenizer spec has no audio codebook (fit_codebooks saw no audio)")
+            for r in rows
+        ]
         return enc
     units, lengths, ok, bad, truncated = audio_units(refs, spec, lake_root, threads)
     sp = spec["vocab"]["special"]

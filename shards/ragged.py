@@ -47,15 +47,6 @@ def concat_rows(pieces: list[Piece], n: int, dtype=np.uint32) -> tuple[np.ndarra
     return out, total
 
 
-def starts_within_rows(pieces: list[Piece], n: int) -> list[np.ndarray]:
-    """Return, per piece, the position (within each row) where that piece starts."""
-    starts, at = [], np.zeros(n, dtype=np.int64)
-    for p in pieces:
-        starts.append(at.copy())
-        at += piece_lengths(p, n)
-    return starts
-
-
 def list_array(flat: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
     """Return an Arrow list array of `value_type` with runs `lengths` over `flat`."""
     offs = offsets_of(lengths).astype(np.int32)

@@ -48,8 +48,10 @@ def _decode_run(enc, ids: list[int]) -> str:
     try:
         return enc.decode_bytes(ids).decode("utf-8", errors="replace")
     except KeyError:  # ids inside [0, n_text) that the encoding does not define
-        return "".join(enc.decode_bytes([i]).decode("utf-8", errors="replace") if _valid(enc, i) else f"<|invalid:{i}|>"
-                       for i in ids)
+        return "".join(
+            enc.decode_bytes([i]).decode("utf-8", errors="replace") if _valid(enc, i) else f"<|invalid:{i}|>"
+            for i in ids
+        )
 
 
 def _valid(enc, i: int) -> bool:
@@ -155,9 +157,13 @@ def show(shard_dir: Path, sample_id: str, out_dir: Path) -> str:
     ]
     images = 0
     for j, s in enumerate(row["spans"]):
-        text, n = render(tokens[s["start"] : s["start"] + s["length"]], spec, centroids, out_dir, f"{sample_id}-span{j}")
+        text, n = render(
+            tokens[s["start"] : s["start"] + s["length"]], spec, centroids, out_dir, f"{sample_id}-span{j}"
+        )
         images += n
-        lines.append(f"--- {s['kind']} [{s['start']}, {s['start'] + s['length']}) loss={'yes' if s['loss'] else 'no'} ---")
+        lines.append(
+            f"--- {s['kind']} [{s['start']}, {s['start'] + s['length']}) loss={'yes' if s['loss'] else 'no'} ---"
+        )
         lines.append(text)
     lines.append(f"{images} image(s) written to {out_dir.resolve()}" if images else "no images to write")
     return "\n".join(lines)

@@ -41,8 +41,9 @@ def tokenize_parts(ctx: StepContext, group: list[dict]) -> list[dict]:
             continue
         # trace rows take uri and license from their first source document's curated row
         parents = current_files(curate_gen(ctx.cfg, ctx.lake), "curated") if p["kind"] == "traces" else ()
-        result = shards.tokenize_partition(Path(p["input"]), p["kind"], spec, ctx.cfg.shard, ctx.lake.root,
-                                           parent_files=parents)
+        result = shards.tokenize_partition(
+            Path(p["input"]), p["kind"], spec, ctx.cfg.shard, ctx.lake.root, parent_files=parents
+        )
         rows.append(batch.write_part(p["part"], [Path(p["input"]).stem], result))
     return rows
 

@@ -38,8 +38,10 @@ STAGE = "shard"
 def split_of(keys: Sequence[str], val_fraction: float) -> list[str]:
     """Return "train"/"val" per key, stable across runs, machines and partitionings."""
     cut = int(val_fraction * 2**64)
-    return ["val" if int.from_bytes(hashlib.sha256(b"split:" + k.encode()).digest()[:8], "big") < cut else "train"
-            for k in keys]
+    return [
+        "val" if int.from_bytes(hashlib.sha256(b"split:" + k.encode()).digest()[:8], "big") < cut else "train"
+        for k in keys
+    ]
 
 
 def _read(input_file: Path, schema: pa.Schema) -> pa.Table:
@@ -51,7 +53,9 @@ def _read(input_file: Path, schema: pa.Schema) -> pa.Table:
 
 
 def _samples(enc: Encoded, keys: dict, cfg: ShardConfig) -> pa.Table:
-    ids, sources, modalities, split_keys, parents = (keys[k] for k in ("ids", "sources", "modalities", "split_keys", "parents"))
+    ids, sources, modalities, split_keys, parents = (
+        keys[k] for k in ("ids", "sources", "modalities", "split_keys", "parents")
+    )
     order = np.argsort(enc.rows, kind="stable")
     cols = counters(enc)
     table = pa.table(
@@ -64,7 +68,9 @@ def _samples(enc: Encoded, keys: dict, cfg: ShardConfig) -> pa.Table:
             "spans": spans_array(enc),
             "n_tokens": pa.array(enc.lengths, pa.int64()),
             **{k: pa.array(v, pa.int64()) for k, v in cols.items()},
-            "text_bytes": pa.array(enc.text_bytes if enc.text_bytes is not None else np.zeros(len(enc.rows), np.int64), pa.int64()),
+            "text_bytes": pa.array(
+                enc.text_bytes if enc.text_bytes is not None else np.zeros(len(enc.rows), np.int64), pa.int64()
+            ),
             "parents": pa.array([parents[r] for r in enc.rows], pa.list_(pa.string())),
             "uri": pa.array([keys["row_uris"][r] for r in enc.rows], pa.string()),
             "license": pa.array([keys["licenses"][r] for r in enc.rows], pa.string()),
@@ -76,8 +82,14 @@ def _samples(enc: Encoded, keys: dict, cfg: ShardConfig) -> pa.Table:
 def _quarantine(enc: Encoded, ids: list, sources: list, uris: list) -> pl.DataFrame:
     q = sorted(enc.quarantine)
     return pl.DataFrame(
-        {"stage": [STAGE] * len(q), "source": [sources[r] for r, _, _ in q], "uri": [uris[r] for r, _, _ in q],
-         "id": [ids[r] for r, _, _ in q], "reason": [x[1] for x in q], "error": [x[2] for x in q]},
+        {
+            "stage": [STAGE] * len(q),
+            "source": [sources[r] for r, _, _ in q],
+            "uri": [uris[r] for r, _, _ in q],
+            "id": [ids[r] for r, _, _ in q],
+            "reason": [x[1] for x in q],
+            "error": [x[2] for x in q],
+        },
         schema={n: pl.String for n in QUARANTINE.names},
     )
 
@@ -103,36 +115,67 @@ def _curated(table: pa.Table, spec: dict, cfg: ShardConfig, lake_root: Path) -> 
     if m.any():
         parts.append(tokenize_videos(rows[m], pick(col["meta"], m), spec, lake_root, cfg.threads))
     other = ~np.isin(mod, ["text", "code", "image", "audio", "video"])
-    unknown.quarantine = [(int(r), "unknown_modality", f"modality {mod[r]!r} is not one of text, code, image, audio, video")
-                          for r in rows[other]]
+    unknown.quarantine = [
+        (int(r), "unknown_modality", f"modality {mod[r]!r} is not one of text, code, image, audio, video")
+        for r in rows[other]
+    ]
     parts.append(unknown)
     ids = table.column("id").to_pylist()
-    keys = {"ids": ids, "sources": table.column("source").to_pylist(), "modalities": mod.tolist(),
-            "split_keys": ids, "parents": [[i] for i in ids], "uris": table.column("uri").to_pylist()}
+    keys = {
+        "ids": ids,
+        "sources": table.column("source").to_pylist(),
+        "modalities": mod.tolist(),
+        "split_keys": ids,
+        "parents": [[i] for i in ids],
+        "uris": table.column("uri").to_pylist(),
+    }
     keys.update(row_uris=keys["uris"], licenses=table.column("license").to_pylist())
     return concat_encoded(parts), keys
 
 
-def _traces(table: pa.Table, spec: dict, cfg: ShardConfig, verdicts: tuple[str, ...], lake_root: Path,
-            parent_files: Sequence[Path]) -> tuple[Encoded, dict]:
+def _traces(
+    table: pa.Table,
+    spec: dict,
+    cfg: ShardConfig,
+    verdicts: tuple[str, ...],
+    lake_root: Path,
+    parent_files: Sequence[Path],
+) -> tuple[Encoded, dict]:
     rows = np.arange(table.num_rows, dtype=np.int64)
     verdict = table.column("verdict").to_pylist()
     if "accepted" in table.column_names:  # where the distill stage decided, its decision stands
-        verdict = ["accepted" if (a if a is not None else v in verdicts) else v
-                   for a, v in zip(table.column("accepted").to_pylist(), verdict)]
+        verdict = [
+            "accepted" if (a if a is not None else v in verdicts) else v
+            for a, v in zip(table.column("accepted").to_pylist(), verdict)
+        ]
         verdicts = ("accepted",)
-    enc = tokenize_traces(rows, table.column("messages").to_pylist(), table.column("reasoning").to_pylist(),
-                          table.column("answer").to_pylist(), verdict,
-                          tuple(verdicts), spec, cfg.threads, lake_root)
+    enc = tokenize_traces(
+        rows,
+        table.column("messages").to_pylist(),
+        table.column("reasoning").to_pylist(),
+        table.column("answer").to_pylist(),
+        verdict,
+        tuple(verdicts),
+        spec,
+        cfg.threads,
+        lake_root,
+    )
     ids = table.column("id").to_pylist()
     srcs = [s or [] for s in table.column("source_ids").to_pylist()]
-    keys = {"ids": ids, "sources": table.column("source").to_pylist(), "modalities": ["text"] * len(ids),
-            "split_keys": [s[0] if s else i for s, i in zip(srcs, ids)],
-            "parents": [s + [i] for s, i in zip(srcs, ids)], "uris": [f"trace:{i}" for i in ids]}
+    keys = {
+        "ids": ids,
+        "sources": table.column("source").to_pylist(),
+        "modalities": ["text"] * len(ids),
+        "split_keys": [s[0] if s else i for s, i in zip(srcs, ids)],
+        "parents": [s + [i] for s, i in zip(srcs, ids)],
+        "uris": [f"trace:{i}" for i in ids],
+    }
     firsts = [s[0] if s else None for s in srcs]
     found = _source_rows(parent_files, firsts)
-    keys.update(row_uris=[found.get(f, (None, None))[0] for f in firsts],
-                licenses=[found.get(f, (None, None))[1] for f in firsts])
+    keys.update(
+        row_uris=[found.get(f, (None, None))[0] for f in firsts],
+        licenses=[found.get(f, (None, None))[1] for f in firsts],
+    )
     return enc, keys
 
 
@@ -141,8 +184,13 @@ def _source_rows(files: Sequence[Path], ids: list) -> dict[str, tuple[str | None
     wanted = sorted({i for i in ids if i is not None})
     if not files or not wanted:
         return {}
-    found = (pl.scan_parquet([str(f) for f in files]).select("id", "uri", "license")
-             .filter(pl.col("id").is_in(wanted)).unique("id", keep="first").collect())
+    found = (
+        pl.scan_parquet([str(f) for f in files])
+        .select("id", "uri", "license")
+        .filter(pl.col("id").is_in(wanted))
+        .unique("id", keep="first")
+        .collect()
+    )
     return {i: (u, lic) for i, u, lic in found.iter_rows()}
 
 
@@ -151,11 +199,17 @@ def _trace_rejects(table: pa.Table, enc: Encoded, keys: dict) -> pl.DataFrame:
     r = [x[0] for x in rj]
     verdict, task, model = (table.column(c).to_pylist() for c in ("verdict", "task", "model"))
     return pl.DataFrame(
-        {"id": [keys["ids"][i] for i in r], "modality": ["text"] * len(r), "source": [keys["sources"][i] for i in r],
-         "uri": [keys["uris"][i] for i in r],
-         "meta": [json.dumps({"verdict": verdict[i], "task": task[i], "model": model[i]}) for i in r],
-         "parents": [keys["parents"][i] for i in r], "stage": [STAGE] * len(r),
-         "rule": [x[1] for x in rj], "value": [x[2] for x in rj]},
+        {
+            "id": [keys["ids"][i] for i in r],
+            "modality": ["text"] * len(r),
+            "source": [keys["sources"][i] for i in r],
+            "uri": [keys["uris"][i] for i in r],
+            "meta": [json.dumps({"verdict": verdict[i], "task": task[i], "model": model[i]}) for i in r],
+            "parents": [keys["parents"][i] for i in r],
+            "stage": [STAGE] * len(r),
+            "rule": [x[1] for x in rj],
+            "value": [x[2] for x in rj],
+        },
         schema_overrides={"parents": pl.List(pl.String), "value": pl.Float64},
     )
 
@@ -170,9 +224,16 @@ def _curated_rejects(table: pa.Table, enc: Encoded) -> pl.DataFrame:
     )
 
 
-def tokenize_partition(input_file: Path, kind: Literal["curated", "traces"], spec: dict, cfg: ShardConfig,
-                       lake_root: Path, *, verdicts: Sequence[str] = ("pass",),
-                       parent_files: Sequence[Path] = ()) -> PartitionResult:
+def tokenize_partition(
+    input_file: Path,
+    kind: Literal["curated", "traces"],
+    spec: dict,
+    cfg: ShardConfig,
+    lake_root: Path,
+    *,
+    verdicts: Sequence[str] = ("pass",),
+    parent_files: Sequence[Path] = (),
+) -> PartitionResult:
     """Tokenize one partition file of `kind` with the tokenizer `spec` (from fit_codebooks).
 
     Returns tables "samples" (SHARD_ROW), "rejects" (REJECT), "quarantine" (QUARANTINE);
@@ -196,11 +257,18 @@ def tokenize_partition(input_file: Path, kind: Literal["curated", "traces"], spe
     samples = _samples(enc, keys, cfg)
     quarantine = _quarantine(enc, keys["ids"], keys["sources"], keys["uris"])
     stats = dict(enc.stats)
-    stats.update(samples=samples.num_rows, tokens=int(enc.lengths.sum()), rejected=len(enc.rejects),
-                 quarantined=len(enc.quarantine))
+    stats.update(
+        samples=samples.num_rows,
+        tokens=int(enc.lengths.sum()),
+        rejected=len(enc.rejects),
+        quarantined=len(enc.quarantine),
+    )
     return PartitionResult(
         rows_in=table.num_rows,
-        tables={"samples": pl.from_arrow(samples), "rejects": pl.from_arrow(conform(rejects, REJECT)),
-                "quarantine": pl.from_arrow(conform(quarantine, QUARANTINE))},
+        tables={
+            "samples": pl.from_arrow(samples),
+            "rejects": pl.from_arrow(conform(rejects, REJECT)),
+            "quarantine": pl.from_arrow(conform(quarantine, QUARANTINE)),
+        },
         stats=stats,
     )

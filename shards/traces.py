@@ -66,8 +66,9 @@ def prompt_parts(messages_json: str) -> tuple[list[tuple[str, str]], int]:
     return parts, dropped
 
 
-def _text_traces(rows: np.ndarray, questions: list[str], reasons: list[str], answers: list[str], spec: dict,
-                 threads: int) -> Encoded:
+def _text_traces(
+    rows: np.ndarray, questions: list[str], reasons: list[str], answers: list[str], spec: dict, threads: int
+) -> Encoded:
     """The vectorized layout for traces whose prompt is text only."""
     n, sp = len(rows), spec["vocab"]["special"]
     q, rs, an = (encode_texts(x, spec["encoding"], threads) for x in (questions, reasons, answers))
@@ -76,8 +77,11 @@ def _text_traces(rows: np.ndarray, questions: list[str], reasons: list[str], ans
     kinds, starts, lens, loss, counts = spans_from_pieces(
         n, ["prompt", "reasoning", "answer"], [False, True, True], [q[1] + 2, rs[1] + 2, an[1] + 1]
     )
-    text_bytes = np.fromiter((len(a.encode()) + len(b.encode()) + len(c.encode()) for a, b, c in zip(questions, reasons, answers)),
-                             dtype=np.int64, count=n)
+    text_bytes = np.fromiter(
+        (len(a.encode()) + len(b.encode()) + len(c.encode()) for a, b, c in zip(questions, reasons, answers)),
+        dtype=np.int64,
+        count=n,
+    )
     return Encoded(rows, tokens, total, kinds, starts, lens, loss, counts, text_bytes)
 
 
@@ -87,8 +91,15 @@ def _media_traces(items: list[tuple[int, list, str, str]], spec: dict, lake_root
     need = {k for _, parts, _, _ in items for k, _ in parts if k != "text"}
     missing = [k for k in sorted(need) if load_codebook(spec, k) is None]
     if missing:
-        out.quarantine = [(r, f"no_{missing[0]}_codebook", f"the trace prompt holds {missing[0]} media but the tokenizer spec has no {missing[0]} codebook")
-                          for r, parts, _, _ in items if any(k in missing for k, _ in parts)]
+        out.quarantine = [
+            (
+                r,
+                f"no_{missing[0]}_codebook",
+                f"the trace prompt holds {missing[0]} media but the tokenizer spec has no {missing[0]} codebook",
+            )
+            for r, parts, _, _ in items
+            if any(k in missing for k, _ in parts)
+        ]
         items = [it for it in items if not any(k in missing for k, _ in it[1])]
     img_refs = sorted({v for _, parts, _, _ in items for k, v in parts if k == "image"})
     aud_refs = sorted({v for _, parts, _, _ in items for k, v in parts if k == "audio"})
@@ -96,21 +107,25 @@ def _media_traces(items: list[tuple[int, list, str, str]], spec: dict, lake_root
     broken: dict[tuple[str, str], tuple[str, str]] = {}
     if img_refs:
         stack, ok, bad = load_images(img_refs, lake_root, spec["image"]["side"], threads)
-        blocks = image_blocks(image_mod.encode_images(stack, load_codebook(spec, "image"), spec["image"]["patch"]), spec)
+        blocks = image_blocks(
+            image_mod.encode_images(stack, load_codebook(spec, "image"), spec["image"]["patch"]), spec
+        )
         media.update({("image", img_refs[i]): blocks[k] for k, i in enumerate(ok)})
         broken.update({("image", img_refs[i]): (reason, msg) for i, reason, msg in bad})
     if aud_refs:
         units, lengths, ok, bad, _ = audio_units(aud_refs, spec, lake_root, threads)
         offs = offsets_of(lengths)
         boa, eoa = np.array([sp["<|boa|>"]], np.uint32), np.array([sp["<|eoa|>"]], np.uint32)
-        media.update({("audio", aud_refs[i]): np.concatenate([boa, units[offs[k]:offs[k + 1]], eoa]) for k, i in enumerate(ok)})
+        media.update(
+            {("audio", aud_refs[i]): np.concatenate([boa, units[offs[k] : offs[k + 1]], eoa]) for k, i in enumerate(ok)}
+        )
         broken.update({("audio", aud_refs[i]): (reason, msg) for i, reason, msg in bad})
     texts = [v for _, parts, _, _ in items for k, v in parts if k == "text"] + [x for it in items for x in it[2:]]
     flat, lens = encode_texts(texts, spec["encoding"], threads)
     offs = offsets_of(lens)
-    text_ids = [flat[offs[j]:offs[j + 1]] for j in range(len(texts))]
+    text_ids = [flat[offs[j] : offs[j + 1]] for j in range(len(texts))]
     t_prompt = iter(text_ids[: len(texts) - 2 * len(items)])
-    t_tail = iter(text_ids[len(texts) - 2 * len(items):])
+    t_tail = iter(text_ids[len(texts) - 2 * len(items) :])
     parts_out = []
     for r, parts, reasoning, answer in items:  # per-row layout of a few pieces; decoding was batched above
         prompt_ids = [(k, next(t_prompt) if k == "text" else media.get((k, v))) for k, v in parts]
@@ -133,19 +148,38 @@ def _media_traces(items: list[tuple[int, list, str, str]], spec: dict, lake_root
         spans = [s for s in spans if s[1] > 0] + [["reasoning", len(rs_ids) + 2], ["answer", len(an_ids) + 1]]
         tokens = np.concatenate(seq)
         lengths = np.array([s[1] for s in spans], np.int64)
-        text_bytes = sum(len(v.encode()) for k, v in parts if k == "text") + len(reasoning.encode()) + len(answer.encode())
-        parts_out.append(Encoded(
-            np.array([r], np.int64), tokens, np.array([len(tokens)], np.int64), np.array([s[0] for s in spans], object),
-            (np.cumsum(lengths) - lengths).astype(np.int32), lengths.astype(np.int32),
-            np.array([s[0] in ("reasoning", "answer") for s in spans]), np.array([len(spans)], np.int64),
-            np.array([text_bytes], np.int64)))
+        text_bytes = (
+            sum(len(v.encode()) for k, v in parts if k == "text") + len(reasoning.encode()) + len(answer.encode())
+        )
+        parts_out.append(
+            Encoded(
+                np.array([r], np.int64),
+                tokens,
+                np.array([len(tokens)], np.int64),
+                np.array([s[0] for s in spans], object),
+                (np.cumsum(lengths) - lengths).astype(np.int32),
+                lengths.astype(np.int32),
+                np.array([s[0] in ("reasoning", "answer") for s in spans]),
+                np.array([len(spans)], np.int64),
+                np.array([text_bytes], np.int64),
+            )
+        )
     enc = concat_encoded(parts_out)
     enc.quarantine = out.quarantine
     return enc
 
 
-def tokenize_traces(rows: np.ndarray, messages: list, reasoning: list, answer: list, verdict: list,
-                    verdicts: tuple[str, ...], spec: dict, threads: int, lake_root: Path | None = None) -> Encoded:
+def tokenize_traces(
+    rows: np.ndarray,
+    messages: list,
+    reasoning: list,
+    answer: list,
+    verdict: list,
+    verdicts: tuple[str, ...],
+    spec: dict,
+    threads: int,
+    lake_root: Path | None = None,
+) -> Encoded:
     """Tokenize trace rows; `rows[i]` is the input row of the i-th entries of the other lists."""
     text_rows, questions, reasons, answers, media_items = [], [], [], [], []
     quarantine, rejects, dropped = [], [], 0

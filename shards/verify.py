@@ -40,7 +40,9 @@ class _Report:
     def finish(self) -> list[str]:
         for (file, check), n in sorted(self.counts.items()):
             if n > MAX_ROWS_REPORTED:
-                self.problems.append(f"{file}: {n - MAX_ROWS_REPORTED} more rows with the problem '{check}' (not listed)")
+                self.problems.append(
+                    f"{file}: {n - MAX_ROWS_REPORTED} more rows with the problem '{check}' (not listed)"
+                )
         return self.problems
 
 
@@ -59,7 +61,11 @@ def _check_rows(file: str, t: pa.Table, first: int, split: str, vocab_size: int,
         offs = np.concatenate([[0], np.cumsum(lengths)])
         for r in np.unique(row_of[bad]):
             p = bad[row_of[bad] == r][0]
-            rep.row(file, "vocab", f"{where(r)}: token {flat[p]} at position {p - offs[r]} is outside the vocabulary [0, {vocab_size})")
+            rep.row(
+                file,
+                "vocab",
+                f"{where(r)}: token {flat[p]} at position {p - offs[r]} is outside the vocabulary [0, {vocab_size})",
+            )
     splits = np.array(t.column("split").to_pylist(), dtype=object)
     for i in np.flatnonzero(splits != split):
         rep.row(file, "split", f"{where(i)}: split is {splits[i]!r} in a {split!r} shard")
@@ -71,11 +77,19 @@ def _check_rows(file: str, t: pa.Table, first: int, split: str, vocab_size: int,
     length = flat_sp.field("length").to_numpy(zero_copy_only=False).astype(np.int64)
     row = np.repeat(np.arange(len(n_sp)), n_sp)
     for s in np.flatnonzero((start < 0) | (length < 0) | (start + length > lengths[row])):
-        rep.row(file, "span bounds", f"{where(row[s])}: span {kind[s]!r} [{start[s]}, {start[s] + length[s]}) is outside the sequence of {lengths[row[s]]} tokens")
+        rep.row(
+            file,
+            "span bounds",
+            f"{where(row[s])}: span {kind[s]!r} [{start[s]}, {start[s] + length[s]}) is outside the sequence of {lengths[row[s]]} tokens",
+        )
     order = np.lexsort((start, row))
     r_o, s_o, e_o = row[order], start[order], (start + length)[order]
     for k in np.flatnonzero((r_o[1:] == r_o[:-1]) & (s_o[1:] < e_o[:-1])):
-        rep.row(file, "span overlap", f"{where(r_o[k])}: spans {kind[order[k]]!r} [{s_o[k]}, {e_o[k]}) and {kind[order[k + 1]]!r} [{s_o[k + 1]}, {e_o[k + 1]}) overlap")
+        rep.row(
+            file,
+            "span overlap",
+            f"{where(r_o[k])}: spans {kind[order[k]]!r} [{s_o[k]}, {e_o[k]}) and {kind[order[k + 1]]!r} [{s_o[k + 1]}, {e_o[k + 1]}) overlap",
+        )
     for s in np.flatnonzero(~np.isin(kind, list(BUCKET))):
         rep.row(file, "span kind", f"{where(row[s])}: span kind {kind[s]!r} is not one of {sorted(BUCKET)}")
     for b in BUCKETS:
@@ -83,7 +97,9 @@ def _check_rows(file: str, t: pa.Table, first: int, split: str, vocab_size: int,
         want = np.bincount(row[mask], weights=length[mask], minlength=len(n_sp)).astype(np.int64)
         have = t.column(f"n_{b}_tokens").to_numpy()
         for i in np.flatnonzero(want != have):
-            rep.row(file, f"n_{b}_tokens", f"{where(i)}: n_{b}_tokens is {have[i]} but its {b} spans cover {want[i]} tokens")
+            rep.row(
+                file, f"n_{b}_tokens", f"{where(i)}: n_{b}_tokens is {have[i]} but its {b} spans cover {want[i]} tokens"
+            )
 
 
 def _check_shard(shard_dir: Path, entry: dict, vocab_size: int, rep: _Report) -> None:
@@ -97,7 +113,9 @@ def _check_shard(shard_dir: Path, entry: dict, vocab_size: int, rep: _Report) ->
         rep.problems.append(f"{file}: has {size} bytes, the manifest says {entry.get('bytes')}")
     digest = sha256_file(path)
     if digest != entry.get("sha256"):
-        rep.problems.append(f"{file}: sha256 is {digest}, the manifest says {entry.get('sha256')} (the file was changed or corrupted)")
+        rep.problems.append(
+            f"{file}: sha256 is {digest}, the manifest says {entry.get('sha256')} (the file was changed or corrupted)"
+        )
     try:
         pf = pq.ParquetFile(path)
         if not pf.schema_arrow.equals(SHARD_ROW):
@@ -152,7 +170,9 @@ def verify(shard_dir: Path) -> list[str]:
         rng = range_of(vocab, cb["name"])
         rows = pq.ParquetFile(path).metadata.num_rows
         if rng is None or rng[1] != rows:
-            rep.problems.append(f"{cb['file']}: codebook {cb['name']!r} has {rows} entries but the vocabulary range is {rng}")
+            rep.problems.append(
+                f"{cb['file']}: codebook {cb['name']!r} has {rows} entries but the vocabulary range is {rng}"
+            )
     totals = {"rows": 0, "tokens": 0}
     for entry in manifest.get("shards", []):
         _check_shard(shard_dir, entry, vocab_size, rep)
@@ -160,5 +180,7 @@ def verify(shard_dir: Path) -> list[str]:
         totals["tokens"] += entry.get("tokens", 0)
     for k, v in totals.items():
         if manifest.get("totals", {}).get(k) != v:
-            rep.problems.append(f"manifest.json: totals.{k} is {manifest.get('totals', {}).get(k)} but the shards add up to {v}")
+            rep.problems.append(
+                f"manifest.json: totals.{k} is {manifest.get('totals', {}).get(k)} but the shards add up to {v}"
+            )
     return rep.finish()

@@ -89,7 +89,9 @@ def tokenize_videos(rows: np.ndarray, metas: list, spec: dict, lake_root: Path, 
     quarantine: list[tuple[int, str, str]] = []
     if load_codebook(spec, "image") is None:
         enc = Encoded.empty()
-        enc.quarantine = [(int(r), "no_image_codebook", "the tokenizer spec has no image codebook for video frames") for r in rows]
+        enc.quarantine = [
+            (int(r), "no_image_codebook", "the tokenizer spec has no image codebook for video frames") for r in rows
+        ]
         return enc
     plans = []  # (row, frame refs, audio ref, times)
     for r, meta in zip(rows, metas):
@@ -121,7 +123,7 @@ def tokenize_videos(rows: np.ndarray, metas: list, spec: dict, lake_root: Path, 
     sp = spec["vocab"]["special"]
     ups = 1000.0 / spec["audio"]["hop_ms"] if spec.get("audio") else 50.0
     seqs, kept_rows, frame_pos = [], [], 0
-    for j, (r, frames, audio, times) in enumerate(plans):  # <= max_frames pieces per video: assembly only
+    for j, (r, frames, _audio, times) in enumerate(plans):  # <= max_frames pieces per video: assembly only
         first = frame_pos
         frame_pos += len(frames)
         if j in broken:

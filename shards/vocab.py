@@ -59,9 +59,13 @@ def layout_problems(layout: dict) -> list[str]:
         if r["length"] < 0:
             problems.append(f"vocab range {r['name']!r} has negative length {r['length']}")
         if r["start"] < end:
-            problems.append(f"vocab range {r['name']!r} starts at {r['start']}, inside the previous range (ends at {end})")
+            problems.append(
+                f"vocab range {r['name']!r} starts at {r['start']}, inside the previous range (ends at {end})"
+            )
         elif r["start"] > end:
-            problems.append(f"vocab range {r['name']!r} starts at {r['start']}, leaving ids {end}..{r['start'] - 1} unassigned")
+            problems.append(
+                f"vocab range {r['name']!r} starts at {r['start']}, leaving ids {end}..{r['start'] - 1} unassigned"
+            )
         end = max(end, r["start"] + r["length"])
     if end != layout["size"]:
         problems.append(f"vocab size {layout['size']} differs from the end of the last range ({end})")

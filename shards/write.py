@@ -40,7 +40,8 @@ def row_bytes(batch: pa.RecordBatch) -> np.ndarray:
     n_tok = batch.column("n_tokens").to_numpy(zero_copy_only=False)
     n_span = pc.list_value_length(batch.column("spans")).fill_null(0).to_numpy(zero_copy_only=False)
     strings = sum(
-        pc.binary_length(batch.column(c)).fill_null(0).to_numpy(zero_copy_only=False) for c in ("id", "source", "modality", "split")
+        pc.binary_length(batch.column(c)).fill_null(0).to_numpy(zero_copy_only=False)
+        for c in ("id", "source", "modality", "split")
     )
     return 4 * n_tok + 13 * n_span + strings + 64
 
@@ -83,11 +84,16 @@ class _ShardWriter:
         if self.writer is None:
             self.tmp = atomic.TempFile(self.out_dir, self.split)
             self.sink = pa.OSFile(self.tmp.path, "wb")
-            self.writer = pq.ParquetWriter(self.sink, SHARD_ROW, compression="zstd",
-                                           compression_level=self.cfg.zstd_level, write_statistics=True,
-                                           # dictionaries only where values repeat: on token ids
-                                           # the dictionary overflows and costs ~30 % write time
-                                           use_dictionary=DICTIONARY_COLUMNS)
+            self.writer = pq.ParquetWriter(
+                self.sink,
+                SHARD_ROW,
+                compression="zstd",
+                compression_level=self.cfg.zstd_level,
+                write_statistics=True,
+                # dictionaries only where values repeat: on token ids
+                # the dictionary overflows and costs ~30 % write time
+                use_dictionary=DICTIONARY_COLUMNS,
+            )
         self.writer.write_table(table, row_group_size=table.num_rows)
         self.rows += table.num_rows
         self.tokens += int(pc.sum(table.column("n_tokens")).as_py() or 0)
@@ -102,9 +108,17 @@ class _ShardWriter:
         digest = sha256_file(Path(self.tmp.path))
         name = f"{self.split}-{len(self.entries):05d}-{digest[:16]}.parquet"
         self.tmp.commit(name)
-        self.entries.append({"file": name, "split": self.split, "rows": self.rows, "tokens": self.tokens,
-                             "tokens_by_modality": dict(self.by_bucket), "sha256": digest,
-                             "bytes": (self.out_dir / name).stat().st_size})
+        self.entries.append(
+            {
+                "file": name,
+                "split": self.split,
+                "rows": self.rows,
+                "tokens": self.tokens,
+                "tokens_by_modality": dict(self.by_bucket),
+                "sha256": digest,
+                "bytes": (self.out_dir / name).stat().st_size,
+            }
+        )
         self.writer = self.sink = self.tmp = None
         self._reset_counts()
 
@@ -137,7 +151,9 @@ def _copy_codebooks(spec: dict, out_dir: Path) -> list[dict]:
     return out
 
 
-def write_shards(sample_files: list[Path], spec: dict, cfg: ShardConfig, out_dir: Path, inputs: dict | None = None) -> dict:
+def write_shards(
+    sample_files: list[Path], spec: dict, cfg: ShardConfig, out_dir: Path, inputs: dict | None = None
+) -> dict:
     """Pack the rows of `sample_files` (SHARD_ROW Parquet) into shards in `out_dir`; return the manifest.
 
     Manifest (manifest.json, written last):
@@ -166,12 +182,19 @@ def write_shards(sample_files: list[Path], spec: dict, cfg: ShardConfig, out_dir
                     writer.add(batch)
     shards = writers["train"].finish() + writers["val"].finish()
     totals = {
-        "rows": sum(s["rows"] for s in shards), "tokens": sum(s["tokens"] for s in shards),
-        "bytes": sum(s["bytes"] for s in shards), "shards": len(shards),
+        "rows": sum(s["rows"] for s in shards),
+        "tokens": sum(s["tokens"] for s in shards),
+        "bytes": sum(s["bytes"] for s in shards),
+        "shards": len(shards),
         "tokens_by_modality": {b: sum(s["tokens_by_modality"][b] for s in shards) for b in BUCKETS},
-        "splits": {sp: {"rows": sum(s["rows"] for s in shards if s["split"] == sp),
-                        "tokens": sum(s["tokens"] for s in shards if s["split"] == sp),
-                        "shards": sum(1 for s in shards if s["split"] == sp)} for sp in ("train", "val")},
+        "splits": {
+            sp: {
+                "rows": sum(s["rows"] for s in shards if s["split"] == sp),
+                "tokens": sum(s["tokens"] for s in shards if s["split"] == sp),
+                "shards": sum(1 for s in shards if s["split"] == sp),
+            }
+            for sp in ("train", "val")
+        },
     }
     manifest = {
         "format": FORMAT,
@@ -180,8 +203,11 @@ def write_shards(sample_files: list[Path], spec: dict, cfg: ShardConfig, out_dir
         "codebooks": codebooks,
         "shards": shards,
         "totals": totals,
-        "layout": {"row_group_bytes": cfg.row_group_bytes, "target_shard_bytes": cfg.target_shard_bytes,
-                   "compression": f"zstd({cfg.zstd_level})"},
+        "layout": {
+            "row_group_bytes": cfg.row_group_bytes,
+            "target_shard_bytes": cfg.target_shard_bytes,
+            "compression": f"zstd({cfg.zstd_level})",
+        },
     }
     if inputs is not None:
         manifest["inputs"] = inputs

@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from sources.config import AnySource, GLOBBED_KINDS
+from sources.config import GLOBBED_KINDS, AnySource
 from sources.discovery import SYMLINK_ESCAPE, fingerprint, iter_globs, safe_path
 from sources.item import ESCAPED, FLAGGED, SourceItem, flagged, parse_flagged
 
@@ -127,8 +127,11 @@ def read_items(source: AnySource, items: list[SourceItem], media_root: Path) -> 
     for item in items:
         mark = sink.checkpoint()
         if item.fingerprint.startswith(ESCAPED):  # never open what a link outside the source points at
-            sink.quarantine(uri=item.uri, reason="symlink_escape",
-                            error=f"symbolic link to {item.fingerprint[len(ESCAPED):]}, outside the source's folder")
+            sink.quarantine(
+                uri=item.uri,
+                reason="symlink_escape",
+                error=f"symbolic link to {item.fingerprint[len(ESCAPED) :]}, outside the source's folder",
+            )
             sink.file(item.uri, item.fingerprint, sink.rows_in - mark[0])
             continue
         if item.fingerprint.startswith(FLAGGED):  # not UTF-8, too long, a FIFO: never opened
@@ -148,6 +151,7 @@ def read_items(source: AnySource, items: list[SourceItem], media_root: Path) -> 
                 raise
             # A config mistake found while reading (a text field no row has) stops the run.
             from distillery.config import ConfigError
+
             if isinstance(exc, ConfigError):
                 raise
             # Readers quarantine every failure they know; reaching here means an unforeseen

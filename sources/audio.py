@@ -89,7 +89,14 @@ def read_audio(sink: RowSink, source: AudioSource, item: SourceItem, media_root:
         ref = adopt_file(media_root, tmp, sha)
     finally:
         tmp.unlink(missing_ok=True)
-    meta = {**info, "frames": decoded, "duration": round(decoded / info["sample_rate"], 6),
-            "bytes": Path(item.path).stat().st_size, "stored_format": stored["format"],
-            "stored_subtype": stored["subtype"], "stored_bytes": size, **stripped.meta()}
+    meta = {
+        **info,
+        "frames": decoded,
+        "duration": round(decoded / info["sample_rate"], 6),
+        "bytes": Path(item.path).stat().st_size,
+        "stored_format": stored["format"],
+        "stored_subtype": stored["subtype"],
+        "stored_bytes": size,
+        **stripped.meta(),
+    }
     sink.document(id=rid, modality="audio", uri=uri, license=source.license, meta=meta, media=ref)

@@ -140,7 +140,7 @@ def _deps_of(rel: str, text: str, index: _Index) -> set[str]:
             paths.extend(_GO_QUOTED.findall(block))
         for path in paths:
             if path.startswith(index.go_module + "/"):
-                deps.update(index.go_dirs.get(path[len(index.go_module) + 1:], []))
+                deps.update(index.go_dirs.get(path[len(index.go_module) + 1 :], []))
     elif rel.endswith((".java", ".kt", ".scala")):
         ext = posixpath.splitext(rel)[1]
         for name in _JAVA_IMPORT.findall(text):

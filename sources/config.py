@@ -11,7 +11,6 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
 # 10 MiB: curate holds about 27x a row while filtering it (bench/row_memory.py: one 50 MB
 # JSONL line took gather+curate from 520 MB to 1.87 GB peak RSS), so a 10 MiB row costs
 # about 270 MB; a larger "row" is a dump, not a document (files' max_file_bytes is for those).
@@ -26,7 +25,8 @@ class GatherConfig(BaseModel):
     redact: bool = Field(
         default=False,
         description="redact secrets and PII in documents' (and gather rejects') text as it is gathered, with "
-                    "curate's scanner and `curate.pii` kinds; off: the raw layer keeps the original text")
+        "curate's scanner and `curate.pii` kinds; off: the raw layer keeps the original text",
+    )
 
 
 class _Source(BaseModel):
@@ -47,9 +47,13 @@ class _Globbed(_Source):
         return value
 
 
-_MAIN_CONTENT = Field(default=True, description=(
-    "HTML: keep the main content only (resiliparse; FineWeb and DCLM extract main content rather than "
-    "all visible text); false keeps everything a browser shows"))
+_MAIN_CONTENT = Field(
+    default=True,
+    description=(
+        "HTML: keep the main content only (resiliparse; FineWeb and DCLM extract main content rather than "
+        "all visible text); false keeps everything a browser shows"
+    ),
+)
 
 
 class FilesSource(_Globbed):
@@ -66,8 +70,11 @@ class _Tabular(_Globbed):
     id_field: str | None = Field(default=None, description="kept in meta.source_id")
     license_field: str | None = Field(default=None, description="per-row license, overrides `license`")
     batch_rows: int = Field(default=20_000, gt=0, description="rows per batch held in memory")
-    max_row_bytes: int = Field(default=MAX_ROW_BYTES, gt=0,
-                               description="a row (JSONL line, CSV record, text value) larger than this is rejected as oversized")
+    max_row_bytes: int = Field(
+        default=MAX_ROW_BYTES,
+        gt=0,
+        description="a row (JSONL line, CSV record, text value) larger than this is rejected as oversized",
+    )
 
 
 class JsonlSource(_Tabular):
@@ -103,7 +110,9 @@ class HfSource(_Source):
     license_field: str | None = None
     streaming: bool = Field(default=True, description="hub names only: stream instead of download")
     batch_rows: int = Field(default=10_000, gt=0)
-    max_row_bytes: int = Field(default=MAX_ROW_BYTES, gt=0, description="a text value larger than this is rejected as oversized")
+    max_row_bytes: int = Field(
+        default=MAX_ROW_BYTES, gt=0, description="a text value larger than this is rejected as oversized"
+    )
 
 
 class RepoSource(_Source):
@@ -171,12 +180,3 @@ AnySource = Annotated[
 ]
 
 GLOBBED_KINDS = ("files", "jsonl", "csv", "parquet", "warc", "images", "audio", "video")
-
-
-def check_unique_names(sources: list[_Source]) -> None:
-    """Raise ValueError when two sources share a name (the name keys the gather ledger)."""
-    seen: set[str] = set()
-    for src in sources:
-        if src.name in seen:
-            raise ValueError(f"duplicate source name: {src.name!r}")
-        seen.add(src.name)

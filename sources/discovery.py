@@ -138,8 +138,17 @@ def _classify(path: str, top: str, is_link: bool, is_regular: bool = False) -> F
         return Found(path, SYMLINK_ESCAPE)
     if stat.S_ISREG(mode):
         return Found(path)
-    kind = ("FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else
-            "character device" if stat.S_ISCHR(mode) else "block device" if stat.S_ISBLK(mode) else "special file")
+    kind = (
+        "FIFO"
+        if stat.S_ISFIFO(mode)
+        else "socket"
+        if stat.S_ISSOCK(mode)
+        else "character device"
+        if stat.S_ISCHR(mode)
+        else "block device"
+        if stat.S_ISBLK(mode)
+        else "special file"
+    )
     return Found(path, "not_regular_file", f"a {kind}, not a regular file; not opened")
 
 
@@ -162,7 +171,9 @@ def _walk(root: str, pats: tuple[str, ...], rel: tuple[str, ...] = (), top: str 
         if not valid_utf8(root):
             yield Found(root, "bad_filename", f"folder name is not valid UTF-8: {safe_path(root)}")
         elif exc.errno == errno.ENAMETOOLONG or _too_long(root):
-            yield Found(root, "path_too_long", f"folder path is {len(os.fsencode(root))} bytes, the OS limit is {_PATH_MAX}")
+            yield Found(
+                root, "path_too_long", f"folder path is {len(os.fsencode(root))} bytes, the OS limit is {_PATH_MAX}"
+            )
         else:
             yield Found(root, "unreadable_directory", f"cannot list the folder: {type(exc).__name__}: {exc.strerror}")
         return
@@ -212,7 +223,7 @@ def iter_glob(pattern: str, base_dir: Path) -> Iterator[Found]:
             if glob.has_magic(p):
                 break
             lead.append(p)
-        root, parts = os.path.normpath(os.path.join(root, *lead)), parts[len(lead):]
+        root, parts = os.path.normpath(os.path.join(root, *lead)), parts[len(lead) :]
     root, pats = _split_root(root, parts)
     yield from _walk(root, pats)
 
@@ -259,11 +270,13 @@ def missing_inputs(sources: list, base_dir: Path) -> list[str]:
         if src.kind in GLOBBED_KINDS:
             for pattern in src.paths:
                 if next(iter_glob(pattern, base_dir), None) is None:
-                    missing.append(f"source {src.name!r}: no file matches {pattern!r} under {base_dir} "
-                                   f"(sources[{i}].paths)")
+                    missing.append(
+                        f"source {src.name!r}: no file matches {pattern!r} under {base_dir} (sources[{i}].paths)"
+                    )
         elif src.kind == "repo" and not is_url(src.url_or_path):
             local = _local_path(src, base_dir)
             if not local.exists():
-                missing.append(f"source {src.name!r}: repository folder {local} does not exist "
-                               f"(sources[{i}].url_or_path)")
+                missing.append(
+                    f"source {src.name!r}: repository folder {local} does not exist (sources[{i}].url_or_path)"
+                )
     return missing

@@ -80,14 +80,18 @@ def read_hf(sink: RowSink, source: HfSource, item: SourceItem) -> None:
     if source.text_field not in columns and ds.column_names is not None and rows != 0:
         raise missing_text_field(source, item.uri, columns)
     if source.text_field not in columns:
-        sink.quarantine(uri=item.uri, reason="missing_field", error=f"no column {source.text_field!r} in {columns[:20]}")
+        sink.quarantine(
+            uri=item.uri, reason="missing_field", error=f"no column {source.text_field!r} in {columns[:20]}"
+        )
         return
     feature = ds.features[source.text_field] if ds.features else None
     dtype = getattr(feature, "dtype", None)
     if feature is not None and dtype not in ("string", "large_string"):
         sink.quarantine(uri=item.uri, reason="bad_field_type", error=f"{source.text_field!r} is {feature}")
         return
-    wanted = [c for c in dict.fromkeys((source.text_field, source.id_field, source.license_field)) if c and c in columns]
+    wanted = [
+        c for c in dict.fromkeys((source.text_field, source.id_field, source.license_field)) if c and c in columns
+    ]
     ds = ds.select_columns(wanted)
     row = 0
     import datasets

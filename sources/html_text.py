@@ -24,10 +24,45 @@ from resiliparse.parse.html import HTMLTree
 
 _HIDDEN = {"script", "style", "template", "noscript", "head", "svg", "iframe", "object"}
 _BLOCK = {
-    "address", "article", "aside", "blockquote", "br", "dd", "details", "div", "dl", "dt",
-    "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
-    "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table",
-    "td", "th", "tr", "ul", "caption", "body", "html",
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "br",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "summary",
+    "table",
+    "td",
+    "th",
+    "tr",
+    "ul",
+    "caption",
+    "body",
+    "html",
 }
 _VOID = {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
 _SPACES = re.compile(r"[ \t\r\f\v]+")
@@ -44,7 +79,7 @@ class _Visible(HTMLParser):
         self.pre = 0
         self.in_title = False
 
-    def handle_starttag(self, tag: str, attrs) -> None:
+    def handle_starttag(self, tag: str, _attrs) -> None:
         if tag == "title":
             self.in_title = True
         elif tag in _HIDDEN and tag not in _VOID:
@@ -54,7 +89,7 @@ class _Visible(HTMLParser):
         if tag in _BLOCK and not self.hidden:
             self.parts.append("\n")
 
-    def handle_startendtag(self, tag: str, attrs) -> None:
+    def handle_startendtag(self, tag: str, _attrs) -> None:
         if tag in _BLOCK and not self.hidden:
             self.parts.append("\n")
 
@@ -96,8 +131,16 @@ def html_lang(html: str) -> str | None:
 def main_content_text(html: str) -> tuple[str, str | None]:
     """(main-content text, title or None) via resiliparse; boilerplate and comments left out."""
     tree = HTMLTree.parse(html)
-    text = extract_plain_text(tree, main_content=True, list_bullets=False, alt_texts=False, links=False,
-                              form_fields=False, noscript=False, comments=False)
+    text = extract_plain_text(
+        tree,
+        main_content=True,
+        list_bullets=False,
+        alt_texts=False,
+        links=False,
+        form_fields=False,
+        noscript=False,
+        comments=False,
+    )
     title = _SPACES.sub(" ", tree.title or "").strip() or None
     return _BLANKS.sub("\n\n", text).strip(), title
 

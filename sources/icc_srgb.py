@@ -13,8 +13,11 @@ import struct
 
 # sRGB's primaries adapted to D50 as an ICC profile stores them (rXYZ, gXYZ, bXYZ; IEC 61966-2-1
 # via the Bradford transform, the values of the ICC's sRGB profiles), and its tone curve.
-_SRGB_COLORANTS = {b"rXYZ": (0.4361, 0.2225, 0.0139), b"gXYZ": (0.3851, 0.7169, 0.0971),
-                   b"bXYZ": (0.1431, 0.0606, 0.7141)}
+_SRGB_COLORANTS = {
+    b"rXYZ": (0.4361, 0.2225, 0.0139),
+    b"gXYZ": (0.3851, 0.7169, 0.0971),
+    b"bXYZ": (0.1431, 0.0606, 0.7141),
+}
 _COLORANT_TOLERANCE = 0.003  # s15Fixed16 rounding and the 4-decimal values of published profiles
 # Largest gap to sRGB's curve at the probes: 16-bit table rounding and published profiles'
 # parametric fits are within 0.001; gamma 2.2 is 0.0084 off at 0.75 (0.5309 vs 0.5225): refused.
@@ -29,7 +32,7 @@ def _srgb_curve(x: float) -> float:
 def _para(kind: int, p: list[float], x: float) -> float:
     g, a, b, c, d, e, f = p
     if kind == 0:
-        return x ** g
+        return x**g
     if kind in (1, 2):
         offset = c if kind == 2 else 0.0
         return (a * x + b) ** g + offset if a and x >= -b / a else offset
@@ -67,7 +70,7 @@ def icc_is_srgb(icc: bytes) -> bool:
         tags = {}
         for i in range(min(count, 256)):
             sig, offset, size = struct.unpack_from(">4sII", icc, 132 + 12 * i)
-            tags[sig] = icc[offset:offset + size]
+            tags[sig] = icc[offset : offset + size]
         for sig, want in _SRGB_COLORANTS.items():
             tag = tags.get(sig, b"")
             if tag[:4] != b"XYZ " or len(tag) < 20:

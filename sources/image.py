@@ -27,16 +27,16 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from sources.config import ImagesSource
+from sources.image_open import open_within
 from sources.item import SourceItem
 from sources.jpeg_strip import clean_jpeg
-from sources.image_open import open_within
 from sources.media_checks import open_checks
 from sources.media_metadata import image_metadata
 from sources.media_store import put_bytes
 from sources.media_strip import clean_image
-from sources.webp_strip import clean_webp
 from sources.record import RowSink, content_id
 from sources.sniff import IMAGE_KINDS
+from sources.webp_strip import clean_webp
 
 _SWAPS_AXES = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
@@ -76,7 +76,9 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
             width, height = im.size
             expected = _format_for_extension(item.path)
             if expected and im.format and not _same_family(expected, im.format):
-                sink.quarantine(uri=uri, reason="wrong_extension", error=f"extension says {expected}, content is {im.format}")
+                sink.quarantine(
+                    uri=uri, reason="wrong_extension", error=f"extension says {expected}, content is {im.format}"
+                )
                 return
             fmt, mode = im.format, im.mode
             n_frames = getattr(im, "n_frames", 1)
@@ -104,9 +106,20 @@ def read_image(sink: RowSink, source: ImagesSource, item: SourceItem, media_root
         return
     if orientation in _SWAPS_AXES:
         width, height = height, width
-    meta = {"width": width, "height": height, "format": fmt, "mode": mode, "n_frames": n_frames,
-            "bytes": os.path.getsize(item.path), "exif_orientation": orientation,
-            "stored_format": stored_format, "stored_bytes": len(stored), **facts, **stripped.meta()}
+    meta = {
+        "width": width,
+        "height": height,
+        "format": fmt,
+        "mode": mode,
+        "n_frames": n_frames,
+        "bytes": os.path.getsize(item.path),
+        "exif_orientation": orientation,
+        "stored_format": stored_format,
+        "stored_bytes": len(stored),
+        **facts,
+        **stripped.meta(),
+    }
     ref = put_bytes(media_root, stored)
-    sink.document(id=content_id("image", stored), modality="image", uri=uri, license=source.license, meta=meta,
-                  media=ref)
+    sink.document(
+        id=content_id("image", stored), modality="image", uri=uri, license=source.license, meta=meta, media=ref
+    )

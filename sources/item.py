@@ -23,7 +23,7 @@ def flagged(reason: str, stamp: str, error: str) -> str:
 
 def parse_flagged(fingerprint: str) -> tuple[str, str]:
     """(reason, error) of a FLAGGED fingerprint."""
-    head, _, error = fingerprint[len(FLAGGED):].partition("\n")
+    head, _, error = fingerprint[len(FLAGGED) :].partition("\n")
     return head.split(":", 1)[0], error
 
 

@@ -85,7 +85,7 @@ def jpeg_segments(data: bytes) -> tuple[list[tuple[int, int, int, int]], int]:
 
 
 def _is_jfif(data: bytes, body: int, end: int) -> bool:
-    return end - body >= _JFIF_BODY and data[body:body + 5] == b"JFIF\0"
+    return end - body >= _JFIF_BODY and data[body : body + 5] == b"JFIF\0"
 
 
 def strip_jpeg(data: bytes) -> bytes | None:
@@ -102,7 +102,7 @@ def strip_jpeg(data: bytes) -> bytes | None:
             parts.append(view[start:end])
         elif marker == _APP0 and not jfif and _is_jfif(data, body, end):
             jfif = True  # the JFIF header describes the encoding; its thumbnail goes
-            parts.append(b"\xff\xe0" + struct.pack(">H", _JFIF_BODY + 2) + data[body:body + _JFIF_BODY - 2] + b"\0\0")
+            parts.append(b"\xff\xe0" + struct.pack(">H", _JFIF_BODY + 2) + data[body : body + _JFIF_BODY - 2] + b"\0\0")
         elif not (_APP0 <= marker <= _APP15 or marker == _COM):
             return None
     return b"".join(parts)
@@ -118,8 +118,10 @@ def jpeg_is_clean(data: bytes) -> bool:
     if end_of_image != len(data):
         return False
     app0 = [(body, end) for marker, _, body, end in segments if marker == _APP0]
-    if len(app0) > 1 or any(end - body != _JFIF_BODY or not _is_jfif(data, body, end) or data[end - 2:end] != b"\0\0"
-                            for body, end in app0):
+    if len(app0) > 1 or any(
+        end - body != _JFIF_BODY or not _is_jfif(data, body, end) or data[end - 2 : end] != b"\0\0"
+        for body, end in app0
+    ):
         return False
     return all(marker in _KEPT or marker in (_SOI, _EOI, _APP0) for marker, *_ in segments)
 
@@ -128,8 +130,11 @@ def jpeg_icc_profile(data: bytes) -> bytes | None:
     """The ICC profile of a JPEG, its APP2 chunks joined in sequence order; None if it has none.
     Raises JpegError if the file cannot be walked."""
     segments, _ = jpeg_segments(data)
-    chunks = sorted((data[body + 12], data[body + 14:end]) for marker, _, body, end in segments
-                    if marker == 0xE2 and data[body:body + 12] == _ICC_TAG and end - body > 14)
+    chunks = sorted(
+        (data[body + 12], data[body + 14 : end])
+        for marker, _, body, end in segments
+        if marker == 0xE2 and data[body : body + 12] == _ICC_TAG and end - body > 14
+    )
     return b"".join(c for _, c in chunks) or None
 
 
@@ -154,8 +159,12 @@ def clean_jpeg(data: bytes, im: Image.Image, orientation: int) -> bytes | None:
             check.load()
             # difference() of L/RGB images is zero in every band exactly where the pixels are
             # equal, and getbbox() finds any non-zero band: 10x faster than comparing tobytes()
-            same = check.format == "JPEG" and check.mode == im.mode and check.size == im.size \
+            same = (
+                check.format == "JPEG"
+                and check.mode == im.mode
+                and check.size == im.size
                 and ImageChops.difference(check, im).getbbox(alpha_only=False) is None
+            )
     except (OSError, SyntaxError, ValueError, EOFError):
         return None
     return out if same else None

@@ -94,10 +94,33 @@ def redaction_counts(texts: list[str]) -> dict[str, int]:
 # -- images ---------------------------------------------------------------------------------
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Chunks that describe the image itself; everything else in a PNG is metadata.
-_PNG_STRUCTURE = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT", b"bKGD",
-                  b"pHYs", b"hIST", b"acTL", b"fcTL", b"fdAT", b"cICP"}
-_PNG_KIND = {b"tEXt": "png_text", b"zTXt": "png_text", b"iTXt": "png_text", b"eXIf": "exif", b"zxIf": "exif",
-             b"iCCP": "icc_profile", b"tIME": "png_time"}
+_PNG_STRUCTURE = {
+    b"IHDR",
+    b"PLTE",
+    b"IDAT",
+    b"IEND",
+    b"tRNS",
+    b"gAMA",
+    b"cHRM",
+    b"sRGB",
+    b"sBIT",
+    b"bKGD",
+    b"pHYs",
+    b"hIST",
+    b"acTL",
+    b"fcTL",
+    b"fdAT",
+    b"cICP",
+}
+_PNG_KIND = {
+    b"tEXt": "png_text",
+    b"zTXt": "png_text",
+    b"iTXt": "png_text",
+    b"eXIf": "exif",
+    b"zxIf": "exif",
+    b"iCCP": "icc_profile",
+    b"tIME": "png_time",
+}
 
 
 PIXEL_CHUNKS = frozenset({b"IDAT", b"fdAT"})
@@ -175,7 +198,7 @@ def jpeg_metadata(fh: BinaryIO, found: Found) -> None:
         if 0xE0 <= marker <= 0xEF or marker == 0xFE:
             _jpeg_segment(marker, data[body:seg_end], found)
     if data[end:].strip(b"\0"):
-        found.add("jpeg_trailer", data[end:end + MAX_SCAN_BYTES])
+        found.add("jpeg_trailer", data[end : end + MAX_SCAN_BYTES])
 
 
 def _jpeg_header_metadata(fh: BinaryIO, found: Found) -> None:
@@ -238,7 +261,12 @@ def pillow_metadata(im: Any, found: Found) -> None:
             values += [v for v in exif.get_ifd(ifd).values() if isinstance(v, (str, bytes))]
         if values:
             found.add("exif", *values)
-    for key, kind in (("xmp", "xmp"), ("XML:com.adobe.xmp", "xmp"), ("icc_profile", "icc_profile"), ("comment", "comment")):
+    for key, kind in (
+        ("xmp", "xmp"),
+        ("XML:com.adobe.xmp", "xmp"),
+        ("icc_profile", "icc_profile"),
+        ("comment", "comment"),
+    ):
         if info.get(key):
             found.add(kind, info[key])
 
@@ -306,7 +334,7 @@ def _vorbis_comment_count(data: bytes) -> int:
     if len(data) < 4:
         return -1
     vendor = int.from_bytes(data[:4], "little")
-    count = data[4 + vendor:8 + vendor]
+    count = data[4 + vendor : 8 + vendor]
     return int.from_bytes(count, "little") if len(count) == 4 else -1
 
 
@@ -344,9 +372,21 @@ def audio_metadata(path: str, sf_file: Any) -> Found:
 
 # -- video ----------------------------------------------------------------------------------
 # Tags FFmpeg's demuxers report for every file of a format: they describe the container.
-_STRUCTURAL_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "language", "handler_name",
-                    "vendor_id", "duration", "_statistics_writing_app", "_statistics_tags", "number_of_frames",
-                    "number_of_bytes", "bps"}
+_STRUCTURAL_TAGS = {
+    "major_brand",
+    "minor_version",
+    "compatible_brands",
+    "encoder",
+    "language",
+    "handler_name",
+    "vendor_id",
+    "duration",
+    "_statistics_writing_app",
+    "_statistics_tags",
+    "number_of_frames",
+    "number_of_bytes",
+    "bps",
+}
 
 
 def video_metadata(container: Any, kept: set[int]) -> Found:

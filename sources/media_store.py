@@ -23,7 +23,6 @@ from pathlib import Path
 from distillery import atomic
 from distillery import media_ref as media_refs
 
-MEDIA_PREFIX = media_refs.PREFIX
 # No fsync per object (as before distillery.atomic): it costs ~3 ms an object on this
 # machine's disk (put_bytes of 300 KB: 1.1 -> 4.3 ms; bench/gather_media.py audio 308 -> 120
 # files/s). Making media durable belongs with the batch commit (one sync per partition).

@@ -46,8 +46,12 @@ from sources.media_store import is_disk_full
 PNG_COMPRESS_LEVEL = 1
 
 _ORIENTATION_TRANSPOSE = {  # EXIF orientation -> the transpose that undoes it (as ImageOps.exif_transpose)
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
 _PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"}
@@ -106,8 +110,15 @@ def clean_image(im: Image.Image, orientation: int) -> tuple[bytes, dict]:
             durations.append(int(im.info.get("duration", 100) or 100))
             frames.append(_clean_frame(im.convert("RGBA"), orientation, None, facts))
         im.seek(0)
-        frames[0].save(buf, "PNG", save_all=True, append_images=frames[1:], duration=durations,
-                       loop=int(im.info.get("loop", 0) or 0), compress_level=PNG_COMPRESS_LEVEL)
+        frames[0].save(
+            buf,
+            "PNG",
+            save_all=True,
+            append_images=frames[1:],
+            duration=durations,
+            loop=int(im.info.get("loop", 0) or 0),
+            compress_level=PNG_COMPRESS_LEVEL,
+        )
         if icc:
             facts["icc_to_srgb"] = False
     else:
@@ -136,8 +147,15 @@ def clean_image_bytes(data: bytes) -> bytes:
 
 
 # -- audio ----------------------------------------------------------------------------------
-_EXACT_DTYPE = {"PCM_U8": "int32", "PCM_S8": "int32", "PCM_16": "int16", "PCM_24": "int32", "PCM_32": "int32",
-                "FLOAT": "float32", "DOUBLE": "float64"}
+_EXACT_DTYPE = {
+    "PCM_U8": "int32",
+    "PCM_S8": "int32",
+    "PCM_16": "int16",
+    "PCM_24": "int32",
+    "PCM_32": "int32",
+    "FLOAT": "float32",
+    "DOUBLE": "float64",
+}
 _SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile: the PEAK chunk of float WAV holds a wall-clock timestamp
 
 
@@ -196,8 +214,9 @@ def clean_audio(src: str, dst: Path, block_frames: int) -> dict:
         fmt, subtype, dtype = audio_target(f.format, f.subtype)
         guard = _KeepWriteError(raw)
         try:
-            with sf.SoundFile(guard, "w", samplerate=f.samplerate, channels=f.channels, subtype=subtype,
-                              format=fmt) as out:
+            with sf.SoundFile(
+                guard, "w", samplerate=f.samplerate, channels=f.channels, subtype=subtype, format=fmt
+            ) as out:
                 if fmt == "WAV":
                     sf._snd.sf_command(out._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
                 while True:
@@ -225,7 +244,7 @@ def wav_is_clean(data: bytes) -> bool:
         cid, size = struct.unpack_from("<4sI", data, pos)
         if cid == b"data":
             return len(data) <= pos + 8 + size + (size & 1)  # nothing may follow the samples
-        if cid == b"PAD " and any(data[pos + 8:pos + 8 + size]):
+        if cid == b"PAD " and any(data[pos + 8 : pos + 8 + size]):
             return False
         if cid not in (b"fmt ", b"fact", b"PAD "):
             return False
@@ -243,8 +262,11 @@ def clean_wav_bytes(data: bytes) -> bytes:
 
 # -- video ----------------------------------------------------------------------------------
 # Bitstream units that carry free-form data (user-data SEI, metadata OBUs); FFmpeg filter_units.
-_BSF = {"h264": "filter_units=remove_types=6", "hevc": "filter_units=remove_types=39|40",
-        "av1": "filter_units=remove_types=5"}
+_BSF = {
+    "h264": "filter_units=remove_types=6",
+    "hevc": "filter_units=remove_types=39|40",
+    "av1": "filter_units=remove_types=5",
+}
 
 
 class RemuxError(Exception):
@@ -283,8 +305,11 @@ class VideoRemux:
         if index not in self.map:
             return
         bsf = self.bsf.get(index)
-        packets = bsf.filter(packet if packet.dts is not None else None) if bsf else (
-            [packet] if packet.dts is not None else [])
+        packets = (
+            bsf.filter(packet if packet.dts is not None else None)
+            if bsf
+            else ([packet] if packet.dts is not None else [])
+        )
         try:
             for p in packets:
                 p.stream = self.map[index]

@@ -94,8 +94,14 @@ class RowSink:
     # -- all-or-nothing per item ---------------------------------------------------------
     def checkpoint(self) -> tuple:
         """Marker of the current state, for `rollback` when a reader fails half-way."""
-        return (self.rows_in, len(self._docs), len(self._doc_frames), len(self._rejects),
-                len(self._quarantine), Counter(self.stats))
+        return (
+            self.rows_in,
+            len(self._docs),
+            len(self._doc_frames),
+            len(self._rejects),
+            len(self._quarantine),
+            Counter(self.stats),
+        )
 
     def rollback(self, mark: tuple) -> None:
         self.rows_in, n_docs, n_frames, n_rejects, n_quarantine, stats = mark

@@ -144,9 +144,9 @@ def local_fingerprint(local: Path, ref: str | None) -> str:
 
 @dataclass
 class Checkout:
-    root: Path          # folder holding the files
+    root: Path  # folder holding the files
     commit: str | None  # None for a plain folder
-    files: list[str]    # sorted relative paths (posix)
+    files: list[str]  # sorted relative paths (posix)
     # listed entries that cannot be read as they stand: rel -> (quarantine reason, message)
     problems: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -189,15 +189,25 @@ def special_files(root: Path, files: set[str]) -> list[str]:
         with it:
             for entry in it:
                 try:
-                    if entry.is_symlink() or entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
+                    if (
+                        entry.is_symlink()
+                        or entry.is_dir(follow_symlinks=False)
+                        or entry.is_file(follow_symlinks=False)
+                    ):
                         continue
                 except OSError:
                     continue
                 found.append(f"{folder}/{entry.name}" if folder else entry.name)
     if not found:
         return []
-    out = subprocess.run(["git", "check-ignore", "-z", "--stdin"], cwd=str(root), env=_GIT_ENV, capture_output=True,
-                         input="\0".join(found).encode("utf-8", "surrogateescape"), timeout=600)
+    out = subprocess.run(
+        ["git", "check-ignore", "-z", "--stdin"],
+        cwd=str(root),
+        env=_GIT_ENV,
+        capture_output=True,
+        input="\0".join(found).encode("utf-8", "surrogateescape"),
+        timeout=600,
+    )
     if out.returncode not in (0, 1):  # 1: none of them is ignored
         raise RepoError(f"git check-ignore failed: {out.stderr.decode(errors='replace').strip()[:500]}")
     ignored = set(out.stdout.decode("utf-8", "surrogateescape").split("\0"))
@@ -222,12 +232,15 @@ def walk_plain(root: Path, problems: dict[str, tuple[str, str]] | None = None) -
             if exc.errno == errno.ENAMETOOLONG:
                 problems[rel] = ("path_too_long", f"folder path is over the OS limit: {exc.strerror}")
             else:
-                problems[rel] = ("unreadable_directory", f"cannot list the folder: {type(exc).__name__}: {exc.strerror}")
+                problems[rel] = (
+                    "unreadable_directory",
+                    f"cannot list the folder: {type(exc).__name__}: {exc.strerror}",
+                )
 
     def ignored(rel: str, is_dir: bool) -> bool:
         for prefix, spec in specs:
             if rel.startswith(prefix):
-                sub = rel[len(prefix):] + ("/" if is_dir else "")
+                sub = rel[len(prefix) :] + ("/" if is_dir else "")
                 if spec.match_file(sub):
                     return True
         return False
@@ -308,7 +321,7 @@ def _cache_clone(url: str, commit: str, cache_root: Path) -> Path:
 def checkout(item: SourceItem, source: RepoSource, cache_root: Path) -> Checkout:
     """Make the item's files readable on disk and list them (sorted, .gitignore applied)."""
     if item.fingerprint.startswith("unresolved:"):
-        raise RepoError(item.fingerprint[len("unresolved:"):])
+        raise RepoError(item.fingerprint[len("unresolved:") :])
     if is_url(item.path):
         root = _cache_clone(item.path, item.fingerprint, cache_root)
         return Checkout(root, item.fingerprint, list_git(root, working_tree=False))

@@ -44,8 +44,26 @@ from sources.record import RowSink, text_id
 from sources.repo_fetch import Checkout, RepoError, checkout
 from sources.text_decode import BadEncoding, decode_text
 
-_HASH_COMMENT = {"Python", "Shell", "Ruby", "Perl", "R", "YAML", "TOML", "Makefile", "Dockerfile", "CMake",
-                 "Julia", "Elixir", "PowerShell", "Starlark", "Nim", "INI", "Text", None}
+_HASH_COMMENT = {
+    "Python",
+    "Shell",
+    "Ruby",
+    "Perl",
+    "R",
+    "YAML",
+    "TOML",
+    "Makefile",
+    "Dockerfile",
+    "CMake",
+    "Julia",
+    "Elixir",
+    "PowerShell",
+    "Starlark",
+    "Nim",
+    "INI",
+    "Text",
+    None,
+}
 _DASH_COMMENT = {"SQL", "Lua", "Haskell"}
 _MARKUP_COMMENT = {"HTML", "XML", "Markdown", "Vue", "Svelte"}
 
@@ -97,8 +115,11 @@ def _read_files(sink: RowSink, source: RepoSource, item: SourceItem, co: Checkou
 
     for rel in files:
         if not valid_utf8(rel):  # cannot go into Parquet as is; never read
-            sink.quarantine(uri=f"{item.uri}#{safe_path(rel)}", reason="bad_filename",
-                            error=f"file name is not valid UTF-8: {safe_path(rel)}")
+            sink.quarantine(
+                uri=f"{item.uri}#{safe_path(rel)}",
+                reason="bad_filename",
+                error=f"file name is not valid UTF-8: {safe_path(rel)}",
+            )
             continue
         uri = f"{item.uri}#{rel}"
         if rel in co.problems:
@@ -112,7 +133,9 @@ def _read_files(sink: RowSink, source: RepoSource, item: SourceItem, co: Checkou
             target = os.path.realpath(path)
             if not _inside(target, root_real):
                 # The target path is not echoed: it may name a private file outside the repo.
-                sink.quarantine(uri=uri, reason="symlink_escape", error="symlink points outside the repository; not followed")
+                sink.quarantine(
+                    uri=uri, reason="symlink_escape", error="symlink points outside the repository; not followed"
+                )
                 continue
             if not os.path.exists(target):
                 sink.quarantine(uri=uri, reason="broken_symlink", error="symlink target does not exist")
@@ -171,8 +194,14 @@ def _read_files(sink: RowSink, source: RepoSource, item: SourceItem, co: Checkou
 def _repo_record(sink: RowSink, item: SourceItem, co: Checkout, kept: dict, licenses: LicenseIndex) -> None:
     license, how = licenses.repo_license()
     if not kept:
-        sink.reject(modality="code", uri=item.uri, rule="empty_repository", value=0.0, license=license,
-                    meta={"level": "repo", "repo": item.uri, "commit": co.commit})
+        sink.reject(
+            modality="code",
+            uri=item.uri,
+            rule="empty_repository",
+            value=0.0,
+            license=license,
+            meta={"level": "repo", "repo": item.uri, "commit": co.commit},
+        )
         return
     order = dependency_order(file_dependencies({rel: t for rel, (_, t, _) in kept.items()}))
     parts = []
@@ -181,7 +210,21 @@ def _repo_record(sink: RowSink, item: SourceItem, co: Checkout, kept: dict, lice
         parts.append(f"{path_comment(rel, lang)}\n{text}" + ("" if text.endswith("\n") else "\n"))
     text = "\n".join(parts)
     languages = Counter(kept[rel][2] or "unknown" for rel in order)
-    meta = {"level": "repo", "repo": item.uri, "commit": co.commit, "files": order, "n_files": len(order),
-            "languages": dict(sorted(languages.items())), "license_source": how}
-    sink.document(id=text_id("code", text), modality="code", uri=item.uri, license=license, meta=meta,
-                  text=text, parents=[kept[rel][0] for rel in order])
+    meta = {
+        "level": "repo",
+        "repo": item.uri,
+        "commit": co.commit,
+        "files": order,
+        "n_files": len(order),
+        "languages": dict(sorted(languages.items())),
+        "license_source": how,
+    }
+    sink.document(
+        id=text_id("code", text),
+        modality="code",
+        uri=item.uri,
+        license=license,
+        meta=meta,
+        text=text,
+        parents=[kept[rel][0] for rel in order],
+    )

@@ -26,18 +26,34 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"PAR1", "parquet"),
 )
 
-BINARY_KINDS = {"png", "jpeg", "gif", "bmp", "tiff", "webp", "flac", "ogg", "mp3", "wav", "matroska", "mp4",
-                "pdf", "zip", "gzip", "elf", "zstd", "parquet", "avi"}
 IMAGE_KINDS = {"png", "jpeg", "gif", "bmp", "tiff", "webp"}
 AUDIO_KINDS = {"flac", "ogg", "mp3", "wav"}
 VIDEO_KINDS = {"matroska", "mp4", "avi", "ogg"}
 
 # What the magic number must say for files with these extensions (media readers).
 KIND_BY_EXTENSION = {
-    ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".gif": "gif", ".bmp": "bmp", ".tif": "tiff",
-    ".tiff": "tiff", ".webp": "webp", ".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".oga": "ogg",
-    ".opus": "ogg", ".mp3": "mp3", ".mp4": "mp4", ".m4v": "mp4", ".mov": "mp4", ".m4a": "mp4",
-    ".mkv": "matroska", ".webm": "matroska", ".avi": "avi", ".ogv": "ogg",
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".gif": "gif",
+    ".bmp": "bmp",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".webp": "webp",
+    ".wav": "wav",
+    ".flac": "flac",
+    ".ogg": "ogg",
+    ".oga": "ogg",
+    ".opus": "ogg",
+    ".mp3": "mp3",
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mp4",
+    ".m4a": "mp4",
+    ".mkv": "matroska",
+    ".webm": "matroska",
+    ".avi": "avi",
+    ".ogv": "ogg",
 }
 
 

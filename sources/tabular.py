@@ -59,13 +59,15 @@ class MissingTextField(ConfigError):
     """A source's `text_field` is absent from every row of one of its files (or datasets)."""
 
 
-def missing_text_field(source: JsonlSource | CsvSource | ParquetSource | HfSource, uri: str,
-                       fields: list[str]) -> MissingTextField:
+def missing_text_field(
+    source: JsonlSource | CsvSource | ParquetSource | HfSource, uri: str, fields: list[str]
+) -> MissingTextField:
     """The one-line error naming the field, the file, and the fields that do exist."""
     have = ", ".join(map(repr, fields[:20])) + (", ..." if len(fields) > 20 else "") if fields else "none"
     return MissingTextField(
         f"source {source.name!r}: no row of {uri} has the text_field {source.text_field!r} (fields there: {have}); "
-        f"set `text_field` of source {source.name!r} to the field that holds the text")
+        f"set `text_field` of source {source.name!r} to the field that holds the text"
+    )
 
 
 def _ids(texts: list[str]) -> list[str]:
@@ -74,8 +76,14 @@ def _ids(texts: list[str]) -> list[str]:
 
 
 def documents_frame(
-    source: str, fmt: str, uri: str, texts: pl.Series, rows: pl.Series,
-    sids: pl.Series | None, lics: pl.Series | None, default_license: str | None,
+    source: str,
+    fmt: str,
+    uri: str,
+    texts: pl.Series,
+    rows: pl.Series,
+    sids: pl.Series | None,
+    lics: pl.Series | None,
+    default_license: str | None,
 ) -> pl.DataFrame:
     """DOCUMENT rows for a batch of non-null texts with their row numbers."""
     meta_cols = [pl.lit(fmt).alias("format"), rows.alias("row")]
@@ -103,7 +111,9 @@ def _emit_batch(sink: RowSink, source, fmt: str, uri: str, df: pl.DataFrame, fir
     """Split a parsed batch (columns named like the config fields) into documents and quarantine."""
     n = df.height
     rows = pl.Series("row", range(first_row, first_row + n), dtype=pl.Int64)
-    text = df.get_column(source.text_field) if source.text_field in df.columns else pl.Series([None] * n, dtype=pl.String)
+    text = (
+        df.get_column(source.text_field) if source.text_field in df.columns else pl.Series([None] * n, dtype=pl.String)
+    )
     # Every caller hands a String (or all-null) text column: see the fast-path checks.
     present = ~text.is_null()
     for r in rows.filter(~present).to_list():
@@ -115,18 +125,36 @@ def _emit_batch(sink: RowSink, source, fmt: str, uri: str, df: pl.DataFrame, fir
             _reject_oversized(sink, source, fmt, f"{uri}#row{r}", b)
         present = present & ~big
     if present.any():
+
         def col(name):
             return df.get_column(name).filter(present) if name and name in df.columns else None
+
         sids = col(source.id_field)
         if source.id_field and sids is None:
             sids = pl.Series([None] * int(present.sum()), dtype=pl.String)
-        sink.document_frame(documents_frame(sink.source, fmt, uri, text.filter(present), rows.filter(present),
-                                            sids, col(source.license_field), source.license))
+        sink.document_frame(
+            documents_frame(
+                sink.source,
+                fmt,
+                uri,
+                text.filter(present),
+                rows.filter(present),
+                sids,
+                col(source.license_field),
+                source.license,
+            )
+        )
 
 
 def _reject_oversized(sink: RowSink, source, fmt: str, uri: str, size: int) -> None:
-    sink.reject(modality="text", uri=uri, rule="oversized", value=size, license=source.license,
-                meta={"format": fmt, "bytes": size, "max_row_bytes": source.max_row_bytes})
+    sink.reject(
+        modality="text",
+        uri=uri,
+        rule="oversized",
+        value=size,
+        license=source.license,
+        meta={"format": fmt, "bytes": size, "max_row_bytes": source.max_row_bytes},
+    )
 
 
 def _head(path: str, n: int = 64) -> bytes:
@@ -151,7 +179,9 @@ def _precheck(sink: RowSink, item: SourceItem, allowed: set[str | None]) -> bool
 
 
 # -- JSONL ------------------------------------------------------------------------------
-def _slow_jsonl(sink: RowSink, source: JsonlSource, uri: str, lines: list[bytes], first_row: int) -> tuple[int, int, bool]:
+def _slow_jsonl(
+    sink: RowSink, source: JsonlSource, uri: str, lines: list[bytes], first_row: int
+) -> tuple[int, int, bool]:
     """json.loads line by line (only for batches the strict pyarrow parse refused).
 
     Returns (records seen, JSON objects among them, whether any object has the text key).
@@ -171,14 +201,19 @@ def _slow_jsonl(sink: RowSink, source: JsonlSource, uri: str, lines: list[bytes]
             sink.quarantine(uri=f"{uri}#row{r}", reason="bad_json", error=str(exc))
         else:
             if not isinstance(obj, dict):
-                sink.quarantine(uri=f"{uri}#row{r}", reason="bad_row", error=f"JSON {type(obj).__name__}, not an object")
+                sink.quarantine(
+                    uri=f"{uri}#row{r}", reason="bad_row", error=f"JSON {type(obj).__name__}, not an object"
+                )
             else:
                 objects += 1
                 keyed = keyed or source.text_field in obj
                 value = obj.get(source.text_field)
                 if isinstance(value, (dict, list, bool)):
-                    sink.quarantine(uri=f"{uri}#row{r}", reason="bad_field_type",
-                                    error=f"{source.text_field!r} is a JSON {type(value).__name__}")
+                    sink.quarantine(
+                        uri=f"{uri}#row{r}",
+                        reason="bad_field_type",
+                        error=f"{source.text_field!r} is a JSON {type(value).__name__}",
+                    )
                 else:
                     if isinstance(value, (int, float)) and not isinstance(value, bool):
                         value = str(value)
@@ -315,8 +350,9 @@ def read_jsonl(sink: RowSink, source: JsonlSource, item: SourceItem) -> None:
                 objects += n_records
                 # An all-null text column cannot tell an absent key from a null value; the
                 # raw bytes can rule the key out (the check runs until a batch has the key).
-                keyed = keyed or (df.get_column(source.text_field).null_count() < df.height
-                                  or _may_hold_key(block, source.text_field))
+                keyed = keyed or (
+                    df.get_column(source.text_field).null_count() < df.height or _may_hold_key(block, source.text_field)
+                )
                 _emit_batch(sink, source, "jsonl", item.uri, df, row)
                 row += n_records
             else:
@@ -342,8 +378,11 @@ def _csv_encoding(path: str) -> str:
 
 
 def _csv_header(path: str, encoding: str, delimiter: str) -> list[str]:
-    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(encoding=encoding, use_threads=False),
-                            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True))
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(encoding=encoding, use_threads=False),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+    )
     return reader.schema.names
 
 
@@ -364,13 +403,19 @@ def read_csv(sink: RowSink, source: CsvSource, item: SourceItem) -> None:
             item.path,
             # Single-threaded: the invalid-row callback then fires in file order (determinism).
             # A block holds whole records: room for one of max_row_bytes (rejected later as oversized).
-            read_options=pacsv.ReadOptions(encoding=encoding, block_size=max(4 << 20, source.max_row_bytes + (1 << 20)),
-                                           use_threads=False),
-            parse_options=pacsv.ParseOptions(delimiter=source.delimiter, newlines_in_values=True,
-                                              invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(column_types={f: pa.string() for f in wanted},
-                                                 include_columns=wanted, include_missing_columns=True,
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+            read_options=pacsv.ReadOptions(
+                encoding=encoding, block_size=max(4 << 20, source.max_row_bytes + (1 << 20)), use_threads=False
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=source.delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f: pa.string() for f in wanted},
+                include_columns=wanted,
+                include_missing_columns=True,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
         for batch in reader:
             df = pl.from_arrow(batch)
@@ -382,8 +427,9 @@ def read_csv(sink: RowSink, source: CsvSource, item: SourceItem) -> None:
             row += df.height
     except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
         reason = "bad_encoding" if "utf" in str(exc).lower() or isinstance(exc, UnicodeDecodeError) else "unreadable"
-        sink.quarantine(uri=f"{item.uri}#row{row}-", reason=reason,
-                        error=f"file stops parsing after {row} rows ({encoding}): {exc}")
+        sink.quarantine(
+            uri=f"{item.uri}#row{row}-", reason=reason, error=f"file stops parsing after {row} rows ({encoding}): {exc}"
+        )
     for k, (number, message) in enumerate(bad_rows):
         # pyarrow knows the line number unless quoted newlines are on the way; then the
         # uri names the k-th malformed row instead.

@@ -42,8 +42,14 @@ def read_text_file(sink: RowSink, source: FilesSource, item: SourceItem) -> None
         sink.quarantine(uri=uri, reason="zero_byte", error="file is empty")
         return
     if size > source.max_file_bytes:
-        sink.reject(modality="text", uri=uri, rule="oversized", value=size, license=source.license,
-                    meta={"bytes": size, "max_file_bytes": source.max_file_bytes})
+        sink.reject(
+            modality="text",
+            uri=uri,
+            rule="oversized",
+            value=size,
+            license=source.license,
+            meta={"bytes": size, "max_file_bytes": source.max_file_bytes},
+        )
         return
     try:
         with open(item.path, "rb") as fh:

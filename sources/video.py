@@ -76,7 +76,9 @@ class _AudioTrack:
     def __init__(self, stream, media_root: Path) -> None:
         self.channels = min(stream.codec_context.channels or 1, 2)
         self.rate = stream.codec_context.sample_rate or stream.rate
-        self.resampler = av.AudioResampler(format="s16", layout="mono" if self.channels == 1 else "stereo", rate=self.rate)
+        self.resampler = av.AudioResampler(
+            format="s16", layout="mono" if self.channels == 1 else "stereo", rate=self.rate
+        )
         self.path = temp_file(media_root, ".wav")
         self.wav = wave.open(str(self.path), "wb")
         self.wav.setnchannels(self.channels)
@@ -100,8 +102,12 @@ class _AudioTrack:
         if self.frames == 0:
             self.discard()
             return None
-        return {"media": adopt_file(media_root, self.path), "sample_rate": self.rate,
-                "channels": self.channels, "frames": self.frames}
+        return {
+            "media": adopt_file(media_root, self.path),
+            "sample_rate": self.rate,
+            "channels": self.channels,
+            "frames": self.frames,
+        }
 
     def discard(self) -> None:
         try:
@@ -120,8 +126,11 @@ def read_video(sink: RowSink, source: VideoSource, item: SourceItem, media_root:
         container = av.open(item.path, mode="r")
     except _AV_ERRORS as exc:
         cut = mp4_truncation(item.path)
-        sink.quarantine(uri=uri, reason="truncated" if cut else "unreadable",
-                        error=f"{cut + '; ' if cut else ''}{type(exc).__name__}: {exc}")
+        sink.quarantine(
+            uri=uri,
+            reason="truncated" if cut else "unreadable",
+            error=f"{cut + '; ' if cut else ''}{type(exc).__name__}: {exc}",
+        )
         return
     audio = remux = None
     ok = False  # set once the whole file decoded; otherwise the temporary audio and remux are removed
@@ -176,12 +185,19 @@ def read_video(sink: RowSink, source: VideoSource, item: SourceItem, media_root:
             # FFmpeg decodes a cut Matroska/WebM quietly up to the cut: frames must reach
             # (nearly) the duration the header declares, else the file is truncated.
             if duration and last_t < duration * TRUNCATION_COVERAGE - 2.0 / (fps or 1.0):
-                sink.quarantine(uri=uri, reason="truncated",
-                                error=f"frames end at {last_t:.3f}s of a declared {duration:.3f}s")
+                sink.quarantine(
+                    uri=uri, reason="truncated", error=f"frames end at {last_t:.3f}s of a declared {duration:.3f}s"
+                )
                 return
-            meta = {"container": container.format.name, "codec": vs.codec_context.name, "width": vs.codec_context.width,
-                    "height": vs.codec_context.height, "fps": round(fps, 6) if fps else None,
-                    "duration": round(duration, 6) if duration else None, "frames_decoded": decoded}
+            meta = {
+                "container": container.format.name,
+                "codec": vs.codec_context.name,
+                "width": vs.codec_context.width,
+                "height": vs.codec_context.height,
+                "fps": round(fps, 6) if fps else None,
+                "duration": round(duration, 6) if duration else None,
+                "frames_decoded": decoded,
+            }
             ok = True
     except _Truncated as exc:
         sink.quarantine(uri=uri, reason="truncated", error=str(exc))
@@ -212,12 +228,12 @@ def read_video(sink: RowSink, source: VideoSource, item: SourceItem, media_root:
     meta["frames"] = [{"t": t, "media": put_bytes(media_root, png)} for t, png in sampled]
     meta["audio"] = audio.finish(media_root) if audio is not None else None
     rid, sha, size = file_hashes("video", remux.path)
-    meta.update({"bytes": Path(item.path).stat().st_size, "stored_format": "matroska", "stored_bytes": size,
-                 **stripped.meta()})
+    meta.update(
+        {"bytes": Path(item.path).stat().st_size, "stored_format": "matroska", "stored_bytes": size, **stripped.meta()}
+    )
     ref = adopt_file(media_root, remux.path, sha)
     sink.document(id=rid, modality="video", uri=uri, license=source.license, meta=meta, media=ref)
 
 
 class _Truncated(Exception):
     pass
-

@@ -98,8 +98,9 @@ def _payload(record: WarcRecord, block_length: int) -> tuple[int | None, dict[st
     if record.is_http:  # WARC Content-Type application/http: FastWARC parsed status and headers
         body = record.reader.read()
         if len(body) < record.content_length:
-            raise WarcFormatError("truncated",
-                                  f"record body ends early ({len(body)} of {record.content_length} payload bytes)")
+            raise WarcFormatError(
+                "truncated", f"record body ends early ({len(body)} of {record.content_length} payload bytes)"
+            )
         http = {name.lower(): value for name, value in record.http_headers.items()}
         return record.http_headers.status_code, http, body, http.get("content-type", "").lower()
     block = record.reader.read()
@@ -115,12 +116,20 @@ def _document(sink: RowSink, source: WarcSource, uri: str, record: WarcRecord, b
     headers = record.headers
     if headers.get("WARC-Truncated"):
         cut = headers.get("WARC-Truncated")
-        sink.quarantine(uri=uri, reason="truncated", error=f"WARC-Truncated: {cut}: the crawler stored only part of the payload")
+        sink.quarantine(
+            uri=uri, reason="truncated", error=f"WARC-Truncated: {cut}: the crawler stored only part of the payload"
+        )
         return
     status, http, body, ctype = _payload(record, block_length)
-    meta = {"url": headers.get("WARC-Target-URI"), "date": headers.get("WARC-Date"),
-            "record_id": headers.get("WARC-Record-ID"), "warc_type": str(record.record_type),
-            "content_type": ctype or None, "http_status": status, "content_language": http.get("content-language")}
+    meta = {
+        "url": headers.get("WARC-Target-URI"),
+        "date": headers.get("WARC-Date"),
+        "record_id": headers.get("WARC-Record-ID"),
+        "warc_type": str(record.record_type),
+        "content_type": ctype or None,
+        "http_status": status,
+        "content_language": http.get("content-language"),
+    }
     if "chunked" in http.get("transfer-encoding", "").lower():
         body = _dechunk(body)
     encoding = http.get("content-encoding", "").lower()
@@ -133,9 +142,13 @@ def _document(sink: RowSink, source: WarcSource, uri: str, record: WarcRecord, b
         except WarcFormatError as exc:
             sink.quarantine(uri=uri, reason=exc.reason, error=str(exc))
             return
-    is_html = ctype.startswith(_HTML_TYPES) or (not ctype and body.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")))
+    is_html = ctype.startswith(_HTML_TYPES) or (
+        not ctype and body.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html"))
+    )
     if not (is_html or ctype.startswith("text/plain")):
-        sink.reject(modality="text", uri=uri, rule="non_text_payload", value=len(body), license=source.license, meta=meta)
+        sink.reject(
+            modality="text", uri=uri, rule="non_text_payload", value=len(body), license=source.license, meta=meta
+        )
         return
     declared = CHARSET_PARAM.search(ctype)
     try:
@@ -183,8 +196,14 @@ def read_warc(sink: RowSink, source: WarcSource, item: SourceItem) -> None:
                 if not record.record_type & _DOCUMENT_TYPES:
                     sink.stats["warc_other_records"] += 1
                 elif length > source.max_record_bytes:
-                    sink.reject(modality="text", uri=uri, rule="oversized", value=length, license=source.license,
-                                meta={"url": record.headers.get("WARC-Target-URI"), "bytes": length})
+                    sink.reject(
+                        modality="text",
+                        uri=uri,
+                        rule="oversized",
+                        value=length,
+                        license=source.license,
+                        meta={"url": record.headers.get("WARC-Target-URI"), "bytes": length},
+                    )
                 else:
                     _document(sink, source, uri, record, length)
     except WarcFormatError as exc:

@@ -44,7 +44,7 @@ def webp_chunks(data: bytes) -> tuple[list[tuple[bytes, int, int]], int]:
     while pos < riff_end:
         if pos + 8 > riff_end:
             raise WebpError(f"truncated chunk header at offset {pos}")
-        fourcc, size = data[pos:pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        fourcc, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
         end = pos + 8 + size + (size & 1)
         if end > riff_end:
             raise WebpError(f"chunk {fourcc!r} runs past the RIFF container")
@@ -84,17 +84,18 @@ def webp_is_clean(data: bytes) -> bool:
         return False
     if riff_end != len(data) or not all(fourcc in _KEPT for fourcc, _, _ in chunks):
         return False
-    return all(data[start + 8] & (_METADATA_FLAGS | _FLAG_ANIMATION) == 0
-               for fourcc, start, end in chunks if fourcc == b"VP8X")
+    return all(
+        data[start + 8] & (_METADATA_FLAGS | _FLAG_ANIMATION) == 0 for fourcc, start, end in chunks if fourcc == b"VP8X"
+    )
 
 
 def webp_icc_profile(data: bytes) -> bytes | None:
     """The ICCP chunk's profile, None if there is none. Raises WebpError if unwalkable."""
     chunks, _ = webp_chunks(data)
-    for fourcc, start, end in chunks:
+    for fourcc, start, _end in chunks:
         if fourcc == b"ICCP":
             size = struct.unpack_from("<I", data, start + 4)[0]
-            return data[start + 8:start + 8 + size]
+            return data[start + 8 : start + 8 + size]
     return None
 
 
@@ -102,8 +103,12 @@ def clean_webp(data: bytes, im: Image.Image, orientation: int) -> bytes | None:
     """`data` (a WebP file, `im` its loaded Pillow image) without metadata, when it is a
     still image whose pixels need no change and the rewrite decodes to exactly `im`'s
     pixels; None otherwise (the caller re-encodes to PNG)."""
-    if im.format != "WEBP" or getattr(im, "n_frames", 1) != 1 or im.mode not in _MODES \
-            or orientation in _TURNING_ORIENTATIONS:
+    if (
+        im.format != "WEBP"
+        or getattr(im, "n_frames", 1) != 1
+        or im.mode not in _MODES
+        or orientation in _TURNING_ORIENTATIONS
+    ):
         return None
     try:
         icc = webp_icc_profile(data)
@@ -117,8 +122,12 @@ def clean_webp(data: bytes, im: Image.Image, orientation: int) -> bytes | None:
     try:
         with Image.open(io.BytesIO(out)) as check:
             check.load()
-            same = check.format == "WEBP" and check.mode == im.mode and check.size == im.size \
+            same = (
+                check.format == "WEBP"
+                and check.mode == im.mode
+                and check.size == im.size
                 and ImageChops.difference(check, im).getbbox(alpha_only=False) is None
+            )
     except (OSError, SyntaxError, ValueError, EOFError):
         return None
     return out if same else None

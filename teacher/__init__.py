@@ -16,9 +16,11 @@ def __getattr__(name: str):
     # The client stack (openai, httpx) loads when a stage distills, not when a config is read.
     if name == "distill_partition":
         from teacher.distill import distill_partition
+
         return distill_partition
     if name == "BatchPending":
         from teacher.batch import BatchPending
+
         return BatchPending
     raise AttributeError(name)
 

@@ -49,7 +49,9 @@ async def run_batch(requester: Requester, requests: list[Request]) -> list[Answe
                 model, r.prompt_tokens, r.max_output_tokens)  # fmt: skip
             held.append(reservation)
             if reservation is None:
-                answers[r.key] = Answer(None, "budget_exhausted", "the budget does not cover this request", refused=True)
+                answers[r.key] = Answer(
+                    None, "budget_exhausted", "the budget does not cover this request", refused=True
+                )
             else:
                 sendable.append(r)
         try:

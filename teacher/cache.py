@@ -32,9 +32,7 @@ def canonical_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def request_key(
-    base_url: str, model: str, messages: list[dict], params: dict, sample_index: int | str
-) -> str:
+def request_key(base_url: str, model: str, messages: list[dict], params: dict, sample_index: int | str) -> str:
     """The content address of one request (hex sha256)."""
     payload = {
         "base_url": base_url.rstrip("/"),

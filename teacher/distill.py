@@ -106,7 +106,7 @@ async def _retry_truncated(requester, cfg, prompts, results, max_tokens, media_r
     """Ask once more, with the larger max_tokens, for each sample cut off by finish_reason=length."""
     todo = []
     for p in prompts:
-        for slot, (i, _, answer, sample) in enumerate(results[id(p)]):
+        for slot, (i, _, _answer, sample) in enumerate(results[id(p)]):
             if sample is not None and sample.finish_reason == "length":
                 req = make_request(cfg, cfg.model, p.messages, sampling_params(cfg, i, max_tokens), i, media_root)
                 todo.append((p, slot, i, req))
@@ -163,8 +163,10 @@ def _question_of(messages_json: str) -> str:
     for message in reversed(json.loads(messages_json)):
         if message["role"] == "user":
             content = message["content"]
-            return content if isinstance(content, str) else " ".join(
-                part.get("text", "") for part in content if part.get("type") == "text"
+            return (
+                content
+                if isinstance(content, str)
+                else " ".join(part.get("text", "") for part in content if part.get("type") == "text")
             )
     return ""
 

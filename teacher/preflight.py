@@ -56,15 +56,24 @@ def check_teacher(cfg: DistillConfig) -> str | None:
         return " ".join(scrub(text, [key]).split())  # one line, never the key
 
     def unreachable(cause: str) -> TeacherUnreachable:
-        return TeacherUnreachable(clean(f"cannot reach the teacher at {cfg.base_url}: {cause}; "
-                                        "check distill.base_url and that the teacher is running"))
+        return TeacherUnreachable(
+            clean(
+                f"cannot reach the teacher at {cfg.base_url}: {cause}; "
+                "check distill.base_url and that the teacher is running"
+            )
+        )
 
     def refused_key(resp: httpx.Response) -> TeacherUnreachable:
         had = f"the key in ${cfg.api_key_env}" if key else f"no key (${cfg.api_key_env} is not set)"
-        return TeacherUnreachable(clean(f"the teacher at {cfg.base_url} refused {had}: HTTP {resp.status_code} "
-                                        f"on {resp.request.method} {resp.request.url.path}; set ${cfg.api_key_env}"))
+        return TeacherUnreachable(
+            clean(
+                f"the teacher at {cfg.base_url} refused {had}: HTTP {resp.status_code} "
+                f"on {resp.request.method} {resp.request.url.path}; set ${cfg.api_key_env}"
+            )
+        )
 
     with httpx.Client(timeout=timeout, verify=tls_context(), headers=headers) as client:
+
         def ask(method: str, url: str, **kwargs) -> httpx.Response | str:
             """The response, or a note on an inconclusive failure; raises when nothing listens."""
             try:
@@ -96,6 +105,7 @@ def check_teacher(cfg: DistillConfig) -> str | None:
         if chat.status_code in (401, 403):
             raise refused_key(chat)
         if chat.status_code == 429 or chat.status_code >= 500:
-            return clean(f"teacher check inconclusive: POST {base}/chat/completions answered HTTP "
-                         f"{chat.status_code}; going on")
+            return clean(
+                f"teacher check inconclusive: POST {base}/chat/completions answered HTTP {chat.status_code}; going on"
+            )
         return None

@@ -34,10 +34,7 @@ BUILTIN_TEMPLATES: dict[str, str] = {
     ),
     "describe_image": "Describe this image in detail: what it shows, its layout, and any text in it.",
     "transcribe_audio": "Transcribe this audio recording verbatim, then summarize it in two sentences.",
-    "solve": (
-        "{text}\n\nSolve the problem step by step. "
-        "End with a final line of the form 'Answer: <result>'."
-    ),
+    "solve": ("{text}\n\nSolve the problem step by step. End with a final line of the form 'Answer: <result>'."),
 }
 MEDIA_TEMPLATES = {"describe_image": "image", "transcribe_audio": "audio"}
 

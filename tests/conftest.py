@@ -49,8 +49,9 @@ def free_port() -> int:
 
 
 def http_json(url: str, body: dict | None = None):
-    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode() if body is not None else None, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
@@ -60,6 +61,7 @@ def flush_to_server() -> None:
     may leave events queued) and stop them; they start afresh on next use."""
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
+
     for worker in (APILogWorker, EventsWorker):
         worker.drain_all(timeout=120)
 
@@ -81,15 +83,26 @@ def prefect_server():
     run_dir = _HOME / "server-run"
     port = free_port()
     log = _HOME / "server.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(run_dir),
-               PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        DISTILLERY_RUN_DIR=str(run_dir),
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
+    )
     env.pop("PREFECT_API_URL", None)
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "distillery.cli", "ui", "--port", str(port)],
-                                cwd=_HOME, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "distillery.cli", "ui", "--port", str(port)],
+            cwd=_HOME,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     srv = PrefectServer(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/api", log)
     try:
         import flows.pipeline  # noqa: F401  (pay for the imports while the server boots)
+
         deadline = time.monotonic() + 180
         while True:
             assert proc.poll() is None, "the server exited:\n" + log.read_text()[-3000:]
@@ -122,8 +135,7 @@ def prefect_api(prefect_server):
 
     prior_env = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = prefect_server.api_url
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url,
-                                     PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         prior_global = prefect.context.GLOBAL_SETTINGS_CONTEXT
         prefect.context.GLOBAL_SETTINGS_CONTEXT = prefect.context.get_settings_context()
         try:
@@ -140,6 +152,7 @@ def prefect_api(prefect_server):
 def teacher_server():
     """The reference teacher on a free loopback port, shared by the session."""
     from teacher.reference.server import start_server
+
     handle = start_server(port=0)
     yield handle
     handle.stop()
@@ -149,6 +162,7 @@ def teacher_server():
 def samples(tmp_path_factory) -> Path:
     """The demo corpus, generated once per session."""
     from distillery.app.sample_data import make_samples
+
     root = tmp_path_factory.mktemp("samples-root")
     make_samples(root / "samples")
     return root
@@ -194,8 +208,9 @@ def read_source(cfg: dict, base: Path):
     return items, result
 
 
-def write_config(path: Path, samples_root: Path, lake: Path, teacher_url: str = "http://127.0.0.1:9/v1",
-                 extra: str = "") -> Path:
+def write_config(
+    path: Path, samples_root: Path, lake: Path, teacher_url: str = "http://127.0.0.1:9/v1", extra: str = ""
+) -> Path:
     """A pipeline YAML over the generated sample corpus (text sources only unless `extra` adds more)."""
     path.write_text(f"""
 name: test

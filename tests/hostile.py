@@ -66,6 +66,7 @@ def _ok(*outcomes: str) -> frozenset[str]:
 
 def _png_bytes(w: int = 64, h: int = 48, seed: int = 0) -> bytes:
     from PIL import Image
+
     rng = np.random.default_rng(seed)
     buf = io.BytesIO()
     Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, format="PNG")
@@ -74,6 +75,7 @@ def _png_bytes(w: int = 64, h: int = 48, seed: int = 0) -> bytes:
 
 def _jpeg_bytes(seed: int = 1) -> bytes:
     from PIL import Image
+
     rng = np.random.default_rng(seed)
     buf = io.BytesIO()
     Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, format="JPEG", quality=90)
@@ -94,12 +96,17 @@ def png_bomb(side: int = 30_000) -> bytes:
     parts = [comp.compress(row) for _ in range(side)]
     parts.append(comp.flush())
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit greyscale
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", b"".join(parts))
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", b"".join(parts))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _wav_bytes(seconds: float = 0.5, rate: int = 16_000) -> bytes:
     import soundfile as sf
+
     t = np.arange(int(seconds * rate)) / rate
     buf = io.BytesIO()
     sf.write(buf, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate, format="WAV", subtype="PCM_16")
@@ -111,12 +118,19 @@ def lying_wav(claimed_seconds: float = 10.0, actual_seconds: float = 0.1, rate: 
     real = _wav_bytes(actual_seconds, rate)
     data_at = real.index(b"data")
     claimed = int(claimed_seconds * rate) * 2
-    return (b"RIFF" + struct.pack("<I", data_at + 8 + claimed - 8) + real[8:data_at] + b"data"
-            + struct.pack("<I", claimed) + real[data_at + 8:])
+    return (
+        b"RIFF"
+        + struct.pack("<I", data_at + 8 + claimed - 8)
+        + real[8:data_at]
+        + b"data"
+        + struct.pack("<I", claimed)
+        + real[data_at + 8 :]
+    )
 
 
 def _flac_bytes(seconds: float = 1.0, rate: int = 16_000) -> bytes:
     import soundfile as sf
+
     rng = np.random.default_rng(3)
     buf = io.BytesIO()
     sf.write(buf, rng.uniform(-0.5, 0.5, int(seconds * rate)).astype(np.float32), rate, format="FLAC")
@@ -126,6 +140,7 @@ def _flac_bytes(seconds: float = 1.0, rate: int = 16_000) -> bytes:
 def _mp4_bytes(frames: int) -> bytes:
     """An H.264/MP4 (or MPEG-4 part 2 when no H.264 encoder is built in) with `frames` frames."""
     import av
+
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
         try:
@@ -147,6 +162,7 @@ def _mp4_bytes(frames: int) -> bytes:
 def _audio_only_mp4() -> bytes:
     """An MP4 whose only stream is audio: a "video" without a single video frame."""
     import av
+
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
         stream = out.add_stream("aac", rate=16_000)
@@ -163,6 +179,7 @@ def _audio_only_mp4() -> bytes:
 def nan_wav(seconds: float = 1.0, rate: int = 16_000) -> bytes:
     """A 32-bit float WAV whose every sample is NaN (a valid file: IEEE floats may be NaN)."""
     import soundfile as sf
+
     buf = io.BytesIO()
     sf.write(buf, np.full(int(seconds * rate), np.nan, dtype=np.float32), rate, format="WAV", subtype="FLOAT")
     return buf.getvalue()
@@ -250,9 +267,11 @@ def _write(path: Path, data: bytes | str) -> Path:
 
 def _archive_members(tag: str) -> list[tuple[str, bytes]]:
     escape = ESCAPE_MARKER.format(tag=tag)
-    return [(escape, b"written by extracting an absolute member\n"),
-            ("../../distillery-hostile-dotdot-" + tag, b"written by extracting a .. member\n"),
-            ("fine/readme.txt", b"an ordinary member\n")]
+    return [
+        (escape, b"written by extracting an absolute member\n"),
+        ("../../distillery-hostile-dotdot-" + tag, b"written by extracting a .. member\n"),
+        ("fine/readme.txt", b"an ordinary member\n"),
+    ]
 
 
 def _tar_bytes(tag: str) -> bytes:
@@ -278,8 +297,10 @@ def non_utf8_jsonl() -> bytes:
     return b'{"text": "ok row ' + PROSE.encode() + b'"}\n{"text": "caf\xe9 cr\xe8me au lait"}\n'
 
 
-PROSE = ("The river delta changes shape every season as sediment settles along the channel banks, "
-         "and the people who live there have learned to read the water like a calendar. ") * 4
+PROSE = (
+    "The river delta changes shape every season as sediment settles along the channel banks, "
+    "and the people who live there have learned to read the water like a calendar. "
+) * 4
 
 
 def build_hostile_corpus(root: Path, tag: str = "x", huge: bool = True) -> list[Hostile]:
@@ -298,21 +319,49 @@ def build_hostile_corpus(root: Path, tag: str = "x", huge: bool = True) -> list[
     t = root / "text"
     add("zero-byte text", _write(t / "empty.txt", b""), "quarantine:zero_byte")
     add("PNG named .txt", _write(t / "image.txt", _png_bytes()), "quarantine:wrong_extension")
-    add("ELF binary named .md", _write(t / "program.md", b"\x7fELF\x02\x01\x01" + bytes(200)), "quarantine:wrong_extension")
-    add("Latin-1 prose", _write(t / "latin1.txt", ("Le café du marché était très animé ce matin-là. " * 8).encode("latin-1")),
-        "document")
-    add("UTF-16 with BOM", _write(t / "utf16.txt", ("Über die Brücke gehen wir jeden Tag. " * 8).encode("utf-16")),
-        "document")
-    add("undecodable bytes", _write(t / "noise.txt", bytes(range(128, 256)) * 40), "quarantine:bad_encoding", "document")
-    add("mixed UTF-8 and Latin-1", _write(t / "mixed.txt", ("Grüße aus Köln. " * 10).encode() + ("Café crème. " * 10).encode("latin-1")),
-        "document", "quarantine:bad_encoding")
-    add("UTF-8 cut inside a character", _write(t / "cut_utf8.txt", ("naïve résumé " * 20).encode()[:-1]),
-        "document", "quarantine:bad_encoding", "quarantine:truncated")
-    add("HTML that is only a script", _write(t / "script.html", "<html><script>" + "var a=1;" * 50 + "</script></html>"),
-        "document")
+    add(
+        "ELF binary named .md",
+        _write(t / "program.md", b"\x7fELF\x02\x01\x01" + bytes(200)),
+        "quarantine:wrong_extension",
+    )
+    add(
+        "Latin-1 prose",
+        _write(t / "latin1.txt", ("Le café du marché était très animé ce matin-là. " * 8).encode("latin-1")),
+        "document",
+    )
+    add(
+        "UTF-16 with BOM",
+        _write(t / "utf16.txt", ("Über die Brücke gehen wir jeden Tag. " * 8).encode("utf-16")),
+        "document",
+    )
+    add(
+        "undecodable bytes", _write(t / "noise.txt", bytes(range(128, 256)) * 40), "quarantine:bad_encoding", "document"
+    )
+    add(
+        "mixed UTF-8 and Latin-1",
+        _write(t / "mixed.txt", ("Grüße aus Köln. " * 10).encode() + ("Café crème. " * 10).encode("latin-1")),
+        "document",
+        "quarantine:bad_encoding",
+    )
+    add(
+        "UTF-8 cut inside a character",
+        _write(t / "cut_utf8.txt", ("naïve résumé " * 20).encode()[:-1]),
+        "document",
+        "quarantine:bad_encoding",
+        "quarantine:truncated",
+    )
+    add(
+        "HTML that is only a script",
+        _write(t / "script.html", "<html><script>" + "var a=1;" * 50 + "</script></html>"),
+        "document",
+    )
     add("file name with a newline", _write(t / "new\nline.txt", PROSE), "document")
     add("file name with dots", _write(t / "..weird...name...txt", PROSE + " dots"), "document")
-    add("file name that is not UTF-8", escaped(write_named(t, b"caf\xe9.txt", PROSE.encode())), "quarantine:bad_filename")
+    add(
+        "file name that is not UTF-8",
+        escaped(write_named(t, b"caf\xe9.txt", PROSE.encode())),
+        "quarantine:bad_filename",
+    )
     add("FIFO named .txt", make_fifo(t / "pipe.txt"), "quarantine:not_regular_file")
     add("socket named .txt", make_socket(t / "sock.txt"), "quarantine:not_regular_file")
     add("symlink to /etc/passwd", _link(t / "passwd.txt", "/etc/passwd"), "quarantine:symlink_escape")
@@ -359,7 +408,12 @@ def build_hostile_corpus(root: Path, tag: str = "x", huge: bool = True) -> list[
     add("zero-byte WAV", _write(au / "empty.wav", b""), "quarantine:zero_byte")
     add("zero-byte FLAC", _write(au / "empty.flac", b""), "quarantine:zero_byte")
     add("WAV with a lying header", _write(au / "liar.wav", lying_wav()), "quarantine:truncated")
-    add("truncated FLAC", _write(au / "cut.flac", flac[: len(flac) // 3]), "quarantine:truncated", "quarantine:unreadable")
+    add(
+        "truncated FLAC",
+        _write(au / "cut.flac", flac[: len(flac) // 3]),
+        "quarantine:truncated",
+        "quarantine:unreadable",
+    )
     add("text named .wav", _write(au / "notes.wav", PROSE), "quarantine:unreadable", "quarantine:wrong_extension")
     add("a valid WAV", _write(au / "fine.wav", _wav_bytes()), "document")
     add("float WAV of NaN samples", _write(au / "nan.wav", nan_wav()), "document")  # curate rejects it
@@ -369,16 +423,26 @@ def build_hostile_corpus(root: Path, tag: str = "x", huge: bool = True) -> list[
     mp4 = _mp4_bytes(16)
     add("zero-byte MP4", _write(v / "empty.mp4", b""), "quarantine:zero_byte")
     add("truncated MP4", _write(v / "cut.mp4", mp4[: len(mp4) // 2]), "quarantine:truncated", "quarantine:unreadable")
-    add("MP4 with no frames", _write(v / "noframes.mp4", _mp4_bytes(0)),
-        "quarantine:no_decodable_frames", "quarantine:no_video_stream", "quarantine:unreadable", "quarantine:truncated")
-    add("MP4 with only an audio stream", _write(v / "audio_only.mp4", _audio_only_mp4()),
-        "quarantine:no_video_stream", "quarantine:no_decodable_frames")
+    add(
+        "MP4 with no frames",
+        _write(v / "noframes.mp4", _mp4_bytes(0)),
+        "quarantine:no_decodable_frames",
+        "quarantine:no_video_stream",
+        "quarantine:unreadable",
+        "quarantine:truncated",
+    )
+    add(
+        "MP4 with only an audio stream",
+        _write(v / "audio_only.mp4", _audio_only_mp4()),
+        "quarantine:no_video_stream",
+        "quarantine:no_decodable_frames",
+    )
     add("PNG named .mp4", _write(v / "image.mp4", _png_bytes(seed=9)), "quarantine:wrong_extension")
     add("a valid MP4", _write(v / "fine.mp4", mp4), "document")
 
     # --- a git repository ----------------------------------------------------------------
     r = root / "repo"
-    _write(r / "pkg" / "core.py", "def square(x):\n    \"\"\"Return x squared.\"\"\"\n    return x * x\n")
+    _write(r / "pkg" / "core.py", 'def square(x):\n    """Return x squared."""\n    return x * x\n')
     _write(r / "pkg" / "odd\nname.py", "def cube(x):\n    return x * x * x\n")
     _write(r / "pkg" / "latin1.py", "# caf\xe9\nNAME = 'cr\xe8me'\n".encode("latin-1"))
     _link(r / "passwd", "/etc/passwd")
@@ -392,7 +456,9 @@ def build_hostile_corpus(root: Path, tag: str = "x", huge: bool = True) -> list[
     make_fifo(r / "pkg" / "pipe.py")  # git cannot hold these: they exist in the working tree only
     make_socket(r / "pkg" / "sock.py")
     repo = f"{r}@HEAD"
-    add("repo file name that is not UTF-8", f"{repo}#{escaped(os.path.relpath(bad_name, r))}", "quarantine:bad_filename")
+    add(
+        "repo file name that is not UTF-8", f"{repo}#{escaped(os.path.relpath(bad_name, r))}", "quarantine:bad_filename"
+    )
     add("repo FIFO", f"{repo}#pkg/pipe.py", "quarantine:not_regular_file")
     add("repo socket", f"{repo}#pkg/sock.py", "quarantine:not_regular_file")
     add("code file", f"{repo}#pkg/core.py", "document")
@@ -419,5 +485,5 @@ sources:
   - {{name: images, kind: images, paths: ["images/*"]}}
   - {{name: audio, kind: audio, paths: ["audio/*"]}}
   - {{name: video, kind: video, paths: ["video/*"], frame_rate: 4.0, max_frames: 8}}
-  - {{name: repo, kind: repo, url_or_path: {json.dumps(str(root / 'repo'))}}}
+  - {{name: repo, kind: repo, url_or_path: {json.dumps(str(root / "repo"))}}}
 """

@@ -12,14 +12,17 @@ import pytest
 from filters import CurateConfig, dedup_keys, find_duplicates, minhash
 from filters.dedup import components
 
-VOCAB = [f"{a}{b}" for a in ("ka", "lo", "mi", "ne", "po", "ru", "sa", "ti", "vo", "ze") for b in
-         ("ber", "cat", "dun", "fel", "gor", "han", "jil", "kem", "lun", "mor", "nip", "pex")]
+VOCAB = [
+    f"{a}{b}"
+    for a in ("ka", "lo", "mi", "ne", "po", "ru", "sa", "ti", "vo", "ze")
+    for b in ("ber", "cat", "dun", "fel", "gor", "han", "jil", "kem", "lun", "mor", "nip", "pex")
+]
 
 
 def jaccard(a: str, b: str, n: int = 5) -> float:
     wa, wb = minhash.normalize(pl.Series([a, b])).str.split(" ").to_list()
-    sa = {tuple(wa[i:i + n]) for i in range(len(wa) - n + 1)}
-    sb = {tuple(wb[i:i + n]) for i in range(len(wb) - n + 1)}
+    sa = {tuple(wa[i : i + n]) for i in range(len(wa) - n + 1)}
+    sb = {tuple(wb[i : i + n]) for i in range(len(wb) - n + 1)}
     return len(sa & sb) / len(sa | sb)
 
 
@@ -35,10 +38,17 @@ def edit(words: list[str], rng: random.Random, k: int) -> list[str]:
 
 
 def keys_of(texts: list[str], cfg: CurateConfig | None = None, start: int = 0) -> pl.DataFrame:
-    frame = pl.DataFrame({"id": [f"d{start + i}" for i in range(len(texts))], "modality": ["text"] * len(texts),
-                          "text": texts, "media": [None] * len(texts)})
+    frame = pl.DataFrame(
+        {
+            "id": [f"d{start + i}" for i in range(len(texts))],
+            "modality": ["text"] * len(texts),
+            "text": texts,
+            "media": [None] * len(texts),
+        }
+    )
     return dedup_keys(frame, cfg or CurateConfig(), Path("/nonexistent")).with_columns(
-        (pl.int_range(pl.len()) + start).cast(pl.Int64).alias("order"))
+        (pl.int_range(pl.len()) + start).cast(pl.Int64).alias("order")
+    )
 
 
 def test_minhash_estimate_tracks_exact_jaccard():
@@ -59,8 +69,14 @@ def test_minhash_estimate_tracks_exact_jaccard():
 def test_near_duplicates_found_and_earliest_survives():
     rng = random.Random(1)
     base = doc(rng)
-    texts = [" ".join(doc(rng)), " ".join(base), " ".join(edit(base, rng, 3)), " ".join(edit(base, rng, 4)),
-             " ".join(doc(rng)), " ".join(edit(base, rng, 80))]
+    texts = [
+        " ".join(doc(rng)),
+        " ".join(base),
+        " ".join(edit(base, rng, 3)),
+        " ".join(edit(base, rng, 4)),
+        " ".join(doc(rng)),
+        " ".join(edit(base, rng, 80)),
+    ]
     assert jaccard(texts[1], texts[2]) > 0.8 and jaccard(texts[1], texts[5]) < 0.3
     dups = find_duplicates(keys_of(texts), None, CurateConfig())
     assert dups["id"].to_list() == ["d2", "d3"]

@@ -8,12 +8,19 @@ from filters.config import CurateConfig
 
 def _docs():
     texts = ["What is 123 + 989? Mail me at jo@example.com", "What is 5 + 7?"]
-    return pl.DataFrame({
-        "id": ["a", "b", "c", "d"], "modality": ["text"] * 4,
-        "source": ["problems", "problems", "web", "web"], "uri": ["u1", "u2", "u3", "u4"],
-        "license": [None] * 4, "text": texts + texts, "media": [None] * 4, "meta": ["{}"] * 4,
-        "parents": [[]] * 4,
-    })
+    return pl.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "modality": ["text"] * 4,
+            "source": ["problems", "problems", "web", "web"],
+            "uri": ["u1", "u2", "u3", "u4"],
+            "license": [None] * 4,
+            "text": texts + texts,
+            "media": [None] * 4,
+            "meta": ["{}"] * 4,
+            "parents": [[]] * 4,
+        }
+    )
 
 
 def test_exempt_source_skips_web_rules_but_is_redacted(tmp_path):

@@ -54,8 +54,10 @@ def mp4(path: Path, w: int, h: int, frames: int, fps: int = 10) -> bytes:
 
 
 def docs_frame(rows: list[dict]) -> pl.DataFrame:
-    full = [{"id": f"id{i}", "source": "t", "uri": f"u{i}", "license": None, "text": None, "meta": None,
-             "parents": [], **r} for i, r in enumerate(rows)]
+    full = [
+        {"id": f"id{i}", "source": "t", "uri": f"u{i}", "license": None, "text": None, "meta": None, "parents": [], **r}
+        for i, r in enumerate(rows)
+    ]
     return pl.from_arrow(conform(pl.DataFrame(full, schema_overrides={"parents": pl.List(pl.Utf8)}), DOCUMENT))
 
 
@@ -75,10 +77,13 @@ def test_image_bounds_from_bytes_and_meta(tmp_path):
         {"modality": "image", "media": put(tmp_path, png(310, 100, 3))},
         {"modality": "image", "media": put(tmp_path, png(300, 100, 4))},
         # meta wins over the bytes (gather already measured it)
-        {"modality": "image", "media": put(tmp_path, png(80, 80, 5)), "meta": json.dumps({"width": 20000, "height": 9000})},
+        {
+            "modality": "image",
+            "media": put(tmp_path, png(80, 80, 5)),
+            "meta": json.dumps({"width": 20000, "height": 9000}),
+        },
     ]
-    assert verdicts(tmp_path, rows) == [
-        "image_too_small", None, "image_aspect_ratio", None, "image_too_large"]
+    assert verdicts(tmp_path, rows) == ["image_too_small", None, "image_aspect_ratio", None, "image_too_large"]
 
 
 def test_audio_duration_silence_clipping(tmp_path):
@@ -92,8 +97,7 @@ def test_audio_duration_silence_clipping(tmp_path):
         {"modality": "audio", "media": put(tmp_path, wav(np.r_[np.zeros(int(0.85 * rate)), tone[: int(0.15 * rate)]]))},
         {"modality": "audio", "media": put(tmp_path, wav(np.clip(5 * tone, -1, 1)))},
     ]
-    assert verdicts(tmp_path, rows) == [
-        "audio_too_short", None, "audio_silence", None, "audio_clipping"]
+    assert verdicts(tmp_path, rows) == ["audio_too_short", None, "audio_silence", None, "audio_clipping"]
 
 
 def test_video_bounds(tmp_path):
@@ -114,12 +118,22 @@ def test_unreadable_media_is_quarantined(tmp_path):
         {"modality": "image", "media": "media/00/" + "0" * 64},
     ]
     assert verdicts(tmp_path, rows) == [
-        "quarantine:media_unreadable", "quarantine:media_unreadable", "quarantine:media_unreadable",
-        "quarantine:bad_media_ref", "quarantine:media_missing"]
+        "quarantine:media_unreadable",
+        "quarantine:media_unreadable",
+        "quarantine:media_unreadable",
+        "quarantine:bad_media_ref",
+        "quarantine:media_missing",
+    ]
 
 
 def test_truncated_image_with_meta_is_still_quarantined(tmp_path):
     data = png(100, 100, 9)
-    rows = [{"modality": "image", "media": put(tmp_path, data[: len(data) // 2]), "meta": json.dumps({"width": 100, "height": 100})},
-            {"modality": "image", "media": put(tmp_path, data), "meta": json.dumps({"width": 100, "height": 100})}]
+    rows = [
+        {
+            "modality": "image",
+            "media": put(tmp_path, data[: len(data) // 2]),
+            "meta": json.dumps({"width": 100, "height": 100}),
+        },
+        {"modality": "image", "media": put(tmp_path, data), "meta": json.dumps({"width": 100, "height": 100})},
+    ]
     assert verdicts(tmp_path, rows) == ["quarantine:media_unreadable", None]

@@ -23,36 +23,58 @@ VOCAB = (
 def article(seed: int, n_sentences: int = 12) -> str:
     rng = random.Random(seed)
     lines = []
-    for i in range(n_sentences):
+    for _ in range(n_sentences):
         w = rng.sample(VOCAB, 8)
         lines.append(f"The {w[0]} of the {w[1]} was near {w[2]} and {w[3]}, with {w[4]} {w[5]} in {w[6]} {w[7]}.")
     return "\n".join(lines)
 
 
 def docs_frame(rows: list[dict]) -> pl.DataFrame:
-    full = [{"id": f"id{i}", "source": "test", "uri": f"u{i}", "license": None, "media": None, "meta": None,
-             "parents": [], "text": None, **r} for i, r in enumerate(rows)]
+    full = [
+        {
+            "id": f"id{i}",
+            "source": "test",
+            "uri": f"u{i}",
+            "license": None,
+            "media": None,
+            "meta": None,
+            "parents": [],
+            "text": None,
+            **r,
+        }
+        for i, r in enumerate(rows)
+    ]
     return pl.from_arrow(conform(pl.DataFrame(full, schema_overrides={"parents": pl.List(pl.Utf8)}), DOCUMENT))
 
 
 def test_every_row_lands_once_and_schemas_conform(tmp_path):
-    docs = docs_frame([
-        {"modality": "text", "text": article(1) + "\nMail jane@example.com or call (415) 555-0132 today, please."},
-        {"modality": "text", "text": "too short."},
-        {"modality": "text", "text": None},
-        {"modality": "code", "uri": "a.py", "text": "def f(x):\n    return x + 1  # key: sk-abcdefghijklmnopqrstuvwxyz\n"},
-        {"modality": "image", "media": "media/ab/" + "ab" * 32, "meta": json.dumps({"width": 10, "height": 10})},
-        {"modality": "hologram", "text": "x"},
-    ])
+    docs = docs_frame(
+        [
+            {"modality": "text", "text": article(1) + "\nMail jane@example.com or call (415) 555-0132 today, please."},
+            {"modality": "text", "text": "too short."},
+            {"modality": "text", "text": None},
+            {
+                "modality": "code",
+                "uri": "a.py",
+                "text": "def f(x):\n    return x + 1  # key: sk-abcdefghijklmnopqrstuvwxyz\n",
+            },
+            {"modality": "image", "media": "media/ab/" + "ab" * 32, "meta": json.dumps({"width": 10, "height": 10})},
+            {"modality": "hologram", "text": "x"},
+        ]
+    )
     res = filter_partition(docs, CurateConfig(), tmp_path)
     t = res.tables
     assert res.rows_in == 6 == t["curated"].height + t["rejects"].height + t["quarantine"].height
     conform(t["curated"], DOCUMENT), conform(t["rejects"], REJECT), conform(t["quarantine"], QUARANTINE)
     assert sorted(t["curated"]["id"]) == ["id0", "id3"]
-    assert dict(zip(t["rejects"]["id"], t["rejects"]["rule"])) == {"id1": "language_not_allowed"} or \
-        t["rejects"]["id"].to_list() == ["id1"]
+    assert dict(zip(t["rejects"]["id"], t["rejects"]["rule"])) == {"id1": "language_not_allowed"} or t["rejects"][
+        "id"
+    ].to_list() == ["id1"]
     assert dict(zip(t["quarantine"]["id"], t["quarantine"]["reason"])) == {
-        "id2": "text_missing", "id4": "media_missing", "id5": "unknown_modality"}
+        "id2": "text_missing",
+        "id4": "media_missing",
+        "id5": "unknown_modality",
+    }
     cur = {r["id"]: r for r in t["curated"].iter_rows(named=True)}
     assert "<EMAIL>" in cur["id0"]["text"] and "jane@example.com" not in cur["id0"]["text"]
     assert "<PHONE>" in cur["id0"]["text"]
@@ -80,7 +102,9 @@ def test_rule_switched_off_by_none(tmp_path):
 
 def test_c4_cleaned_text_is_kept_and_counted(tmp_path):
     text = article(4) + "\nPlease enable javascript to see the rest of this page."
-    res = filter_partition(docs_frame([{"modality": "text", "text": text, "meta": '{"lang_hint": "en"}'}]), CurateConfig(), tmp_path)
+    res = filter_partition(
+        docs_frame([{"modality": "text", "text": text, "meta": '{"lang_hint": "en"}'}]), CurateConfig(), tmp_path
+    )
     row = res.tables["curated"].row(0, named=True)
     assert "javascript" not in row["text"]
     meta = json.loads(row["meta"])
@@ -90,13 +114,23 @@ def test_c4_cleaned_text_is_kept_and_counted(tmp_path):
 
 def test_decontamination_drops_and_flags(tmp_path):
     bench_item = article(7, n_sentences=2).replace("\n", " ")
-    (tmp_path / "bench.jsonl").write_text(json.dumps({"text": bench_item}) + "\n" + json.dumps({"text": "short item"}) + "\n")
+    (tmp_path / "bench.jsonl").write_text(
+        json.dumps({"text": bench_item}) + "\n" + json.dumps({"text": "short item"}) + "\n"
+    )
     (tmp_path / "code.txt").write_text("for (int i = 0; i < count; ++i) { total += values[i] * weights[i]; }\n")
-    eval_sets = [{"name": "mybench", "path": str(tmp_path / "bench.jsonl")}, {"name": "codebench", "path": str(tmp_path / "code.txt")}]
+    eval_sets = [
+        {"name": "mybench", "path": str(tmp_path / "bench.jsonl")},
+        {"name": "codebench", "path": str(tmp_path / "code.txt")},
+    ]
     leaked = article(8) + "\n" + bench_item.upper()  # case does not hide it
     code_leak = "int main() {\n  for (int i = 0; i < count; ++i) { total += values[i] * weights[i]; }\n}\n"
-    docs = docs_frame([{"modality": "text", "text": leaked}, {"modality": "text", "text": article(9)},
-                       {"modality": "code", "uri": "m.c", "text": code_leak}])
+    docs = docs_frame(
+        [
+            {"modality": "text", "text": leaked},
+            {"modality": "text", "text": article(9)},
+            {"modality": "code", "uri": "m.c", "text": code_leak},
+        ]
+    )
     cfg = CurateConfig.model_validate({"decontam": {"eval_sets": eval_sets}})
     res = filter_partition(docs, cfg, tmp_path)
     rej = dict(zip(res.tables["rejects"]["id"], res.tables["rejects"]["rule"]))

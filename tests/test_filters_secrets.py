@@ -74,11 +74,18 @@ def test_each_provider_is_redacted_in_text_and_code(provider, where):
 
 def _pem_body(n: int = 6) -> list[str]:
     data = base64.b64encode(RNG.randbytes(48 * n)).decode()
-    return [data[i:i + 64] for i in range(0, len(data), 64)]
+    return [data[i : i + 64] for i in range(0, len(data), 64)]
 
 
-ARMORED = ["RSA PRIVATE KEY", "EC PRIVATE KEY", "DSA PRIVATE KEY", "OPENSSH PRIVATE KEY", "PRIVATE KEY",
-           "ENCRYPTED PRIVATE KEY", "PGP PRIVATE KEY BLOCK"]
+ARMORED = [
+    "RSA PRIVATE KEY",
+    "EC PRIVATE KEY",
+    "DSA PRIVATE KEY",
+    "OPENSSH PRIVATE KEY",
+    "PRIVATE KEY",
+    "ENCRYPTED PRIVATE KEY",
+    "PGP PRIVATE KEY BLOCK",
+]
 
 
 @pytest.mark.parametrize("label", ARMORED)
@@ -97,7 +104,9 @@ def test_every_armored_private_key_is_redacted_complete_or_truncated(label, trun
 
 def test_truncated_key_in_comments_code_strings_and_flattened_json():
     body = _pem_body(4)
-    commented = "import os\n# -----BEGIN RSA PRIVATE KEY-----\n" + "\n".join("# " + b for b in body) + "\nprint(os.name)\n"
+    commented = (
+        "import os\n# -----BEGIN RSA PRIVATE KEY-----\n" + "\n".join("# " + b for b in body) + "\nprint(os.name)\n"
+    )
     in_string = 'KEY = """-----BEGIN EC PRIVATE KEY-----\n' + "\n".join(body) + '"""\n\nprint(KEY)\n'
     flat = json.dumps({"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\n" + "\n".join(body)})
     out, counts = redact([commented, in_string, flat])
@@ -109,10 +118,26 @@ def test_truncated_key_in_comments_code_strings_and_flattened_json():
 
 def test_putty_and_ssh2_keys_are_redacted():
     pub, priv = _pem_body(2), _pem_body(3)
-    putty = "\n".join(["PuTTY-User-Key-File-3: ssh-rsa", "Encryption: none", "Comment: rsa-key", f"Public-Lines: {len(pub)}",
-                       *pub, f"Private-Lines: {len(priv)}", *priv, "Private-MAC: " + r("0123456789abcdef", 64)])
-    ssh2 = "\n".join(["---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----", 'Comment: "rsa-key"', *priv,
-                      "---- END SSH2 ENCRYPTED PRIVATE KEY ----"])
+    putty = "\n".join(
+        [
+            "PuTTY-User-Key-File-3: ssh-rsa",
+            "Encryption: none",
+            "Comment: rsa-key",
+            f"Public-Lines: {len(pub)}",
+            *pub,
+            f"Private-Lines: {len(priv)}",
+            *priv,
+            "Private-MAC: " + r("0123456789abcdef", 64),
+        ]
+    )
+    ssh2 = "\n".join(
+        [
+            "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----",
+            'Comment: "rsa-key"',
+            *priv,
+            "---- END SSH2 ENCRYPTED PRIVATE KEY ----",
+        ]
+    )
     out, counts = redact([putty, ssh2])
     assert all(p not in o for o in out for p in priv)
     assert counts["private_key"].to_list() == [1, 1]
@@ -121,10 +146,10 @@ def test_putty_and_ssh2_keys_are_redacted():
 def test_keyword_assignments_need_a_plausible_value():
     real = r(ALNUM, 18)
     docs = [
-        f'db_password = "{real}"',                                     # a secret
-        "password = os.environ['DB_PASSWORD']",                         # a reference
-        'password: "{{ .Values.password }}"',                           # a template
-        "secret_key = settings.SECRET_KEY",                             # a name
+        f'db_password = "{real}"',  # a secret
+        "password = os.environ['DB_PASSWORD']",  # a reference
+        'password: "{{ .Values.password }}"',  # a template
+        "secret_key = settings.SECRET_KEY",  # a name
         "max_tokens = 100000000\ntokenizer = AutoTokenizer.from_pretrained(name)",
         "Reset your password: open the settings page.",
     ]
@@ -175,20 +200,29 @@ def test_disabled_secret_kinds_are_kept():
 def test_plugins_come_from_the_installed_detect_secrets():
     """The api_key detectors are detect-secrets' own regex plugins (not copies), plus supplements."""
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+
     mapping = get_mapping_from_secret_type_to_class()
-    shipped = {id(rx) for name, cls in mapping.items() if name not in secrets._NOT_API_KEY
-               for rx in getattr(cls, "denylist", ())}
+    shipped = {
+        id(rx)
+        for name, cls in mapping.items()
+        if name not in secrets._NOT_API_KEY
+        for rx in getattr(cls, "denylist", ())
+    }
     used = {id(rx) for _, rx in secrets._API_KEY} | {id(rx) for rx in secrets._API_KEY_ASSIGNED}
     assert shipped and shipped <= used
 
 
 def test_every_private_key_marker_of_detect_secrets_starts_a_redacted_block():
     from detect_secrets.plugins.private_key import PrivateKeyDetector
+
     body = _pem_body(2)
     for rx in PrivateKeyDetector.denylist:
         marker = rx.pattern
-        head = f"{marker}: ssh-rsa" if marker.startswith("PuTTY") else (
-            f"---- {marker} ----" if "SSH2" in marker else f"-----{marker}-----")
+        head = (
+            f"{marker}: ssh-rsa"
+            if marker.startswith("PuTTY")
+            else (f"---- {marker} ----" if "SSH2" in marker else f"-----{marker}-----")
+        )
         (out,), counts = redact(["Key follows\n" + head + "\n" + "\n".join(body) + "\n"])
         assert all(b not in out for b in body) and counts["private_key"][0] == 1, (marker, out)
 
@@ -208,13 +242,34 @@ def test_routing_loses_nothing_the_detectors_find():
     hexd = "0123456789abcdef"
     values = [v for v, _, _ in PROVIDERS.values()] + [
         f"https://hooks.slack.com/services/T{r(ALNUM, 9)}/B{r(ALNUM, 9)}/{r(ALNUM, 24)}",
-        "N" + r(ALNUM, 23) + "." + r(ALNUM, 6) + "." + r(ALNUM, 27), f"{r(string.digits, 9)}:AA{r(ALNUM, 33)}",
-        "SK" + r(hexd, 32), r(hexd, 32) + "-us7", "AKCp8" + r(ALNUM, 68), "pypi-AgEIcHlwaS5vcmc" + r(ALNUM, 80),
-        "sq0csp-" + r(ALNUM, 43), "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0." + r(ALNUM, 43), r(ALNUM, 20),
+        "N" + r(ALNUM, 23) + "." + r(ALNUM, 6) + "." + r(ALNUM, 27),
+        f"{r(string.digits, 9)}:AA{r(ALNUM, 33)}",
+        "SK" + r(hexd, 32),
+        r(hexd, 32) + "-us7",
+        "AKCp8" + r(ALNUM, 68),
+        "pypi-AgEIcHlwaS5vcmc" + r(ALNUM, 80),
+        "sq0csp-" + r(ALNUM, 43),
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0." + r(ALNUM, 43),
+        r(ALNUM, 20),
     ]
-    shapes = ["{v}", "x = '{v}'", 'password = "{v}"', "secret: {v}", "db_pass={v};", "ApiKey := \"{v}\"", "if (x == '{v}')",
-              "'{v}' != pwd", "token {v}", "AWS key is \"{v}\"", "https://u:{v}@h.example", "Bearer {v}",
-              "Authorization: Basic {v}", "clpw {v}", "<b>{v}</b>", "auth_token => \"{v}\""]
+    shapes = [
+        "{v}",
+        "x = '{v}'",
+        'password = "{v}"',
+        "secret: {v}",
+        "db_pass={v};",
+        'ApiKey := "{v}"',
+        "if (x == '{v}')",
+        "'{v}' != pwd",
+        "token {v}",
+        'AWS key is "{v}"',
+        "https://u:{v}@h.example",
+        "Bearer {v}",
+        "Authorization: Basic {v}",
+        "clpw {v}",
+        "<b>{v}</b>",
+        'auth_token => "{v}"',
+    ]
     lines = [RNG.choice(shapes).format(v=RNG.choice(values)) for _ in range(600)]
     routed, _ = secrets.redact(pl.Series(lines), list(secrets.SECRET_KINDS))
     kinds = set(secrets.SECRET_KINDS) - {"private_key"}

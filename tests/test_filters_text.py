@@ -115,11 +115,20 @@ def test_gopher_top_and_duplicate_ngrams():
 
 def test_c4_line_removal_and_document_rules():
     cfg = C4Config()
-    text = "\n".join([
-        sentence(1), "Menu Home About", sentence(2), "Please enable JavaScript to view this page.",
-        sentence(3), "Read our privacy policy before you continue here.", sentence(4), sentence(5),
-        "Ok.", sentence(6) + "[1]",
-    ])
+    text = "\n".join(
+        [
+            sentence(1),
+            "Menu Home About",
+            sentence(2),
+            "Please enable JavaScript to view this page.",
+            sentence(3),
+            "Read our privacy policy before you continue here.",
+            sentence(4),
+            sentence(5),
+            "Ok.",
+            sentence(6) + "[1]",
+        ]
+    )
     cleaned, st = c4.clean(pl.Series([text]), cfg)
     out = cleaned[0]
     assert "JavaScript" not in out and "privacy policy" not in out and "Menu" not in out and "Ok." not in out
@@ -148,7 +157,7 @@ def test_fineweb_rules():
     assert fw([short], char_duplicates_ratio=None, new_line_ratio=None) == ["fineweb_short_line_ratio"]
     dup = good_text() + "\n" + sentence(0)
     assert fw([dup, good_text()]) == ["fineweb_char_dup_ratio", None]
-    listy = "\n".join(f"{VOCAB[i]} {VOCAB[i+1]}." for i in range(20))
+    listy = "\n".join(f"{VOCAB[i]} {VOCAB[i + 1]}." for i in range(20))
     assert fw([listy], short_line_thr=None) == ["fineweb_list_ratio"]
     assert fw([""]) == ["fineweb_empty"]
 
@@ -161,7 +170,9 @@ def test_language_rules():
     assert v == [None, "language_not_allowed"]
     strict = LanguageConfig(min_score=1.01)
     assert verdicts([en], lambda s: langid.stats(s, strict), langid.rules(strict)) == ["language_low_score"]
-    assert verdicts([fr], lambda s: langid.stats(s, LanguageConfig(allowed=["fr"])), langid.rules(LanguageConfig(allowed=["fr"]))) == [None]
+    assert verdicts(
+        [fr], lambda s: langid.stats(s, LanguageConfig(allowed=["fr"])), langid.rules(LanguageConfig(allowed=["fr"]))
+    ) == [None]
 
 
 @pytest.mark.parametrize("op,value,fails", [(">", 0.31, True), (">", 0.3, False), ("<", 2.0, False), ("<", 1.0, True)])

@@ -10,8 +10,13 @@ HEAVY = ("PIL", "duckdb", "polars", "pyarrow", "numpy", "torch")
 
 
 def _modules_after(code: str) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"],
-                         capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -21,11 +26,13 @@ def test_importing_the_config_loads_no_data_library():
 
 
 def test_package_names_still_resolve_to_the_functions_after_their_submodules_load():
-    code = ("from shards.show import decode_text\nimport shards.verify\nimport shards, filters, sources\n"
-            "assert callable(shards.decode_text) and callable(shards.verify.verify)\n"
-            "from shards import image_psnr, load_codebook, fit_codebooks, write_shards\n"
-            "from filters import dedup_keys, filter_partition\nfrom sources import content_id, read_items\n"
-            "assert image_psnr.__name__ == 'psnr' and content_id('text', b'x')")
+    code = (
+        "from shards.show import decode_text\nimport shards.verify\nimport shards, filters, sources\n"
+        "assert callable(shards.decode_text) and callable(shards.verify.verify)\n"
+        "from shards import image_psnr, load_codebook, fit_codebooks, write_shards\n"
+        "from filters import dedup_keys, filter_partition\nfrom sources import content_id, read_items\n"
+        "assert image_psnr.__name__ == 'psnr' and content_id('text', b'x')"
+    )
     _modules_after(code)
 
 
@@ -56,6 +63,8 @@ def test_core_modules_never_import_the_application_package():
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
                 if isinstance(node, ast.ImportFrom) and node.module:
-                    names = [node.module] + ([f"{node.module}.{a.name}" for a in node.names] if node.module == "distillery" else [])
+                    names = [node.module] + (
+                        [f"{node.module}.{a.name}" for a in node.names] if node.module == "distillery" else []
+                    )
                 offenders += [f"{rel}:{node.lineno} imports {n}" for n in names if n.startswith(app)]
     assert offenders == []

@@ -16,11 +16,19 @@ from sources.media_store import put_bytes
 SHA = hashlib.sha256(b"some bytes").hexdigest()
 
 BAD = [
-    None, 7, "", "media/", f"media/{SHA}",                       # not a string, or no folder
+    None,
+    7,
+    "",
+    "media/",
+    f"media/{SHA}",  # not a string, or no folder
     f"media/00/{SHA}" if not SHA.startswith("00") else f"media/11/{SHA}",  # folder is not sha[:2]
-    f"media/{SHA[:2]}/{SHA.upper()}", f"media/{SHA[:2]}/{SHA}.png",          # upper case, suffix
-    f"media/{SHA[:2]}/{SHA[:40]}", f"../media/{SHA[:2]}/{SHA}",             # short, outside the lake
-    f"media/{SHA[:2]}/{SHA}\n", f"cache/{SHA[:2]}/{SHA}", "../../etc/passwd",
+    f"media/{SHA[:2]}/{SHA.upper()}",
+    f"media/{SHA[:2]}/{SHA}.png",  # upper case, suffix
+    f"media/{SHA[:2]}/{SHA[:40]}",
+    f"../media/{SHA[:2]}/{SHA}",  # short, outside the lake
+    f"media/{SHA[:2]}/{SHA}\n",
+    f"cache/{SHA[:2]}/{SHA}",
+    "../../etc/passwd",
 ]
 
 
@@ -43,8 +51,14 @@ def test_anything_else_is_a_bad_media_ref(tmp_path, value):
 def test_curate_and_shard_quarantine_the_same_refs_under_the_same_code(tmp_path):
     good = put_bytes(tmp_path / "media", b"some bytes")
     refs = [good, *(v for v in BAD if v is not None)]
-    docs = pl.DataFrame({"modality": ["image"] * len(refs), "media": [r if isinstance(r, str) else str(r) for r in refs],
-                         "meta": [None] * len(refs)}, schema={"modality": pl.Utf8, "media": pl.Utf8, "meta": pl.Utf8})
+    docs = pl.DataFrame(
+        {
+            "modality": ["image"] * len(refs),
+            "media": [r if isinstance(r, str) else str(r) for r in refs],
+            "meta": [None] * len(refs),
+        },
+        schema={"modality": pl.Utf8, "media": pl.Utf8, "meta": pl.Utf8},
+    )
     curate = probe(docs, MediaConfig(), tmp_path)["media_reason"].to_list()
 
     def shard_reason(ref):

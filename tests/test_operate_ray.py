@@ -6,8 +6,8 @@ variables set), not by editing the config. Ray starts once here (about half a mi
 
 from __future__ import annotations
 
-
 from conftest import lake_files, write_config
+
 from distillery.config import load_config
 
 # Distill is left out: its partitions run one by one in the flow itself (the teacher client
@@ -18,6 +18,7 @@ STAGES = ["gather", "curate", "shard"]
 def test_ray_runner_writes_the_same_lake_as_threads(prefect_api, samples, tmp_path, monkeypatch):
     import ray
     from prefect_ray import RayTaskRunner
+
     from flows.pipeline import run_pipeline
     from flows.runner import make_task_runner
 

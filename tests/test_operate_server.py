@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from conftest import PrefectServer as Server, flush_to_server, http_json, stop_process_group, write_config
+from conftest import PrefectServer as Server
+from conftest import flush_to_server, http_json, stop_process_group, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
@@ -46,8 +46,14 @@ def test_deployment_files_declare_what_operators_need():
     spec = yaml.safe_load(text)
     assert "definitions" in spec and "&" in text and "*" in text  # anchors shared, not copied
     entrypoints = {d["entrypoint"] for d in spec["deployments"]}
-    assert {"flows/pipeline.py:pipeline", "flows/entrypoints.py:gather", "flows/entrypoints.py:curate",
-            "flows/entrypoints.py:distill", "flows/entrypoints.py:shard", "flows/entrypoints.py:train"} <= entrypoints
+    assert {
+        "flows/pipeline.py:pipeline",
+        "flows/entrypoints.py:gather",
+        "flows/entrypoints.py:curate",
+        "flows/entrypoints.py:distill",
+        "flows/entrypoints.py:shard",
+        "flows/entrypoints.py:train",
+    } <= entrypoints
     kinds = set()
     for d in spec["deployments"]:
         assert d["enforce_parameter_schema"] is True
@@ -57,7 +63,9 @@ def test_deployment_files_declare_what_operators_need():
             kinds |= {k for k in ("cron", "interval", "rrule") if k in s}
             assert s.get("timezone")
     assert kinds == {"cron", "interval", "rrule"}
-    assert spec["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $DISTILLERY_HOME }}"}}]
+    assert spec["pull"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $DISTILLERY_HOME }}"}}
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +87,22 @@ def scheduled_run(server, samples, tmp_path_factory):
     log = tmp / "worker.log"
     t0 = time.monotonic()
     with get_client(sync_client=True) as client:  # `prefect work-pool create distillery --type process`
-        client.create_work_pool(WorkPoolCreate(name="distillery", type="process",
-                                               base_job_template=ProcessWorker.get_default_base_job_template()))
+        client.create_work_pool(
+            WorkPoolCreate(
+                name="distillery", type="process", base_job_template=ProcessWorker.get_default_base_job_template()
+            )
+        )
     # The worker starts now, so its start-up overlaps the deploy. Its cwd is a scratch
     # folder: the deployment's pull step must send the run to DISTILLERY_HOME.
     with open(log, "wb") as out:
-        worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "distillery"], cwd=tmp,
-                                  env=server.env(DISTILLERY_HOME=str(REPO), PREFECT_WORKER_QUERY_SECONDS="1"),
-                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        worker = subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", "distillery"],
+            cwd=tmp,
+            env=server.env(DISTILLERY_HOME=str(REPO), PREFECT_WORKER_QUERY_SECONDS="1"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         # The CLI in this process (its imports are already paid for), in the repository root.
         cwd = os.getcwd()
@@ -107,9 +123,17 @@ def scheduled_run(server, samples, tmp_path_factory):
             # run could be made and then cleared by the pause.
             client.pause_deployment(deployment.id)
             soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=8)
-            client.create_deployment_schedules(deployment.id, [DeploymentScheduleCreate(
-                schedule=IntervalSchedule(interval=dt.timedelta(hours=1), anchor_date=soon), active=True,
-                parameters={"config_path": str(config), "stages": ["gather", "curate"]}, slug="test-soon")])
+            client.create_deployment_schedules(
+                deployment.id,
+                [
+                    DeploymentScheduleCreate(
+                        schedule=IntervalSchedule(interval=dt.timedelta(hours=1), anchor_date=soon),
+                        active=True,
+                        parameters={"config_path": str(config), "stages": ["gather", "curate"]},
+                        slug="test-soon",
+                    )
+                ],
+            )
             client.resume_deployment(deployment.id)
             deadline = time.monotonic() + 400
             run = None
@@ -118,10 +142,17 @@ def scheduled_run(server, samples, tmp_path_factory):
                 assert time.monotonic() < deadline, f"run not finished: {run and run.state}\n" + log.read_text()[-3000:]
                 time.sleep(1)
                 if run is None:
-                    runs = [r for r in client.read_flow_runs(
-                                flow_run_filter=FlowRunFilter(deployment_id=FlowRunFilterDeploymentId(
-                                    any_=[deployment.id])), sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=5)
-                            if r.expected_start_time <= soon + dt.timedelta(seconds=1)]
+                    runs = [
+                        r
+                        for r in client.read_flow_runs(
+                            flow_run_filter=FlowRunFilter(
+                                deployment_id=FlowRunFilterDeploymentId(any_=[deployment.id])
+                            ),
+                            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                            limit=5,
+                        )
+                        if r.expected_start_time <= soon + dt.timedelta(seconds=1)
+                    ]
                     run = runs[0] if runs else None
                 else:
                     run = client.read_flow_run(run.id)
@@ -129,14 +160,25 @@ def scheduled_run(server, samples, tmp_path_factory):
             deployments = client.read_deployments()
     finally:
         stop_process_group(worker)
-    return {"run": run, "deployment": deployment, "deployments": deployments, "worker_log": log,
-            "lake": tmp / "lake", "config": config}
+    return {
+        "run": run,
+        "deployment": deployment,
+        "deployments": deployments,
+        "worker_log": log,
+        "lake": tmp / "lake",
+        "config": config,
+    }
 
 
 def test_schedule_creates_a_run_that_a_worker_executes(scheduled_run, api):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey,
-                                                FlowRunFilter, FlowRunFilterParentFlowRunId)
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+    )
 
     run = scheduled_run["run"]
     log = scheduled_run["worker_log"].read_text()[-4000:]
@@ -145,12 +187,16 @@ def test_schedule_creates_a_run_that_a_worker_executes(scheduled_run, api):
     assert run.parameters["stages"] == ["gather", "curate"]
 
     with get_client(sync_client=True) as client:
-        stage_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])))
+        stage_runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id]))
+        )
         family = [run.id] + [r.id for r in stage_runs]
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["pipeline-counts", "gather-counts", "curate-counts"]),
-            flow_run_id=ArtifactFilterFlowRunId(any_=family)))
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["pipeline-counts", "gather-counts", "curate-counts"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=family),
+            )
+        )
     assert len(stage_runs) == 2 and all(r.state.is_completed() for r in stage_runs)
     by_key = {}
     for a in arts:
@@ -173,15 +219,24 @@ def test_deployments_carry_schedules_limits_and_schemas(scheduled_run, api):
     from prefect.client.schemas.objects import ConcurrencyLimitStrategy
 
     deployments = {d.name: d for d in scheduled_run["deployments"]}
-    assert {"nightly", "on-ray", "gather-hourly", "curate-weekdays", "distill-weekdays", "shard-nightly",
-            "train-weekly"} <= set(deployments)
+    assert {
+        "nightly",
+        "on-ray",
+        "gather-hourly",
+        "curate-weekdays",
+        "distill-weekdays",
+        "shard-nightly",
+        "train-weekly",
+    } <= set(deployments)
     kinds = set()
     for d in deployments.values():
         assert d.enforce_parameter_schema
         assert d.global_concurrency_limit is not None and d.global_concurrency_limit.limit == 1
         assert d.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE
         assert d.work_pool_name == "distillery"
-        assert d.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $DISTILLERY_HOME }}"
+        assert (
+            d.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $DISTILLERY_HOME }}"
+        )
         assert "config_path" in d.parameter_openapi_schema["properties"]
         kinds |= {type(s.schedule).__name__ for s in d.schedules}
     assert kinds == {"CronSchedule", "IntervalSchedule", "RRuleSchedule"}
@@ -198,8 +253,16 @@ def test_ui_shows_the_run_and_its_stage_counts(scheduled_run, server, tmp_path):
 
     run = scheduled_run["run"]
     shot = Path(os.environ.get("DISTILLERY_SCREENSHOT_DIR", tmp_path)) / "ui-pipeline-run.png"
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+    flags = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+    ]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
         try:
@@ -233,6 +296,7 @@ def test_no_flow_run_makes_more_than_a_thousand_task_runs(api, tmp_path):
     validated to stay under 1,000 by the config model.)"""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
     from distillery.config import load_config
     from flows.pipeline import pipeline
 
@@ -250,6 +314,7 @@ run: {{partition_rows: 1, max_partitions: 100, workers: 4}}
     cfg = load_config(config)
     assert cfg.run.max_partitions == 100
     from distillery.config import RunConfig
+
     assert RunConfig().max_partitions <= 1000 and RunConfig.model_fields["max_partitions"].metadata
     t0 = time.monotonic()
     state = pipeline(config_path=str(config), stages=["gather"], return_state=True)
@@ -258,8 +323,9 @@ run: {{partition_rows: 1, max_partitions: 100, workers: 4}}
     parent = state.state_details.flow_run_id
     flush_to_server()  # every task run's events sent; the server records them shortly after
     with get_client(sync_client=True) as client:
-        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent])))
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent]))
+        )
     assert [c.name for c in children] and len(children) == 1
     gather_run = children[0].id
     expected = 1 + cfg.run.max_partitions  # plan_source + one task per partition
@@ -270,6 +336,10 @@ run: {{partition_rows: 1, max_partitions: 100, workers: 4}}
     assert count_task_runs(api, parent) <= 1000
     from distillery.lake import Lake
     from distillery.sql import query
-    assert query(Lake(cfg.lake_root), "select count(*) from documents")[1][0][0] + \
-        query(Lake(cfg.lake_root), "select count(*) from quarantine")[1][0][0] + \
-        query(Lake(cfg.lake_root), "select count(*) from rejects")[1][0][0] == 3_000
+
+    assert (
+        query(Lake(cfg.lake_root), "select count(*) from documents")[1][0][0]
+        + query(Lake(cfg.lake_root), "select count(*) from quarantine")[1][0][0]
+        + query(Lake(cfg.lake_root), "select count(*) from rejects")[1][0][0]
+        == 3_000
+    )

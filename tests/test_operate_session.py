@@ -27,8 +27,11 @@ def _probe_flow():
     @flow(name="session-probe")
     def probe() -> dict:
         settings = get_current_settings()
-        return {"api": str(settings.api.url), "heartbeat": settings.flows.heartbeat_frequency,
-                "run": str(get_run_context().flow_run.id)}
+        return {
+            "api": str(settings.api.url),
+            "heartbeat": settings.flows.heartbeat_frequency,
+            "run": str(get_run_context().flow_run.id),
+        }
 
     return probe
 
@@ -46,8 +49,12 @@ def test_a_flow_on_a_plain_thread_uses_the_session_server_without_heartbeats(pre
 
 
 def test_a_subprocess_finds_the_session_server_in_its_environment(prefect_api):
-    code = ("from prefect.settings import get_current_settings;"
-            "print(get_current_settings().api.url)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+    code = "from prefect.settings import get_current_settings;print(get_current_settings().api.url)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     assert out.stdout.strip() == prefect_api.api_url, out.stderr[-2000:]

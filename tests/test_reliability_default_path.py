@@ -20,10 +20,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import lake_files
 
 from distillery import accounting
 from distillery.lake import Lake
-from conftest import lake_files
 
 REPO = Path(__file__).resolve().parents[1]
 LATENCY_S = 1.5  # every teacher answer takes this long: requests are in flight most of the time
@@ -34,6 +34,7 @@ RERUN_BOUND_S = 180  # "does not hang", generous for a loaded 2-core machine (a 
 @pytest.fixture
 def slow_teacher():
     from teacher.server import start_server
+
     handle = start_server(port=0, latency_s=LATENCY_S)
     yield handle
     handle.stop()
@@ -41,10 +42,12 @@ def slow_teacher():
 
 def write_config(folder: Path, samples_root: Path, teacher_url: str, articles: bool = False) -> Path:
     cfg = folder / "pipeline.yaml"
-    article_source = '  - {name: articles, kind: files, paths: ["samples/text/*"], license: CC-BY-4.0}\n' if articles else ""
+    article_source = (
+        '  - {name: articles, kind: files, paths: ["samples/text/*"], license: CC-BY-4.0}\n' if articles else ""
+    )
     cfg.write_text(f"""
 name: default-path
-lake: {folder / 'lake'}
+lake: {folder / "lake"}
 base_dir: {samples_root}
 sources:
 {article_source}  - {{name: problems, kind: jsonl, paths: ["samples/problems.jsonl"], text_field: text}}
@@ -69,9 +72,14 @@ def user_env(folder: Path) -> dict[str, str]:
 
 
 def start_cli(cfg: Path, folder: Path, stderr, stages: str = "gather,curate,distill") -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", stages],
-                            cwd=folder, env=user_env(folder), stdout=subprocess.DEVNULL, stderr=stderr,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", stages],
+        cwd=folder,
+        env=user_env(folder),
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        start_new_session=True,
+    )
 
 
 def descendants(pid: int) -> set[int]:
@@ -120,12 +128,16 @@ def describe(pids: set[int]) -> list[str]:
 
 def prefect_servers_of(cli_pid: int) -> set[int]:
     """Live Prefect servers started by the CLI process `cli_pid`, wherever they were reparented."""
-    return {int(d.name) for d in Path("/proc").glob("[0-9]*")
-            if f"distillery.app.local_server {cli_pid}" in cmdline(int(d.name)) and alive(int(d.name))}
+    return {
+        int(d.name)
+        for d in Path("/proc").glob("[0-9]*")
+        if f"distillery.app.local_server {cli_pid}" in cmdline(int(d.name)) and alive(int(d.name))
+    }
 
 
-def wait_for_requests_in_flight(proc: subprocess.Popen, teacher, answered_before: int = 1,
-                                quiet_s: float = 1.0, bound_s: float = 240) -> Counter:
+def wait_for_requests_in_flight(
+    proc: subprocess.Popen, teacher, answered_before: int = 1, quiet_s: float = 1.0, bound_s: float = 240
+) -> Counter:
     """Wait until the run has had at least `answered_before` answers, requests are in flight,
     and no answer has completed for `quiet_s` (so every answer completed so far had time to
     reach the run's cache). Returns the answers completed so far, per request body."""
@@ -147,7 +159,8 @@ def wait_for_requests_in_flight(proc: subprocess.Popen, teacher, answered_before
 
 @pytest.mark.parametrize("kill", ["pid", "process_group"])
 def test_sigkill_during_distill_then_rerun_finishes_pays_nothing_twice_leaves_no_process(
-        kill, samples, slow_teacher, tmp_path):
+    kill, samples, slow_teacher, tmp_path
+):
     cfg = write_config(tmp_path, samples, slow_teacher.url)
     with open(tmp_path / "first.err", "wb") as err:
         proc = start_cli(cfg, tmp_path, err)
@@ -174,7 +187,9 @@ def test_sigkill_during_distill_then_rerun_finishes_pays_nothing_twice_leaves_no
             rc = rerun.wait(timeout=RERUN_BOUND_S)
         except subprocess.TimeoutExpired:
             os.killpg(rerun.pid, signal.SIGKILL)
-            pytest.fail(f"the re-run did not finish within {RERUN_BOUND_S} s:\n" + (tmp_path / "rerun.err").read_text()[-3000:])
+            pytest.fail(
+                f"the re-run did not finish within {RERUN_BOUND_S} s:\n" + (tmp_path / "rerun.err").read_text()[-3000:]
+            )
     assert rc == 0, (tmp_path / "rerun.err").read_text()[-3000:]
     assert time.monotonic() - start < RERUN_BOUND_S
 
@@ -192,7 +207,8 @@ def test_sigkill_during_distill_then_rerun_finishes_pays_nothing_twice_leaves_no
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_or_ctrl_c_exits_within_seconds_with_one_line_and_leaves_no_process(
-        sig, samples, slow_teacher, tmp_path):
+    sig, samples, slow_teacher, tmp_path
+):
     cfg = write_config(tmp_path, samples, slow_teacher.url)
     err_path = tmp_path / "run.err"
     with open(err_path, "wb") as err:
@@ -230,9 +246,15 @@ def test_two_runs_started_at_once_in_a_fresh_folder_both_finish_and_leave_no_ser
         lake_dir.mkdir()
         cfg = write_config(lake_dir, samples, "http://127.0.0.1:9/v1")  # gather and curate never ask
         env = dict(user_env(tmp_path))
-        procs[name] = subprocess.Popen([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather,curate"],
-                                       cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                       text=True, start_new_session=True)
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather,curate"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
     for name, proc in procs.items():
         try:
             _, err = proc.communicate(timeout=RERUN_BOUND_S)
@@ -263,8 +285,14 @@ def test_each_stage_killed_both_ways_then_rerun_matches_an_uninterrupted_run(sam
     reference = tmp_path / "reference"
     reference.mkdir()
     ref_cfg = write_config(reference, samples, "http://127.0.0.1:9/v1", articles=True)
-    done = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(ref_cfg), "--stages", stages],
-                          cwd=reference, env=user_env(reference), capture_output=True, text=True, timeout=RERUN_BOUND_S)
+    done = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "run", str(ref_cfg), "--stages", stages],
+        cwd=reference,
+        env=user_env(reference),
+        capture_output=True,
+        text=True,
+        timeout=RERUN_BOUND_S,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     killed = tmp_path / "killed"
@@ -289,8 +317,14 @@ def test_each_stage_killed_both_ways_then_rerun_matches_an_uninterrupted_run(sam
         if Lake(killed / "lake").catalog_path.exists():  # a kill before the first commit leaves no catalog
             assert accounting.check(Lake(killed / "lake")).ok  # committed work only, even right after a kill
 
-    last = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", stages],
-                          cwd=killed, env=user_env(killed), capture_output=True, text=True, timeout=RERUN_BOUND_S)
+    last = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", stages],
+        cwd=killed,
+        env=user_env(killed),
+        capture_output=True,
+        text=True,
+        timeout=RERUN_BOUND_S,
+    )
     assert last.returncode == 0, last.stderr[-3000:]
     status = accounting.check(Lake(killed / "lake"))
     assert status.ok, status.render()

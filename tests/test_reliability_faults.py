@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import lake_files
+
 from distillery import accounting, catalog
 from distillery.config import load_config
 from distillery.lake import Lake
@@ -63,12 +63,16 @@ run: {{partition_rows: 8, workers: 2}}
 
 def cli_env(**extra: str) -> dict[str, str]:
     from prefect.settings import PREFECT_API_URL
+
     return dict(os.environ, PYTHONPATH=str(REPO), PREFECT_API_URL=PREFECT_API_URL.value(), **extra)
 
 
 def cli_run(cfg_path: Path, stages: str, **popen) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", stages],
-                            env=popen.pop("env", None) or cli_env(), **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", stages],
+        env=popen.pop("env", None) or cli_env(),
+        **popen,
+    )
 
 
 def work_folder_exists(lake: Path, stage: str) -> bool:
@@ -95,6 +99,7 @@ def expected_files(reference: Path, upto: str) -> dict[str, str]:
 def corpus(tmp_path_factory) -> Path:
     """A smaller demo corpus than the session's: fewer partitions, the same kinds of rows."""
     from distillery.app.sample_data import make_samples
+
     root = tmp_path_factory.mktemp("fault-corpus")
     make_samples(root / "samples", articles=30, problems=12)
     return root
@@ -110,6 +115,7 @@ def fault_teacher(teacher_server):
 def reference(prefect_api, corpus, fault_teacher, tmp_path_factory):
     """An uninterrupted run of every stage, and how long each stage took (to draw kill moments)."""
     from flows.pipeline import run_pipeline
+
     root = tmp_path_factory.mktemp("reference")
     cfg = load_config(fault_config(root / "c.yaml", corpus, root / "lake", fault_teacher.url))
     durations = {}
@@ -122,8 +128,7 @@ def reference(prefect_api, corpus, fault_teacher, tmp_path_factory):
     return cfg.lake_root, durations
 
 
-def kill_at_random_moment(cfg_path: Path, lake: Path, stage: str, rng: random.Random, window_s: float,
-                          reset) -> float:
+def kill_at_random_moment(cfg_path: Path, lake: Path, stage: str, rng: random.Random, window_s: float, reset) -> float:
     """Start the stage, SIGKILL it `uniform(0, window)` seconds after its work folder appears.
 
     When the stage finished before the kill, the lake is reset and a moment in a smaller
@@ -164,14 +169,18 @@ def test_sigkill_at_random_moment_then_rerun_gives_identical_lake(stage, referen
 
     delays = []
     for _ in range(KILLS):  # each kill lands in whatever the previous killed runs left behind
-        delays.append(kill_at_random_moment(cfg_path, lake, stage, rng, 0.9 * durations[stage],
-                                            reset=lambda: seed_lake(ref_lake, lake, stage)))
+        delays.append(
+            kill_at_random_moment(
+                cfg_path, lake, stage, rng, 0.9 * durations[stage], reset=lambda: seed_lake(ref_lake, lake, stage)
+            )
+        )
         # Whatever the moment, what is visible adds up: a half-done batch is never seen.
         catalog.refresh(cfg, Lake(lake))
         after_kill = accounting.check(Lake(lake))
         assert after_kill.ok, f"killed {delays}s in:\n{after_kill.render()}"
 
     from flows.pipeline import run_pipeline
+
     run_pipeline(cfg, [stage])  # the same command again (in this process: it saves a start-up)
     assert lake_files(lake) == expected_files(ref_lake, stage), f"killed at {delays} s"
     status = accounting.check(Lake(lake))
@@ -182,6 +191,7 @@ def test_second_run_waits_for_the_lock_and_duplicates_nothing(reference, corpus,
     """Run A (a CLI process) holds the lake; run B (this process) starts on the same lake
     meanwhile: B says who holds the lock, waits, then finds A's work done."""
     from flows.pipeline import run_pipeline
+
     ref_lake, _ = reference
     lake = tmp_path / "lake"
     cfg_path = fault_config(tmp_path / "c.yaml", corpus, lake, fault_teacher.url)
@@ -213,6 +223,7 @@ def _fsize_limit(limit: int):
     def apply() -> None:  # runs in the child: writes past `limit` bytes fail with EFBIG
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -227,12 +238,19 @@ def test_full_disk_fails_the_stage_clearly_and_keeps_the_previous_state(referenc
     before = lake_files(lake)
     docs_before = query(Lake(lake), "select count(*) from documents")[1][0][0]
 
-    full = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", "curate"],
-                          env=cli_env(), capture_output=True, text=True, timeout=600,
-                          preexec_fn=_fsize_limit(4096))
+    full = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", "curate"],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=_fsize_limit(4096),
+    )
     assert full.returncode != 0
     last = full.stderr.strip().splitlines()[-1]
-    assert "cannot write" in last and "File too large" in last and "re-run the same command" in last, full.stderr[-3000:]
+    assert "cannot write" in last and "File too large" in last and "re-run the same command" in last, full.stderr[
+        -3000:
+    ]
     assert lake_files(lake, hidden=False) == before  # nothing committed, nothing changed
     assert query(Lake(lake), "select count(*) from documents")[1][0][0] == docs_before
     assert query(Lake(lake), "select count(*) from curated")[1][0][0] == 0
@@ -245,6 +263,7 @@ def test_unwritable_lake_fails_at_once_with_the_path(prefect_api, corpus, fault_
     from distillery.cli import main
     from distillery.lake import LakeError
     from flows.pipeline import run_pipeline
+
     not_a_folder = tmp_path / "lake"
     not_a_folder.write_text("I am a file, not a lake\n")
     cfg_path = fault_config(tmp_path / "c.yaml", corpus, not_a_folder, fault_teacher.url)
@@ -262,6 +281,7 @@ def test_full_disk_while_storing_media_is_not_quarantine(prefect_api, fault_teac
     stage must fail (and its re-run gather the file), not quarantine the file for good."""
     import numpy as np
     from PIL import Image
+
     corpus = tmp_path / "corpus" / "images"
     corpus.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -275,18 +295,25 @@ base_dir: {tmp_path / "corpus"}
 sources: [{{name: pics, kind: images, paths: ["images/*.png"]}}]
 distill: {{base_url: {fault_teacher.url}, tasks: []}}
 """)
-    full = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", "gather"],
-                          env=cli_env(), capture_output=True, text=True, timeout=600,
-                          preexec_fn=_fsize_limit(8192))
+    full = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", "gather"],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=_fsize_limit(8192),
+    )
     assert full.returncode != 0
     committed = list(lake.glob("gather/*/b-*"))
     quarantined = []
     if committed:
         import polars as pl
+
         quarantined = pl.read_parquet(list(lake.glob("gather/*/b-*/quarantine-*.parquet"))).to_dicts()
     assert not committed, f"the full disk was recorded as bad data: {quarantined}"
 
     from flows.pipeline import run_pipeline
+
     run_pipeline(load_config(cfg_path), ["gather"])
     assert query(Lake(lake), "select count(*) from documents where modality = 'image'")[1][0][0] == 4
 
@@ -297,17 +324,20 @@ def test_teacher_that_errors_stalls_or_disconnects_never_hangs(reference, corpus
     from flows.pipeline import run_pipeline
     from teacher.reference.faults import Fault, FaultPlan
     from teacher.reference.server import start_server
+
     ref_lake, _ = reference
     lake = tmp_path / "lake"
     seed_lake(ref_lake, lake, "distill")
     # Each fault hits the prompts whose article mentions its word (the corpus has five topics).
-    plan = FaultPlan([
-        Fault("timeout", match="sediment", times=None, seconds=60),  # holds the socket, never answers
-        Fault("delay", match="yeast", times=None, seconds=60),       # would answer, a minute late
-        Fault("disconnect", match="piston", times=None),             # half a body, then the socket closes
-        Fault("server_error", match="feather", times=None, status=503),
-        Fault("malformed", match="inflation", times=None),           # a 200 whose JSON is cut off
-    ])
+    plan = FaultPlan(
+        [
+            Fault("timeout", match="sediment", times=None, seconds=60),  # holds the socket, never answers
+            Fault("delay", match="yeast", times=None, seconds=60),  # would answer, a minute late
+            Fault("disconnect", match="piston", times=None),  # half a body, then the socket closes
+            Fault("server_error", match="feather", times=None, status=503),
+            Fault("malformed", match="inflation", times=None),  # a 200 whose JSON is cut off
+        ]
+    )
     server = start_server(port=0, faults=plan)
     cfg = load_config(fault_config(tmp_path / "c.yaml", corpus, lake, server.url, timeout_s=0.5))
     cfg.run.max_quarantine_share = 1.0  # every topic has a fault: most prompts fail on purpose here
@@ -339,10 +369,13 @@ def test_retry_round_asks_again_for_exactly_what_an_outage_quarantined(reference
     from flows.pipeline import run_pipeline
     from teacher.reference.faults import Fault, FaultPlan
     from teacher.reference.server import start_server
+
     ref_lake, _ = reference
     lake = tmp_path / "lake"
     seed_lake(ref_lake, lake, "distill")
-    passages = [r[0] for r in query(Lake(ref_lake), "select text from curated where source = 'articles' order by id limit 2")[1]]
+    passages = [
+        r[0] for r in query(Lake(ref_lake), "select text from curated where source = 'articles' order by id limit 2")[1]
+    ]
     # each fails both attempts (max_retries 1) of the first run; a third request is answered
     outage = FaultPlan([Fault("server_error", text[:80], times=2, status=503) for text in passages])
     server = start_server(faults=outage)
@@ -364,4 +397,3 @@ def test_retry_round_asks_again_for_exactly_what_an_outage_quarantined(reference
         assert accounting.check(Lake(lake)).ok
     finally:
         server.stop()
-

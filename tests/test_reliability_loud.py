@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port
+
 from distillery import accounting
 from distillery.config import load_config
 from distillery.lake import Lake
@@ -55,8 +55,12 @@ run:
 
 def user_env(tmp_path: Path) -> dict[str, str]:
     """The user's environment: no Prefect API (a temporary server), own run folder and Prefect home."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(tmp_path / "run"),
-               PREFECT_HOME=str(tmp_path / "run" / "prefect"))
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        DISTILLERY_RUN_DIR=str(tmp_path / "run"),
+        PREFECT_HOME=str(tmp_path / "run" / "prefect"),
+    )
     env.pop("PREFECT_API_URL", None)
     return env
 
@@ -69,6 +73,7 @@ def closed_port_url() -> str:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     from distillery.app.sample_data import make_samples
+
     root = tmp_path_factory.mktemp("loud-corpus")
     make_samples(root / "samples", articles=12, problems=8)
     return root
@@ -78,6 +83,7 @@ def corpus(tmp_path_factory) -> Path:
 def curated(prefect_api, corpus, tmp_path_factory) -> Path:
     """A lake gathered and curated once; tests copy it and distill their copy."""
     from flows.pipeline import run_pipeline
+
     root = tmp_path_factory.mktemp("loud-curated")
     cfg = load_config(loud_config(root / "c.yaml", corpus, root / "lake", closed_port_url()))
     run_pipeline(cfg, ["gather", "curate"])
@@ -94,15 +100,25 @@ def copy_curated(curated: Path, lake: Path) -> Path:
 
 # -- the teacher ------------------------------------------------------------------------
 
+
 def test_refused_connections_are_quarantined_as_refused_not_as_timeouts(tmp_path):
     """The transport reports a refused connection as a connect timeout; the quarantine
     reason must say what happened, and it must not take the timeout to say it."""
     from teacher import DistillConfig, distill_partition
     from teacher.reference.problems import arithmetic_problems, problems_frame
-    cfg = DistillConfig(base_url=closed_port_url(), timeout_s=30, max_retries=1, backoff_base_s=0.01,
-                        backoff_max_s=0.02, tasks=[{"name": "solve", "template": "solve", "verify": "math"}])
+
+    cfg = DistillConfig(
+        base_url=closed_port_url(),
+        timeout_s=30,
+        max_retries=1,
+        backoff_base_s=0.01,
+        backoff_max_s=0.02,
+        tasks=[{"name": "solve", "template": "solve", "verify": "math"}],
+    )
     started = time.monotonic()
-    result = distill_partition(problems_frame(arithmetic_problems(4, seed=3, digits=2)), cfg, tmp_path / "cache", tmp_path)
+    result = distill_partition(
+        problems_frame(arithmetic_problems(4, seed=3, digits=2)), cfg, tmp_path / "cache", tmp_path
+    )
     assert time.monotonic() - started < 10  # refused at once, not after timeout_s
     q = result.tables["quarantine"]
     assert q.height == 4
@@ -143,6 +159,7 @@ def test_preflight_names_the_key_variable_never_the_key_when_the_key_is_refused(
     """A server that answers 401 to everything, quoting the Authorization header back."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
     from teacher import DistillConfig
     from teacher.preflight import TeacherUnreachable, check_teacher
 
@@ -175,11 +192,13 @@ def test_preflight_names_the_key_variable_never_the_key_when_the_key_is_refused(
     assert secret not in message and "sk-loud" not in message
 
 
-def test_wrong_teacher_path_stops_online_and_batch_runs_with_exit_2(prefect_api, corpus, curated, teacher_server,
-                                                                    tmp_path, capsys):
+def test_wrong_teacher_path_stops_online_and_batch_runs_with_exit_2(
+    prefect_api, corpus, curated, teacher_server, tmp_path, capsys
+):
     """Both modes check the teacher before the first prompt: exit 2, the URL in one line,
     nothing committed, and the teacher's chat route never reached."""
     from distillery.cli import main
+
     wrong = teacher_server.url.removesuffix("/v1") + "/wrong/v1"
     before = teacher_server.stats.requests
     for mode in ("online", "batch"):
@@ -202,9 +221,14 @@ def test_unreachable_teacher_fails_the_users_run_with_exit_2_and_progress_lines(
     exits 2 with one last line naming the URL; nothing of distill is committed."""
     url = closed_port_url()
     cfg_path = loud_config(tmp_path / "c.yaml", corpus, tmp_path / "lake", url)
-    out = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg_path),
-                          "--stages", "gather,curate,distill"],
-                         env=user_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", "gather,curate,distill"],
+        env=user_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 2, out.stderr[-3000:]
     last = out.stderr.strip().splitlines()[-1]
     assert url in last and "connection refused" in last, out.stderr[-3000:]
@@ -223,18 +247,26 @@ def test_unreachable_teacher_fails_the_users_run_with_exit_2_and_progress_lines(
 
 # -- the quarantine share --------------------------------------------------------------
 
+
 def test_a_stage_that_quarantines_most_rows_fails_the_users_run_with_its_reasons(corpus, curated, tmp_path):
     """A teacher that passes the check (GET /models answers) but fails every prompt with
     HTTP 500: the distill work is committed and adds up, and the run exits non-zero with
     the share and the top reason in its last line."""
     from teacher.reference.faults import Fault, FaultPlan
     from teacher.reference.server import start_server
+
     server = start_server(faults=FaultPlan([Fault("server_error", times=None, status=500)]))
     lake = copy_curated(curated, tmp_path / "lake")
     try:
         cfg_path = loud_config(tmp_path / "c.yaml", corpus, lake, server.url)
-        out = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", "distill"],
-                             env=user_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        out = subprocess.run(
+            [sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", "distill"],
+            env=user_env(tmp_path),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         server.stop()
     assert out.returncode == 1, out.stderr[-3000:]
@@ -250,32 +282,40 @@ def test_a_stage_that_quarantines_most_rows_fails_the_users_run_with_its_reasons
 
 
 def test_quarantine_share_failure_ends_the_flow_runs_failed_and_the_share_is_configurable(
-        prefect_api, corpus, curated, tmp_path):
+    prefect_api, corpus, curated, tmp_path
+):
     """In Prefect the pipeline run and its distill run end Failed (what a deployment shows);
     with run.max_quarantine_share at 1.0 the same outcome is a Completed run."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
     from flows.pipeline import pipeline
     from flows.reporting import QuarantineShareExceeded
     from teacher.reference.faults import Fault, FaultPlan
     from teacher.reference.server import start_server
+
     server = start_server(faults=FaultPlan([Fault("server_error", times=None, status=503)]))
     try:
         lake = copy_curated(curated, tmp_path / "strict")
-        state = pipeline(config_path=str(loud_config(tmp_path / "strict.yaml", corpus, lake, server.url)),
-                         stages=["distill"], return_state=True)
+        state = pipeline(
+            config_path=str(loud_config(tmp_path / "strict.yaml", corpus, lake, server.url)),
+            stages=["distill"],
+            return_state=True,
+        )
         assert state.is_failed()
         with pytest.raises(QuarantineShareExceeded, match="teacher_http_503"):
             state.result()
         with get_client(sync_client=True) as client:
-            children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])))
+            children = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])
+                )
+            )
         assert len(children) == 1 and children[0].state.is_failed(), [r.state for r in children]
         assert accounting.check(Lake(lake)).ok
 
         lenient = copy_curated(curated, tmp_path / "lenient")
-        cfg = loud_config(tmp_path / "lenient.yaml", corpus, lenient, server.url,
-                          run="max_quarantine_share: 1.0")
+        cfg = loud_config(tmp_path / "lenient.yaml", corpus, lenient, server.url, run="max_quarantine_share: 1.0")
         state = pipeline(config_path=str(cfg), stages=["distill"], return_state=True)
         assert state.is_completed()
         assert state.result()["distill"]["quarantined"] == state.result()["distill"]["rows_in"] > 0
@@ -286,6 +326,7 @@ def test_quarantine_share_failure_ends_the_flow_runs_failed_and_the_share_is_con
 def test_quarantine_verdict_counts_only_a_share_above_the_limit():
     from distillery.accounting import StageCounts
     from flows.reporting import quarantine_verdict
+
     reasons = [{"reason": "truncated", "n": 3}, {"reason": "zero_byte", "n": 2}]
     assert quarantine_verdict("gather", StageCounts("gather", rows_in=10, kept=5, quarantined=5), 0.5, reasons) is None
     assert quarantine_verdict("gather", StageCounts("gather"), 0.5, []) is None  # nothing ran
@@ -296,10 +337,13 @@ def test_quarantine_verdict_counts_only_a_share_above_the_limit():
 
 # -- sources ---------------------------------------------------------------------------
 
+
 def test_a_glob_that_matches_nothing_or_a_missing_repo_stops_the_run_before_any_stage(
-        prefect_api, corpus, tmp_path, capsys):
+    prefect_api, corpus, tmp_path, capsys
+):
     """Exit 2 with the pattern and the folder in one line; no stage has written anything."""
     from distillery.cli import main
+
     lake = tmp_path / "lake"
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(f"""
@@ -319,17 +363,22 @@ sources:
     assert not (lake / "gather").exists()
 
     # one glob for one missing file: same check; fixed, the run goes ahead
-    cfg_path.write_text(cfg_path.read_text().replace(', "samples/txet/*.md"', "")
-                        .replace("  - {name: code, kind: repo, url_or_path: no-such-repo}\n", ""))
+    cfg_path.write_text(
+        cfg_path.read_text()
+        .replace(', "samples/txet/*.md"', "")
+        .replace("  - {name: code, kind: repo, url_or_path: no-such-repo}\n", "")
+    )
     assert main(["run", str(cfg_path), "--stages", "gather"]) == 0
     assert query(Lake(lake), "select count(*) from documents")[1][0][0] > 0
 
 
 # -- progress off a terminal -----------------------------------------------------------
 
+
 def test_progress_off_a_terminal_prints_a_line_per_tenth_of_the_partitions():
     """(The bar on a real terminal: tests/test_operate_limits.py.)"""
     from flows.reporting import Progress
+
     plain = io.StringIO()
     progress = Progress("curate", 40, stream=plain)
     for _ in range(40):
@@ -337,6 +386,6 @@ def test_progress_off_a_terminal_prints_a_line_per_tenth_of_the_partitions():
     lines = plain.getvalue().splitlines()
     assert lines[0].endswith("curate: started, 40 partitions to do")
     assert [ln.split(" ", 1)[1] for ln in lines[1:]] == [
-        f"curate: {n}/40 partitions ({100 * n // 40}%)" for n in range(4, 41, 4)]
+        f"curate: {n}/40 partitions ({100 * n // 40}%)" for n in range(4, 41, 4)
+    ]
     assert "\r" not in plain.getvalue()
-

@@ -23,13 +23,25 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hostile import (
+    ESCAPE_MARKER,
+    PROSE,
+    build_hostile_corpus,
+    escaped,
+    hostile_sources_yaml,
+    make_deep_file,
+    make_fifo,
+    make_socket,
+    nan_wav,
+    non_utf8_jsonl,
+    write_huge_line_jsonl,
+    write_named,
+)
 
 from distillery import accounting
 from distillery.config import load_config
 from distillery.lake import Lake
 from distillery.sql import query
-from hostile import (ESCAPE_MARKER, PROSE, build_hostile_corpus, escaped, hostile_sources_yaml, make_deep_file,
-                     make_fifo, make_socket, nan_wav, non_utf8_jsonl, write_huge_line_jsonl, write_named)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,13 +52,14 @@ TAG = f"{os.getpid()}"
 def hostile_run(prefect_api, tmp_path_factory):
     from flows.pipeline import run_pipeline
     from teacher.reference.server import start_server
+
     root = tmp_path_factory.mktemp("hostile")
     corpus = root / "corpus"
     expected = build_hostile_corpus(corpus, tag=TAG)
     server = start_server(port=0)
     cfg_path = root / "c.yaml"
     cfg_path.write_text(f"""
-lake: {root / 'lake'}
+lake: {root / "lake"}
 base_dir: {corpus}
 {hostile_sources_yaml(corpus)}
 distill:
@@ -68,9 +81,11 @@ run: {{partition_rows: 8, workers: 2, max_quarantine_share: 1.0}}
 def _outcomes(lake: Lake) -> dict[str, list[str]]:
     """uri -> every gather outcome recorded for it."""
     out: dict[str, list[str]] = {}
-    for sql, fmt in (("select uri from documents", "document"),
-                     ("select uri, rule from rejects where stage = 'gather'", "reject:{}"),
-                     ("select uri, reason from quarantine where stage = 'gather'", "quarantine:{}")):
+    for sql, fmt in (
+        ("select uri from documents", "document"),
+        ("select uri, rule from rejects where stage = 'gather'", "reject:{}"),
+        ("select uri, reason from quarantine where stage = 'gather'", "quarantine:{}"),
+    ):
         for row in query(lake, sql)[1]:
             out.setdefault(row[0], []).append(fmt.format(*row[1:]))
     return out
@@ -99,15 +114,26 @@ def test_the_run_completes_and_adds_up(hostile_run):
 def test_quarantine_summary_counts_each_reason(hostile_run):
     """The summary a user asks for: how many of each were seen, by reason."""
     cfg, expected, _ = hostile_run
-    summary = dict(query(Lake(cfg.lake_root),
-                         "select reason, count(*) from quarantine where stage = 'gather' group by reason")[1])
-    for reason in ("zero_byte", "wrong_extension", "bad_encoding", "truncated", "decompression_bomb",
-                   "symlink_escape", "bad_json"):
+    summary = dict(
+        query(Lake(cfg.lake_root), "select reason, count(*) from quarantine where stage = 'gather' group by reason")[1]
+    )
+    for reason in (
+        "zero_byte",
+        "wrong_extension",
+        "bad_encoding",
+        "truncated",
+        "decompression_bomb",
+        "symlink_escape",
+        "bad_json",
+    ):
         assert summary.get(reason, 0) > 0, f"no {reason} in {summary}"
     # Each expected quarantine is counted under its reason: the counts are at least what the
     # corpus planted wherever only one reason was acceptable.
-    planted = Counter(next(iter(h.expect)).split(":", 1)[1] for h in expected
-                      if len(h.expect) == 1 and next(iter(h.expect)).startswith("quarantine:"))
+    planted = Counter(
+        next(iter(h.expect)).split(":", 1)[1]
+        for h in expected
+        if len(h.expect) == 1 and next(iter(h.expect)).startswith("quarantine:")
+    )
     for reason, n in planted.items():
         assert summary.get(reason, 0) >= n, (reason, summary)
     oversized = query(Lake(cfg.lake_root), "select count(*), max(value) from rejects where rule = 'oversized'")[1][0]
@@ -146,6 +172,7 @@ def test_non_utf8_jsonl_row_is_quarantined_not_a_crash(tmp_path):
     reason to stop the stage; the UTF-8 row beside it is kept."""
     import sources
     from sources.config import JsonlSource
+
     (tmp_path / "rows.jsonl").write_bytes(non_utf8_jsonl())
     src = JsonlSource(name="rows", paths=["rows.jsonl"])
     items = list(sources.discover(src, tmp_path))
@@ -159,6 +186,7 @@ def test_non_utf8_jsonl_row_is_quarantined_not_a_crash(tmp_path):
 def _read(src, base: Path, media: Path):
     """discover + read_items, and the tables written to Parquet (where a non-UTF-8 name crashed)."""
     import sources
+
     result = sources.read_items(src, list(sources.discover(src, base)), media)
     for name, table in result.tables.items():
         table.write_parquet(media.parent / f"{src.name}-{name}.parquet")
@@ -168,13 +196,16 @@ def _read(src, base: Path, media: Path):
 def _outcome_rows(result) -> dict[str, str]:
     out = {u: "document" for u in result.tables["documents"]["uri"]}
     out |= {u: f"reject:{r}" for u, r in zip(result.tables["rejects"]["uri"], result.tables["rejects"]["rule"])}
-    out |= {u: f"quarantine:{r}" for u, r in zip(result.tables["quarantine"]["uri"], result.tables["quarantine"]["reason"])}
+    out |= {
+        u: f"quarantine:{r}" for u, r in zip(result.tables["quarantine"]["uri"], result.tables["quarantine"]["reason"])
+    }
     assert len(out) == result.rows_in
     return out
 
 
 def test_non_utf8_file_name_is_quarantined_alone_and_the_other_files_read(tmp_path):
     from sources.config import FilesSource
+
     bad = write_named(tmp_path / "text", b"caf\xe9.txt", PROSE.encode())
     (tmp_path / "text" / "good.txt").write_text(PROSE)
     out = _outcome_rows(_read(FilesSource(name="t", paths=["text/*"]), tmp_path, tmp_path / "media"))
@@ -185,6 +216,7 @@ def test_non_utf8_file_name_is_quarantined_alone_and_the_other_files_read(tmp_pa
 @pytest.mark.parametrize("layout", ["git", "plain"])
 def test_non_utf8_file_name_in_a_repo_is_quarantined_and_the_good_files_kept(tmp_path, layout):
     from sources.config import RepoSource
+
     repo = tmp_path / "repo"
     (repo / "pkg").mkdir(parents=True)
     (repo / "pkg" / "good.py").write_text("def f():\n    return 1\n")
@@ -195,36 +227,50 @@ def test_non_utf8_file_name_in_a_repo_is_quarantined_and_the_good_files_kept(tmp
         subprocess.run(git + ["add", "-A"], cwd=repo, check=True)
         subprocess.run(git + ["commit", "-q", "-m", "x"], cwd=repo, check=True)
     out = _outcome_rows(_read(RepoSource(name="r", url_or_path="repo"), tmp_path, tmp_path / "media"))
-    assert out == {"repo@HEAD#pkg/caf\\xe9.py": "quarantine:bad_filename", "repo@HEAD#pkg/good.py": "document",
-                   "repo@HEAD": "document"}
+    assert out == {
+        "repo@HEAD#pkg/caf\\xe9.py": "quarantine:bad_filename",
+        "repo@HEAD#pkg/good.py": "document",
+        "repo@HEAD": "document",
+    }
 
 
 def test_path_longer_than_path_max_is_quarantined_and_the_rest_read(tmp_path):
     from sources.config import FilesSource, RepoSource
-    first_long, deep = make_deep_file(tmp_path / "corpus" / "deep")
+
+    first_long, _ = make_deep_file(tmp_path / "corpus" / "deep")
     lines = PROSE.replace(", ", ",\n").replace(". ", ".\n")  # short lines: prose, not "minified" code
     (tmp_path / "corpus" / "a.txt").write_text(lines)
     (tmp_path / "corpus" / "z.txt").write_text(lines + "z\n")
     out = _outcome_rows(_read(FilesSource(name="t", paths=["**/*.txt"]), tmp_path / "corpus", tmp_path / "media"))
-    assert out == {str(tmp_path / "corpus" / "a.txt"): "document", first_long: "quarantine:path_too_long",
-                   str(tmp_path / "corpus" / "z.txt"): "document"}
+    assert out == {
+        str(tmp_path / "corpus" / "a.txt"): "document",
+        first_long: "quarantine:path_too_long",
+        str(tmp_path / "corpus" / "z.txt"): "document",
+    }
     # The same folder read as a plain-folder repository: the folder it cannot list is quarantined.
     out = _outcome_rows(_read(RepoSource(name="r", url_or_path="corpus", repo_record=False), tmp_path, tmp_path / "m2"))
     rel = os.path.relpath(first_long, tmp_path / "corpus")
-    assert out == {"corpus@HEAD#a.txt": "document", f"corpus@HEAD#{rel}": "quarantine:path_too_long",
-                   "corpus@HEAD#z.txt": "document"}
+    assert out == {
+        "corpus@HEAD#a.txt": "document",
+        f"corpus@HEAD#{rel}": "quarantine:path_too_long",
+        "corpus@HEAD#z.txt": "document",
+    }
 
 
 @pytest.mark.timeout(120)  # opening a FIFO would block forever: fail instead of hanging
 def test_fifo_socket_and_device_are_quarantined_never_opened(tmp_path):
     from sources.config import FilesSource, RepoSource
+
     t = tmp_path / "text"
     make_fifo(t / "pipe.txt")
     make_socket(t / "sock.txt")
     (t / "good.txt").parent.mkdir(exist_ok=True)
     (t / "good.txt").write_text(PROSE)
-    expect = {str(t / "pipe.txt"): "quarantine:not_regular_file", str(t / "sock.txt"): "quarantine:not_regular_file",
-              str(t / "good.txt"): "document"}
+    expect = {
+        str(t / "pipe.txt"): "quarantine:not_regular_file",
+        str(t / "sock.txt"): "quarantine:not_regular_file",
+        str(t / "good.txt"): "document",
+    }
     try:  # a device node needs CAP_MKNOD (root in most containers); checked where it can be made
         os.mknod(t / "null.txt", 0o600 | 0o020000, os.makedev(1, 3))
         expect[str(t / "null.txt")] = "quarantine:not_regular_file"
@@ -243,10 +289,16 @@ def test_fifo_socket_and_device_are_quarantined_never_opened(tmp_path):
             subprocess.run(git + ["commit", "-q", "-m", "x"], cwd=repo, check=True)
         make_fifo(repo / "src" / "pipe.py")
         make_socket(repo / "src" / "sock.py")
-        out = _outcome_rows(_read(RepoSource(name=layout, url_or_path=layout, repo_record=False), tmp_path,
-                                  tmp_path / f"media-{layout}"))
-        assert out == {f"{layout}@HEAD#src/good.py": "document", f"{layout}@HEAD#src/pipe.py": "quarantine:not_regular_file",
-                       f"{layout}@HEAD#src/sock.py": "quarantine:not_regular_file"}, layout
+        out = _outcome_rows(
+            _read(
+                RepoSource(name=layout, url_or_path=layout, repo_record=False), tmp_path, tmp_path / f"media-{layout}"
+            )
+        )
+        assert out == {
+            f"{layout}@HEAD#src/good.py": "document",
+            f"{layout}@HEAD#src/pipe.py": "quarantine:not_regular_file",
+            f"{layout}@HEAD#src/sock.py": "quarantine:not_regular_file",
+        }, layout
 
 
 def test_audio_with_nan_or_inf_samples_is_rejected_by_curate_with_their_share(tmp_path):
@@ -274,16 +326,36 @@ def test_audio_with_nan_or_inf_samples_is_rejected_by_curate_with_their_share(tm
 
     tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(16_000) / 16_000)
     quarter_inf = tone.copy()
-    quarter_inf[: 4000] = np.inf
+    quarter_inf[:4000] = np.inf
     wavs = [nan_wav(), float_wav(quarter_inf), float_wav(tone)]
-    docs = pl.from_arrow(conform(pl.DataFrame(
-        [{"id": f"id{i}", "modality": "audio", "source": "a", "uri": f"u{i}", "license": None, "text": None,
-          "media": put(w), "meta": None, "parents": []} for i, w in enumerate(wavs)],
-        schema_overrides={"parents": pl.List(pl.Utf8)}), DOCUMENT))
+    docs = pl.from_arrow(
+        conform(
+            pl.DataFrame(
+                [
+                    {
+                        "id": f"id{i}",
+                        "modality": "audio",
+                        "source": "a",
+                        "uri": f"u{i}",
+                        "license": None,
+                        "text": None,
+                        "media": put(w),
+                        "meta": None,
+                        "parents": [],
+                    }
+                    for i, w in enumerate(wavs)
+                ],
+                schema_overrides={"parents": pl.List(pl.Utf8)},
+            ),
+            DOCUMENT,
+        )
+    )
     res = filter_partition(docs, CurateConfig(), tmp_path)
     rejects = res.tables["rejects"]
     assert sorted(zip(rejects["id"], rejects["rule"], rejects["value"])) == [
-        ("id0", "audio_non_finite", 1.0), ("id1", "audio_non_finite", 0.25)]
+        ("id0", "audio_non_finite", 1.0),
+        ("id1", "audio_non_finite", 0.25),
+    ]
     assert res.tables["curated"]["id"].to_list() == ["id2"]
 
 
@@ -325,8 +397,9 @@ def test_unreadable_directory_is_quarantined_not_skipped(tmp_path):
             pytest.skip("running as root without setpriv: no way to make a folder unreadable to root")
         cmd = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"] + cmd
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
-                             cwd=tmp_path, timeout=300)
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path, timeout=300
+        )
     finally:
         (corpus / "locked").chmod(0o755)
         (repo / "locked").chmod(0o755)
@@ -365,8 +438,14 @@ def test_huge_jsonl_line_is_rejected_oversized_and_memory_stays_below_the_line(t
     line = 64 * 2**20
     write_huge_line_jsonl(tmp_path / "rows.jsonl", line)
     write_huge_line_jsonl(tmp_path / "warm.jsonl", 1000)
-    out = subprocess.run([sys.executable, "-c", _READ_JSONL_MEASURED, str(tmp_path)], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _READ_JSONL_MEASURED, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     r = json.loads(out.stdout.splitlines()[-1])
     uri = str(tmp_path / "rows.jsonl")
@@ -380,11 +459,14 @@ def test_csv_and_parquet_values_over_max_row_bytes_are_rejected_oversized_and_th
 
     import sources
     from sources.config import CsvSource, ParquetSource
+
     texts = ["short one", "x" * 5000, "short two"]
     pl.DataFrame({"text": texts}).write_csv(tmp_path / "rows.csv")
     pl.DataFrame({"text": texts}).write_parquet(tmp_path / "rows.parquet")
-    for src in (CsvSource(name="c", paths=["rows.csv"], max_row_bytes=1000),
-                ParquetSource(name="p", paths=["rows.parquet"], max_row_bytes=1000)):
+    for src in (
+        CsvSource(name="c", paths=["rows.csv"], max_row_bytes=1000),
+        ParquetSource(name="p", paths=["rows.parquet"], max_row_bytes=1000),
+    ):
         result = sources.read_items(src, list(sources.discover(src, tmp_path)), tmp_path / "media")
         rej = result.tables["rejects"]
         uri = str(tmp_path / src.paths[0])
@@ -406,27 +488,44 @@ def test_cli_run_quarantines_hostile_names_and_rows_exit_0(tmp_path):
     (corpus / "audio" / "nan.wav").write_bytes(nan_wav())
     cfg = tmp_path / "cfg" / "c.yaml"
     cfg.parent.mkdir()
-    cfg.write_text(textwrap.dedent(f"""
-        lake: {tmp_path / 'lake'}
+    cfg.write_text(
+        textwrap.dedent(f"""
+        lake: {tmp_path / "lake"}
         base_dir: {corpus}
         sources:
           - {{name: text, kind: files, paths: ["text/*"]}}
           - {{name: rows, kind: jsonl, paths: ["rows/*.jsonl"]}}
           - {{name: audio, kind: audio, paths: ["audio/*"]}}
-    """))
+    """)
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
     env.update(DISTILLERY_RUN_DIR=str(tmp_path / "run"), PYTHONPATH=str(REPO))
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
-    out = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather,curate"],
-                         env=env, cwd=cwd, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    out = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather,curate"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     lake = Lake(tmp_path / "lake")
     quarantined = dict(query(lake, "select uri, reason from quarantine where stage = 'gather'")[1])
-    assert quarantined == {escaped(bad): "bad_filename", str(corpus / "text" / "pipe.txt"): "not_regular_file",
-                           str(corpus / "text" / "sock.txt"): "not_regular_file"}
-    rejects = query(lake, "select stage, uri, rule, value from rejects "
-                          "where rule in ('audio_non_finite', 'oversized') order by stage, uri")[1]
-    assert rejects == [("curate", str(corpus / "audio" / "nan.wav"), "audio_non_finite", 1.0),
-                       ("gather", f"{corpus / 'rows' / 'rows.jsonl'}#row2", "oversized", float(11 * 2**20))]
+    assert quarantined == {
+        escaped(bad): "bad_filename",
+        str(corpus / "text" / "pipe.txt"): "not_regular_file",
+        str(corpus / "text" / "sock.txt"): "not_regular_file",
+    }
+    rejects = query(
+        lake,
+        "select stage, uri, rule, value from rejects "
+        "where rule in ('audio_non_finite', 'oversized') order by stage, uri",
+    )[1]
+    assert rejects == [
+        ("curate", str(corpus / "audio" / "nan.wav"), "audio_non_finite", 1.0),
+        ("gather", f"{corpus / 'rows' / 'rows.jsonl'}#row2", "oversized", float(11 * 2**20)),
+    ]
     assert accounting.check(lake).ok

@@ -30,9 +30,9 @@ import numpy as np
 import polars as pl
 import pytest
 import soundfile as sf
+from conftest import read_source
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 
-from conftest import read_source
 from sources.icc_srgb import icc_is_srgb
 from sources.jpeg_strip import clean_jpeg, jpeg_is_clean, strip_jpeg
 from sources.media_strip import png_is_clean, wav_is_clean
@@ -83,9 +83,11 @@ def make_jpeg(path: Path) -> None:
 
 
 def _xmp(creator: str) -> bytes:
-    return (f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-            f'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="{creator}"/>'
-            f'</rdf:RDF></x:xmpmeta>').encode()
+    return (
+        f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        f'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="{creator}"/>'
+        f"</rdf:RDF></x:xmpmeta>"
+    ).encode()
 
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -98,9 +100,16 @@ def make_photo_jpeg(path: Path, progressive: bool = False, orientation: int = 1)
     exif[0x0112] = orientation
     exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + PLANTED["photo_comment"].encode("utf-16-be")  # UserComment
     buf = io.BytesIO()
-    Image.fromarray(_noise(3, (128, 96))).save(buf, "JPEG", exif=exif.tobytes(), xmp=_xmp(PLANTED["photo_xmp"]),
-                                                icc_profile=SRGB_ICC, comment=f"by {PLANTED['photo_com']}",
-                                                quality=90, progressive=progressive)
+    Image.fromarray(_noise(3, (128, 96))).save(
+        buf,
+        "JPEG",
+        exif=exif.tobytes(),
+        xmp=_xmp(PLANTED["photo_xmp"]),
+        icc_profile=SRGB_ICC,
+        comment=f"by {PLANTED['photo_com']}",
+        quality=90,
+        progressive=progressive,
+    )
     path.write_bytes(buf.getvalue() + f"trailer {PLANTED['photo_trailer']} {AWS_KEY}".encode())
 
 
@@ -121,7 +130,9 @@ def make_wav(path: Path) -> None:
     tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)).astype(np.float32)
     sf.write(buf, tone, 16000, format="WAV", subtype="PCM_16")
     body = buf.getvalue()[12:]  # fmt + data chunks
-    info = b"INFO" + _chunk(b"ICMT", f"mail {PLANTED['wav_info']} key {AWS_KEY}\0".encode()) + _chunk(b"ISFT", b"tests\0")
+    info = (
+        b"INFO" + _chunk(b"ICMT", f"mail {PLANTED['wav_info']} key {AWS_KEY}\0".encode()) + _chunk(b"ISFT", b"tests\0")
+    )
     body += _chunk(b"LIST", info) + _chunk(b"id3 ", _id3v2(PLANTED["wav_id3"]))
     path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body)
 
@@ -268,7 +279,7 @@ def test_unrotated_srgb_jpeg_is_stored_as_its_own_jpeg_data_without_metadata(tmp
     assert meta["metadata_redactions"] == {"email": 4, "api_key": 1}
     # The entropy-coded data is the source's, byte for byte (nothing was re-encoded).
     sos = source.index(b"\xff\xda")
-    assert source[sos:source.index(b"\xff\xd9", len(source) - 80) + 2] in stored
+    assert source[sos : source.index(b"\xff\xd9", len(source) - 80) + 2] in stored
 
 
 def test_rotated_jpeg_still_becomes_png_with_the_orientation_applied(tmp_path):
@@ -316,8 +327,9 @@ def make_webp(path: Path) -> None:
     exif = Image.Exif()
     exif[0x013B] = PLANTED["webp_artist"]
     buf = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(buf, "WEBP", lossless=True, exif=exif.tobytes(),
-                                       xmp=_xmp(PLANTED["webp_xmp"]), icc_profile=SRGB_ICC)
+    Image.fromarray(rgba, "RGBA").save(
+        buf, "WEBP", lossless=True, exif=exif.tobytes(), xmp=_xmp(PLANTED["webp_xmp"]), icc_profile=SRGB_ICC
+    )
     path.write_bytes(buf.getvalue() + f"trailer {AWS_KEY}".encode())
 
 
@@ -334,20 +346,23 @@ def test_still_webp_keeps_its_own_data_without_metadata_in_the_lake_and_on_the_w
     assert meta["metadata_stripped"] == ["exif", "icc_profile", "xmp"] and meta["metadata_redactions"] == {"email": 2}
     with Image.open(io.BytesIO(stored)) as a, Image.open(io.BytesIO(source)) as b:
         assert a.mode == b.mode == "RGBA" and np.array_equal(np.asarray(a), np.asarray(b))
-    url = to_wire([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ref}}]}],
-                  tmp_path / "lake")[0]["content"][0]["image_url"]["url"]
+    url = to_wire([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": ref}}]}], tmp_path / "lake")[
+        0
+    ]["content"][0]["image_url"]["url"]
     assert url == "data:image/webp;base64," + base64.b64encode(stored).decode()
 
 
 def test_only_an_srgb_profile_lets_a_jpeg_keep_its_data(tmp_path):
     assert icc_is_srgb(SRGB_ICC)
     # The same profile with a red primary moved (a wide-gamut display) or a linear tone curve.
-    tags = {SRGB_ICC[132 + 12 * i:136 + 12 * i]: struct.unpack_from(">II", SRGB_ICC, 136 + 12 * i)
-            for i in range(struct.unpack_from(">I", SRGB_ICC, 128)[0])}
+    tags = {
+        SRGB_ICC[132 + 12 * i : 136 + 12 * i]: struct.unpack_from(">II", SRGB_ICC, 136 + 12 * i)
+        for i in range(struct.unpack_from(">I", SRGB_ICC, 128)[0])
+    }
     wide = bytearray(SRGB_ICC)
-    wide[tags[b"rXYZ"][0] + 8:tags[b"rXYZ"][0] + 12] = struct.pack(">i", int(0.5151 * 65536))
+    wide[tags[b"rXYZ"][0] + 8 : tags[b"rXYZ"][0] + 12] = struct.pack(">i", int(0.5151 * 65536))
     linear = bytearray(SRGB_ICC)
-    linear[tags[b"rTRC"][0]:tags[b"rTRC"][0] + 16] = b"para\0\0\0\0\0\0\0\0" + struct.pack(">i", 65536)
+    linear[tags[b"rTRC"][0] : tags[b"rTRC"][0] + 16] = b"para\0\0\0\0\0\0\0\0" + struct.pack(">i", 65536)
     assert not icc_is_srgb(bytes(wide)) and not icc_is_srgb(bytes(linear))
 
     Image.fromarray(_noise(4)).save(tmp_path / "wide.jpg", "JPEG", icc_profile=bytes(wide), quality=90)
@@ -401,24 +416,34 @@ def test_teacher_wire_reencodes_media_that_still_has_metadata(tmp_path):
     (media / "wav").write_bytes((tmp_path / "au" / "tagged.wav").read_bytes())
     photo = (tmp_path / "img" / "photo.jpg").read_bytes()
     (media / "photo").write_bytes(photo)
-    messages = [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "media/ab/img"}},
-        {"type": "image_url", "image_url": {"url": "media/ab/jpg"}},
-        {"type": "input_audio", "input_audio": {"data": "media/ab/wav", "format": "auto"}},
-        {"type": "image_url", "image_url": {"url": "media/ab/photo"}}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": "media/ab/img"}},
+                {"type": "image_url", "image_url": {"url": "media/ab/jpg"}},
+                {"type": "input_audio", "input_audio": {"data": "media/ab/wav", "format": "auto"}},
+                {"type": "image_url", "image_url": {"url": "media/ab/photo"}},
+            ],
+        }
+    ]
     parts = to_wire(messages, tmp_path / "lake")[0]["content"]
-    sent = [base64.b64decode(parts[0]["image_url"]["url"].split(",", 1)[1]),
-            base64.b64decode(parts[1]["image_url"]["url"].split(",", 1)[1]),
-            base64.b64decode(parts[2]["input_audio"]["data"]),
-            base64.b64decode(parts[3]["image_url"]["url"].split(",", 1)[1])]
+    sent = [
+        base64.b64decode(parts[0]["image_url"]["url"].split(",", 1)[1]),
+        base64.b64decode(parts[1]["image_url"]["url"].split(",", 1)[1]),
+        base64.b64decode(parts[2]["input_audio"]["data"]),
+        base64.b64decode(parts[3]["image_url"]["url"].split(",", 1)[1]),
+    ]
     assert all(png_is_clean(d) for d in sent[:2]) and wav_is_clean(sent[2])
     assert [leaks(d) for d in sent] == [[], [], [], []]
     # The unrotated sRGB photo goes as JPEG, its metadata segments and trailer removed.
     assert parts[3]["image_url"]["url"].startswith("data:image/jpeg;base64,") and jpeg_is_clean(sent[3])
     assert np.array_equal(_pixels(sent[3]), _pixels(photo))
     (media / "clean_jpeg").write_bytes(sent[3])
-    again = to_wire([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "media/ab/clean_jpeg"}}]}],
-                    tmp_path / "lake")
+    again = to_wire(
+        [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "media/ab/clean_jpeg"}}]}],
+        tmp_path / "lake",
+    )
     again = again[0]["content"][0]["image_url"]["url"]
     assert again == parts[3]["image_url"]["url"]  # a clean JPEG goes out byte for byte
     with Image.open(io.BytesIO(sent[1])) as im:
@@ -427,8 +452,10 @@ def test_teacher_wire_reencodes_media_that_still_has_metadata(tmp_path):
     clean = io.BytesIO()
     Image.fromarray(_noise(7)).save(clean, "PNG")
     (media / "clean").write_bytes(clean.getvalue())
-    out = to_wire([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "media/ab/clean"}}]}],
-                  tmp_path / "lake")
+    out = to_wire(
+        [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "media/ab/clean"}}]}],
+        tmp_path / "lake",
+    )
     assert base64.b64decode(out[0]["content"][0]["image_url"]["url"].split(",", 1)[1]) == clean.getvalue()
 
 
@@ -481,12 +508,21 @@ distill:
     - {{name: listen, template: transcribe_audio, selector: {{modalities: [audio]}}, verify: none}}
 run: {{partition_rows: 8, workers: 1}}
 """)
-    env = dict(os.environ, PYTHONPATH=str(REPO), PREFECT_API_URL=PREFECT_API_URL.value(),
-               DISTILLERY_RUN_DIR=str(tmp_path / "run"))
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        PREFECT_API_URL=PREFECT_API_URL.value(),
+        DISTILLERY_RUN_DIR=str(tmp_path / "run"),
+    )
     try:
-        out = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg),
-                              "--stages", "gather,curate,distill,shard"],
-                             env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        out = subprocess.run(
+            [sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather,curate,distill,shard"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )
     finally:
         teacher.stop()
     assert out.returncode == 0, out.stderr[-4000:]
@@ -521,9 +557,22 @@ run: {{partition_rows: 8, workers: 1}}
             assert leaks(json.dumps(frame.to_dicts(), default=str).encode()) == [], p
 
     # Shards were built from the stored media: image, audio and video rows are in them.
-    shard_sql = subprocess.run([sys.executable, "-m", "distillery.cli", "sql",
-                                "select modality, count(*) n from shards group by all order by 1",
-                                "--lake", str(lake), "--format", "json"], env=env, capture_output=True, text=True)
+    shard_sql = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distillery.cli",
+            "sql",
+            "select modality, count(*) n from shards group by all order by 1",
+            "--lake",
+            str(lake),
+            "--format",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert shard_sql.returncode == 0, shard_sql.stderr
     by_modality = {r["modality"]: r["n"] for r in map(json.loads, shard_sql.stdout.splitlines())}
     assert by_modality.get("image", 0) >= 4 and by_modality.get("audio", 0) >= 1 and by_modality.get("video", 0) >= 1

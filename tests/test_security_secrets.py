@@ -32,8 +32,10 @@ SOURCE_SECRETS = {
     "api_key": "sk-proj-" + "Xy9" * 14,
     "private_key": "MIIEpAIBAAKCAQEAplantedPrivateKeyBodyLine",
 }
-PEM = ("-----BEGIN RSA PRIVATE KEY-----\n" + SOURCE_SECRETS["private_key"] + "\nQ2hlY2sgdGhpcyBpcyBub3QgYSByZWFsIGtleQ==\n"
-       "-----END RSA PRIVATE KEY-----")
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n" + SOURCE_SECRETS["private_key"] + "\nQ2hlY2sgdGhpcyBpcyBub3QgYSByZWFsIGtleQ==\n"
+    "-----END RSA PRIVATE KEY-----"
+)
 
 
 class RecordingTeacher:
@@ -51,8 +53,13 @@ class RecordingTeacher:
         class Handler(_Handler):
             def _body(self) -> bytes:
                 raw = super()._body()
-                received.append({"path": self.path, "authorization": self.headers.get("Authorization"),
-                                 "body": raw.decode("utf-8", "replace")})
+                received.append(
+                    {
+                        "path": self.path,
+                        "authorization": self.headers.get("Authorization"),
+                        "body": raw.decode("utf-8", "replace"),
+                    }
+                )
                 return raw
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -70,23 +77,33 @@ class RecordingTeacher:
 def _plant_source_secrets(text_dir: Path) -> str:
     """Append the planted secrets to one article that has no copy (so dedup keeps it); the
     last one, since the demo's contact page repeats the second."""
-    path = next(p for p in sorted(text_dir.glob("article-*.txt"), reverse=True)
-                if p.stem.count("-") == 1 and not any(text_dir.glob(p.stem + "-*")))
+    path = next(
+        p
+        for p in sorted(text_dir.glob("article-*.txt"), reverse=True)
+        if p.stem.count("-") == 1 and not any(text_dir.glob(p.stem + "-*"))
+    )
     # Plain prose around the secrets keeps the article above the quality rules' thresholds.
-    before = ("Anyone who wants to ask about these notes can write to the office, and somebody there "
-              "will answer within a day or two, usually with a longer explanation than expected.")
-    after = ("Visitors who arrive in spring often find the gardens closed for planting, so the staff "
-             "recommend a later trip. The library keeps older letters in a cool room downstairs, where "
-             "volunteers sort them by year and by the town they came from. Several readers have asked "
-             "for a printed guide, and the committee hopes to publish one before the winter holidays.")
-    path.write_text(path.read_text() + f"\n{before} Questions go to {SOURCE_SECRETS['email']} any day of the week. "
-                    f"The staging deploy key is {SOURCE_SECRETS['api_key']} and must stay private.\n\n{PEM}\n\n{after}\n")
+    before = (
+        "Anyone who wants to ask about these notes can write to the office, and somebody there "
+        "will answer within a day or two, usually with a longer explanation than expected."
+    )
+    after = (
+        "Visitors who arrive in spring often find the gardens closed for planting, so the staff "
+        "recommend a later trip. The library keeps older letters in a cool room downstairs, where "
+        "volunteers sort them by year and by the town they came from. Several readers have asked "
+        "for a printed guide, and the committee hopes to publish one before the winter holidays."
+    )
+    path.write_text(
+        path.read_text() + f"\n{before} Questions go to {SOURCE_SECRETS['email']} any day of the week. "
+        f"The staging deploy key is {SOURCE_SECRETS['api_key']} and must stay private.\n\n{PEM}\n\n{after}\n"
+    )
     return path.name
 
 
 @pytest.fixture(scope="module")
 def secret_run(prefect_api, tmp_path_factory):
     from prefect.settings import PREFECT_API_URL
+
     from distillery.app.sample_data import make_samples
     from teacher.reference.faults import Fault, FaultPlan
 
@@ -111,11 +128,21 @@ distill:
     - {{name: qa, template: qa_from_passage, verify: none}}
 run: {{partition_rows: 8, workers: 2}}
 """)
-    env = dict(os.environ, PYTHONPATH=str(REPO), PREFECT_API_URL=PREFECT_API_URL.value(),
-               DISTILLERY_TEACHER_API_KEY=API_KEY, DISTILLERY_RUN_DIR=str(run_dir), PREFECT_LOGGING_LEVEL="DEBUG")
-    out = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg_path),
-                          "--stages", "gather,curate,distill"],
-                         env=env, capture_output=True, text=True, timeout=600)
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        PREFECT_API_URL=PREFECT_API_URL.value(),
+        DISTILLERY_TEACHER_API_KEY=API_KEY,
+        DISTILLERY_RUN_DIR=str(run_dir),
+        PREFECT_LOGGING_LEVEL="DEBUG",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", "gather,curate,distill"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     teacher.stop()
     assert out.returncode == 0, out.stderr[-4000:]
     return {"root": root, "lake": lake, "run_dir": run_dir, "out": out, "teacher": teacher, "planted": planted}
@@ -143,6 +170,7 @@ def test_api_key_is_in_no_file_log_artifact_or_message(secret_run):
     assert leaks == []
     # What Prefect holds: logs, artifacts, flow and task run parameters, read back through its API.
     from prefect.client.orchestration import get_client
+
     with get_client(sync_client=True) as client:
         logs = client.read_logs()
         artifacts = client.read_artifacts()
@@ -245,9 +273,21 @@ def test_sql_cannot_write_attach_shell_or_load(secret_run, tmp_path):
 
 def test_cli_sql_refuses_writes_with_a_clear_message(secret_run):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    out = subprocess.run([sys.executable, "-m", "distillery.cli", "sql",
-                          "attach '/tmp/distillery-attach.duckdb' as x (read_only false)", "--lake", str(secret_run["lake"])],
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distillery.cli",
+            "sql",
+            "attach '/tmp/distillery-attach.duckdb' as x (read_only false)",
+            "--lake",
+            str(secret_run["lake"]),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode in (1, 2)
     assert re.search(r"refused|only reads|not allowed|disabled", out.stderr, re.I), out.stderr
     assert not Path("/tmp/distillery-attach.duckdb").exists()

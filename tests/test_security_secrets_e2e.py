@@ -63,7 +63,7 @@ def _r(rng: random.Random, alphabet: str, n: int) -> str:
 
 def _pem_lines(rng: random.Random, n: int) -> list[str]:
     data = base64.b64encode(rng.randbytes(48 * n)).decode()
-    return [data[i:i + 64] for i in range(0, len(data), 64)]
+    return [data[i : i + 64] for i in range(0, len(data), 64)]
 
 
 def make_secrets(rng: random.Random) -> dict[str, str]:
@@ -84,30 +84,40 @@ def secret_block(rng: random.Random, s: dict[str, str], where: str) -> tuple[str
     """Lines holding every kind, plus a truncated PEM key (BEGIN, no END) and a PGP private key
     block; returns (text, values) with the key bodies' lines among the values."""
     pem, pgp = _pem_lines(rng, 6), _pem_lines(rng, 6)
-    text = "\n".join([
-        f"GITLAB_TOKEN={s['gitlab']}",
-        f"stripe.api_key = \"{s['stripe']}\"",
-        f"HF token for the mirror: {s['huggingface']}",
-        f"//registry.npmjs.org/:_authToken={s['npm']}",
-        f"sendgrid: {s['sendgrid']}",
-        f"Authorization: Basic {s['basic_auth']}",
-        "AZURE_STORAGE=DefaultEndpointsProtocol=https;AccountName=acmedata;"
-        f"AccountKey={s['azure_account_key']};EndpointSuffix=core.windows.net",
-        "-----BEGIN PGP PRIVATE KEY BLOCK-----", "Version: GnuPG v2", "", *pgp, "=" + _r(rng, ALNUM, 4),
-        "-----END PGP PRIVATE KEY BLOCK-----",
-        "", "-----BEGIN RSA PRIVATE KEY-----", *pem,  # the file ends inside the key: no END line
-    ])
+    text = "\n".join(
+        [
+            f"GITLAB_TOKEN={s['gitlab']}",
+            f'stripe.api_key = "{s["stripe"]}"',
+            f"HF token for the mirror: {s['huggingface']}",
+            f"//registry.npmjs.org/:_authToken={s['npm']}",
+            f"sendgrid: {s['sendgrid']}",
+            f"Authorization: Basic {s['basic_auth']}",
+            "AZURE_STORAGE=DefaultEndpointsProtocol=https;AccountName=acmedata;"
+            f"AccountKey={s['azure_account_key']};EndpointSuffix=core.windows.net",
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----",
+            "Version: GnuPG v2",
+            "",
+            *pgp,
+            "=" + _r(rng, ALNUM, 4),
+            "-----END PGP PRIVATE KEY BLOCK-----",
+            "",
+            "-----BEGIN RSA PRIVATE KEY-----",
+            *pem,  # the file ends inside the key: no END line
+        ]
+    )
     values = {f"{where}/{k}": v for k, v in s.items()}
     values.update({f"{where}/pem_line_{i}": line for i, line in enumerate(pem)})
     values.update({f"{where}/pgp_line_{i}": line for i, line in enumerate(pgp)})
     return text, values
 
 
-PROSE = ("Anyone who wants to ask about these notes can write to the office, and somebody there will answer "
-         "within a day or two, usually with a longer explanation than expected. Visitors who arrive in spring "
-         "often find the gardens closed for planting, so the staff recommend a later trip. The library keeps "
-         "older letters in a cool room downstairs, where volunteers sort them by year and by the town they "
-         "came from.")
+PROSE = (
+    "Anyone who wants to ask about these notes can write to the office, and somebody there will answer "
+    "within a day or two, usually with a longer explanation than expected. Visitors who arrive in spring "
+    "often find the gardens closed for planting, so the staff recommend a later trip. The library keeps "
+    "older letters in a cool room downstairs, where volunteers sort them by year and by the town they "
+    "came from."
+)
 
 
 @pytest.fixture(scope="module")
@@ -123,10 +133,13 @@ def text_plants(e2e_root) -> Plants:
     folder = e2e_root / "notes"
     folder.mkdir()
     (folder / "ops-notes.txt").write_text(f"{marker}.\n\n{PROSE}\n\nThe settings we use:\n{block}")
-    return Plants(sources=[{"name": "notes", "kind": "files", "paths": ["notes/*.txt"]}], values=values,
-                  marker=marker, exempt_sources=["notes"],
-                  tasks=[{"name": "qa", "template": "qa_from_passage", "verify": "none",
-                          "selector": {"sources": ["notes"]}}])
+    return Plants(
+        sources=[{"name": "notes", "kind": "files", "paths": ["notes/*.txt"]}],
+        values=values,
+        marker=marker,
+        exempt_sources=["notes"],
+        tasks=[{"name": "qa", "template": "qa_from_passage", "verify": "none", "selector": {"sources": ["notes"]}}],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -144,11 +157,16 @@ def code_plants(_repo) -> Plants:
     marker = "def build_client(timeout):"
     body = "\n".join(f"# {line}" for line in block.split("\n"))  # the secrets as comments in a module
     (_repo / "app" / "settings.py").write_text(
-        f'"""Settings of the billing service."""\n\nimport os\n\n\n{marker}\n    return {{"timeout": timeout}}\n\n\n{body}\n')
-    return Plants(sources=[{"name": "service", "kind": "repo", "url_or_path": "service", "repo_record": False}],
-                  values=values, marker=marker,
-                  tasks=[{"name": "code", "template": "explain_improve_code", "verify": "none",
-                          "selector": {"modalities": ["code"]}}])
+        f'"""Settings of the billing service."""\n\nimport os\n\n\n{marker}\n    return {{"timeout": timeout}}\n\n\n{body}\n'
+    )
+    return Plants(
+        sources=[{"name": "service", "kind": "repo", "url_or_path": "service", "repo_record": False}],
+        values=values,
+        marker=marker,
+        tasks=[
+            {"name": "code", "template": "explain_improve_code", "verify": "none", "selector": {"modalities": ["code"]}}
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -174,13 +192,29 @@ def media_plants(e2e_root) -> Plants:
     make_wav(folder / "au" / "tagged.wav")
     kinds = ("png_text", "png_ztxt", "jpeg_artist", "jpeg_comment", "jpeg_xmp", "wav_info", "wav_id3")
     values = {f"media/{k}": PLANTED[k] for k in kinds} | {"media/aws_key": AWS_KEY}
-    return Plants(sources=[{"name": "pictures", "kind": "images", "paths": ["media-plants/img/*"]},
-                           {"name": "recordings", "kind": "audio", "paths": ["media-plants/au/*"]}],
-                  values=values, marker="media-plants", in_documents=False,
-                  tasks=[{"name": "describe", "template": "Describe the picture {uri} in detail.", "verify": "none",
-                          "selector": {"modalities": ["image"]}},
-                         {"name": "listen", "template": "Transcribe the recording {uri}, then summarize it.",
-                          "verify": "none", "selector": {"modalities": ["audio"]}}])
+    return Plants(
+        sources=[
+            {"name": "pictures", "kind": "images", "paths": ["media-plants/img/*"]},
+            {"name": "recordings", "kind": "audio", "paths": ["media-plants/au/*"]},
+        ],
+        values=values,
+        marker="media-plants",
+        in_documents=False,
+        tasks=[
+            {
+                "name": "describe",
+                "template": "Describe the picture {uri} in detail.",
+                "verify": "none",
+                "selector": {"modalities": ["image"]},
+            },
+            {
+                "name": "listen",
+                "template": "Transcribe the recording {uri}, then summarize it.",
+                "verify": "none",
+                "selector": {"modalities": ["audio"]},
+            },
+        ],
+    )
 
 
 class RecordingTeacher:
@@ -213,10 +247,20 @@ def run_cli(root: Path, cfg: dict, stages: str, name: str) -> subprocess.Complet
     cfg_path = root / f"{name}.yaml"
     cfg_path.write_text(json.dumps(cfg))  # JSON is YAML
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(root / f"run-{name}"),
-               PREFECT_HOME=str(root / f"prefect-{name}"), DISTILLERY_TEACHER_API_KEY="sk-test-not-a-real-key")
-    out = subprocess.run([sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", stages],
-                         env=env, cwd=root, capture_output=True, text=True, timeout=900)
+    env.update(
+        PYTHONPATH=str(REPO),
+        DISTILLERY_RUN_DIR=str(root / f"run-{name}"),
+        PREFECT_HOME=str(root / f"prefect-{name}"),
+        DISTILLERY_TEACHER_API_KEY="sk-test-not-a-real-key",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", stages],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     return out
 
@@ -227,11 +271,17 @@ def _all_plants(request) -> list[Plants]:
 
 def _config(root: Path, plants: list[Plants], lake: str, teacher_url: str = "http://127.0.0.1:9/v1", **extra) -> dict:
     return {
-        "lake": str(root / lake), "base_dir": str(root),
+        "lake": str(root / lake),
+        "base_dir": str(root),
         "sources": [s for p in plants for s in p.sources],
         "curate": {"web_rules_exempt_sources": [s for p in plants for s in p.exempt_sources]},
-        "distill": {"base_url": teacher_url, "timeout_s": 10, "max_retries": 1, "backoff_base_s": 0,
-                    "tasks": [t for p in plants for t in p.tasks]},
+        "distill": {
+            "base_url": teacher_url,
+            "timeout_s": 10,
+            "max_retries": 1,
+            "backoff_base_s": 0,
+            "tasks": [t for p in plants for t in p.tasks],
+        },
         "run": {"partition_rows": 8, "workers": 2},
         **extra,
     }
@@ -259,8 +309,9 @@ def _payloads(body: dict) -> dict[str, list[bytes]]:
 
 def _found_in_bytes(values: dict[str, str], data: bytes) -> list[str]:
     """Keys of the values in `data` as UTF-8 or UTF-16 of either byte order (EXIF UserComment is UTF-16)."""
-    return sorted(k for k, v in values.items()
-                  if any(v.encode(enc) in data for enc in ("utf-8", "utf-16-le", "utf-16-be")))
+    return sorted(
+        k for k, v in values.items() if any(v.encode(enc) in data for enc in ("utf-8", "utf-16-le", "utf-16-be"))
+    )
 
 
 def _found_in_media(values: dict[str, str], data: bytes) -> list[str]:
@@ -309,8 +360,12 @@ def test_no_planted_secret_reaches_the_teacher(e2e_run):
     leaked = sorted(k for k, v in e2e_run["values"].items() if v in sent)
     assert leaked == []
     assert "BEGIN RSA PRIVATE KEY" not in sent and "BEGIN PGP PRIVATE KEY BLOCK" not in sent
-    in_payloads = {f"{kind} payload {i}": found for kind, payloads in e2e_run["payloads"].items()
-                   for i, data in enumerate(payloads) if (found := _found_in_media(e2e_run["values"], data))}
+    in_payloads = {
+        f"{kind} payload {i}": found
+        for kind, payloads in e2e_run["payloads"].items()
+        for i, data in enumerate(payloads)
+        if (found := _found_in_media(e2e_run["values"], data))
+    }
     assert in_payloads == {}
 
 
@@ -368,8 +423,10 @@ def test_redaction_counts_per_kind_are_in_meta(e2e_run):
     # Per planted file: gitlab, stripe, hf, npm, sendgrid, azure -> api_key; basic -> bearer; 2 blocks.
     assert totals.get("private_key", 0) >= 2 * 3 and totals.get("api_key", 0) >= 6 * 3 and totals.get("bearer", 0) >= 3
     # The README's query, through `distillery sql`'s read-only path, gives the same totals.
-    sql = ("select kind, sum(json_extract(meta, '$.redactions.' || kind)::int) n from "
-           "(select unnest(json_keys(meta, '$.redactions')) kind, meta from curated) group by kind")
+    sql = (
+        "select kind, sum(json_extract(meta, '$.redactions.' || kind)::int) n from "
+        "(select unnest(json_keys(meta, '$.redactions')) kind, meta from curated) group by kind"
+    )
     assert dict(query(Lake(e2e_run["lake"]), sql)[1]) == totals
 
 
@@ -395,6 +452,7 @@ def test_documents_keep_the_raw_text_unless_gather_redacts(request, e2e_run, e2e
 def test_curate_artifact_table_counts_redactions_by_kind(e2e_run):
     """The rows of the `curate-redactions-by-kind` artifact, computed from the run's real lake."""
     from flows.reporting import outcome_tables
+
     rows = {r["kind"]: r for r in outcome_tables([e2e_run["lake"]])["redactions-by-kind"]}
     assert rows["private_key"]["n"] >= 6 and rows["api_key"]["n"] >= 18 and rows["bearer"]["n"] >= 3
     assert all(r["rows"] >= 1 for r in rows.values())

@@ -60,8 +60,17 @@ def tone_wav(freq: float, seconds: float, sr: int = 8000) -> bytes:
 
 
 def doc(i: int, modality: str, text=None, media=None, meta=None) -> dict:
-    return {"id": f"{modality}{i:04d}", "modality": modality, "source": "test", "uri": f"mem://{modality}/{i}",
-            "license": "CC0-1.0", "text": text, "media": media, "meta": json.dumps(meta or {}), "parents": []}
+    return {
+        "id": f"{modality}{i:04d}",
+        "modality": modality,
+        "source": "test",
+        "uri": f"mem://{modality}/{i}",
+        "license": "CC0-1.0",
+        "text": text,
+        "media": media,
+        "meta": json.dumps(meta or {}),
+        "parents": [],
+    }
 
 
 def write_curated(path: Path, rows: list[dict]) -> Path:
@@ -71,9 +80,19 @@ def write_curated(path: Path, rows: list[dict]) -> Path:
 
 
 def write_traces(path: Path, rows: list[dict]) -> Path:
-    base = {"source": "teacher", "task": "qa", "sample_index": 0, "model": "m", "reference": None,
-            "verdict_detail": None, "finish_reason": "stop", "prompt_tokens": 1, "completion_tokens": 1,
-            "cost": 0.0, "cache_key": "k"}
+    base = {
+        "source": "teacher",
+        "task": "qa",
+        "sample_index": 0,
+        "model": "m",
+        "reference": None,
+        "verdict_detail": None,
+        "finish_reason": "stop",
+        "prompt_tokens": 1,
+        "completion_tokens": 1,
+        "cost": 0.0,
+        "cache_key": "k",
+    }
     full = [{**base, **r} for r in rows]
     df = pl.DataFrame(full, schema_overrides={"source_ids": pl.List(pl.String), "sample_index": pl.Int32})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,10 +112,30 @@ def build_lake(tmp: Path, n_images: int = 12, with_audio: bool = True, with_vide
         rows += [doc(i, "audio", media=put_media(lake, tone_wav(220 * (i + 1), 0.5))) for i in range(3)]
     if with_video:
         frames = [{"media": put_media(lake, smooth_png(100 + k)), "t": k * 0.25} for k in range(4)]
-        rows.append(doc(0, "video", meta={"frames": frames, "audio": {"media": put_media(lake, tone_wav(330, 1.0)), "sample_rate": 8000, "channels": 1, "frames": 8000} if with_audio else None}))
+        rows.append(
+            doc(
+                0,
+                "video",
+                meta={
+                    "frames": frames,
+                    "audio": {
+                        "media": put_media(lake, tone_wav(330, 1.0)),
+                        "sample_rate": 8000,
+                        "channels": 1,
+                        "frames": 8000,
+                    }
+                    if with_audio
+                    else None,
+                },
+            )
+        )
     curated = write_curated(tmp / "curated" / "part-0.parquet", rows)
-    cfg = ShardConfig(image={"codebook_size": 256, "kmeans_iters": 10}, audio={"codebook_size": 16, "kmeans_iters": 5},
-                      val_fraction=0.25, threads=2)
+    cfg = ShardConfig(
+        image={"codebook_size": 256, "kmeans_iters": 10},
+        audio={"codebook_size": 16, "kmeans_iters": 5},
+        val_fraction=0.25,
+        threads=2,
+    )
     return {"lake": lake, "curated": curated, "rows": rows, "cfg": cfg}
 
 
@@ -138,17 +177,26 @@ def test_text_round_trip_and_spans(lake):
 
 
 def test_partition_accounts_for_every_row(lake, tmp_path):
-    rows = lake["rows"] + [doc(90, "text", text=""), doc(91, "image", media="media/00/" + "0" * 64),
-                           doc(92, "image", media=put_media(lake["lake"], b"not an image")), doc(93, "hologram", text="x"),
-                           doc(94, "audio", media=put_media(lake["lake"], b"RIFF not a wav")), doc(95, "video", meta={"duration": 3})]
+    rows = lake["rows"] + [
+        doc(90, "text", text=""),
+        doc(91, "image", media="media/00/" + "0" * 64),
+        doc(92, "image", media=put_media(lake["lake"], b"not an image")),
+        doc(93, "hologram", text="x"),
+        doc(94, "audio", media=put_media(lake["lake"], b"RIFF not a wav")),
+        doc(95, "video", meta={"duration": 3}),
+    ]
     path = write_curated(tmp_path / "curated" / "part-1.parquet", rows)
     res = tokenize_partition(path, "curated", lake["spec"], lake["cfg"], lake["lake"])
     t = res.tables
     assert res.rows_in == len(rows) == t["samples"].height + t["rejects"].height + t["quarantine"].height
     assert t["rejects"]["rule"].to_list() == ["empty_text"]
     assert dict(zip(t["quarantine"]["id"], t["quarantine"]["reason"])) == {
-        "image0091": "media_missing", "image0092": "image_decode_error", "hologram0093": "unknown_modality",
-        "audio0094": "audio_decode_error", "video0095": "video_no_frames"}
+        "image0091": "media_missing",
+        "image0092": "image_decode_error",
+        "hologram0093": "unknown_modality",
+        "audio0094": "audio_decode_error",
+        "video0095": "video_no_frames",
+    }
     assert set(t["quarantine"]["stage"]) == {"shard"} and set(t["rejects"]["stage"]) == {"shard"}
     assert conform(t["samples"], SHARD_ROW).schema.equals(SHARD_ROW)
     assert conform(t["quarantine"], QUARANTINE).num_rows == 5 and conform(t["rejects"], REJECT).num_rows == 1
@@ -198,7 +246,9 @@ def test_text_only_spec_quarantines_media(tmp_path):
     spec = fit_codebooks([built["curated"]], built["cfg"], built["lake"], tmp_path / "cb")
     assert spec["codebooks"] == [] and spec["image"] is None
     assert [r["name"] for r in spec["vocab"]["ranges"]] == ["text", "special"]
-    path = write_curated(tmp_path / "p.parquet", built["rows"] + [doc(0, "image", media=put_media(built["lake"], smooth_png(0)))])
+    path = write_curated(
+        tmp_path / "p.parquet", built["rows"] + [doc(0, "image", media=put_media(built["lake"], smooth_png(0)))]
+    )
     res = tokenize_partition(path, "curated", spec, built["cfg"], built["lake"])
     assert res.tables["quarantine"]["reason"].to_list() == ["no_image_codebook"]
 
@@ -206,18 +256,48 @@ def test_text_only_spec_quarantines_media(tmp_path):
 def test_fit_is_deterministic(tmp_path, lake):
     again = fit_codebooks([lake["curated"]], lake["cfg"], lake["lake"], tmp_path / "again")
     assert [c["sha256"] for c in again["codebooks"]] == [c["sha256"] for c in lake["spec"]["codebooks"]]
-    other = fit_codebooks([lake["curated"]], lake["cfg"].model_copy(update={"seed": 7}), lake["lake"], tmp_path / "other")
+    other = fit_codebooks(
+        [lake["curated"]], lake["cfg"].model_copy(update={"seed": 7}), lake["lake"], tmp_path / "other"
+    )
     assert other["codebooks"][0]["sha256"] != lake["spec"]["codebooks"][0]["sha256"]
 
 
 def test_trace_layout_puts_loss_on_reasoning_and_answer(lake, tmp_path):
     msgs = json.dumps([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}])
     rows = [
-        {"id": "t1", "source_ids": ["text0000"], "sample_index": 0, "messages": msgs, "reasoning": "2 plus 2 is 4.",
-         "answer": "4", "verdict": "pass"},
-        {"id": "t2", "source_ids": ["text0001"], "messages": msgs, "reasoning": "guess", "answer": "5", "verdict": "fail"},
-        {"id": "t3", "source_ids": ["text0002"], "messages": msgs, "reasoning": "r", "answer": "4", "verdict": "unverified"},
-        {"id": "t4", "source_ids": ["text0003"], "messages": "{not json", "reasoning": "r", "answer": "4", "verdict": "pass"},
+        {
+            "id": "t1",
+            "source_ids": ["text0000"],
+            "sample_index": 0,
+            "messages": msgs,
+            "reasoning": "2 plus 2 is 4.",
+            "answer": "4",
+            "verdict": "pass",
+        },
+        {
+            "id": "t2",
+            "source_ids": ["text0001"],
+            "messages": msgs,
+            "reasoning": "guess",
+            "answer": "5",
+            "verdict": "fail",
+        },
+        {
+            "id": "t3",
+            "source_ids": ["text0002"],
+            "messages": msgs,
+            "reasoning": "r",
+            "answer": "4",
+            "verdict": "unverified",
+        },
+        {
+            "id": "t4",
+            "source_ids": ["text0003"],
+            "messages": "{not json",
+            "reasoning": "r",
+            "answer": "4",
+            "verdict": "pass",
+        },
     ]
     path = write_traces(tmp_path / "traces.parquet", rows)
     spec, cfg = lake["spec"], lake["cfg"]
@@ -228,7 +308,7 @@ def test_trace_layout_puts_loss_on_reasoning_and_answer(lake, tmp_path):
     assert sorted(t["rejects"]["rule"].to_list()) == ["verdict_fail", "verdict_unverified"]
     assert t["quarantine"]["reason"].to_list() == ["bad_messages"]
     r = t["samples"].row(0, named=True)
-    toks, sp = r["tokens"], spec["vocab"]["special"]
+    toks = r["tokens"]
     assert [(s["kind"], s["loss"]) for s in r["spans"]] == [("prompt", False), ("reasoning", True), ("answer", True)]
     prompt, reasoning, answer = (toks[s["start"] : s["start"] + s["length"]] for s in r["spans"])
     assert decode_text(prompt, spec) == "<|user|>Be brief.\n\nWhat is 2+2?<|assistant|>"
@@ -248,8 +328,10 @@ def test_split_is_per_id_and_follows_the_source_document(lake, tmp_path):
     again = tokenize_partition(lake["curated"], "curated", lake["spec"], cfg, lake["lake"])
     assert dict(zip(again.tables["samples"]["id"], again.tables["samples"]["split"])) == split
     msgs = json.dumps([{"role": "user", "content": "q"}])
-    traces = [{"id": f"t{i}", "source_ids": [doc_id], "messages": msgs, "reasoning": "r", "answer": "a", "verdict": "pass"}
-              for i, doc_id in enumerate(split)]
+    traces = [
+        {"id": f"t{i}", "source_ids": [doc_id], "messages": msgs, "reasoning": "r", "answer": "a", "verdict": "pass"}
+        for i, doc_id in enumerate(split)
+    ]
     res_t = tokenize_partition(write_traces(tmp_path / "t.parquet", traces), "traces", lake["spec"], cfg, lake["lake"])
     for r in res_t.tables["samples"].iter_rows(named=True):
         assert r["split"] == split[r["parents"][0]]
@@ -258,13 +340,33 @@ def test_split_is_per_id_and_follows_the_source_document(lake, tmp_path):
 def test_trace_with_an_image_prompt_tokenizes_the_image_without_loss(lake, tmp_path):
     spec = lake["spec"]
     ref = next(r["media"] for r in lake["rows"] if r["id"] == "image0004")
-    content = [{"type": "text", "text": "Describe the picture."}, {"type": "image_url", "image_url": {"url": ref}},
-               {"type": "text", "text": "One line."}]
-    missing = [{"type": "text", "text": "And this?"}, {"type": "image_url", "image_url": {"url": "media/00/" + "0" * 64}}]
-    rows = [{"id": "m1", "source_ids": ["image0004"], "messages": json.dumps([{"role": "user", "content": content}]),
-             "reasoning": "Waves of colour.", "answer": "Smooth colour bands.", "verdict": "pass"},
-            {"id": "m2", "source_ids": ["image0005"], "messages": json.dumps([{"role": "user", "content": missing}]),
-             "reasoning": "r", "answer": "a", "verdict": "pass"}]
+    content = [
+        {"type": "text", "text": "Describe the picture."},
+        {"type": "image_url", "image_url": {"url": ref}},
+        {"type": "text", "text": "One line."},
+    ]
+    missing = [
+        {"type": "text", "text": "And this?"},
+        {"type": "image_url", "image_url": {"url": "media/00/" + "0" * 64}},
+    ]
+    rows = [
+        {
+            "id": "m1",
+            "source_ids": ["image0004"],
+            "messages": json.dumps([{"role": "user", "content": content}]),
+            "reasoning": "Waves of colour.",
+            "answer": "Smooth colour bands.",
+            "verdict": "pass",
+        },
+        {
+            "id": "m2",
+            "source_ids": ["image0005"],
+            "messages": json.dumps([{"role": "user", "content": missing}]),
+            "reasoning": "r",
+            "answer": "a",
+            "verdict": "pass",
+        },
+    ]
     res = tokenize_partition(write_traces(tmp_path / "mt.parquet", rows), "traces", spec, lake["cfg"], lake["lake"])
     assert res.tables["quarantine"]["reason"].to_list() == ["media_missing"]
     r = res.tables["samples"].row(0, named=True)

@@ -16,9 +16,8 @@ from distillery.result import conform
 from distillery.tables import SHARD_ROW
 from shards import ShardConfig, fit_codebooks, tokenize_partition, write_shards
 from shards.codebooks import sha256_file
-from shards.show import show
+from shards.show import SampleNotFound, show
 from shards.verify import verify
-from shards.show import SampleNotFound
 from tests.test_shards_tokenize import build_lake, write_traces
 
 
@@ -28,9 +27,20 @@ def build_shards(tmp: Path, cfg_update: dict | None = None) -> dict:
     cfg: ShardConfig = built["cfg"].model_copy(update=cfg_update or {})
     spec = fit_codebooks([built["curated"]], cfg, built["lake"], tmp / "codebooks")
     msgs = json.dumps([{"role": "user", "content": "Why is the sky blue?"}])
-    traces = write_traces(tmp / "traces" / "part-0.parquet", [
-        {"id": f"tr{i}", "source_ids": [f"text000{i}"], "messages": msgs, "reasoning": "Rayleigh scattering " * (i + 1),
-         "answer": "Short wavelengths scatter more.", "verdict": "pass"} for i in range(4)])
+    traces = write_traces(
+        tmp / "traces" / "part-0.parquet",
+        [
+            {
+                "id": f"tr{i}",
+                "source_ids": [f"text000{i}"],
+                "messages": msgs,
+                "reasoning": "Rayleigh scattering " * (i + 1),
+                "answer": "Short wavelengths scatter more.",
+                "verdict": "pass",
+            }
+            for i in range(4)
+        ],
+    )
     sample_files = []
     for name, path, kind in (("s-curated", built["curated"], "curated"), ("s-traces", traces, "traces")):
         res = tokenize_partition(path, kind, spec, cfg, built["lake"])
@@ -75,7 +85,8 @@ def test_duckdb_and_datasets_read_the_shards(built, tmp_path):
     files = [str(built["dir"] / s["file"]) for s in built["manifest"]["shards"]]
     con = duckdb.connect()
     rows, tokens, spans = con.execute(
-        "select count(*), sum(len(tokens)), sum(len(spans)) from read_parquet(?)", [files]).fetchone()
+        "select count(*), sum(len(tokens)), sum(len(spans)) from read_parquet(?)", [files]
+    ).fetchone()
     assert rows == built["manifest"]["totals"]["rows"] and tokens == built["manifest"]["totals"]["tokens"]
     assert spans == rows + 2 * 4  # one span per curated row, three per trace
     import datasets
@@ -104,8 +115,12 @@ def test_small_limits_give_many_shards_and_row_groups(built, tmp_path):
     assert verify(b["dir"]) == []
     one = built["manifest"]["totals"]
     assert (m["totals"]["rows"], m["totals"]["tokens"]) == (one["rows"], one["tokens"])
-    small_ids = duckdb.sql(f"select id from read_parquet({[str(b['dir'] / s['file']) for s in m['shards']]}) order by id").fetchall()
-    one_ids = duckdb.sql(f"select id from read_parquet({[str(built['dir'] / s['file']) for s in built['manifest']['shards']]}) order by id").fetchall()
+    small_ids = duckdb.sql(
+        f"select id from read_parquet({[str(b['dir'] / s['file']) for s in m['shards']]}) order by id"
+    ).fetchall()
+    one_ids = duckdb.sql(
+        f"select id from read_parquet({[str(built['dir'] / s['file']) for s in built['manifest']['shards']]}) order by id"
+    ).fetchall()
     assert small_ids == one_ids
 
 
@@ -145,14 +160,18 @@ def test_verify_names_an_out_of_vocabulary_token(built):
 
     file = _rewrite(built, change)
     problems = verify(built["dir"])
-    assert problems == [f"{file}: row 1 (id {pq.read_table(built['dir'] / file)['id'][1]}): token {size + 5} at position 2 "
-                        f"is outside the vocabulary [0, {size})"]
+    assert problems == [
+        f"{file}: row 1 (id {pq.read_table(built['dir'] / file)['id'][1]}): token {size + 5} at position 2 "
+        f"is outside the vocabulary [0, {size})"
+    ]
 
 
 def test_verify_names_bad_spans_and_counts(built):
     def change(rows):
-        rows[0]["spans"] = [{"kind": "text", "start": 0, "length": 3, "loss": True},
-                            {"kind": "text", "start": 2, "length": rows[0]["n_tokens"], "loss": True}]
+        rows[0]["spans"] = [
+            {"kind": "text", "start": 0, "length": 3, "loss": True},
+            {"kind": "text", "start": 2, "length": rows[0]["n_tokens"], "loss": True},
+        ]
         rows[1]["n_tokens"] += 1
 
     file = _rewrite(built, change)

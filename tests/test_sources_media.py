@@ -64,7 +64,9 @@ def test_images_good_corrupt_exif_and_bomb(tmp_path):
     (d / "f_truncated.png").write_bytes(good[: len(good) // 2])
     (d / "g_jpeg_named.png").write_bytes((d / "b_exif.jpg").read_bytes())
     (d / "h_text.png").write_bytes(b"just some text, not an image at all\n")
-    result, media_root = run({"name": "im", "kind": "images", "paths": ["img/*"], "max_image_pixels": 1_000_000}, tmp_path)
+    result, media_root = run(
+        {"name": "im", "kind": "images", "paths": ["img/*"], "max_image_pixels": 1_000_000}, tmp_path
+    )
     docs = result.tables["documents"]
     assert [os.path.basename(u) for u in docs["uri"]] == ["a.png", "b_exif.jpg", "c.gif"]
     assert reasons(result) == {
@@ -86,8 +88,10 @@ def test_images_good_corrupt_exif_and_bomb(tmp_path):
         assert row["media"] == f"media/{sha[:2]}/{sha}" and row["text"] is None
         assert row["id"] == content_id("image", stored) and row["modality"] == "image"
         with Image.open(row["uri"]) as src, Image.open(io.BytesIO(stored)) as out:
-            assert out.format == "PNG" and out.size == (meta[os.path.basename(row["uri"])]["width"],
-                                                         meta[os.path.basename(row["uri"])]["height"])
+            assert out.format == "PNG" and out.size == (
+                meta[os.path.basename(row["uri"])]["width"],
+                meta[os.path.basename(row["uri"])]["height"],
+            )
             assert out.convert("RGB").tobytes() == ImageOps.exif_transpose(src).convert("RGB").tobytes()
     # Determinism: the same items read again give identical frames (CAS objects reused).
     source = SOURCE.validate_python({"name": "im", "kind": "images", "paths": ["img/*"], "max_image_pixels": 1_000_000})
@@ -190,8 +194,12 @@ def test_video_sampling_audio_and_corrupt(tmp_path):
     result, media_root = run({"name": "v", "kind": "video", "paths": ["v/*"], "frame_rate": 1.0}, tmp_path)
     docs = result.tables["documents"]
     assert [os.path.basename(u) for u in docs["uri"]] == ["a.mp4", "b.webm", "c.mkv"]
-    assert reasons(result) == {"truncated": ("cut_a.mp4", "cut_b.webm"), "unreadable": ("noise.mp4",),
-                               "wrong_extension": ("sound.mkv",), "zero_byte": ("zero.mp4",)}
+    assert reasons(result) == {
+        "truncated": ("cut_a.mp4", "cut_b.webm"),
+        "unreadable": ("noise.mp4",),
+        "wrong_extension": ("sound.mkv",),
+        "zero_byte": ("zero.mp4",),
+    }
     meta = {os.path.basename(u): json.loads(m) for u, m in zip(docs["uri"], docs["meta"])}
     a = meta["a.mp4"]
     assert (a["codec"], a["width"], a["height"], a["fps"]) == ("h264", 32, 24, 10.0)
@@ -261,9 +269,13 @@ def test_full_disk_while_reencoding_audio_or_video_fails_the_read_not_the_item(t
     (tmp_path / "v").mkdir()
     _video(tmp_path / "v" / "a.mkv", "mpeg4", "aac", seconds=2)
     for kind, pattern in (("audio", "au/a.flac"), ("audio", "au/b.wav"), ("video", "v/*")):
-        out = subprocess.run([sys.executable, "-c", _FULL_DISK_CHILD, str(tmp_path), kind, pattern],
-                             capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        out = subprocess.run(
+            [sys.executable, "-c", _FULL_DISK_CHILD, str(tmp_path), kind, pattern],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )
         assert out.stdout.strip() == f"raised {errno.EFBIG}", (pattern, out.stdout, out.stderr[-2000:])
 
 
@@ -284,7 +296,9 @@ def test_image_pixel_limit_is_per_call_across_threads(tmp_path):
     (tmp_path / "mid.png").write_bytes(_png((2000, 2000), "1"))
     item = next(iter(discover(SOURCE.validate_python({"name": "x", "kind": "images", "paths": ["*.png"]}), tmp_path)))
     strict = SOURCE.validate_python({"name": "s", "kind": "images", "paths": ["*.png"], "max_image_pixels": 1_000_000})
-    lenient = SOURCE.validate_python({"name": "l", "kind": "images", "paths": ["*.png"], "max_image_pixels": 10_000_000})
+    lenient = SOURCE.validate_python(
+        {"name": "l", "kind": "images", "paths": ["*.png"], "max_image_pixels": 10_000_000}
+    )
     process_wide = lambda: (Image.MAX_IMAGE_PIXELS, tuple(warnings.filters))  # noqa: E731
     before, seen = process_wide(), set()
     rounds, start, done = 40, threading.Barrier(3), threading.Event()

@@ -72,8 +72,10 @@ def test_text_files_good_and_bad(tmp_path):
     d.mkdir()
     (d / "plain.txt").write_text("hello world\n")
     (d / "readme.md").write_text("# Title\n\nSome *markdown*.\n")
-    (d / "page.html").write_text("<html><head><title>T</title><script>var x=1</script></head>"
-                                 "<body><p>Visible &amp; kept</p><style>p{}</style></body></html>")
+    (d / "page.html").write_text(
+        "<html><head><title>T</title><script>var x=1</script></head>"
+        "<body><p>Visible &amp; kept</p><style>p{}</style></body></html>"
+    )
     (d / "latin1.txt").write_bytes("Café crème brûlée, déjà vu à la façon française.\n".encode("latin-1"))
     (d / "empty.txt").write_bytes(b"")
     (d / "bad_utf16.txt").write_bytes(codecs.BOM_UTF16_LE + b"a\x00b")  # odd length after a UTF-16 BOM
@@ -106,13 +108,26 @@ def test_jsonl_rows_and_bad_lines(tmp_path):
     (tmp_path / "a.jsonl").write_bytes(("\n".join(lines) + "\n").encode() + b'{"text": "bad \xff utf8"}\n')
     (tmp_path / "b.jsonl").write_text("".join(json.dumps({"text": f"b{i}"}) + "\n" for i in range(7)))
     (tmp_path / "c.jsonl").write_bytes(b"")
-    cfg = {"name": "j", "kind": "jsonl", "paths": ["*.jsonl"], "id_field": "id", "license_field": "lic",
-           "license": "CC0-1.0", "batch_rows": 3}
+    cfg = {
+        "name": "j",
+        "kind": "jsonl",
+        "paths": ["*.jsonl"],
+        "id_field": "id",
+        "license_field": "lic",
+        "license": "CC0-1.0",
+        "batch_rows": 3,
+    }
     items, result = run(cfg, tmp_path)
     docs = result.tables["documents"]
     assert docs.height == 5 + 7
-    assert reasons(result) == {"bad_encoding": 1, "bad_field_type": 1, "bad_json": 1, "bad_row": 1,
-                               "missing_field": 1, "zero_byte": 1}
+    assert reasons(result) == {
+        "bad_encoding": 1,
+        "bad_field_type": 1,
+        "bad_json": 1,
+        "bad_row": 1,
+        "missing_field": 1,
+        "zero_byte": 1,
+    }
     a = docs.filter(pl.col("uri").str.contains("a.jsonl"))
     assert a["text"].to_list() == [f"doc {i}" for i in range(5)]
     assert a["license"].to_list() == ["CC0-1.0", "MIT", "CC0-1.0", "MIT", "CC0-1.0"]

@@ -120,13 +120,16 @@ def test_repo_exclude_pattern_pathspec_refuses_fails_at_load():
 
 
 # -- an unknown key lists the keys of the source's own kind ---------------------------------
-@pytest.mark.parametrize("kind, fields, own_key", [
-    ("jsonl", {"paths": ["x"]}, "text_field"),
-    ("csv", {"paths": ["x"]}, "delimiter"),
-    ("hf", {"path": "x"}, "split"),
-    ("repo", {"url_or_path": "."}, "url_or_path"),
-    ("video", {"paths": ["x"]}, "frame_rate"),
-])
+@pytest.mark.parametrize(
+    "kind, fields, own_key",
+    [
+        ("jsonl", {"paths": ["x"]}, "text_field"),
+        ("csv", {"paths": ["x"]}, "delimiter"),
+        ("hf", {"path": "x"}, "split"),
+        ("repo", {"url_or_path": "."}, "url_or_path"),
+        ("video", {"paths": ["x"]}, "frame_rate"),
+    ],
+)
 def test_unknown_source_key_lists_the_keys_of_that_kind(kind, fields, own_key):
     with pytest.raises(ConfigError) as err:
         validate_config({"sources": [{"name": "s", "kind": kind, "txt_feild": "t", **fields}]})
@@ -138,7 +141,10 @@ def test_unknown_source_key_lists_the_keys_of_that_kind(kind, fields, own_key):
 
 
 # -- source names in the config name configured sources -------------------------------------
-SOURCES = [{"name": "web", "kind": "files", "paths": ["*.txt"]}, {"name": "problems", "kind": "jsonl", "paths": ["*.jsonl"]}]
+SOURCES = [
+    {"name": "web", "kind": "files", "paths": ["*.txt"]},
+    {"name": "problems", "kind": "jsonl", "paths": ["*.jsonl"]},
+]
 
 
 def test_unknown_name_in_web_rules_exempt_sources_is_named_with_the_valid_ones():
@@ -150,8 +156,10 @@ def test_unknown_name_in_web_rules_exempt_sources_is_named_with_the_valid_ones()
 
 
 def test_unknown_name_in_task_selector_sources_is_named_with_the_valid_ones():
-    tasks = [{"name": "a", "template": "solve", "selector": {"sources": ["problems"]}},
-             {"name": "b", "template": "solve", "selector": {"sources": ["wbe"]}}]
+    tasks = [
+        {"name": "a", "template": "solve", "selector": {"sources": ["problems"]}},
+        {"name": "b", "template": "solve", "selector": {"sources": ["wbe"]}},
+    ]
     with pytest.raises(ConfigError) as err:
         validate_config({"sources": SOURCES, "distill": {"tasks": tasks}})
     msg = _one_line(str(err.value))
@@ -160,8 +168,9 @@ def test_unknown_name_in_task_selector_sources_is_named_with_the_valid_ones():
 
 def test_configured_source_names_are_accepted():
     tasks = [{"name": "a", "template": "solve", "selector": {"sources": ["problems", "web"]}}]
-    cfg = validate_config({"sources": SOURCES, "curate": {"web_rules_exempt_sources": ["problems"]},
-                           "distill": {"tasks": tasks}})
+    cfg = validate_config(
+        {"sources": SOURCES, "curate": {"web_rules_exempt_sources": ["problems"]}, "distill": {"tasks": tasks}}
+    )
     assert cfg.curate.web_rules_exempt_sources == ["problems"]
 
 
@@ -186,8 +195,12 @@ def test_lake_that_is_a_file_fails_at_load(tmp_path):
 
 def _user_env(tmp_path: Path) -> dict[str, str]:
     """The user's path: no PREFECT_API_URL (Prefect's temporary server), own run folder."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(tmp_path / "run"),
-               PREFECT_HOME=str(tmp_path / "run" / "prefect"))
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        DISTILLERY_RUN_DIR=str(tmp_path / "run"),
+        PREFECT_HOME=str(tmp_path / "run" / "prefect"),
+    )
     env.pop("PREFECT_API_URL", None)
     return env
 
@@ -195,8 +208,14 @@ def _user_env(tmp_path: Path) -> dict[str, str]:
 def test_cli_config_error_is_one_line_exit_2_and_starts_no_prefect(tmp_path):
     (tmp_path / "lake").write_text("not a folder")
     (tmp_path / "c.yaml").write_text("lake: lake\nsources: [{name: a, kind: files, paths: ['*.txt']}]\n")
-    proc = subprocess.run([sys.executable, "-m", "distillery.cli", "run", "c.yaml"], env=_user_env(tmp_path),
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "run", "c.yaml"],
+        env=_user_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stdout == "" and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "is a file, not a folder" in proc.stderr
@@ -250,9 +269,16 @@ def test_text_field_missing_from_some_rows_is_still_quarantined_per_row(tmp_path
 def test_cli_run_stops_with_exit_2_naming_the_missing_text_field(tmp_path):
     (tmp_path / "data.jsonl").write_text("".join(json.dumps({"content": f"row {i}"}) + "\n" for i in range(20)))
     (tmp_path / "c.yaml").write_text(
-        "lake: lake\nstages: [gather]\nsources: [{name: qa, kind: jsonl, paths: ['data.jsonl']}]\n")
-    proc = subprocess.run([sys.executable, "-m", "distillery.cli", "run", "c.yaml"], env=_user_env(tmp_path),
-                          cwd=tmp_path, capture_output=True, text=True, timeout=400)
+        "lake: lake\nstages: [gather]\nsources: [{name: qa, kind: jsonl, paths: ['data.jsonl']}]\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "run", "c.yaml"],
+        env=_user_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     output = proc.stdout + proc.stderr
     assert "Traceback" not in output

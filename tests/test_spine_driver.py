@@ -50,20 +50,29 @@ def toy_report(cfg, plan, counts, results, states, note) -> Report:
     return Report(f"toy: {counts.rows_in} rows in {counts.partitions} partitions", note=note)
 
 
-TOY = Stage("distill", toy_plan, (Step("count_partitions", count_parts, sequential=True),), toy_report,
-            stop_on=(Stop,), stop_note=lambda exc: f"stopped: {exc}")
+TOY = Stage(
+    "distill",
+    toy_plan,
+    (Step("count_partitions", count_parts, sequential=True),),
+    toy_report,
+    stop_on=(Stop,),
+    stop_note=lambda exc: f"stopped: {exc}",
+)
 
 
 @flow(name="toy-stage")
 def toy_flow(cfg: PipelineConfig) -> dict:
     from flows.driver import run_stage
+
     return run_stage(TOY, cfg)
 
 
 def _ledger(lake: Lake) -> tuple[int, int]:
     con = duckdb.connect(str(lake.catalog_path), read_only=True)
     try:
-        n, rows = con.execute("SELECT count(*), coalesce(sum(rows_in), 0) FROM ledger WHERE stage = 'distill'").fetchone()
+        n, rows = con.execute(
+            "SELECT count(*), coalesce(sum(rows_in), 0) FROM ledger WHERE stage = 'distill'"
+        ).fetchone()
     finally:
         con.close()
     return int(n), int(rows)

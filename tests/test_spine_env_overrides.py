@@ -27,8 +27,10 @@ def _config(folder: Path) -> Path:
     rows = [{"text": f"Row {i} of a small corpus, long enough to keep its words together."} for i in range(6)]
     (folder / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = folder / "pipeline.yaml"
-    cfg.write_text("lake: file-lake\nstages: [gather]\nsources: [{name: rows, kind: jsonl, paths: ['rows.jsonl']}]\n"
-                   "run: {task_runner: threads, workers: 1}\n")
+    cfg.write_text(
+        "lake: file-lake\nstages: [gather]\nsources: [{name: rows, kind: jsonl, paths: ['rows.jsonl']}]\n"
+        "run: {task_runner: threads, workers: 1}\n"
+    )
     return cfg
 
 
@@ -67,8 +69,14 @@ def _env(folder: Path, lake: str) -> dict[str, str]:
 
 
 def _cli(folder: Path, lake: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "distillery.cli", *args], cwd=folder, env=_env(folder, lake),
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "distillery.cli", *args],
+        cwd=folder,
+        env=_env(folder, lake),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_distillery_lake_is_honoured_by_run_sql_and_status_and_the_runs_row_records_it(tmp_path):
@@ -83,8 +91,14 @@ def test_distillery_lake_is_honoured_by_run_sql_and_status_and_the_runs_row_reco
     assert run.returncode == 0, run.stderr[-3000:]
     assert not (tmp_path / "file-lake").exists() and (lake / "catalog.duckdb").exists()
 
-    sql = _cli(tmp_path, "env-lake", "sql", "select run_id, overrides from runs order by run_id = 'old', run_id",
-               "--format", "json")
+    sql = _cli(
+        tmp_path,
+        "env-lake",
+        "sql",
+        "select run_id, overrides from runs order by run_id = 'old', run_id",
+        "--format",
+        "json",
+    )
     assert sql.returncode == 0, sql.stderr
     rows = [json.loads(line) for line in sql.stdout.splitlines()]
     assert [r["run_id"] == "old" for r in rows] == [False, True] and rows[1]["overrides"] is None

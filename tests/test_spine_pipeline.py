@@ -16,8 +16,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from conftest import lake_files, write_config
+
 from distillery import accounting
 from distillery.config import load_config
 from distillery.lake import Lake
@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def demo_lake(prefect_api, samples, teacher_server, tmp_path_factory):
     from flows.pipeline import run_pipeline
+
     root = tmp_path_factory.mktemp("demo")
     cfg = load_config(write_config(root / "c.yaml", samples, root / "lake", teacher_server.url))
     result = run_pipeline(cfg)
@@ -38,8 +39,10 @@ def demo_lake(prefect_api, samples, teacher_server, tmp_path_factory):
 def test_pipeline_fills_every_view_and_adds_up(demo_lake):
     cfg, result = demo_lake
     lake = Lake(cfg.lake_root)
-    counts = {v: query(lake, f"select count(*) from {v}")[1][0][0]
-              for v in ("documents", "curated", "rejects", "duplicates", "quarantine", "traces", "shards", "runs")}
+    counts = {
+        v: query(lake, f"select count(*) from {v}")[1][0][0]
+        for v in ("documents", "curated", "rejects", "duplicates", "quarantine", "traces", "shards", "runs")
+    }
     assert counts["documents"] > 100
     assert 0 < counts["curated"] < counts["documents"]
     assert counts["rejects"] > 0 and counts["duplicates"] > 0 and counts["quarantine"] > 0
@@ -51,6 +54,7 @@ def test_pipeline_fills_every_view_and_adds_up(demo_lake):
 
 def test_rerun_writes_nothing_new(demo_lake):
     from flows.pipeline import run_pipeline
+
     cfg, _ = demo_lake
     before = lake_files(cfg.lake_root)
     run_pipeline(cfg, stages=["gather", "curate", "distill", "shard"])
@@ -84,12 +88,17 @@ def test_cli_sql_and_status(demo_lake):
     cfg, _ = demo_lake
     env = dict(os.environ)
     cli = [sys.executable, "-m", "distillery.cli"]
-    out = subprocess.run(cli + ["sql", "select count(*) as n from shards", "--lake", str(cfg.lake_root),
-                                "--format", "csv"], capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        cli + ["sql", "select count(*) as n from shards", "--lake", str(cfg.lake_root), "--format", "csv"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.splitlines()[1]) > 0
-    refused = subprocess.run(cli + ["sql", "delete from documents", "--lake", str(cfg.lake_root)],
-                             capture_output=True, text=True, env=env)
+    refused = subprocess.run(
+        cli + ["sql", "delete from documents", "--lake", str(cfg.lake_root)], capture_output=True, text=True, env=env
+    )
     assert refused.returncode == 2 and "only reads" in refused.stderr
     status = subprocess.run(cli + ["status", "--lake", str(cfg.lake_root)], capture_output=True, text=True, env=env)
     assert status.returncode == 0 and "accounting: OK" in status.stdout
@@ -100,9 +109,11 @@ def test_broken_count_is_caught(demo_lake, tmp_path):
     copy = tmp_path / "lake"
     shutil.copytree(cfg.lake_root, copy)
     from distillery import catalog
+
     catalog.refresh(cfg.model_copy(update={"lake": copy}), Lake(copy))
     assert accounting.check(Lake(copy)).ok
     import pyarrow.parquet as pq
+
     by_rows = sorted(copy.glob("curate/*/b-*/curated-*.parquet"), key=lambda p: pq.ParquetFile(p).metadata.num_rows)
     victim = by_rows[-1]
     victim.unlink()  # a lost partition file: its rows vanished
@@ -110,8 +121,9 @@ def test_broken_count_is_caught(demo_lake, tmp_path):
     assert not status.ok
     assert any("curate" in p and "kept" in p for p in status.problems)
     assert any("curated file missing" in p and victim.stem.split("-", 1)[1] in p for p in status.problems)
-    out = subprocess.run([sys.executable, "-m", "distillery.cli", "status", "--lake", str(copy)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "status", "--lake", str(copy)], capture_output=True, text=True
+    )
     assert out.returncode == 1
 
 
@@ -122,22 +134,30 @@ def test_lost_file_that_held_no_rows_is_caught(demo_lake, tmp_path):
     copy = tmp_path / "lake"
     shutil.copytree(cfg.lake_root, copy)
     from distillery import catalog
+
     catalog.refresh(cfg.model_copy(update={"lake": copy}), Lake(copy))
     import pyarrow.parquet as pq
-    empty = [p for p in sorted(copy.glob("*/*/b-*/*-*.parquet"))
-             if pq.ParquetFile(p).metadata.num_rows == 0 and not p.name.startswith("ledger-")]
+
+    empty = [
+        p
+        for p in sorted(copy.glob("*/*/b-*/*-*.parquet"))
+        if pq.ParquetFile(p).metadata.num_rows == 0 and not p.name.startswith("ledger-")
+    ]
     assert empty, "the demo lake has no empty partition file to lose"
     empty[0].unlink()
     status = accounting.check(Lake(copy))
     table, part = empty[0].stem.split("-", 1)
     assert not status.ok and status.problems == [
-        f"{empty[0].parts[-4]} partition {part}: {table} file missing from {empty[0].parent}"]
+        f"{empty[0].parts[-4]} partition {part}: {table} file missing from {empty[0].parent}"
+    ]
 
 
 def test_partition_that_does_not_add_up_is_refused():
     import polars as pl
+
     from distillery.batch import AccountingError, ledger_row
     from distillery.result import PartitionResult
+
     bad = PartitionResult(rows_in=3, tables={"documents": pl.DataFrame({"id": ["a", "b"]})})
     with pytest.raises(AccountingError, match="3 rows in but 2 out"):
         ledger_row("gather", "p", [], bad)
@@ -146,13 +166,17 @@ def test_partition_that_does_not_add_up_is_refused():
 def test_killed_stage_leaves_nothing_visible_and_rerun_completes(prefect_api, samples, tmp_path, teacher_server):
     """SIGKILL the gather stage once some partitions are written: the views show none of
     them, and the re-run finishes with exactly the lake an uninterrupted run makes."""
-    cfg_path = write_config(tmp_path / "c.yaml", samples, tmp_path / "lake", teacher_server.url,
-                            extra="")
+    cfg_path = write_config(tmp_path / "c.yaml", samples, tmp_path / "lake", teacher_server.url, extra="")
     cfg_path.write_text(cfg_path.read_text().replace("partition_rows: 16", "partition_rows: 1"))
     from prefect.settings import PREFECT_API_URL
+
     env = dict(os.environ, PYTHONPATH=str(REPO), PREFECT_API_URL=PREFECT_API_URL.value())
-    proc = subprocess.Popen([sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", "gather"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distillery.cli", "run", str(cfg_path), "--stages", "gather"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     lake = tmp_path / "lake"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(lake.glob("gather/*/.tmp-*/ledger-*.parquet"))) < 3:
@@ -163,10 +187,12 @@ def test_killed_stage_leaves_nothing_visible_and_rerun_completes(prefect_api, sa
     assert not list(lake.glob("gather/*/b-*")), "a batch was committed before the kill"
     cfg = load_config(cfg_path)
     from distillery import catalog
+
     catalog.refresh(cfg, Lake(cfg.lake_root))
     assert query(Lake(cfg.lake_root), "select count(*) from documents")[1][0][0] == 0
 
     from flows.pipeline import run_pipeline
+
     run_pipeline(cfg, stages=["gather"])
     resumed = lake_files(lake)
     fresh_cfg = load_config(cfg_path, {"lake": str(tmp_path / "fresh")})
@@ -191,8 +217,10 @@ def test_shard_build_is_an_asset_with_lineage_to_its_sources(demo_lake):
 
     async def events() -> list[dict]:
         async with get_client() as client:
-            body = {"filter": {"event": {"prefix": ["prefect.asset.materialization"]},
-                               "any_resource": {"id": [key]}}, "limit": 50}
+            body = {
+                "filter": {"event": {"prefix": ["prefect.asset.materialization"]}, "any_resource": {"id": [key]}},
+                "limit": 50,
+            }
             for _ in range(60):
                 resp = await client._client.post("/events/filter", json=body)
                 found = resp.json()["events"]
@@ -225,13 +253,22 @@ def test_run_artifacts_explain_where_rows_went(demo_lake):
     lake = Lake(cfg.lake_root)
     # Other tests publish the same keys on this server: read the demo run's own.
     runs = [result[s]["run_id"] for s in ("gather", "curate", "distill", "shard")]
-    keys = ["curate-rejects-by-rule", "curate-duplicates-by-method", "gather-quarantine-by-reason",
-            "distill-teacher-usage", "distill-teacher-requests", "shard-tokens-by-modality"]
+    keys = [
+        "curate-rejects-by-rule",
+        "curate-duplicates-by-method",
+        "gather-quarantine-by-reason",
+        "distill-teacher-usage",
+        "distill-teacher-requests",
+        "shard-tokens-by-modality",
+    ]
 
     async def latest() -> dict[str, list[dict]]:
         async with get_client() as client:
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=keys), flow_run_id=ArtifactFilterFlowRunId(any_=runs)))
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=keys), flow_run_id=ArtifactFilterFlowRunId(any_=runs)
+                )
+            )
         out = {}
         for a in sorted(found, key=lambda a: a.created):
             data = a.data if not isinstance(a.data, str) else _json.loads(a.data)
@@ -253,6 +290,7 @@ def test_run_artifacts_explain_where_rows_went(demo_lake):
 
 # --- The demo config end to end: every modality, one current build, its card and lineage ---
 
+
 @pytest.fixture(scope="session")
 def full_demo(prefect_api, samples, teacher_server, tmp_path_factory):
     """distillery/demo.yaml itself (all five modalities) over the session's sample corpus,
@@ -261,6 +299,7 @@ def full_demo(prefect_api, samples, teacher_server, tmp_path_factory):
 
     from distillery.config import DEMO_CONFIG, validate_config
     from flows.pipeline import run_pipeline
+
     root = tmp_path_factory.mktemp("full-demo")
     raw = yaml.safe_load(DEMO_CONFIG.read_text())
     raw.update(lake=str(root / "lake"), base_dir=str(samples))
@@ -272,8 +311,14 @@ def full_demo(prefect_api, samples, teacher_server, tmp_path_factory):
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "DISTILLERY_LAKE"}
-    return subprocess.run([sys.executable, "-m", "distillery.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env={**env, "PYTHONPATH": str(REPO)}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "distillery.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**env, "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
 
 
 def test_demo_config_brings_all_five_modalities_from_documents_to_shards(full_demo):
@@ -293,7 +338,9 @@ def test_shard_rows_carry_uri_and_license_and_verify_still_passes(full_demo, tmp
     lake = Lake(full_demo.lake_root)
     missing = query(lake, "select count(*) from shards where uri is null")[1][0][0]
     assert missing == 0
-    licensed = dict(query(lake, "select modality, count(*) filter (where license is not null) from shards group by all")[1])
+    licensed = dict(
+        query(lake, "select modality, count(*) filter (where license is not null) from shards group by all")[1]
+    )
     assert all(n > 0 for n in licensed.values()), licensed
     out = _cli("shards", "verify", "--lake", str(full_demo.lake_root), cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stdout + out.stderr
@@ -301,6 +348,7 @@ def test_shard_rows_carry_uri_and_license_and_verify_still_passes(full_demo, tmp
 
 def test_current_build_is_recorded_and_shards_path_prints_it_from_any_folder(full_demo, tmp_path):
     from distillery.generations import shard_build_dir
+
     lake = Lake(full_demo.lake_root)
     pointer = full_demo.lake_root / "shard" / "CURRENT"
     build = shard_build_dir(full_demo, lake)
@@ -312,16 +360,28 @@ def test_current_build_is_recorded_and_shards_path_prints_it_from_any_folder(ful
     assert rows == __import__("json").loads((build / "manifest.json").read_text())["totals"]["rows"]
     empty = tmp_path / "nolake"
     none = _cli("shards", "path", "--lake", str(empty), cwd=tmp_path)
-    assert none.returncode == 1 and len(none.stderr.strip().splitlines()) == 1 and "no current shard build" in none.stderr
+    assert (
+        none.returncode == 1 and len(none.stderr.strip().splitlines()) == 1 and "no current shard build" in none.stderr
+    )
 
 
 def test_dataset_card_describes_the_build_and_datasets_loads_it(full_demo):
     import datasets
-    build = Path(_cli("shards", "path", "--lake", str(full_demo.lake_root), cwd=full_demo.lake_root.parent).stdout.strip())
+
+    build = Path(
+        _cli("shards", "path", "--lake", str(full_demo.lake_root), cwd=full_demo.lake_root.parent).stdout.strip()
+    )
     card = (build / "README.md").read_text()
     assert card.startswith("---\n") and "configs:" in card and "- mit" in card
-    for section in ("## Sources", "## Licenses", "## Filters", "## Teacher and verification", "## Tokens per modality",
-                    "## Vocabulary", "## Span kinds"):
+    for section in (
+        "## Sources",
+        "## Licenses",
+        "## Filters",
+        "## Teacher and verification",
+        "## Tokens per modality",
+        "## Vocabulary",
+        "## Span kinds",
+    ):
         assert section in card, section
     assert "distillery-reference" in card  # the teacher model
     manifest = __import__("json").loads((build / "manifest.json").read_text())
@@ -360,9 +420,23 @@ def test_shards_show_says_where_it_wrote_and_an_unknown_id_exits_1(full_demo, tm
 
 
 def test_sql_csv_ends_lines_with_a_bare_newline(full_demo, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "distillery.cli", "sql", "select modality, count(*) n from shards group by all",
-                          "--lake", str(full_demo.lake_root), "--format", "csv"], capture_output=True, cwd=tmp_path,
-                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "distillery.cli",
+            "sql",
+            "select modality, count(*) n from shards group by all",
+            "--lake",
+            str(full_demo.lake_root),
+            "--format",
+            "csv",
+        ],
+        capture_output=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert b"\r" not in out.stdout and out.stdout.count(b"\n") >= 5
 
@@ -373,12 +447,18 @@ def test_shard_warns_when_the_traces_are_not_of_the_current_curate_generation(de
     import json
 
     from flows.pipeline import run_pipeline
+
     cfg, _ = demo_lake
     copy = tmp_path / "lake"
     shutil.copytree(cfg.lake_root, copy)
-    changed = cfg.model_copy(update={"lake": str(copy), "curate": cfg.curate.model_copy(
-        update={"web_rules_exempt_sources": ["problems", "articles"]})})
+    changed = cfg.model_copy(
+        update={
+            "lake": str(copy),
+            "curate": cfg.curate.model_copy(update={"web_rules_exempt_sources": ["problems", "articles"]}),
+        }
+    )
     from distillery.config import validate_config
+
     changed = validate_config(changed.model_dump(mode="json"))
     run_pipeline(changed, stages=["curate", "shard"])
     lake = Lake(changed.lake_root)

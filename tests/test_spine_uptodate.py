@@ -19,8 +19,14 @@ from tests.test_reliability_default_path import user_env, write_config
 
 
 def cli(cfg: Path, folder: Path, *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *flags, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather,curate"],
-                          cwd=folder, env=user_env(folder), capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, *flags, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather,curate"],
+        cwd=folder,
+        env=user_env(folder),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_noop_rerun_skips_prefect_records_runs_and_new_input_runs_in_full(tmp_path, samples):
@@ -44,7 +50,8 @@ def test_noop_rerun_skips_prefect_records_runs_and_new_input_runs_in_full(tmp_pa
     assert gather_row[3] > 0 and gather_row[4] == f"{gather_row[3]} unchanged items skipped"
 
     (samples / "samples" / "text" / "zz-new-article.txt").write_text(
-        "A new article arrives after the first run. " * 40 + "\nIt must be gathered by the next run.\n")
+        "A new article arrives after the first run. " * 40 + "\nIt must be gathered by the next run.\n"
+    )
     try:
         third = cli(cfg, tmp_path)
     finally:

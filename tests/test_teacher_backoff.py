@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections import Counter
 
 from teacher import DistillConfig, distill_partition
-from teacher.reference.faults import SCHEDULE_KINDS, Fault, FaultSchedule, seeded_schedule
 from teacher.plan import plan_prompts
+from teacher.reference.faults import SCHEDULE_KINDS, Fault, FaultSchedule, seeded_schedule
 from teacher.reference.problems import arithmetic_problems, problems_frame
 from teacher.reference.server import start_server
 

@@ -46,7 +46,9 @@ def test_pending_batch_is_resumed_not_resubmitted(tmp_path):
     server = start_server(latency_s=0.1)
     try:
         rows = problems_frame(arithmetic_problems(4, seed=22, digits=2))
-        impatient = DistillConfig(base_url=server.url, tasks=[SOLVE], mode="batch", batch_poll_s=0.02, batch_wait_s=0.01)
+        impatient = DistillConfig(
+            base_url=server.url, tasks=[SOLVE], mode="batch", batch_poll_s=0.02, batch_wait_s=0.01
+        )
         with pytest.raises(BatchPending):
             distill_partition(rows, impatient, tmp_path / "cache", tmp_path)
         states = [p for p in (tmp_path / "cache" / "_batches").iterdir() if p.suffix == ".json"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from teacher.cache import USAGE_MEMO_ENTRIES, ResponseCache, UsageMemo, _USAGE_MEMO, cached_spend, request_key
+from teacher.cache import _USAGE_MEMO, USAGE_MEMO_ENTRIES, ResponseCache, UsageMemo, cached_spend, request_key
 
 
 def _fill(cache_dir, n: int) -> int:

@@ -123,9 +123,24 @@ def test_n_samples_separate_requests_and_server_side(server, tmp_path):
 
 
 def test_code_verification_runs_tests_in_subprocess(server, tmp_path):
-    good = doc("def add(a, b):\n    return a + b\n", modality="code", source="repo", meta={"language": "python", "tests": "assert add(2, 3) == 5"})
-    bad = doc("def add(a, b):\n    return a - b\n", modality="code", source="repo", meta={"language": "python", "tests": "assert add(2, 3) == 5"})
-    hang = doc("def spin():\n    pass\n", modality="code", source="repo", meta={"language": "python", "tests": "while True:\n    pass"})
+    good = doc(
+        "def add(a, b):\n    return a + b\n",
+        modality="code",
+        source="repo",
+        meta={"language": "python", "tests": "assert add(2, 3) == 5"},
+    )
+    bad = doc(
+        "def add(a, b):\n    return a - b\n",
+        modality="code",
+        source="repo",
+        meta={"language": "python", "tests": "assert add(2, 3) == 5"},
+    )
+    hang = doc(
+        "def spin():\n    pass\n",
+        modality="code",
+        source="repo",
+        meta={"language": "python", "tests": "while True:\n    pass"},
+    )
     untested = doc("x = 1\n", modality="code", source="repo", meta={"language": "python"})
     task = {"name": "code", "template": "explain_improve_code", "selector": {"modalities": ["code"]}, "verify": "code"}
     rows = frame([good, bad, hang, untested])
@@ -218,7 +233,9 @@ def test_empty_partition(server, tmp_path):
 def test_identical_prompts_share_one_request_and_trace(server, tmp_path):
     one = doc("What is 20 + 22?", source="arithmetic", uri="a#1")
     two = dict(one, id="f" * 32, uri="b#7")  # same text from another place
-    result = distill_partition(frame([one, two]), config(server.url, [SOLVE], rpm=6000, tpm=1_000_000), tmp_path / "c", tmp_path)
+    result = distill_partition(
+        frame([one, two]), config(server.url, [SOLVE], rpm=6000, tpm=1_000_000), tmp_path / "c", tmp_path
+    )
     balanced(result)
     assert server.stats.completed == 1 and result.stats["kept"] == 2
     assert result.tables["traces"]["source_ids"].to_list() == [[one["id"], two["id"]]]
@@ -226,7 +243,9 @@ def test_identical_prompts_share_one_request_and_trace(server, tmp_path):
 
 def test_streamed_answers_equal_whole_ones(server, tmp_path):
     rows = problems_frame(arithmetic_problems(3, seed=12, digits=3))
-    whole = distill_partition(rows, config(server.url, [SOLVE], n_samples=2, server_side_n=True), tmp_path / "a", tmp_path)
+    whole = distill_partition(
+        rows, config(server.url, [SOLVE], n_samples=2, server_side_n=True), tmp_path / "a", tmp_path
+    )
     cfg = config(server.url, [SOLVE], n_samples=2, server_side_n=True, stream=True)
     streamed = distill_partition(rows, cfg, tmp_path / "b", tmp_path)
     columns = ["reasoning", "answer", "verdict", "finish_reason", "prompt_tokens", "completion_tokens"]

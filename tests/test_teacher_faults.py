@@ -103,7 +103,9 @@ def test_budget_stops_and_next_run_resumes_without_repaying(tmp_path):
         assert cached_spend(tmp_path / "c", {}).tokens <= 700
         assert max(server.stats.by_request.values()) == 1
         paid = server.stats.completed
-        result = distill_partition(rows, config(server.url, max_tokens=200, budget_tokens=100_000), tmp_path / "c", tmp_path)
+        result = distill_partition(
+            rows, config(server.url, max_tokens=200, budget_tokens=100_000), tmp_path / "c", tmp_path
+        )
         assert result.stats["kept"] == 10 and result.stats["cache_hits"] == paid
         assert server.stats.completed == 10 and max(server.stats.by_request.values()) == 1
     finally:
@@ -132,10 +134,17 @@ def test_planted_key_never_leaks(tmp_path, monkeypatch):
     key = "sk-planted-Secret-0123456789abcdefXYZ"
     monkeypatch.setenv("DISTILLERY_TEACHER_API_KEY", key)
     problems = arithmetic_problems(3, seed=8, digits=2)
-    plan = FaultPlan([Fault("echo_auth", problems[0]["question"], times=None), Fault("disconnect", problems[1]["question"], times=None)])
+    plan = FaultPlan(
+        [
+            Fault("echo_auth", problems[0]["question"], times=None),
+            Fault("disconnect", problems[1]["question"], times=None),
+        ]
+    )
     server = start_server(faults=plan)
     try:
-        result = distill_partition(problems_frame(problems), config(server.url, max_retries=1), tmp_path / "c", tmp_path)
+        result = distill_partition(
+            problems_frame(problems), config(server.url, max_retries=1), tmp_path / "c", tmp_path
+        )
     finally:
         server.stop()
     quarantine = result.tables["quarantine"]
@@ -152,8 +161,8 @@ def test_planted_key_never_leaks(tmp_path, monkeypatch):
 
 
 def test_retry_after_forms():
-    from email.utils import format_datetime
     from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
 
     from teacher.client import retry_after_s
 
@@ -166,7 +175,9 @@ def test_retry_after_forms():
 
 def test_persistent_malformed_and_empty_bodies_are_quarantined_and_set_aside(tmp_path):
     problems = arithmetic_problems(3, seed=13, digits=2)
-    plan = FaultPlan([Fault("malformed", problems[0]["question"], times=None), Fault("empty", problems[1]["question"], times=None)])
+    plan = FaultPlan(
+        [Fault("malformed", problems[0]["question"], times=None), Fault("empty", problems[1]["question"], times=None)]
+    )
     server = start_server(faults=plan)
     try:
         rows = problems_frame(problems)

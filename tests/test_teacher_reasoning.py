@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 
 from teacher import DistillConfig, distill_partition
-from teacher.reference.problems import arithmetic_problems, problems_frame
 from teacher.reasoning import split_reasoning
+from teacher.reference.problems import arithmetic_problems, problems_frame
 from teacher.reference.server import start_server
 
 
@@ -37,7 +37,9 @@ def test_every_server_form_gives_the_same_trace(tmp_path):
         found = {}
         for model in ("distillery-reference", "distillery-reference-vllm", "distillery-reference-think",
                       "distillery-reference-think-open"):  # fmt: skip
-            cfg = DistillConfig(base_url=server.url, model=model, tasks=[{"name": "s", "template": "solve", "verify": "math"}])
+            cfg = DistillConfig(
+                base_url=server.url, model=model, tasks=[{"name": "s", "template": "solve", "verify": "math"}]
+            )
             result = distill_partition(rows, cfg, tmp_path / "c", tmp_path)
             found[model] = result.tables["traces"].select("reasoning", "answer", "verdict")
         first = found["distillery-reference"]
@@ -62,7 +64,11 @@ def test_stream_assembly_and_cut_stream():
         b'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}',
     ]
     done = parse_body(b"\n\n".join(events + [b"data: [DONE]"]) + b"\n\n")
-    assert (done.samples[0].reasoning, done.samples[0].answer, done.samples[0].finish_reason) == ("think hard", "42", "stop")
+    assert (done.samples[0].reasoning, done.samples[0].answer, done.samples[0].finish_reason) == (
+        "think hard",
+        "42",
+        "stop",
+    )
     assert (done.prompt_tokens, done.completion_tokens) == (3, 4)
     with pytest.raises(Unusable):
         parse_body(b"\n\n".join(events[:3]))  # cut before [DONE]

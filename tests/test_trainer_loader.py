@@ -38,8 +38,13 @@ def test_loss_mask_follows_spans(tmp_path):
     rows = []
     for _ in range(60):
         p, r, a, u = (int(rng.integers(1, 20)) for _ in range(4))
-        toks = (rng.integers(500, 600, p).tolist() + rng.integers(600, 700, r).tolist()
-                + rng.integers(700, 800, a).tolist() + [eos] + rng.integers(800, 900, u).tolist())
+        toks = (
+            rng.integers(500, 600, p).tolist()
+            + rng.integers(600, 700, r).tolist()
+            + rng.integers(700, 800, a).tolist()
+            + [eos]
+            + rng.integers(800, 900, u).tolist()
+        )
         spans = [("prompt", 0, p, False), ("reasoning", p, r, True), ("answer", p + r, a + 1, True)]
         rows.append({"tokens": toks, "spans": spans})  # the trailing 800-899 tokens: no span
     write_shards(tmp_path, rows, VOCAB, rows_per_group=16)

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import write_config
+
 from distillery import accounting
 from distillery.config import load_config
 from distillery.generations import shard_build_dir, train_gen
@@ -30,17 +30,24 @@ def test_rows_the_trainer_cannot_use_are_quarantined_with_a_reason(tmp_path):
     vocab = layout(50)
     eos = vocab["special"]["<|eos|>"]
     good = {"tokens": [1, 2, 3, eos], "spans": [("text", 0, 4, True)]}
-    rows = [good] * 5 + [{**good, "split": "val"}] * 2 + [
-        {**good, "split": "test"},  # row 7
-        {"tokens": [], "spans": []},  # row 8
-        {"tokens": [1, vocab["size"] + 5], "spans": [("text", 0, 2, True)]},  # row 9
-    ]
+    rows = (
+        [good] * 5
+        + [{**good, "split": "val"}] * 2
+        + [
+            {**good, "split": "test"},  # row 7
+            {"tokens": [], "spans": []},  # row 8
+            {"tokens": [1, vocab["size"] + 5], "spans": [("text", 0, 2, True)]},  # row 9
+        ]
+    )
     shard_dir = write_shards(tmp_path / "s", rows, vocab, rows_per_group=4, rows_per_file=6)
     counts, quarantine = row_outcomes(build_index(shard_dir))
     assert counts == {"rows_in": 10, "kept": 7, "quarantined": 3}
     ids = [hashlib.sha256(f"{i}".encode()).hexdigest()[:32] for i in range(10)]  # synthetic's ids
     assert [(q["id"], q["reason"]) for q in quarantine] == [
-        (ids[7], "split_not_train_or_val"), (ids[8], "empty_row"), (ids[9], "token_ids_outside_vocabulary")]
+        (ids[7], "split_not_train_or_val"),
+        (ids[8], "empty_row"),
+        (ids[9], "token_ids_outside_vocabulary"),
+    ]
     assert all(q["stage"] == "train" and q["source"] == "synthetic" and q["error"] for q in quarantine)
 
 
@@ -49,6 +56,7 @@ def trained_lake(prefect_api, samples, teacher_server, tmp_path_factory):
     """One run of the `pipeline` flow, all stages, on a fresh lake: (config path, cfg, result,
     the pipeline's flow run id)."""
     from flows.pipeline import pipeline
+
     root = tmp_path_factory.mktemp("train-stage")
     path = write_config(root / "c.yaml", samples, root / "lake", teacher_server.url)
     state = pipeline(config_path=str(path), return_state=True)
@@ -60,8 +68,11 @@ def fingerprint(path: Path) -> tuple[str, int]:
 
 
 def train_runs(lake: Lake) -> list[tuple]:
-    return query(lake, "select batch, rows_in, kept, quarantined, skipped, balanced, note from runs "
-                       "where stage = 'train' order by finished_at")[1]
+    return query(
+        lake,
+        "select batch, rows_in, kept, quarantined, skipped, balanced, note from runs "
+        "where stage = 'train' order by finished_at",
+    )[1]
 
 
 def pipeline_counts(flow_run_id: str) -> list[dict]:
@@ -70,8 +81,12 @@ def pipeline_counts(flow_run_id: str) -> list[dict]:
 
     async def read() -> list[dict]:
         async with get_client() as client:
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["pipeline-counts"]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(any_=["pipeline-counts"]),
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+                )
+            )
         assert len(found) == 1, found
         data = found[0].data
         return json.loads(data) if isinstance(data, str) else data
@@ -111,12 +126,22 @@ def test_unchanged_rerun_from_the_cli_does_not_train_nor_import_torch(trained_la
     lake = Lake(cfg.lake_root)
     run = train_gen(cfg, lake)
     before = fingerprint(run / "checkpoint.pt")
-    env = dict(os.environ, PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(tmp_path / "run"),
-               PREFECT_HOME=str(tmp_path / "prefect"))
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        DISTILLERY_RUN_DIR=str(tmp_path / "run"),
+        PREFECT_HOME=str(tmp_path / "prefect"),
+    )
     env.pop("PREFECT_API_URL", None)
     env["PREFECT_LOGGING_LEVEL"] = "INFO"  # flow prints are logged at INFO; the CLI's default shows warnings only
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "distillery.cli", "run", str(path)],
-                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "distillery.cli", "run", str(path)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert fingerprint(run / "checkpoint.pt") == before
     assert sorted(p.name for p in run.parent.iterdir()) == [run.name]  # no new training folder
@@ -126,8 +151,14 @@ def test_unchanged_rerun_from_the_cli_does_not_train_nor_import_torch(trained_la
     assert "up to date:" in out.stdout  # nothing changed: the run ended before any Prefect server (distillery/plans.py)
     last = train_runs(lake)[-1]
     assert last == (run.name, 0, 0, 0, 1, True, "already trained")
-    status = subprocess.run([sys.executable, "-m", "distillery.cli", "status", "--lake", str(cfg.lake_root)],
-                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    status = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "status", "--lake", str(cfg.lake_root)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert status.returncode == 0, status.stdout + status.stderr
     shards = query(lake, "select count(*) from shards")[1][0][0]
     train_line = next(line.split() for line in status.stdout.splitlines() if line.startswith("train"))
@@ -136,6 +167,7 @@ def test_unchanged_rerun_from_the_cli_does_not_train_nor_import_torch(trained_la
 
 def test_changed_train_config_trains_anew_and_keeps_the_old_run(trained_lake, tmp_path):
     from flows.pipeline import pipeline
+
     path, cfg, _, _ = trained_lake
     lake = Lake(cfg.lake_root)
     old = train_gen(cfg, lake)
@@ -164,8 +196,11 @@ def test_resume_finishes_a_crashed_run_in_its_own_folder_and_records_it(trained_
     (train_flow(resume=True)) continues it from its checkpoint and commits the record."""
     from flows.train import train_flow
     from trainer.train import train
+
     _, cfg, _, _ = trained_lake
-    cfg3 = cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 6, "checkpoint_every": 3, "log_every": 1})})
+    cfg3 = cfg.model_copy(
+        update={"train": cfg.train.model_copy(update={"steps": 6, "checkpoint_every": 3, "log_every": 1})}
+    )
     lake = Lake(cfg3.lake_root)
     run = train_gen(cfg3, lake)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -115,8 +116,8 @@ def test_evaluate_and_sample_from_a_checkpoint(shard_dir, trained):
 def test_checkpoint_write_is_atomic(tmp_path):
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(path, {"w": torch.ones(3)})
-    with pytest.raises(Exception):
-        save_checkpoint(path, {"w": torch.zeros(3), "bad": lambda: None})  # cannot be saved
+    with pytest.raises((AttributeError, pickle.PicklingError)):  # a lambda cannot be pickled
+        save_checkpoint(path, {"w": torch.zeros(3), "bad": lambda: None})
     assert torch.equal(load_checkpoint(path)["w"], torch.ones(3))  # the old one is intact
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # and no temp file is left
 
@@ -149,8 +150,14 @@ def test_sampled_image_blocks_decode_to_pictures(tmp_path):
     images, errors = decode_images(block + [sp["<|boi|>"], img0, sp["<|eoi|>"]], meta, ckpt["image_codebook"].numpy())
     assert len(images) == 1 and images[0].shape == (4, 4, 3) and len(errors) == 1  # the second block is too short
     assert [int(images[0][y, x, 0]) for y, x in ((0, 0), (0, 2), (2, 0), (2, 2))] == [60, 120, 180, 0]
-    out = sample(report["checkpoint"], [sp["<|boi|>"]], max_new_tokens=12, temperature=0, device="cpu",
-                 image_dir=tmp_path / "png")
+    out = sample(
+        report["checkpoint"],
+        [sp["<|boi|>"]],
+        max_new_tokens=12,
+        temperature=0,
+        device="cpu",
+        image_dir=tmp_path / "png",
+    )
     assert len(out["images"]) == 1 and out["images"][0].shape == (4, 4, 3)  # it learned the block layout
     assert all(Path(f).exists() for f in out["image_files"])
 

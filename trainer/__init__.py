@@ -21,6 +21,7 @@ def __getattr__(name: str):
     # and importing torch costs seconds that every other command would pay.
     if name in ("train", "evaluate", "sample"):
         import importlib
+
         loop = importlib.import_module("trainer.train")
         sampling = importlib.import_module("trainer.sample")
         # Importing a submodule binds its name on the package; rebind the functions over them.

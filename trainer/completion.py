@@ -75,8 +75,9 @@ def row_outcomes(index: ShardIndex) -> tuple[dict, list[dict]]:
                 reason, error = "token_ids_outside_vocabulary", f"a token id is >= the manifest's vocab_size {vocab}"
             else:
                 reason, error = "split_not_train_or_val", "its split is neither train nor val"
-            rows.append({"stage": "train", "source": source, "uri": str(path), "id": row_id,
-                         "reason": reason, "error": error})
+            rows.append(
+                {"stage": "train", "source": source, "uri": str(path), "id": row_id, "reason": reason, "error": error}
+            )
     return counts, rows
 
 
@@ -86,8 +87,16 @@ def commit_record(run_dir: Path, build_name: str, report: dict) -> dict:
     run_dir = Path(run_dir)
     part = run_dir.name
     counts = report["row_outcomes"]
-    row = {"stage": "train", "part": part, "inputs": [build_name], "rows_in": counts["rows_in"],
-           "kept": counts["kept"], "rejected": 0, "duplicate": 0, "quarantined": counts["quarantined"]}
+    row = {
+        "stage": "train",
+        "part": part,
+        "inputs": [build_name],
+        "rows_in": counts["rows_in"],
+        "kept": counts["kept"],
+        "rejected": 0,
+        "duplicate": 0,
+        "quarantined": counts["quarantined"],
+    }
     tmp, final = run_dir / f".tmp-{RECORD_DIR}", run_dir / RECORD_DIR
     shutil.rmtree(tmp, ignore_errors=True)  # a killed earlier attempt's
     quarantine = pa.Table.from_pylist(report["unusable_rows"], schema=T.QUARANTINE)

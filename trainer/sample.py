@@ -139,5 +139,11 @@ def sample(
         for i, pic in enumerate(images):
             files.append(Path(image_dir) / f"sample-{seed}-{i}.png")
             Image.fromarray(pic).save(files[-1])
-    return {"tokens": new, "text": decode(new, meta), "prompt_tokens": ids, "images": images,
-            "image_errors": errors, "image_files": [str(f) for f in files]}
+    return {
+        "tokens": new,
+        "text": decode(new, meta),
+        "prompt_tokens": ids,
+        "images": images,
+        "image_errors": errors,
+        "image_files": [str(f) for f in files],
+    }

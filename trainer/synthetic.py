@@ -17,12 +17,25 @@ import pyarrow.parquet as pq
 
 from distillery.tables import SHARD_ROW, SPAN
 
-SPECIALS = ("<|eos|>", "<|pad|>", "<|user|>", "<|assistant|>", "<|think|>", "<|/think|>", "<|boi|>", "<|eoi|>", "<|eor|>")
+SPECIALS = (
+    "<|eos|>",
+    "<|pad|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|think|>",
+    "<|/think|>",
+    "<|boi|>",
+    "<|eoi|>",
+    "<|eor|>",
+)
 
 
 def layout(n_text: int = 1000, codebooks: dict[str, int] | None = None) -> dict:
     """A vocab section: [0, n_text) text, then SPECIALS, then each codebook in order."""
-    ranges = [{"name": "text", "start": 0, "length": n_text}, {"name": "special", "start": n_text, "length": len(SPECIALS)}]
+    ranges = [
+        {"name": "text", "start": 0, "length": n_text},
+        {"name": "special", "start": n_text, "length": len(SPECIALS)},
+    ]
     special = {name: n_text + i for i, name in enumerate(SPECIALS)}
     start = n_text + len(SPECIALS)
     for name, size in (codebooks or {}).items():
@@ -54,8 +67,10 @@ def write_shards(
     tokenizer: dict = {"encoding": "cl100k_base", "vocab": vocab, "codebooks": []}
     if image_codebook is not None:
         cb = np.asarray(image_codebook, dtype=np.float32)
-        pq.write_table(pa.table({"vector": pa.array(cb.tolist(), type=pa.list_(pa.float32()))}),
-                       shard_dir / "codebook-image.parquet")
+        pq.write_table(
+            pa.table({"vector": pa.array(cb.tolist(), type=pa.list_(pa.float32()))}),
+            shard_dir / "codebook-image.parquet",
+        )
         digest = hashlib.sha256((shard_dir / "codebook-image.parquet").read_bytes()).hexdigest()
         tokenizer["codebooks"] = [{"name": "image", "file": "codebook-image.parquet", "sha256": digest, "params": {}}]
         tokenizer["image"] = {"patch": image_patch, "grid": image_grid, "side": image_grid * image_patch}
@@ -92,17 +107,28 @@ def write_shards(
         pq.write_table(table, shard_dir / name, row_group_size=rows_per_group)
         data = (shard_dir / name).read_bytes()
         shards.append(
-            {"file": name, "rows": len(part), "tokens": int(sum(map(len, toks))),
-             "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+            {
+                "file": name,
+                "rows": len(part),
+                "tokens": int(sum(map(len, toks))),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+            }
         )
-    manifest = {"format": "distillery-shards/1", "vocab": vocab, "shards": shards,
-                "tokenizer": tokenizer, "codebooks": tokenizer["codebooks"]}
+    manifest = {
+        "format": "distillery-shards/1",
+        "vocab": vocab,
+        "shards": shards,
+        "tokenizer": tokenizer,
+        "codebooks": tokenizer["codebooks"],
+    }
     (shard_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return shard_dir
 
 
-def counting_rows(n: int, vocab: dict, seed: int = 0, length: tuple[int, int] = (20, 60),
-                  alphabet: int = 40, val_share: float = 0.1) -> list[dict]:
+def counting_rows(
+    n: int, vocab: dict, seed: int = 0, length: tuple[int, int] = (20, 60), alphabet: int = 40, val_share: float = 0.1
+) -> list[dict]:
     """Learnable text rows: each counts up modulo `alphabet` from a random start, then <|eos|>.
 
     A model that learns "next = this + 1" drives the loss towards zero, so the loss must fall.
@@ -110,7 +136,7 @@ def counting_rows(n: int, vocab: dict, seed: int = 0, length: tuple[int, int] = 
     rng = np.random.default_rng(seed)
     eos = vocab["special"]["<|eos|>"]
     rows = []
-    for i in range(n):
+    for _ in range(n):
         k = int(rng.integers(*length))
         toks = ((int(rng.integers(alphabet)) + np.arange(k)) % alphabet).tolist() + [eos]
         split = "val" if rng.random() < val_share else "train"
@@ -118,8 +144,14 @@ def counting_rows(n: int, vocab: dict, seed: int = 0, length: tuple[int, int] = 
     return rows
 
 
-def media_rows(n: int, vocab: dict, seed: int = 0, text: tuple[int, int] = (1, 30),
-               media: tuple[int, int] = (4, 40), max_spans: int = 3) -> list[dict]:
+def media_rows(
+    n: int,
+    vocab: dict,
+    seed: int = 0,
+    text: tuple[int, int] = (1, 30),
+    media: tuple[int, int] = (4, 40),
+    max_spans: int = 3,
+) -> list[dict]:
     """Rows of text and image spans. An image span of m tokens is recognisable anywhere:
     its first token is image code 1000 + m (a header carrying the length), the rest are codes
     1..m-1, so a cut span shows up as a run without header or of the wrong length.

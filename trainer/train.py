@@ -127,7 +127,9 @@ def image_codebook(index: ShardIndex, shard_dir: Path) -> tuple[torch.Tensor | N
         centroids = load_codebook(spec, "image", shard_dir)
     except (ImportError, OSError, ValueError, KeyError) as exc:
         return None, f"unreadable: {type(exc).__name__}: {exc}"
-    return (torch.tensor(np.asarray(centroids, dtype=np.float32)), "saved") if centroids is not None else (None, "absent")
+    return (
+        (torch.tensor(np.asarray(centroids, dtype=np.float32)), "saved") if centroids is not None else (None, "absent")
+    )
 
 
 def _manifest_meta(index: ShardIndex) -> str:
@@ -156,8 +158,9 @@ def vocabulary(index: ShardIndex, cfg: TrainConfig, ckpt: dict | None) -> tuple[
     return vocab, remap
 
 
-def build_model(cfg: TrainConfig, vocab_size: int, device: torch.device, ckpt: dict | None
-                ) -> tuple[GPT, torch.optim.Optimizer, GPTConfig, int, tuple[int, int]]:
+def build_model(
+    cfg: TrainConfig, vocab_size: int, device: torch.device, ckpt: dict | None
+) -> tuple[GPT, torch.optim.Optimizer, GPTConfig, int, tuple[int, int]]:
     """(model, AdamW, model shape, step, loader state): fresh, or restored from `ckpt` with
     its optimizer, step, loader position and RNG (a shape differing from cfg raises)."""
     gcfg = GPTConfig(vocab_size, cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.dropout)
@@ -174,8 +177,15 @@ def build_model(cfg: TrainConfig, vocab_size: int, device: torch.device, ckpt: d
     return model, opt, gcfg, step, state
 
 
-def train_step(fwd: Callable, model: GPT, opt: torch.optim.Optimizer, batch: dict, step: int,
-               cfg: TrainConfig, device: torch.device) -> tuple[float, float]:
+def train_step(
+    fwd: Callable,
+    model: GPT,
+    opt: torch.optim.Optimizer,
+    batch: dict,
+    step: int,
+    cfg: TrainConfig,
+    device: torch.device,
+) -> tuple[float, float]:
     """One optimizer step on `batch` at the schedule's lr for `step`; returns (loss, lr)."""
     x, y, mask = (batch[k].to(device, non_blocking=True) for k in ("x", "y", "mask"))
     lr = lr_at(step, cfg)
@@ -191,9 +201,18 @@ def train_step(fwd: Callable, model: GPT, opt: torch.optim.Optimizer, batch: dic
     return loss.item(), lr
 
 
-def checkpoint_state(model: GPT, opt: torch.optim.Optimizer, step: int, state: tuple[int, int], cfg: TrainConfig,
-                     gcfg: GPTConfig, vocab: np.ndarray, index: ShardIndex, codebook: torch.Tensor | None,
-                     device: torch.device) -> dict:
+def checkpoint_state(
+    model: GPT,
+    opt: torch.optim.Optimizer,
+    step: int,
+    state: tuple[int, int],
+    cfg: TrainConfig,
+    gcfg: GPTConfig,
+    vocab: np.ndarray,
+    index: ShardIndex,
+    codebook: torch.Tensor | None,
+    device: torch.device,
+) -> dict:
     """Everything a resume (or sampling) needs, as saved in checkpoint.pt."""
     return {
         "model": model.state_dict(),
@@ -247,7 +266,9 @@ def train(
     codebook, codebook_status = image_codebook(index, Path(shard_dir))
 
     def checkpoint() -> Path:
-        return save_checkpoint(ckpt_path, checkpoint_state(model, opt, step, state, cfg, gcfg, vocab, index, codebook, device))
+        return save_checkpoint(
+            ckpt_path, checkpoint_state(model, opt, step, state, cfg, gcfg, vocab, index, codebook, device)
+        )
 
     def evaluate_now() -> dict:
         return run_eval(model, index, remap, cfg.block_size, cfg.batch_size, cfg.eval_batches, device, cfg.dtype)

@@ -1,13 +1,13 @@
 """`distillery`: run the pipeline, ask the lake questions, check its accounting.
 
-    distillery run [CONFIG] [--stages gather,curate,...] [--lake DIR] [--serve-teacher]
-    distillery sql "QUERY" [--format table|csv|json] [--lake DIR]
-    distillery status [--lake DIR]
-    distillery teacher serve [--host H] [--port P]
-    distillery train [CONFIG] [--resume]
-    distillery shards verify|show|path ...
-    distillery explain ID [--lake DIR]
-    distillery ui [--port P]
+distillery run [CONFIG] [--stages gather,curate,...] [--lake DIR] [--serve-teacher]
+distillery sql "QUERY" [--format table|csv|json] [--lake DIR]
+distillery status [--lake DIR]
+distillery teacher serve [--host H] [--port P]
+distillery train [CONFIG] [--resume]
+distillery shards verify|show|path ...
+distillery explain ID [--lake DIR]
+distillery ui [--port P]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def _lake_from(args: argparse.Namespace) -> Path:
     """--lake, else DISTILLERY_LAKE, else the config's (the demo's `lake` in this folder):
     load_config applies the environment, as for `run`."""
     from distillery.config import load_config
+
     flag = getattr(args, "lake", None)
     return load_config(getattr(args, "config", None), {"lake": str(Path(flag).resolve())} if flag else None).lake_root
 
@@ -50,11 +51,13 @@ def _run_if_up_to_date(args: argparse.Namespace) -> int | None:
     would, checks the accounting and prints the summary. None: there is work (or something
     to report), so the full run goes on."""
     from distillery.config import load_config
+
     cfg = load_config(args.config, {"lake": str(Path(args.lake).resolve())} if args.lake else None)
     chosen = [s.strip() for s in args.stages.split(",")] if args.stages else None
     if (args.config is None and not _demo_samples_ready()) or set(chosen or []) - set(cfg.stages):
         return None  # the demo's samples to make, or a --stages list for the full run to judge
     from distillery.plans import up_to_date
+
     rows = up_to_date(cfg, [s for s in cfg.stages if not chosen or s in chosen])
     if not rows:
         return None
@@ -62,11 +65,21 @@ def _run_if_up_to_date(args: argparse.Namespace) -> int | None:
 
     from distillery import accounting
     from distillery.lake import Lake
+
     lake, now = Lake(cfg.lake_root), dt.datetime.now(dt.timezone.utc)
     run_id = "local-" + now.strftime("%Y%m%dT%H%M%S%f")
     for r in rows:
-        accounting.record_run(lake, run_id, r["stage"], r["batch"], now, accounting.total([], r["stage"]),
-                              r["skipped"], r["note"], cfg.env_overrides)
+        accounting.record_run(
+            lake,
+            run_id,
+            r["stage"],
+            r["batch"],
+            now,
+            accounting.total([], r["stage"]),
+            r["skipped"],
+            r["note"],
+            cfg.env_overrides,
+        )
     _record_current_build(cfg, lake, rows)
     for r in rows:
         print(r["says"])
@@ -81,6 +94,7 @@ def _run_if_up_to_date(args: argparse.Namespace) -> int | None:
 
 def _demo_samples_ready() -> bool:
     from distillery.app.sample_data import samples_complete
+
     return samples_complete(Path("samples"))
 
 
@@ -89,6 +103,7 @@ def _record_current_build(cfg, lake, rows: list[dict]) -> None:
     (a config switched back to an earlier build finds that build already made); the views follow."""
     from distillery import catalog
     from distillery.shard_current import record_current
+
     for r in rows:
         if r["stage"] == "shard":
             with lake.writer_lock(cfg.run.lock_timeout_s):
@@ -103,6 +118,7 @@ def _own_prefect_server():
     and everything the command does before it needs Prefect overlaps it. Yields the server,
     or None when the user points us at one; stops it after the block, reports flushed first."""
     from distillery.app import local_server
+
     spawned = None if os.environ.get("PREFECT_API_URL") else local_server.start(Path(os.environ["PREFECT_HOME"]))
     try:
         yield spawned
@@ -125,6 +141,7 @@ def _prefect_ready(spawned) -> bool:
         return True
     from distillery.app.local_server import ServerStartError
     from distillery.app.prefect_env import server_startup_timeout_s
+
     try:
         own.wait_healthy(server_startup_timeout_s())
     except ServerStartError as exc:
@@ -135,17 +152,18 @@ def _prefect_ready(spawned) -> bool:
 
 def _run(args: argparse.Namespace, spawned) -> int:
     from distillery.config import load_config
+
     overrides = {"lake": str(Path(args.lake).resolve())} if args.lake else None
     cfg = load_config(args.config, overrides)  # validated before anything starts
     stages = [s.strip() for s in args.stages.split(",")] if args.stages else None
     if stages:
         unknown = sorted(set(stages) - set(STAGES))
         if unknown:
-            print(f"--stages: unknown stage(s) {', '.join(unknown)}; allowed: {', '.join(STAGES)}",
-                  file=sys.stderr)
+            print(f"--stages: unknown stage(s) {', '.join(unknown)}; allowed: {', '.join(STAGES)}", file=sys.stderr)
             return 2
     if args.config is None:  # the demo: its sample corpus is generated, not downloaded
         from distillery.app.sample_data import make_samples
+
         if not _demo_samples_ready():
             make_samples(Path("samples"))
         args.serve_teacher = True
@@ -154,6 +172,7 @@ def _run(args: argparse.Namespace, spawned) -> int:
         from urllib.parse import urlparse
 
         from teacher.server import start_server
+
         url = urlparse(cfg.distill.base_url)
         server = start_server(host=url.hostname or "127.0.0.1", port=url.port or 8765)
         print(f"reference teacher serving at {server.url}")
@@ -162,12 +181,14 @@ def _run(args: argparse.Namespace, spawned) -> int:
         from flows.limits import SlotWaitTimeout
         from flows.pipeline import pipeline  # imported while our Prefect server starts
         from flows.reporting import QuarantineShareExceeded
+
         if not _prefect_ready(spawned):
             return 1
         install(extra=(QuarantineShareExceeded, SlotWaitTimeout))  # main() says these in one line
         try:
-            result = pipeline(config_path=str(args.config) if args.config else None, stages=stages,
-                              lake=str(cfg.lake_root))
+            result = pipeline(
+                config_path=str(args.config) if args.config else None, stages=stages, lake=str(cfg.lake_root)
+            )
         except (QuarantineShareExceeded, SlotWaitTimeout) as exc:  # committed work is kept; the run failed
             print(str(exc), file=sys.stderr)
             return 1
@@ -188,6 +209,7 @@ def _use_own_prefect_server(own):
     from prefect.settings import get_current_settings
 
     from distillery.app import local_server
+
     if get_current_settings().api.url:
         own.stop()
         return None
@@ -197,9 +219,11 @@ def _use_own_prefect_server(own):
     # server that dies with us nobody reads them, and each flow's exit waits on its heartbeat
     # thread (about half a second per stage). There is no environment value for "off".
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+
     ctx = prefect.context.GLOBAL_SETTINGS_CONTEXT
     prefect.context.GLOBAL_SETTINGS_CONTEXT = prefect.context.SettingsContext(
-        profile=ctx.profile, settings=ctx.settings.copy_with_update(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
+        profile=ctx.profile, settings=ctx.settings.copy_with_update(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+    )
     return own
 
 
@@ -237,8 +261,12 @@ def _keep_our_sigterm_handler_in_flows() -> None:
     `prefect.utilities.engine._prefect_sigterm_handler` names at that moment, so ours goes
     there. tests/test_reliability_default_path.py fails if a Prefect upgrade changes that."""
     import prefect.utilities.engine as engine
-    if threading.current_thread() is threading.main_thread() and hasattr(engine, "_prefect_sigterm_handler") \
-            and not _PREFECT_SIGTERM_HANDLER:
+
+    if (
+        threading.current_thread() is threading.main_thread()
+        and hasattr(engine, "_prefect_sigterm_handler")
+        and not _PREFECT_SIGTERM_HANDLER
+    ):
         _PREFECT_SIGTERM_HANDLER.append(engine._prefect_sigterm_handler)
         engine._prefect_sigterm_handler = _interrupted
 
@@ -246,6 +274,7 @@ def _keep_our_sigterm_handler_in_flows() -> None:
 def _flush_prefect_reports(timeout_s: float = 30.0) -> None:
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
+
     for worker in (APILogWorker, EventsWorker):
         worker.drain_all(timeout=timeout_s)
 
@@ -266,6 +295,7 @@ def _print_summary(result: dict, lake: Path) -> None:
 def cmd_sql(args: argparse.Namespace) -> int:
     from distillery.lake import Lake
     from distillery.sql import WriteRefused, query, render
+
     try:
         columns, rows = query(Lake(_lake_from(args)), args.query)
     except WriteRefused as exc:
@@ -281,6 +311,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from distillery.accounting import check
     from distillery.lake import Lake
+
     lake = Lake(_lake_from(args))
     if not lake.catalog_path.exists():
         print(f"no lake at {lake.root}: run `distillery run` first", file=sys.stderr)
@@ -292,6 +323,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_teacher(args: argparse.Namespace) -> int:
     from teacher.server import main as serve_main
+
     return serve_main(["--host", args.host, "--port", str(args.port)])
 
 
@@ -299,6 +331,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with _interrupts_end_the_run(), _own_prefect_server() as spawned:
         from distillery.config import load_config
         from flows.train import train_flow
+
         cfg = load_config(args.config, {"lake": str(Path(args.lake).resolve())} if args.lake else None)
         if not _prefect_ready(spawned):
             return 1
@@ -314,16 +347,21 @@ def _current_build(args: argparse.Namespace) -> Path | None:
         return Path(args.dir).resolve()
     from distillery.lake import Lake
     from distillery.shard_current import current_build, pointer_path
+
     lake = Lake(_lake_from(args))
     build = current_build(lake)
     if build is None:
-        print(f"no current shard build in {lake.root.resolve()} ({pointer_path(lake).resolve()} names none): "
-              "run `distillery run` first, or pass --lake", file=sys.stderr)
+        print(
+            f"no current shard build in {lake.root.resolve()} ({pointer_path(lake).resolve()} names none): "
+            "run `distillery run` first, or pass --lake",
+            file=sys.stderr,
+        )
     return build
 
 
 def cmd_shards(args: argparse.Namespace) -> int:
     from shards.show import SampleNotFound
+
     build = _current_build(args)
     if build is None:
         return 1
@@ -332,12 +370,14 @@ def cmd_shards(args: argparse.Namespace) -> int:
         return 0
     if args.action == "verify":
         from shards.verify import verify
+
         problems = verify(build)
         for p in problems:
             print(p)
         print(f"{build}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
         return 0 if not problems else 1
     from shards.show import show
+
     try:
         print(show(build, args.id, Path(args.out)))
     except SampleNotFound as exc:
@@ -349,6 +389,7 @@ def cmd_shards(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from distillery.explain import NotInShards, explain
     from distillery.lake import Lake
+
     build = _current_build(args)
     if build is None:
         return 1
@@ -362,6 +403,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from distillery.app.ui import serve
+
     return serve(port=args.port, host=args.host)
 
 
@@ -374,11 +416,15 @@ def _lake_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="distillery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="distillery", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run the pipeline for a config (the demo config by default)")
-    r.add_argument("config", nargs="?", type=Path, help="pipeline config YAML (default: the demo, on a generated sample corpus)")
+    r.add_argument(
+        "config", nargs="?", type=Path, help="pipeline config YAML (default: the demo, on a generated sample corpus)"
+    )
     r.add_argument("--stages", help=f"comma-separated subset: {','.join(STAGES)}")
     r.add_argument("--lake", help="lake folder (overrides the config)")
     r.add_argument("--serve-teacher", action="store_true", help="start the reference teacher at distill.base_url")
@@ -386,8 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("sql", help="read-only SQL over the lake")
     q.add_argument("query", help="a read-only SQL query over the views (documents, curated, rejects, shards, ...)")
-    q.add_argument("--format", choices=["table", "csv", "json"], default="table",
-                   help="table (aligned, for people), csv (header line, then rows, \\n line ends) or json (one object a line)")
+    q.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="table (aligned, for people), csv (header line, then rows, \\n line ends) or json (one object a line)",
+    )
     q.add_argument("--lake", help=LAKE_HELP)
     q.set_defaults(func=cmd_sql)
 
@@ -405,14 +455,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train on the current shards")
     tr.add_argument("config", nargs="?", type=Path, help="pipeline config YAML (default: the demo config)")
     tr.add_argument("--lake", help="lake folder (overrides the config)")
-    tr.add_argument("--resume", action="store_true", help="continue the interrupted training run from its last checkpoint")
+    tr.add_argument(
+        "--resume", action="store_true", help="continue the interrupted training run from its last checkpoint"
+    )
     tr.set_defaults(func=cmd_train)
 
     sh = sub.add_parser("shards", help="check or look at the shards")
     shsub = sh.add_subparsers(dest="action", required=True)
-    for action, what in (("verify", "check every shard of the current build against its manifest (exit 1 on a problem)"),
-                         ("show", "render one sample: text decoded, images as PNG, spans labelled"),
-                         ("path", "print the current build's folder (absolute)")):
+    for action, what in (
+        ("verify", "check every shard of the current build against its manifest (exit 1 on a problem)"),
+        ("show", "render one sample: text decoded, images as PNG, spans labelled"),
+        ("path", "print the current build's folder (absolute)"),
+    ):
         a = shsub.add_parser(action, help=what)
         if action == "show":
             a.add_argument("id", help="the sample's id (the shards view's id column)")
@@ -439,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     from distillery.app.local_server import ServerStartError
     from distillery.config import ConfigError
     from distillery.lake import LakeError, storage_error_message
+
     try:
         return int(args.func(args) or 0)
     except (ConfigError, LakeError) as exc:

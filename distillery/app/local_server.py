@@ -73,8 +73,10 @@ class LocalServer:
         direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
         while True:
             if self.proc.poll() is not None:
-                raise ServerStartError(f"the run's Prefect server exited with code {self.proc.returncode} "
-                                       f"while starting; its log: {self.log}")
+                raise ServerStartError(
+                    f"the run's Prefect server exited with code {self.proc.returncode} "
+                    f"while starting; its log: {self.log}"
+                )
             try:
                 with direct.open(self.api_url + "/health", timeout=2) as resp:
                     if resp.status == 200:
@@ -84,11 +86,17 @@ class LocalServer:
             waited = time.monotonic() - start
             if waited > timeout_s:
                 self.stop()
-                raise ServerStartError(f"the run's Prefect server did not answer within {timeout_s:.0f} s "
-                                       f"(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); its log: {self.log}")
+                raise ServerStartError(
+                    f"the run's Prefect server did not answer within {timeout_s:.0f} s "
+                    f"(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); its log: {self.log}"
+                )
             if not announced and waited > announce_after_s:
-                print(f"waiting for the run's Prefect server to start (database {self.log.parent}; "
-                      f"up to {timeout_s:.0f} s)...", file=sys.stderr, flush=True)
+                print(
+                    f"waiting for the run's Prefect server to start (database {self.log.parent}; "
+                    f"up to {timeout_s:.0f} s)...",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 announced = True
             time.sleep(0.1)
 
@@ -113,9 +121,14 @@ def start(prefect_home: Path, timeout_s: float = 30.0) -> LocalServer:
     # Started from the calling thread, which the kernel takes as the parent whose death kills
     # the server: the CLI calls this from its main thread, which lives as long as the process.
     with open(log, "ab") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "distillery.app.local_server", str(os.getpid())],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "distillery.app.local_server", str(os.getpid())],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=env,
+            start_new_session=True,
+        )
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
     line = proc.stdout.readline().decode().strip() if ready else ""
@@ -129,6 +142,7 @@ def start(prefect_home: Path, timeout_s: float = 30.0) -> LocalServer:
 
 
 # ---- the child side --------------------------------------------------------------------------
+
 
 def _die_with_parent(parent: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
@@ -157,6 +171,7 @@ def _db_revision(db: Path) -> str | None:
 def _sqlite_db() -> Path | None:
     """Prefect's database file when it is the default SQLite one, else None (never skip migrations)."""
     from prefect.settings import get_current_settings
+
     url = get_current_settings().server.database.connection_url
     url = url.get_secret_value() if url is not None and hasattr(url, "get_secret_value") else url
     if not url or not str(url).startswith("sqlite+aiosqlite:///"):
@@ -175,6 +190,7 @@ def _child(parent: int) -> None:
     os.open(os.devnull, os.O_WRONLY)  # fd 1 again, for anything that prints
 
     import prefect
+
     db = _sqlite_db()
     start_lock = None
     if db:
@@ -188,8 +204,8 @@ def _child(parent: int) -> None:
             os.environ["PREFECT_API_DATABASE_MIGRATE_ON_START"] = "false"
 
     import uvicorn
-    config = uvicorn.Config("prefect.server.api.server:create_app", factory=True, log_level="error",
-                            lifespan="on")
+
+    config = uvicorn.Config("prefect.server.api.server:create_app", factory=True, log_level="error", lifespan="on")
     server = uvicorn.Server(config)
     if db and start_lock:
         _stamp_after_start(server, db, start_lock)
@@ -207,6 +223,7 @@ def _stamp_after_start(server, db: Path, start_lock) -> None:
         revision = _db_revision(db)
         if server.started and revision:
             import prefect
+
             tmp = _stamp_path(db).with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(f"{prefect.__version__} {revision}")
             os.replace(tmp, _stamp_path(db))

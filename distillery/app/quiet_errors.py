@@ -48,8 +48,9 @@ def install(extra: tuple[type[BaseException], ...] = ()) -> UserErrorFilter:
     from prefect.logging.handlers import PrefectConsoleHandler
 
     quiet = UserErrorFilter(USER_ERRORS + extra)
-    loggers = [logging.getLogger()] + [lg for lg in logging.root.manager.loggerDict.values()
-                                       if isinstance(lg, logging.Logger)]
+    loggers = [logging.getLogger()] + [
+        lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)
+    ]
     for handler in {h for lg in loggers for h in lg.handlers}:
         # Prefect's console handler, or a plain one a user's logging config put there; not a
         # capturing handler (pytest's subclasses StreamHandler) nor Prefect's API handler.

@@ -68,15 +68,15 @@ REPO_FILES = {
     "pkg/__init__.py": "from pkg.api import run\n",
     "pkg/api.py": "from pkg.core import compute\nfrom pkg.io import load\n\n\ndef run(path):\n    return compute(load(path))\n",
     "pkg/core.py": "from pkg.mathx import square\n\n\ndef compute(values):\n    return [square(v) for v in values]\n",
-    "pkg/mathx.py": "def square(x):\n    \"\"\"Return x squared.\"\"\"\n    return x * x\n",
+    "pkg/mathx.py": 'def square(x):\n    """Return x squared."""\n    return x * x\n',
     "pkg/io.py": "import json\n\n\ndef load(path):\n    with open(path) as fh:\n        return json.load(fh)\n",
     "LICENSE": "MIT License\n\nCopyright (c) 2026 Distillery demo\n\n"
-               "Permission is hereby granted, free of charge, to any person obtaining a copy\n"
-               "of this software and associated documentation files (the \"Software\"), to deal\n"
-               "in the Software without restriction, subject to the following conditions:\n\n"
-               "The above copyright notice and this permission notice shall be included in all\n"
-               "copies or substantial portions of the Software.\n\n"
-               "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND.\n",
+    "Permission is hereby granted, free of charge, to any person obtaining a copy\n"
+    'of this software and associated documentation files (the "Software"), to deal\n'
+    "in the Software without restriction, subject to the following conditions:\n\n"
+    "The above copyright notice and this permission notice shall be included in all\n"
+    "copies or substantial portions of the Software.\n\n"
+    'THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND.\n',
     ".gitignore": "build/\n*.log\n",
 }
 
@@ -84,9 +84,11 @@ REPO_FILES = {
 def _article(rng: random.Random, topic: str, sentences: int) -> str:
     words = TOPICS[topic]
     frames = rng.sample(FRAMES, sentences)  # no frame twice in one article: real prose repeats little
-    lines = [f.format(a=rng.choice(words), b=rng.choice(words), n=rng.randint(3, 90), y=rng.randint(1890, 2020))
-             for f in frames]
-    paras = [" ".join(lines[i:i + 4]) for i in range(0, len(lines), 4)]
+    lines = [
+        f.format(a=rng.choice(words), b=rng.choice(words), n=rng.randint(3, 90), y=rng.randint(1890, 2020))
+        for f in frames
+    ]
+    paras = [" ".join(lines[i : i + 4]) for i in range(0, len(lines), 4)]
     return f"On {topic}\n\n" + "\n\n".join(paras) + "\n"
 
 
@@ -114,6 +116,7 @@ def _write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> None:
 
 def _png(path: Path, seed: int, shift: int = 0) -> None:
     from PIL import Image
+
     y, x = np.mgrid[0:192, 0:256]
     r = (x * 4 + seed * 40) % 256
     g = (y * 5 + seed * 70) % 256
@@ -125,6 +128,7 @@ def _video(path: Path, seed: int, seconds: float = 2.0, fps: int = 8, w: int = 9
     """An MP4 (MPEG-4 part 2 video, AAC mono audio) of a moving gradient and a tone, made with PyAV.
     MPEG-4 part 2 is built into every FFmpeg and encodes the same bytes each time."""
     import av
+
     y, x = np.mgrid[0:h, 0:w]
     rate, hop = 16000, 1024
     tone = _tone(220.0 * (seed + 1), seconds, rate)
@@ -135,12 +139,13 @@ def _video(path: Path, seed: int, seconds: float = 2.0, fps: int = 8, w: int = 9
         aus = out.add_stream("aac", rate=rate)
         aus.layout = "mono"
         for i in range(int(seconds * fps)):
-            img = np.stack([(x * 2 + i * 8 + seed * 60) % 256, (y * 3 + seed * 90) % 256,
-                            (x + y + i * 4) % 256], -1).astype(np.uint8)
+            img = np.stack(
+                [(x * 2 + i * 8 + seed * 60) % 256, (y * 3 + seed * 90) % 256, (x + y + i * 4) % 256], -1
+            ).astype(np.uint8)
             for packet in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 out.mux(packet)
         for k in range(0, len(tone) - hop + 1, hop):
-            frame = av.AudioFrame.from_ndarray(tone[None, k:k + hop], format="fltp", layout="mono")
+            frame = av.AudioFrame.from_ndarray(tone[None, k : k + hop], format="fltp", layout="mono")
             frame.sample_rate, frame.pts = rate, k
             for packet in aus.encode(frame):
                 out.mux(packet)
@@ -174,10 +179,12 @@ def make_samples(root: Path, seed: int = 0, articles: int = 120, problems: int =
     for i, junk in enumerate(JUNK):
         (text / f"junk-{i}.txt").write_text(junk)
     (text / "contact.html").write_text(
-        "<html><body><h1>Contact</h1><p>" + docs[1].replace("\n", " ") +
-        " Write to jane.doe@example.com or call +1 415 555 0100. Our deploy key is "
+        "<html><body><h1>Contact</h1><p>"
+        + docs[1].replace("\n", " ")
+        + " Write to jane.doe@example.com or call +1 415 555 0100. Our deploy key is "
         "sk-proj-A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6 and the server is 10.0.0.12.</p>"
-        "<script>var tracking = 1;</script></body></html>")
+        "<script>var tracking = 1;</script></body></html>"
+    )
     (text / "latin1.txt").write_bytes(("Caf\xe9 cr\xe8me and p\xe2tisserie. " * 20).encode("latin-1"))
     (text / "empty.txt").write_bytes(b"")
 
@@ -195,9 +202,16 @@ def make_samples(root: Path, seed: int = 0, articles: int = 120, problems: int =
         git = ["git", "-c", "user.email=demo@distillery", "-c", "user.name=demo", "-c", "init.defaultBranch=main"]
         subprocess.run(git + ["init", "-q"], cwd=repo, check=True)
         subprocess.run(git + ["add", "-A"], cwd=repo, check=True)
-        subprocess.run(git + ["commit", "-q", "-m", "sample"], cwd=repo, check=True,
-                       env={"GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
-                            "PATH": "/usr/bin:/bin:/usr/local/bin"})
+        subprocess.run(
+            git + ["commit", "-q", "-m", "sample"],
+            cwd=repo,
+            check=True,
+            env={
+                "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+                "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+                "PATH": "/usr/bin:/bin:/usr/local/bin",
+            },
+        )
 
     images = root / "images"
     images.mkdir(exist_ok=True)

@@ -18,15 +18,17 @@ from distillery.app.prefect_env import configure
 def server_env(host: str, port: int) -> dict[str, str]:
     run = configure()
     env = dict(os.environ)
-    env.update({
-        "PREFECT_HOME": str(run / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "true",
-        "PREFECT_SERVER_API_HOST": host,
-        "PREFECT_SERVER_API_PORT": str(port),
-        "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
-        "PREFECT_API_URL": f"http://{host}:{port}/api",
-    })
+    env.update(
+        {
+            "PREFECT_HOME": str(run / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "true",
+            "PREFECT_SERVER_API_HOST": host,
+            "PREFECT_SERVER_API_PORT": str(port),
+            "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
+            "PREFECT_API_URL": f"http://{host}:{port}/api",
+        }
+    )
     return env
 
 

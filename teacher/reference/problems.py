@@ -37,8 +37,14 @@ def problems_frame(problems: list[dict], source: str = "arithmetic") -> pl.DataF
     records = [
         {
             "id": hashlib.sha256(b"text\0" + p["question"].encode()).hexdigest()[:32],
-            "modality": "text", "source": source, "uri": f"{source}#{i}", "license": "CC0-1.0",
-            "text": p["question"], "media": None, "meta": json.dumps({"answer": p["answer"]}), "parents": [],
+            "modality": "text",
+            "source": source,
+            "uri": f"{source}#{i}",
+            "license": "CC0-1.0",
+            "text": p["question"],
+            "media": None,
+            "meta": json.dumps({"answer": p["answer"]}),
+            "parents": [],
         }  # fmt: skip
         for i, p in enumerate(problems)
     ]

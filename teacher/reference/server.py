@@ -79,7 +79,9 @@ class _State:
 def completion(body: dict, truncate: bool = False, empty: bool = False) -> dict:
     """The chat.completion object for a request body."""
     model, n = body.get("model", MODELS[0]), int(body.get("n") or 1)
-    out = respond(body.get("messages") or [], model, body.get("max_completion_tokens") or body.get("max_tokens"), truncate)
+    out = respond(
+        body.get("messages") or [], model, body.get("max_completion_tokens") or body.get("max_tokens"), truncate
+    )
     message = {"role": "assistant", "content": ""} if empty else out["message"]
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
     return {
@@ -166,7 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError):
             return self._json(400, _error("body must be JSON with 'messages'", "invalid_request_error"))
         if body.get("model") not in MODELS:
-            return self._json(404, _error(f"model {body.get('model')!r} not found", "invalid_request_error", "model_not_found"))
+            return self._json(
+                404, _error(f"model {body.get('model')!r} not found", "invalid_request_error", "model_not_found")
+            )
         fault = state.faults.pick(user_text(messages)[0])
         kind = fault.kind if fault else None
         obj = completion(body, truncate=kind == "truncated", empty=kind == "empty_content")
@@ -193,8 +197,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _early_fault(self, fault: Fault) -> bool:
         """Faults answered before any completion is made; True if the request is done."""
         if fault.kind == "rate_limit":
-            headers = {"Retry-After": str(int(-(-fault.seconds // 1))), "retry-after-ms": str(int(fault.seconds * 1000))}
-            self._json(429, _error("Rate limit reached, retry later", "rate_limit_error", "rate_limit_exceeded"), headers)
+            headers = {
+                "Retry-After": str(int(-(-fault.seconds // 1))),
+                "retry-after-ms": str(int(fault.seconds * 1000)),
+            }
+            self._json(
+                429, _error("Rate limit reached, retry later", "rate_limit_error", "rate_limit_exceeded"), headers
+            )
         elif fault.kind == "server_error":
             self._json(fault.status, _error("The server had an error", "server_error"))
         elif fault.kind == "timeout":
@@ -229,7 +238,7 @@ class _Handler(BaseHTTPRequestHandler):
             for field_name in ("reasoning_content", "reasoning", "content"):
                 text = message.get(field_name) or ""
                 for start in range(0, len(text), 64):
-                    event([{"index": i, "delta": {field_name: text[start:start + 64]}, "finish_reason": None}])
+                    event([{"index": i, "delta": {field_name: text[start : start + 64]}, "finish_reason": None}])
             event([{"index": i, "delta": {}, "finish_reason": choice["finish_reason"]}])
         if (body.get("stream_options") or {}).get("include_usage"):
             event([], usage=obj["usage"])
@@ -248,7 +257,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(400, _error("multipart field 'file' is required", "invalid_request_error"))
         file_id = self.state.new_id("file")
         purpose = (fields.get("purpose", (None, b"batch"))[1] or b"").decode()
-        self.state.files[file_id] = {"data": fields["file"][1], "filename": fields["file"][0] or "upload", "purpose": purpose}
+        self.state.files[file_id] = {
+            "data": fields["file"][1],
+            "filename": fields["file"][0] or "upload",
+            "purpose": purpose,
+        }
         self._json(200, _file_object(file_id, self.state.files[file_id]))
 
     def _create_batch(self, raw: bytes) -> None:
@@ -301,7 +314,11 @@ def _run_batch(state: _State, batch: dict, data: bytes) -> None:
         if records:
             file_id = state.new_id("file")
             payload = "".join(json.dumps(r) + "\n" for r in records).encode()
-            state.files[file_id] = {"data": payload, "filename": f"{batch['id']}_{key}.jsonl", "purpose": "batch_output"}
+            state.files[file_id] = {
+                "data": payload,
+                "filename": f"{batch['id']}_{key}.jsonl",
+                "purpose": "batch_output",
+            }
             batch[key] = file_id
     batch["request_counts"] = {"total": len(out) + len(errors), "completed": len(out), "failed": len(errors)}
     batch["status"] = "completed"
@@ -334,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="distillery teacher serve", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--latency-s", type=float, default=0.0, help="latency of each chat request, counted from its arrival")
+    parser.add_argument(
+        "--latency-s", type=float, default=0.0, help="latency of each chat request, counted from its arrival"
+    )
     args = list(argv) if argv is not None else None
     if args and args[0] == "serve":
         args = args[1:]
