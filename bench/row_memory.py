@@ -1,6 +1,6 @@
 """Peak memory of gather + curate on a JSONL file holding one huge line, against the same
 file without that line (the reference, measured in the same run); and the speed of the
-capped line reader (tabular.line_batches, a Python loop over lines) against the plain
+capped line reader (jsonl.line_batches, a Python loop over lines) against the plain
 file iteration it replaced (`itertools.islice(fh, batch_rows)`), on the same file.
 
 Each case runs `distillery run CONFIG --stages gather,curate` as a user does (no
@@ -62,7 +62,7 @@ def peak_kb(root: Path, huge_mb: int) -> int:
 def line_speed(path: Path, batch_rows: int = 20_000) -> tuple[float, float]:
     """Best of three seconds to batch every line: (plain islice, capped line_batches)."""
     sys.path.insert(0, str(REPO))
-    from sources.tabular import line_batches
+    from sources.jsonl import line_batches
 
     def plain() -> int:
         with open(path, "rb") as fh:

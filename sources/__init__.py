@@ -85,7 +85,7 @@ def _reader(kind: str) -> Callable:
     if kind == "files":
         from sources.text_files import read_text_file as fn
     elif kind == "jsonl":
-        from sources.tabular import read_jsonl as fn
+        from sources.jsonl import read_jsonl as fn
     elif kind == "csv":
         from sources.tabular import read_csv as fn
     elif kind == "parquet":

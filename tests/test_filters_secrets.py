@@ -205,7 +205,7 @@ def test_plugins_come_from_the_installed_detect_secrets():
     shipped = {
         id(rx)
         for name, cls in mapping.items()
-        if name not in secrets._NOT_API_KEY
+        if name not in secrets.NOT_API_KEY
         for rx in getattr(cls, "denylist", ())
     }
     used = {id(rx) for _, rx in secrets._API_KEY} | {id(rx) for rx in secrets._API_KEY_ASSIGNED}
