@@ -11,9 +11,9 @@ is scanned as decoded rows (shard tokens decoded back to text), never as raw byt
 Parquet pages are compressed.
 
 Plants come from planter fixtures listed in PLANTERS: each writes its files under the run's
-folder and returns a `Plants` (the source entries to add to the config, the values that must
-never leave curate, and a marker that proves its documents reached the teacher). A new kind of
-plant is one more fixture and one more name in PLANTERS.
+folder and returns a `Plants` (tests/secret_plants.py: the source entries to add to the config,
+the values that must never leave curate, and a marker that proves its documents reached the
+teacher). A new kind of plant is one more fixture and one more name in PLANTERS.
 """
 
 from __future__ import annotations
@@ -24,100 +24,24 @@ import json
 import os
 import random
 import shutil
-import string
 import subprocess
 import sys
-import threading
-from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
-from test_security_media_metadata import AWS_KEY, PLANTED, make_jpeg, make_png, make_wav
 
 from distillery.lake import Lake
 from distillery.sql import query
 from shards.show import decode_text
+from tests.media_builders import AWS_KEY, PLANTED, make_jpeg, make_png, make_wav
+from tests.recording_teacher import RecordingTeacher
+from tests.secret_plants import PROSE, Plants, make_secrets, secret_block
 
 REPO = Path(__file__).resolve().parents[1]
 PLANTERS = ["text_plants", "code_plants", "repo_file_plants", "media_plants"]
-ALNUM = string.ascii_letters + string.digits
-
-
-@dataclass
-class Plants:
-    sources: list[dict]
-    values: dict[str, str]  # "<where>/<kind>" -> the secret value
-    marker: str  # a phrase of the planted documents, kept by curate, so it must reach the teacher
-    exempt_sources: list[str] = field(default_factory=list)  # sources that skip the web-text rules
-    tasks: list[dict] = field(default_factory=list)
-    in_documents: bool = True  # gather keeps the values in `documents` (text); media metadata it never keeps
-
-
-def _r(rng: random.Random, alphabet: str, n: int) -> str:
-    return "".join(rng.choice(alphabet) for _ in range(n))
-
-
-def _pem_lines(rng: random.Random, n: int) -> list[str]:
-    data = base64.b64encode(rng.randbytes(48 * n)).decode()
-    return [data[i : i + 64] for i in range(0, len(data), 64)]
-
-
-def make_secrets(rng: random.Random) -> dict[str, str]:
-    """One value of every kind from the finding, in the provider's documented format."""
-    user_pass = f"deploy:{_r(rng, ALNUM, 16)}"
-    return {
-        "gitlab": "glpat-" + _r(rng, ALNUM + "_-", 20),
-        "stripe": "sk_live_51" + _r(rng, ALNUM, 97),
-        "huggingface": "hf_" + _r(rng, string.ascii_letters, 34),
-        "npm": "npm_" + _r(rng, ALNUM, 36),
-        "sendgrid": f"SG.{_r(rng, ALNUM + '_-', 22)}.{_r(rng, ALNUM + '_-', 43)}",
-        "basic_auth": base64.b64encode(user_pass.encode()).decode(),
-        "azure_account_key": base64.b64encode(rng.randbytes(64)).decode(),
-    }
-
-
-def secret_block(rng: random.Random, s: dict[str, str], where: str) -> tuple[str, dict[str, str]]:
-    """Lines holding every kind, plus a truncated PEM key (BEGIN, no END) and a PGP private key
-    block; returns (text, values) with the key bodies' lines among the values."""
-    pem, pgp = _pem_lines(rng, 6), _pem_lines(rng, 6)
-    text = "\n".join(
-        [
-            f"GITLAB_TOKEN={s['gitlab']}",
-            f'stripe.api_key = "{s["stripe"]}"',
-            f"HF token for the mirror: {s['huggingface']}",
-            f"//registry.npmjs.org/:_authToken={s['npm']}",
-            f"sendgrid: {s['sendgrid']}",
-            f"Authorization: Basic {s['basic_auth']}",
-            "AZURE_STORAGE=DefaultEndpointsProtocol=https;AccountName=acmedata;"
-            f"AccountKey={s['azure_account_key']};EndpointSuffix=core.windows.net",
-            "-----BEGIN PGP PRIVATE KEY BLOCK-----",
-            "Version: GnuPG v2",
-            "",
-            *pgp,
-            "=" + _r(rng, ALNUM, 4),
-            "-----END PGP PRIVATE KEY BLOCK-----",
-            "",
-            "-----BEGIN RSA PRIVATE KEY-----",
-            *pem,  # the file ends inside the key: no END line
-        ]
-    )
-    values = {f"{where}/{k}": v for k, v in s.items()}
-    values.update({f"{where}/pem_line_{i}": line for i, line in enumerate(pem)})
-    values.update({f"{where}/pgp_line_{i}": line for i, line in enumerate(pgp)})
-    return text, values
-
-
-PROSE = (
-    "Anyone who wants to ask about these notes can write to the office, and somebody there will answer "
-    "within a day or two, usually with a longer explanation than expected. Visitors who arrive in spring "
-    "often find the gardens closed for planting, so the staff recommend a later trip. The library keeps "
-    "older letters in a cool room downstairs, where volunteers sort them by year and by the town they "
-    "came from."
-)
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +106,7 @@ def repo_file_plants(_repo) -> Plants:
 def media_plants(e2e_root) -> Plants:
     """A PNG (tEXt, zTXt, iTXt: e-mails, an AWS key), a JPEG (EXIF Artist and UserComment, XMP:
     e-mails) and a WAV (LIST/INFO comment: an e-mail and the AWS key; an id3 chunk: an e-mail),
-    built by test_security_media_metadata's builders, and tasks that send them to the teacher.
+    built by tests/media_builders.py's builders, and tasks that send them to the teacher.
     The custom templates name the file's uri, so the folder's name marks these requests."""
     folder = e2e_root / "media-plants"
     (folder / "img").mkdir(parents=True)
@@ -215,31 +139,6 @@ def media_plants(e2e_root) -> Plants:
             },
         ],
     )
-
-
-class RecordingTeacher:
-    """The reference teacher (teacher.reference.server's handler answers), keeping every request body."""
-
-    def __init__(self) -> None:
-        from teacher.reference.server import _Handler, _State
-
-        bodies = self.bodies = []
-
-        class Handler(_Handler):
-            def _body(self) -> bytes:
-                raw = super()._body()
-                bodies.append(raw)
-                return raw
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.state = _State(None, 0.0)
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def run_cli(root: Path, cfg: dict, stages: str, name: str) -> subprocess.CompletedProcess:
