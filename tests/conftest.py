@@ -76,6 +76,19 @@ def stop_process_group(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def user_env(folder: Path) -> dict[str, str]:
+    """The environment of a user's `distillery` run (a subprocess): no PREFECT_API_URL, so the CLI
+    starts its own Prefect server; its run folder and Prefect home under `folder/run`."""
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        DISTILLERY_RUN_DIR=str(folder / "run"),
+        PREFECT_HOME=str(folder / "run" / "prefect"),
+    )
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
     """The session's one Prefect server, started as a user starts it (`distillery ui`): API,

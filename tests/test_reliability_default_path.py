@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import lake_files
+from conftest import lake_files, user_env
 
 from distillery import accounting
 from distillery.lake import Lake
@@ -62,13 +62,6 @@ distill:
 run: {{partition_rows: 16, workers: 2}}
 """)
     return cfg
-
-
-def user_env(folder: Path) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO), DISTILLERY_RUN_DIR=str(folder / ".run"))
-    for key in ("PREFECT_API_URL", "PREFECT_HOME"):
-        env.pop(key, None)
-    return env
 
 
 def start_cli(cfg: Path, folder: Path, stderr, stages: str = "gather,curate,distill") -> subprocess.Popen:

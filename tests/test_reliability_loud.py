@@ -10,7 +10,6 @@ or the flows in this process against the session's Prefect server.
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, user_env
 
 from distillery import accounting
 from distillery.config import load_config
@@ -51,18 +50,6 @@ run:
   {run}
 """)
     return path
-
-
-def user_env(tmp_path: Path) -> dict[str, str]:
-    """The user's environment: no Prefect API (a temporary server), own run folder and Prefect home."""
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(REPO),
-        DISTILLERY_RUN_DIR=str(tmp_path / "run"),
-        PREFECT_HOME=str(tmp_path / "run" / "prefect"),
-    )
-    env.pop("PREFECT_API_URL", None)
-    return env
 
 
 def closed_port_url() -> str:

@@ -1,7 +1,6 @@
 """Config errors fail at once, in one line that names the key and what is allowed."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import user_env
 from pydantic import TypeAdapter
 
 from distillery.config import ConfigError, load_config, validate_config
@@ -193,24 +193,12 @@ def test_lake_that_is_a_file_fails_at_load(tmp_path):
         assert f"the lake at {tmp_path / lake} is not writable" in msg and words in msg and "set `lake`" in msg
 
 
-def _user_env(tmp_path: Path) -> dict[str, str]:
-    """The user's path: no PREFECT_API_URL (Prefect's temporary server), own run folder."""
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(REPO),
-        DISTILLERY_RUN_DIR=str(tmp_path / "run"),
-        PREFECT_HOME=str(tmp_path / "run" / "prefect"),
-    )
-    env.pop("PREFECT_API_URL", None)
-    return env
-
-
 def test_cli_config_error_is_one_line_exit_2_and_starts_no_prefect(tmp_path):
     (tmp_path / "lake").write_text("not a folder")
     (tmp_path / "c.yaml").write_text("lake: lake\nsources: [{name: a, kind: files, paths: ['*.txt']}]\n")
     proc = subprocess.run(
         [sys.executable, "-m", "distillery.cli", "run", "c.yaml"],
-        env=_user_env(tmp_path),
+        env=user_env(tmp_path),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -273,7 +261,7 @@ def test_cli_run_stops_with_exit_2_naming_the_missing_text_field(tmp_path):
     )
     proc = subprocess.run(
         [sys.executable, "-m", "distillery.cli", "run", "c.yaml"],
-        env=_user_env(tmp_path),
+        env=user_env(tmp_path),
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -13,9 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import user_env
+
 from distillery.lake import Lake
 from distillery.sql import query
-from tests.test_reliability_default_path import user_env, write_config
+from tests.test_reliability_default_path import write_config
 
 
 def cli(cfg: Path, folder: Path, *flags: str) -> subprocess.CompletedProcess:
