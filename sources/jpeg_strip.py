@@ -154,20 +154,24 @@ def clean_jpeg(data: bytes, im: Image.Image, orientation: int) -> bytes | None:
     out = strip_jpeg(data)
     if out is None:
         return None
+    return out if decodes_to(out, im, "JPEG") else None
+
+
+def decodes_to(out: bytes, im: Image.Image, fmt: str) -> bool:
+    """Whether the rewritten file `out` is a `fmt` image that decodes to exactly `im`'s pixels."""
     try:
         with Image.open(io.BytesIO(out)) as check:
             check.load()
-            # difference() of L/RGB images is zero in every band exactly where the pixels are
-            # equal, and getbbox() finds any non-zero band: 10x faster than comparing tobytes()
-            same = (
-                check.format == "JPEG"
+            # difference() is zero in every band exactly where the pixels are equal, and
+            # getbbox() finds any non-zero band: 10x faster than comparing tobytes()
+            return (
+                check.format == fmt
                 and check.mode == im.mode
                 and check.size == im.size
                 and ImageChops.difference(check, im).getbbox(alpha_only=False) is None
             )
     except (OSError, SyntaxError, ValueError, EOFError):
-        return None
-    return out if same else None
+        return False
 
 
 def clean_jpeg_bytes(data: bytes) -> bytes | None:

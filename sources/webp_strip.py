@@ -14,9 +14,10 @@ from __future__ import annotations
 import io
 import struct
 
-from PIL import Image, ImageChops
+from PIL import Image
 
 from sources.icc_srgb import icc_is_srgb
+from sources.jpeg_strip import decodes_to
 
 _KEPT = {b"VP8X", b"ALPH", b"VP8 ", b"VP8L"}
 _DROPPED = {b"ICCP", b"EXIF", b"XMP "}
@@ -119,18 +120,7 @@ def clean_webp(data: bytes, im: Image.Image, orientation: int) -> bytes | None:
     out = strip_webp(data)
     if out is None:
         return None
-    try:
-        with Image.open(io.BytesIO(out)) as check:
-            check.load()
-            same = (
-                check.format == "WEBP"
-                and check.mode == im.mode
-                and check.size == im.size
-                and ImageChops.difference(check, im).getbbox(alpha_only=False) is None
-            )
-    except (OSError, SyntaxError, ValueError, EOFError):
-        return None
-    return out if same else None
+    return out if decodes_to(out, im, "WEBP") else None
 
 
 def clean_webp_bytes(data: bytes) -> bytes | None:
