@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import select
 import threading
 import time
 
@@ -102,6 +103,16 @@ def test_teacher_limit_does_nothing_outside_a_flow(prefect_api):
     assert read_limit(name) is None
 
 
+def _read_until_newline(fd: int) -> str:
+    """All a pty has buffered up to the final newline: one read may return only part of it."""
+    out = b""
+    while not out.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], 5)
+        assert ready, f"the terminal went quiet before the bar finished: {out!r}"
+        out += os.read(fd, 10_000)
+    return out.decode()
+
+
 def test_progress_bar_on_a_terminal_only():
     assert render_bar("gather", 0, 4, width=8) == "gather  [........] 0/4 partitions   0%"
     assert render_bar("gather", 2, 4, width=8) == "gather  [####....] 2/4 partitions  50%"
@@ -113,7 +124,7 @@ def test_progress_bar_on_a_terminal_only():
             p = Progress("gather", 3, stream=tty)
             for _ in range(3):
                 p.advance()
-        out = os.read(primary, 10_000).decode()
+        out = _read_until_newline(primary)
     finally:
         os.close(primary)
         os.close(secondary)
