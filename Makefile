@@ -46,7 +46,7 @@ deploy: setup
 	$(BIN)/prefect --no-prompt deploy --all
 
 worker: setup
-	DISTILLERY_HOME=$(CURDIR) $(BIN)/prefect worker start --pool distillery
+	$(BIN)/prefect worker start --pool distillery
 
 clean:
 	rm -rf lake .run samples

@@ -10,7 +10,8 @@ and every flow sees the same values. Precedence: an explicit `overrides` entry (
 such as --lake) > the environment > the config file. The DISTILLERY_* variables that are
 not config overrides: DISTILLERY_RUN_DIR (where the CLI keeps Prefect's state,
 distillery/app/prefect_env.py), DISTILLERY_OWNED_PREFECT_API_URL (the CLI's marker of its own
-Prefect server, distillery/owned_server.py), DISTILLERY_HOME (a worker's working folder, read by prefect.yaml), and the
+Prefect server, distillery/owned_server.py), DISTILLERY_HOME (a worker's checkout when it is
+not the installed one: the pull step in prefect.yaml, distillery/app/deploy_steps.py), and the
 teacher's API key (named by `distill.api_key_env`, read where the request is made).
 """
 

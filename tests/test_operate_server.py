@@ -40,32 +40,47 @@ def api(prefect_api):
     return prefect_api
 
 
+PIPELINE = "flows/pipeline.py:pipeline"
+STAGE_FLOWS = {f"flows/entrypoints.py:{stage}" for stage in ("gather", "curate", "distill", "shard", "train")}
+
+
 def test_deployment_files_declare_what_operators_need():
     """prefect.yaml: shared definitions, every stage and the pipeline, typed and limited."""
     text = (REPO / "prefect.yaml").read_text()
     spec = yaml.safe_load(text)
     assert "definitions" in spec and "&" in text and "*" in text  # anchors shared, not copied
     entrypoints = {d["entrypoint"] for d in spec["deployments"]}
-    assert {
-        "flows/pipeline.py:pipeline",
-        "flows/entrypoints.py:gather",
-        "flows/entrypoints.py:curate",
-        "flows/entrypoints.py:distill",
-        "flows/entrypoints.py:shard",
-        "flows/entrypoints.py:train",
-    } <= entrypoints
-    kinds = set()
+    assert {PIPELINE, *STAGE_FLOWS} <= entrypoints
     for d in spec["deployments"]:
         assert d["enforce_parameter_schema"] is True
         assert d["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
         assert d["work_pool"]["name"] == "distillery"
-        for s in d["schedules"]:
-            kinds |= {k for k in ("cron", "interval", "rrule") if k in s}
-            assert s.get("timezone")
-    assert kinds == {"cron", "interval", "rrule"}
-    assert spec["pull"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $DISTILLERY_HOME }}"}}
-    ]
+    assert spec["pull"] == [{"distillery.app.deploy_steps.enter_checkout": {"home": "{{ $DISTILLERY_HOME }}"}}]
+
+
+def test_schedules_are_coherent():
+    """One time zone; only the whole pipeline is scheduled (it runs the stages in order), so
+    no stage runs on a clock of its own, before its inputs or repeating the pipeline's work."""
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    schedules = [s for d in spec["deployments"] for s in d.get("schedules") or []]
+    assert schedules and len({s.get("timezone") for s in schedules}) == 1, schedules
+    scheduled = {d["entrypoint"] for d in spec["deployments"] if d.get("schedules")}
+    assert scheduled == {PIPELINE}
+    # nor does an event start a stage: the stage deployments run when someone starts them
+    assert not [d["name"] for d in spec["deployments"] if d.get("triggers")]
+
+
+def test_the_pull_step_enters_the_installed_checkout_or_distillery_home(tmp_path, monkeypatch):
+    from distillery.app.deploy_steps import enter_checkout
+
+    monkeypatch.chdir(tmp_path)
+    assert enter_checkout("") == {"directory": str(REPO)} and Path.cwd() == REPO  # DISTILLERY_HOME unset
+    home = tmp_path / "checkout"
+    (home / "flows").mkdir(parents=True)
+    (home / "flows" / "pipeline.py").write_text("")
+    assert enter_checkout(str(home)) == {"directory": str(home)} and Path.cwd() == home
+    with pytest.raises(FileNotFoundError, match="has no flows/pipeline.py: set DISTILLERY_HOME"):
+        enter_checkout(str(tmp_path))
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +107,17 @@ def scheduled_run(server, samples, tmp_path_factory):
                 name="distillery", type="process", base_job_template=ProcessWorker.get_default_base_job_template()
             )
         )
-    # The worker starts now, so its start-up overlaps the deploy. Its cwd is a scratch
-    # folder: the deployment's pull step must send the run to DISTILLERY_HOME.
+    # The worker starts now, so its start-up overlaps the deploy. It runs as the README's
+    # `prefect worker start --pool distillery`: no DISTILLERY_HOME, no PYTHONPATH, its cwd a
+    # scratch folder; the deployment's pull step must find the checkout by itself.
+    env = server.env(PREFECT_WORKER_QUERY_SECONDS="1")
+    for name in ("DISTILLERY_HOME", "PYTHONPATH"):
+        env.pop(name, None)
     with open(log, "wb") as out:
         worker = subprocess.Popen(
             [PREFECT, "worker", "start", "--pool", "distillery"],
             cwd=tmp,
-            env=server.env(DISTILLERY_HOME=str(REPO), PREFECT_WORKER_QUERY_SECONDS="1"),
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -219,32 +238,27 @@ def test_deployments_carry_schedules_limits_and_schemas(scheduled_run, api):
     from prefect.client.schemas.objects import ConcurrencyLimitStrategy
 
     deployments = {d.name: d for d in scheduled_run["deployments"]}
-    assert {
-        "nightly",
-        "on-ray",
-        "gather-hourly",
-        "curate-weekdays",
-        "distill-weekdays",
-        "shard-nightly",
-        "train-weekly",
-    } <= set(deployments)
-    kinds = set()
+    assert {"nightly", "on-ray", "gather", "curate", "distill", "shard", "train"} <= set(deployments)
     for d in deployments.values():
         assert d.enforce_parameter_schema
         assert d.global_concurrency_limit is not None and d.global_concurrency_limit.limit == 1
         assert d.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE
         assert d.work_pool_name == "distillery"
-        assert (
-            d.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $DISTILLERY_HOME }}"
-        )
+        assert d.pull_steps == [{"distillery.app.deploy_steps.enter_checkout": {"home": "{{ $DISTILLERY_HOME }}"}}]
         assert "config_path" in d.parameter_openapi_schema["properties"]
-        kinds |= {type(s.schedule).__name__ for s in d.schedules}
-    assert kinds == {"CronSchedule", "IntervalSchedule", "RRuleSchedule"}
+    # What runs by itself after `prefect deploy --all` (the README says so): the nightly
+    # pipeline alone, in UTC (the test's own schedule was added to it afterwards).
+    yaml_schedules = {
+        d.name: [(s.schedule.cron, s.schedule.timezone) for s in d.schedules if s.slug != "test-soon"]
+        for d in deployments.values()
+        if d.name in ("nightly", "on-ray", "gather", "curate", "distill", "shard", "train")
+    }
+    assert {k: v for k, v in yaml_schedules.items() if v} == {"nightly": [("0 2 * * *", "UTC")]}
     assert deployments["on-ray"].job_variables["env"]["DISTILLERY_TASK_RUNNER"] == "ray"
     # A parameter of the wrong type is refused before any run exists.
     with get_client(sync_client=True) as client:
         with pytest.raises(Exception, match="(?i)validat|schema|422"):
-            client.create_flow_run_from_deployment(deployments["gather-hourly"].id, parameters={"config_path": 7})
+            client.create_flow_run_from_deployment(deployments["gather"].id, parameters={"config_path": 7})
 
 
 def test_ui_shows_the_run_and_its_stage_counts(scheduled_run, server, tmp_path):
