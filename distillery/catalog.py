@@ -3,6 +3,12 @@
 Views glob the committed partition files of the current generations, so they always show
 the partitions present; a view over a stage that has not run yet is empty (backed by an
 empty table of the right schema), not missing. Views are rewritten after every stage.
+
+Shards come from the lake's one current build (lake/shard/CURRENT, distillery/shard_current.py),
+the build train reads and `distillery shards verify|show|path` print, whatever config ran
+last. That config may not have made it yet (its curate or distill generation, or its shard
+section, changed and shard has not run since): the `shard_build` view says both names
+(`current_build`, `config_build`), and the accounting reports the difference as pending.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from distillery import tables as T
 from distillery.config import PipelineConfig
 from distillery.generations import curate_gen, distill_gen, gather_gens, shard_build_dir, train_gen
 from distillery.lake import Lake
+from distillery.shard_current import current_build
 
 VIEW_SCHEMAS: dict[str, pa.Schema] = {
     "documents": T.DOCUMENT,
@@ -40,11 +47,16 @@ def view_patterns(cfg: PipelineConfig, lake: Lake) -> dict[str, list[str]]:
     """Glob patterns per view for the current generations of `cfg`."""
     gathers = list(gather_gens(cfg, lake).values())
     curate, distill = curate_gen(cfg, lake), distill_gen(cfg, lake)
-    shard = shard_build_dir(cfg, lake)
     trained = train_gen(cfg, lake) / "done"  # a training run's record (trainer/completion.py)
+
+    shard = current_build(lake)  # None until a shard run records one
+    builds = [shard] if shard else []
 
     def globs(dirs: list[Path], table: str) -> list[str]:
         return [str(d / "b-*" / f"{table}-*.parquet") for d in dirs]
+
+    def samples(table: str) -> list[str]:  # a build keeps its per-partition tables in samples/
+        return [str(b / "samples" / f"{table}-*.parquet") for b in builds]
 
     every = gathers + [curate, distill]
     return {
@@ -53,12 +65,10 @@ def view_patterns(cfg: PipelineConfig, lake: Lake) -> dict[str, list[str]]:
         "curated": globs([curate], "curated"),
         "duplicates": globs([curate], "duplicates"),
         "traces": globs([distill], "traces"),
-        "rejects": globs(every, "rejects") + [str(shard / "samples" / "rejects-*.parquet")],
-        "quarantine": globs(every, "quarantine")
-        + [str(shard / "samples" / "quarantine-*.parquet"), str(trained / "quarantine-*.parquet")],
-        "ledger": globs(every, "ledger")
-        + [str(shard / "samples" / "ledger-*.parquet"), str(trained / "ledger-*.parquet")],
-        "shards": _manifest_shards(shard),
+        "rejects": globs(every, "rejects") + samples("rejects"),
+        "quarantine": globs(every, "quarantine") + samples("quarantine") + [str(trained / "quarantine-*.parquet")],
+        "ledger": globs(every, "ledger") + samples("ledger") + [str(trained / "ledger-*.parquet")],
+        "shards": [f for b in builds for f in _manifest_shards(b)],
         "runs": [str(lake.runs_dir / "*.parquet")],
     }
 
@@ -70,6 +80,10 @@ def _manifest_shards(build: Path) -> list[str]:
     except FileNotFoundError:
         return []
     return [str(build / s["file"]) for s in manifest["shards"]]
+
+
+def _literal(text: str | None) -> str:
+    return "NULL" if text is None else "'" + text.replace("'", "''") + "'"
 
 
 def _matches(pattern: str) -> bool:
@@ -97,7 +111,7 @@ def refresh(cfg: PipelineConfig, lake: Lake) -> None:
         for name, schema in VIEW_SCHEMAS.items():
             present = [p for p in patterns[name] if _matches(p)]
             if present:
-                files = ", ".join("'" + p.replace("'", "''") + "'" for p in present)
+                files = ", ".join(_literal(p) for p in present)
                 options = ", filename = true" if "filename" in schema.names else ""
                 if name == "runs":  # runs files written before a column was added lack it: NULL there
                     options += ", union_by_name = true"
@@ -106,6 +120,12 @@ def refresh(cfg: PipelineConfig, lake: Lake) -> None:
                 empty = schema.empty_table()  # noqa: F841 (read by DuckDB's replacement scan)
                 con.execute(f"CREATE OR REPLACE TABLE _empty_{name} AS SELECT * FROM empty")
                 con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _empty_{name}")
+        current = current_build(lake)
+        con.execute(
+            "CREATE OR REPLACE VIEW shard_build AS SELECT "
+            f"{_literal(current.name if current else None)}::VARCHAR AS current_build, "
+            f"{_literal(shard_build_dir(cfg, lake).name)}::VARCHAR AS config_build"
+        )
         con.execute("COMMIT")
     finally:
         con.close()

@@ -14,11 +14,13 @@ from pathlib import Path
 
 from distillery.config import PipelineConfig
 from distillery.lake import Lake, stable_hash
+from distillery.shard_current import current_build
 
 # Bumped when a stage's output for the same input and config changes.
 # gather 2: media stored as metadata-free re-encodings (sources/media_strip.py).
 # curate 2: secrets found with detect-secrets (filters/secrets.py) instead of hand-written patterns.
-# shard 2: rows carry uri and license; a build has a dataset card (shards/card.py).
+# shard 2: rows carry uri and license; a build has a dataset card (shards/card.py); the build's
+#   name includes its input generations (shard_build_dir).
 STAGE_VERSION = {"gather": 2, "curate": 2, "distill": 1, "shard": 2, "train": 1}
 
 
@@ -60,27 +62,35 @@ def current_files(gen_dir: Path, table: str) -> list[Path]:
 
 
 def shard_build_dir(cfg: PipelineConfig, lake: Lake) -> Path:
-    """The shard build for the current curated rows and traces: named from them and the config.
+    """The shard build `cfg` makes from its current curated rows and traces: named from them
+    (their generations and partition files) and the shard config.
 
-    The catalog and train follow it, so their counts stay those of the config's generations;
-    each shard run records it as the lake's current build (distillery/shard_current.py), which
-    is what the commands that take no config read. Between a curate change and the next
-    shard run the two differ: the views then show no shards (accounting says "pending")
-    while lake/shard/CURRENT still names the last build made."""
-    inputs = [p.name for p in current_files(curate_gen(cfg, lake), "curated")]
-    inputs += [p.name for p in current_files(distill_gen(cfg, lake), "traces")]
-    key = stable_hash("shard", STAGE_VERSION["shard"], _section(cfg.shard), sorted(inputs))
+    The shard stage writes this build and then records it as the lake's current build
+    (distillery/shard_current.py), which is what the catalog's `shards` view, train and every
+    command read. The generation folders enter the name because partition file names do not
+    change with curate's or distill's config: without them a curate change followed by
+    distill and shard found the earlier build "already made" and kept its stale rows."""
+    curate, distill = curate_gen(cfg, lake), distill_gen(cfg, lake)
+    inputs = [p.name for p in current_files(curate, "curated")]
+    inputs += [p.name for p in current_files(distill, "traces")]
+    key = stable_hash("shard", STAGE_VERSION["shard"], _section(cfg.shard), curate.name, distill.name, sorted(inputs))
     return shard_root(lake) / f"build-{key}"
 
 
+def train_build(cfg: PipelineConfig, lake: Lake) -> Path:
+    """The build train reads: the lake's current one (lake/shard/CURRENT), else (no build
+    recorded yet) the one `cfg` would make, which does not exist until shard runs."""
+    return current_build(lake) or shard_build_dir(cfg, lake)
+
+
 def train_gen(cfg: PipelineConfig, lake: Lake) -> Path:
-    """The training run for the current shard build and train config.
+    """The training run for the lake's current shard build and the train config.
 
     Named from the build's identity (its folder name and the sha256 of its manifest, which
     lists every shard's sha256) and the train section, so an unchanged build and config find
     their finished run again, and a new build or a changed config trains into a new folder.
     """
-    build = shard_build_dir(cfg, lake)
+    build = train_build(cfg, lake)
     manifest = build / "manifest.json"
     content = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
     key = stable_hash("train", STAGE_VERSION["train"], _section(cfg.train), build.name, content)

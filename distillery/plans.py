@@ -17,6 +17,7 @@ from distillery.batch import committed_parts
 from distillery.config import PipelineConfig
 from distillery.generations import curate_gen, current_files, distill_gen, gather_gens, shard_build_dir, train_gen
 from distillery.lake import Lake, stable_hash, write_parquet_atomic
+from distillery.shard_current import current_build
 from distillery.stage import StagePlan, Unit
 
 ITEM_COLUMNS = ("uri", "path", "fingerprint")
@@ -195,7 +196,8 @@ def up_to_date(cfg: PipelineConfig, stages: list[str]) -> list[dict] | None:
     Each earlier stage being up to date means its outputs will not change, so asking each
     stage against the lake as it is now gives the answer a full run would find. What this
     cannot judge (no lake yet, a source input that is missing) counts as work, so the full
-    run reports it.
+    run reports it; so does a shard build already made that is not the lake's current one
+    (a config switched back): the shard stage makes it current and train must read it.
     """
     lake = Lake(cfg.lake_root)
     if not lake.catalog_path.exists():
@@ -209,5 +211,7 @@ def up_to_date(cfg: PipelineConfig, stages: list[str]) -> list[dict] | None:
         plan = PLANS[stage](cfg, lake)
         if plan.has_work:
             return None
+        if stage == "shard" and (current_build(lake) or Path()).name != plan.batch:
+            return None  # its build is made but not current: the run makes it so, and train follows
         rows.append(plan.idle)
     return rows

@@ -1,14 +1,17 @@
 """The lake's current shard build: `lake/shard/CURRENT` names it.
 
-A lake holds one current build per pipeline. The shard stage records it when it commits a
-build or finds its build already made (flows/shard.py, and the CLI's no-op path), so after
-every shard run it is the build of that run's config, the one the catalog's `shards` view
-and the trainer use (distillery.generations.shard_build_dir). `distillery shards
-verify|show|path` and `explain` and the README's `datasets` example read it, so none of them
-depends on the folder a command runs from or on a config given to it. The file holds the build's folder name (one
-line) and is replaced atomically (distillery/atomic.py): a reader sees the old name or the
-new one, never a mix. Builds differ in their image codebooks, so the same token id means
-different patches in two builds: never read shards of two builds together.
+A lake holds one current build. The shard stage records it when it commits a build or finds
+its build already made (shards/steps.py, and the CLI's no-op path), so after every shard run
+it is the build of that run's config; nothing else moves it. Everything that reads shards
+reads this build: the catalog's `shards` view (distillery/catalog.py), train
+(distillery.generations.train_build), `distillery shards verify|show|path`, `explain` and
+the README's `datasets` example, so none of them depends on the folder a command runs from
+or on the config given to it. Between a config change and the next shard run the config
+would make another build (distillery.generations.shard_build_dir); the accounting then says
+shard is pending for that config. The file holds the build's folder name (one line) and is
+replaced atomically (distillery/atomic.py): a reader sees the old name or the new one, never
+a mix. Builds differ in their image codebooks, so the same token id means different patches
+in two builds: never read shards of two builds together.
 """
 
 from __future__ import annotations

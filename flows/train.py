@@ -1,4 +1,8 @@
-"""Train: the bundled trainer on the current shard build, with loss and throughput artifacts.
+"""Train: the bundled trainer on the lake's current shard build, with loss and throughput artifacts.
+
+The build is the one lake/shard/CURRENT names (distillery/generations.py `train_build`), the
+same the catalog's `shards` view shows; when the config would make another build (shard has
+not run since its inputs or shard config changed), the run says so and trains on the current one.
 
 A run trains into `train/<build>-<key>/` (distillery/generations.py `train_gen`: the build's
 identity and the train config) and commits a record there when it finishes
@@ -17,7 +21,7 @@ from prefect.artifacts import create_table_artifact
 from distillery import catalog
 from distillery.accounting import total
 from distillery.config import PipelineConfig
-from distillery.generations import shard_build_dir, train_gen
+from distillery.generations import shard_build_dir, train_build, train_gen
 from distillery.lake import Lake
 from flows.reporting import finish_stage, in_flow
 from trainer.completion import RECORD_DIR, ROW_KEYS, commit_record, discard_record, finished_report
@@ -38,9 +42,14 @@ def train_flow(cfg: PipelineConfig, resume: bool = False) -> dict:
     lake = Lake(cfg.lake_root)
     started = dt.datetime.now(dt.timezone.utc)
     with lake.writer_lock(cfg.run.lock_timeout_s):
-        build = shard_build_dir(cfg, lake)
+        build = train_build(cfg, lake)
         if not (build / "manifest.json").exists():
-            raise RuntimeError(f"no shards for the current lake at {build}: run the shard stage first")
+            raise RuntimeError(f"no shard build in the lake (no {build}): run the shard stage first")
+        if build.name != shard_build_dir(cfg, lake).name:
+            print(
+                f"train: the lake's current build {build.name} is not this config's (shard has not run "
+                "since its inputs or shard config changed); training on the current build"
+            )
         out = train_dir(cfg, lake)
         done = finished_report(out)
         if done is not None:

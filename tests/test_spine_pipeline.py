@@ -16,10 +16,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import lake_files, write_config
+from conftest import lake_files, user_env, write_config
 
 from distillery import accounting
 from distillery.config import load_config
+from distillery.generations import shard_build_dir
 from distillery.lake import Lake
 from distillery.sql import WriteRefused, query
 
@@ -208,7 +209,6 @@ def test_shard_build_is_an_asset_with_lineage_to_its_sources(demo_lake):
     from prefect.client.orchestration import get_client
     from prefect.events.worker import EventsWorker
 
-    from distillery.generations import shard_build_dir
     from flows.assets import file_key, source_keys
 
     cfg, _ = demo_lake
@@ -288,9 +288,13 @@ def test_run_artifacts_explain_where_rows_went(demo_lake):
     assert tokens["text"] == query(lake, "select sum(n_text_tokens) from shards")[1][0][0]
 
 
-def test_shard_warns_when_the_traces_are_not_of_the_current_curate_generation(demo_lake, tmp_path):
-    """A changed curate config starts a new curate generation; shard run without distill holds
-    curated rows with no traces: it says so in its output, the manifest, the card and runs."""
+def test_one_current_build_across_a_curate_change(demo_lake, tmp_path):
+    """A changed curate config starts a new curate generation. Until shard runs, the lake's
+    current build stays the one the `shards` view and `shards path` show, and `status` says
+    shard is pending for this config instead of comparing that build with the new curated
+    rows. Shard run without distill holds curated rows with no traces: it says so in its
+    output, the manifest, the card and runs. With distill run again, shard makes a third
+    build, never the first one again (its partition names are the same)."""
     import json
 
     from flows.pipeline import run_pipeline
@@ -298,25 +302,64 @@ def test_shard_warns_when_the_traces_are_not_of_the_current_curate_generation(de
     cfg, _ = demo_lake
     copy = tmp_path / "lake"
     shutil.copytree(cfg.lake_root, copy)
-    changed = cfg.model_copy(
-        update={
-            "lake": str(copy),
-            "curate": cfg.curate.model_copy(update={"web_rules_exempt_sources": ["problems", "articles"]}),
-        }
+    yaml_text = (cfg.lake_root.parent / "c.yaml").read_text()
+    changed_yaml = tmp_path / "changed.yaml"
+    changed_yaml.write_text(
+        yaml_text.replace(f"lake: {cfg.lake_root}", f"lake: {copy}").replace(
+            "web_rules_exempt_sources: [problems]", "web_rules_exempt_sources: [problems, articles]"
+        )
     )
-    from distillery.config import validate_config
+    changed = load_config(changed_yaml)
+    assert changed.lake_root == copy and changed.curate.web_rules_exempt_sources == ["problems", "articles"]
+    first = (copy / "shard" / "CURRENT").read_text().strip()
+    first_rows = json.loads((copy / "shard" / first / "manifest.json").read_text())["totals"]["rows"]
+    # The user's path: `distillery run` with no PREFECT_API_URL, then `status` from another folder.
+    curate = subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "run", str(changed_yaml), "--stages", "curate"],
+        cwd=tmp_path,
+        env=user_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert curate.returncode == 0, curate.stdout[-3000:] + curate.stderr[-3000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
 
-    changed = validate_config(changed.model_dump(mode="json"))
-    run_pipeline(changed, stages=["curate", "shard"])
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "distillery.cli", *args, "--lake", str(copy)],
+            cwd=elsewhere,
+            env=user_env(elsewhere),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    status = cli("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"pending: shard: not yet run for this config (it makes {shard_build_dir(changed, Lake(copy)).name})" in (
+        status.stdout
+    )
+    assert f"read the lake's current build {first} (lake/shard/CURRENT)" in status.stdout
+    assert Path(cli("shards", "path").stdout.strip()).name == first
     lake = Lake(changed.lake_root)
-    build = Path((copy / "shard" / "CURRENT").read_text().strip())
+    assert query(lake, "select count(*) from shards")[1][0][0] == first_rows  # the current build, not empty
+
+    run_pipeline(changed, stages=["shard"])
+    build = (copy / "shard" / "CURRENT").read_text().strip()
+    assert build != first and build == shard_build_dir(changed, lake).name
     manifest = json.loads((copy / "shard" / build / "manifest.json").read_text())
     warning = manifest["inputs"]["warning"]
     assert warning and "not of the current curate generation" in warning and "run the distill stage" in warning
     assert "**Warning:**" in (copy / "shard" / build / "README.md").read_text()
     note = query(lake, "select note from runs where stage = 'shard' order by finished_at desc limit 1")[1][0][0]
     assert note.startswith("warning: ")
-    # with distill run for the new generation, the next build has no warning
+    assert query(lake, "select count(*) from shards")[1][0][0] == manifest["totals"]["rows"]
+    status = accounting.check(lake)
+    assert status.ok and not [p for p in status.pending if p.startswith("shard")], status.render()
+    # with distill run for the new generation, the next build has no warning, and is new
     run_pipeline(changed, stages=["distill", "shard"])
-    build = (copy / "shard" / "CURRENT").read_text().strip()
-    assert json.loads((copy / "shard" / build / "manifest.json").read_text())["inputs"]["warning"] is None
+    third = (copy / "shard" / "CURRENT").read_text().strip()
+    assert third not in (first, build)
+    assert json.loads((copy / "shard" / third / "manifest.json").read_text())["inputs"]["warning"] is None

@@ -74,7 +74,6 @@ def _run_if_up_to_date(args: argparse.Namespace) -> int | None:
             r["note"],
             cfg.env_overrides,
         )
-    _record_current_build(cfg, lake, rows)
     for r in rows:
         print(r["says"])
     print(f"up to date: {', '.join(r['stage'] for r in rows)} have nothing new to do (no Prefect run started)")
@@ -90,19 +89,6 @@ def _demo_samples_ready() -> bool:
     from distillery.app.sample_data import samples_complete
 
     return samples_complete(Path("samples"))
-
-
-def _record_current_build(cfg, lake, rows: list[dict]) -> None:
-    """An up-to-date shard stage still makes its build the lake's current one, as its flow does
-    (a config switched back to an earlier build finds that build already made); the views follow."""
-    from distillery import catalog
-    from distillery.shard_current import record_current
-
-    for r in rows:
-        if r["stage"] == "shard":
-            with lake.writer_lock(cfg.run.lock_timeout_s):
-                if record_current(lake, lake.stage_dir("shard") / r["batch"]):
-                    catalog.refresh(cfg, lake)
 
 
 def _run(args: argparse.Namespace, spawned) -> int:
