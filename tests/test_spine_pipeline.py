@@ -363,3 +363,14 @@ def test_one_current_build_across_a_curate_change(demo_lake, tmp_path):
     third = (copy / "shard" / "CURRENT").read_text().strip()
     assert third not in (first, build)
     assert json.loads((copy / "shard" / third / "manifest.json").read_text())["inputs"]["warning"] is None
+    # The config switched back finds its build made but not current: that is work for a run
+    # (not "up to date"), which makes it current again, and the views follow.
+    from distillery.plans import up_to_date
+
+    switched_back = tmp_path / "back.yaml"
+    switched_back.write_text(yaml_text.replace(f"lake: {cfg.lake_root}", f"lake: {copy}"))
+    back = load_config(switched_back)
+    assert up_to_date(back, ["shard"]) is None
+    run_pipeline(back, stages=["shard"])
+    assert (copy / "shard" / "CURRENT").read_text().strip() == first
+    assert query(lake, "select count(*) from shards")[1][0][0] == first_rows
