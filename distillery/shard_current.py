@@ -1,8 +1,9 @@
 """The lake's current shard build: `lake/shard/CURRENT` names it.
 
 A lake holds one current build. The shard stage records it when it commits a build or finds
-its build already made (shards/steps.py, and the CLI's no-op path), so after every shard run
-it is the build of that run's config; nothing else moves it. Everything that reads shards
+its build already made (shards/steps.py; the no-op check of `distillery run` leaves that
+to the stage, distillery/plans.py), so after every shard run it is the build of that run's
+config; nothing else moves it. Everything that reads shards
 reads this build: the catalog's `shards` view (distillery/catalog.py), train
 (distillery.generations.train_build), `distillery shards verify|show|path`, `explain` and
 the README's `datasets` example, so none of them depends on the folder a command runs from
