@@ -1,8 +1,8 @@
 """Scale-out across nodes: `distillery run` on a two-node Ray cluster writes the threads lake, byte for byte.
 
 The cluster is real: `ray start --head` and a second `ray start --address` on this machine,
-each node with its own temp folder (its own logs), one CPU each so the scheduler has to use
-both, and a custom resource only the second node has (so the test can tell them apart).
+each node with its own temp folder (so its own logs) and one CPU, so the scheduler has to
+use both.
 The run is the user's: `distillery run` with no PREFECT_API_URL, the runner chosen by
 DISTILLERY_TASK_RUNNER / DISTILLERY_RAY_ADDRESS, as a deployment's job variables set them.
 Each node's worker logs name the tasks that ran there (Ray writes `:task_name:<name>` to a
@@ -14,7 +14,6 @@ the threads run goes on while the cluster starts (the machine has two cores).
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -37,7 +36,6 @@ RAY = str(Path(sys.executable).with_name("ray"))
 # Distill is left out: its partitions run one by one in the flow itself (the teacher client
 # has its own concurrency), so no task of it goes through the task runner.
 STAGES = "gather,curate,shard"
-SECOND_NODE_RESOURCE = "second_node"
 NODE_START_BOUND_S = 180  # `ray start` takes 10-30 s here; generous for a loaded 2-core machine
 RUN_BOUND_S = 300
 # Ray's object store is sized from RAM by default (GBs of /dev/shm per node); the lake's
@@ -117,7 +115,7 @@ def kill_nodes(nodes: list[Node]) -> None:
 
 @contextmanager
 def two_node_cluster(env: dict[str, str]) -> Iterator[tuple[str, list[Node]]]:
-    """A head node and a second node with SECOND_NODE_RESOURCE; yields the head's address.
+    """A head node and a second node joined to it; yields the head's address and the nodes.
     The temp folders are short on purpose: Ray's socket paths under them must fit in 107 bytes."""
     tmp = Path(tempfile.mkdtemp(prefix="dray-", dir="/tmp"))
     nodes: list[Node] = []
@@ -128,8 +126,7 @@ def two_node_cluster(env: dict[str, str]) -> Iterator[tuple[str, list[Node]]]:
         nodes.append(start_node(head_args, tmp / "head", env, tmp / "head.log"))
         wait_started(nodes[0])
         address = f"127.0.0.1:{port}"
-        second_args = [f"--address={address}", f"--resources={json.dumps({SECOND_NODE_RESOURCE: 1})}"]
-        nodes.append(start_node(second_args, tmp / "second", env, tmp / "second.log"))
+        nodes.append(start_node([f"--address={address}"], tmp / "second", env, tmp / "second.log"))
         wait_started(nodes[1])
         yield address, nodes
     finally:
