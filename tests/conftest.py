@@ -76,6 +76,53 @@ def stop_process_group(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+# ---- processes a test started, and whether any outlived what it should not --------------------
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (walking /proc's parent links)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for whoever adopted it to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def survivors(pids: set[int], within_s: float = 10.0) -> set[int]:
+    deadline = time.monotonic() + within_s
+    while (left := {p for p in pids if alive(p)}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def describe(pids: set[int]) -> list[str]:
+    return [f"{p}: {cmdline(p)[:200]}" for p in sorted(pids)]
+
+
 def user_env(folder: Path) -> dict[str, str]:
     """The environment of a user's `distillery` run (a subprocess): no PREFECT_API_URL, so the CLI
     starts its own Prefect server; its run folder and Prefect home under `folder/run`."""
