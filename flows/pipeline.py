@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from distillery import accounting
@@ -92,6 +92,7 @@ def _run(cfg: PipelineConfig, stages: list[str] | None) -> dict:
             key="pipeline-counts",
             description="rows per stage across the lake, and whether they add up",
         )
+        get_run_logger().info("the lake's accounting after this run:\n%s", status.render())
         said = failure or (str(stopped) if stopped is not None else None)
         publish("pipeline", pipeline_markdown(cfg, status.stages, generations, status.pending, said))
     results["status"] = status.render()

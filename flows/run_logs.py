@@ -11,7 +11,9 @@ generate logs".
 themselves) sends their lines to the run's logs, and adds a filter to the console handlers
 that drops run-logger records below WARNING, so the terminal shows what it showed before:
 the CLI's own lines, progress lines off a terminal and the one-line errors. `warn()` says a
-warning on both: a plain line on stderr, and a WARNING in the run's logs.
+warning on both: a plain line on stderr, and a WARNING in the run's logs. Each task run's
+"Finished in state Completed()" stays out of the logs (TaskCompletedFilter), so that a stage
+run's Logs tab reads as the stage's own lines, not one line per partition.
 
 It is called when a stage or pipeline flow starts (flows/pipeline.py, flows/driver.py,
 flows/train.py), not at import: Prefect re-applies its logging configuration when a server
@@ -41,6 +43,15 @@ class RunChatterFilter(logging.Filter):
         return not (self.quiet_info and record.levelno < logging.WARNING and record.name.startswith(RUN_LOGGERS))
 
 
+class TaskCompletedFilter(logging.Filter):
+    """Drops a task run's "Finished in state Completed()" line: one per partition and step,
+    hundreds in a stage run's logs, burying its own lines; the Task Runs tab has the same.
+    A task that fails, or that prints or warns, still logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.INFO and str(record.msg).startswith("Finished in state Completed"))
+
+
 def console_handlers() -> list[logging.Handler]:
     """The handlers of this process's loggers that write to the console: Prefect's console
     handler, or a plain stream handler of a user's logging config; not a capturing handler
@@ -65,6 +76,9 @@ def enable() -> None:
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)
             raised = True
+    tasks = logging.getLogger("prefect.task_runs")
+    if not any(isinstance(f, TaskCompletedFilter) for f in tasks.filters):
+        tasks.addFilter(TaskCompletedFilter())
     for handler in console_handlers():
         if not any(isinstance(f, RunChatterFilter) for f in handler.filters):
             handler.addFilter(RunChatterFilter(quiet_info=raised))

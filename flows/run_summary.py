@@ -76,9 +76,11 @@ def rejections(cfg: PipelineConfig, lake: Lake, stage: str | None = None) -> lis
         )
         _, rows = query(lake, f"{fetch} limit {EXAMPLES}")
         shown = st != "gather" or cfg.gather.redact
-        lines += [f"### {st}: `{rule}`, {n} rows (mean value {avg})", "", "| uri | value | text |", "|---|---:|---|"]
+        head = f"### {st}: `{rule}`, {n} row{'s' * (n != 1)} (mean value {avg})"
+        lines += [head, "", "| uri | value | text |", "|---|---:|---|"]
         for uri, value, text in rows:
-            lines.append(f"| {cell(uri)} | {value} | {cell(text) if shown else '(gathered text is not redacted)'} |")
+            text = cell(text) if shown else "(gathered text is not redacted)"
+            lines.append(f"| {cell(uri)} | {'' if value is None else f'{value:.4g}'} | {text} |")
         lines += ["", "All of them:", "", "```", sql_command(lake, fetch), "```", ""]
     return lines
 
