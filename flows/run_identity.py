@@ -76,10 +76,12 @@ def identify_run(cfg: PipelineConfig, stage: str | None = None) -> str | None:
     """Name and tag the current flow run (see the module docstring); return its new name.
 
     Does nothing outside a flow run. `stage` marks a stage run (named by its generation);
-    without it the run is named `<flow> <pipeline>`."""
+    without it the run is named `<flow> <pipeline>`. When the API refuses, the run keeps
+    Prefect's name (a warning says so) and goes on."""
     ctx = FlowRunContext.get()
     if ctx is None or ctx.flow_run is None:
         return None
+    from prefect import get_run_logger
     from prefect.client.orchestration import get_client
 
     if stage is not None:
@@ -87,7 +89,11 @@ def identify_run(cfg: PipelineConfig, stage: str | None = None) -> str | None:
     else:
         name = f"{ctx.flow.name if ctx.flow else 'run'} {cfg.name}"
     tags = sorted(set(ctx.flow_run.tags) | set(run_tags(cfg, stage)))
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(ctx.flow_run.id, name=name, tags=tags)
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(ctx.flow_run.id, name=name, tags=tags)
+    except Exception as exc:  # a name is no reason to fail the run: keep Prefect's, say why
+        get_run_logger().warning("could not rename this run to %r: %s", name, exc)
+        return None
     ctx.flow_run.name, ctx.flow_run.tags = name, tags  # this process's log lines say the new name
     return name

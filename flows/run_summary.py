@@ -26,17 +26,19 @@ from distillery.sql import query
 
 TOP_RULES = 3  # rules (and quarantine reasons) listed: enough to act on the main cause
 EXAMPLES = 3  # example rows per rule
-TEXT_CHARS = 80  # characters of an example's text or uri: one table line on a laptop screen
+TEXT_CHARS = 80  # characters of an example's text: with URI_CHARS, one table line on a laptop screen
+URI_CHARS = 40  # an example's uri, its end (the file name) kept
 COUNT_COLUMNS = ("rows_in", "kept", "rejected", "duplicate", "quarantined")
 
 
-def cell(value: object, limit: int = TEXT_CHARS) -> str:
-    """A value as a markdown table cell: one line, cut to `limit` characters, in a code span
-    (no markdown or HTML inside it is interpreted)."""
+def cell(value: object, limit: int = TEXT_CHARS, keep_end: bool = False) -> str:
+    """A value as a markdown table cell: one line, cut to `limit` characters (its start, or
+    its end for a path), in a code span (no markdown or HTML inside it is interpreted)."""
     if value is None:
         return ""
     text = re.sub(r"\s+", " ", str(value)).strip()
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) > limit:
+        text = "…" + text[1 - limit :] if keep_end else text[: limit - 1] + "…"
     return "`" + text.replace("`", "'").replace("|", "\\|") + "`" if text else ""
 
 
@@ -57,15 +59,17 @@ def counts_table(counts: list[StageCounts]) -> list[str]:
     return lines + [""]
 
 
+def _top(lake: Lake, view: str, columns: str, key: str, stage: str | None) -> list[tuple]:
+    """The TOP_RULES most frequent `key`s of `view` (of `stage`, or of every stage): stage first."""
+    where = f"where stage = {_quoted(stage)} " if stage else ""
+    sql = f"select stage, {columns} from {view} {where}group by all order by n desc, stage, {key} limit {TOP_RULES}"
+    return query(lake, sql)[1]
+
+
 def rejections(cfg: PipelineConfig, lake: Lake, stage: str | None = None) -> list[str]:
     """The top rejection rules (of `stage`, or of every stage) in the lake's current
     generations, each with example rows and the command that fetches all of its rows."""
-    where = f"where stage = {_quoted(stage)} " if stage else ""
-    _, top = query(
-        lake,
-        f"select stage, rule, count(*) as n, round(avg(value), 4) as avg_value from rejects {where}"
-        f"group by all order by n desc, stage, rule limit {TOP_RULES}",
-    )
+    top = _top(lake, "rejects", "rule, count(*) as n, round(avg(value), 4) as avg_value", "rule", stage)
     if not top:
         return ["No rejected rows" + (f" in {stage}." if stage else ".") + "", ""]
     lines = ["## Top rejection rules", ""]
@@ -80,19 +84,15 @@ def rejections(cfg: PipelineConfig, lake: Lake, stage: str | None = None) -> lis
         lines += [head, "", "| uri | value | text |", "|---|---:|---|"]
         for uri, value, text in rows:
             text = cell(text) if shown else "(gathered text is not redacted)"
-            lines.append(f"| {cell(uri)} | {'' if value is None else f'{value:.4g}'} | {text} |")
+            value = "" if value is None else f"{value:.4g}"
+            lines.append(f"| {cell(uri, URI_CHARS, keep_end=True)} | {value} | {text} |")
         lines += ["", "All of them:", "", "```", sql_command(lake, fetch), "```", ""]
     return lines
 
 
 def quarantines(lake: Lake, stage: str | None = None) -> list[str]:
     """The top quarantine reasons with the command that lists the rows and their errors."""
-    where = f"where stage = {_quoted(stage)} " if stage else ""
-    _, top = query(
-        lake,
-        f"select stage, reason, count(*) as n from quarantine {where}group by all order by n desc, stage, reason "
-        f"limit {TOP_RULES}",
-    )
+    top = _top(lake, "quarantine", "reason, count(*) as n", "reason", stage)
     if not top:
         return []
     lines = ["## Top quarantine reasons", "", "| stage | reason | rows |", "|---|---|---:|"]
