@@ -14,6 +14,7 @@ from distillery.plans import plan_curate
 from distillery.stage import Report, Stage, Step
 from filters.curate_steps import dedup_step, filter_parts, finish_parts
 from flows.driver import run_stage
+from flows.run_identity import StageArgs
 
 
 def report(cfg, plan, counts, results, states, note) -> Report:
@@ -37,6 +38,6 @@ CURATE = Stage(
 
 
 @flow(name="curate", log_prints=True)
-def curate_flow(cfg: PipelineConfig) -> dict:
+def curate_flow(cfg: PipelineConfig | StageArgs) -> dict:
     """Curate every new documents partition; return this run's counts."""
     return run_stage(CURATE, cfg)

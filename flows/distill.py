@@ -13,8 +13,6 @@ URL and the cause, instead of every prompt being quarantined after its retries.
 
 from __future__ import annotations
 
-import sys
-
 from prefect import flow
 
 import teacher
@@ -23,6 +21,8 @@ from distillery.plans import plan_distill
 from distillery.stage import Report, Stage, Step
 from flows.driver import run_stage
 from flows.limits import TEACHER_LIMIT
+from flows.run_identity import StageArgs
+from flows.run_logs import warn
 from teacher.distill_steps import distill_parts
 
 
@@ -31,7 +31,7 @@ def preflight(cfg: PipelineConfig, plan) -> None:
         from teacher.preflight import check_teacher  # the client stack loads only to distill
 
         if (doubt := check_teacher(cfg.distill)) is not None:
-            print(doubt, file=sys.stderr, flush=True)
+            warn(doubt)
 
 
 def report(cfg, plan, counts, results, states, note) -> Report:
@@ -65,6 +65,6 @@ DISTILL = Stage(
 
 
 @flow(name="distill", log_prints=True)
-def distill_flow(cfg: PipelineConfig) -> dict:
+def distill_flow(cfg: PipelineConfig | StageArgs) -> dict:
     """Distill every new curated partition; return this run's counts."""
     return run_stage(DISTILL, cfg)

@@ -4,7 +4,9 @@ For a `Stage` it holds the lake's writer lock, asks the stage's plan, runs each 
 Prefect tasks named after the step (per-part steps on at most `Stage.max_groups` groups, so
 a flow run's task runs stay under run.max_partitions), advances the stage's Progress,
 commits each unit's batch, and ends with `finish_stage`: the `runs` row, the catalog
-refresh, the `<stage>-*` artifacts and the quarantine-share verdict.
+refresh, the `<stage>-*` artifacts (the `<stage>-summary` among them) and the
+quarantine-share verdict. The run is named and tagged by what it does, and its log lines
+reach its Logs tab.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from distillery.config import PipelineConfig
 from distillery.lake import Lake
 from distillery.stage import Stage, StagePlan, Step, StepContext
 from flows.limits import teacher_requests
-from flows.reporting import Progress, finish_stage
+from flows.monitor import monitored
+from flows.reporting import Progress, QuarantineShareExceeded, finish_stage
+from flows.run_identity import StageArgs, config_of
 
 
 def call_step(
@@ -73,8 +77,18 @@ def run_steps(stage: Stage, ctx: StepContext, progress: Progress, results: list)
                 p[step.output] = r
 
 
-def run_stage(stage: Stage, cfg: PipelineConfig) -> dict:
-    """Run `stage` on the lake of `cfg` and return this run's counts (`finish_stage`'s summary)."""
+def run_stage(stage: Stage, cfg: PipelineConfig | StageArgs) -> dict:
+    """Run `stage` on the lake of `cfg` and return this run's counts (`finish_stage`'s summary).
+
+    In a flow run, the run is named and tagged for the stage (flows/run_identity.py), its log
+    lines reach the UI (flows/run_logs.py), and a failure leaves a `<stage>-summary` saying
+    what to do next before it is raised."""
+    cfg = config_of(cfg)
+    with monitored(cfg, stage.name, summarized=(QuarantineShareExceeded,)):
+        return _run(stage, cfg)
+
+
+def _run(stage: Stage, cfg: PipelineConfig) -> dict:
     lake = Lake(cfg.lake_root)
     started = dt.datetime.now(dt.timezone.utc)
     with lake.writer_lock(cfg.run.lock_timeout_s):

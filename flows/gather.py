@@ -18,6 +18,7 @@ from distillery.plans import plan_gather
 from distillery.stage import Report, Stage, Step, StepContext
 from filters import pii
 from flows.driver import run_stage
+from flows.run_identity import StageArgs
 
 
 def gather_partitions(ctx: StepContext, group: list[dict]) -> list[dict]:
@@ -58,6 +59,6 @@ GATHER = Stage(
 
 
 @flow(name="gather", log_prints=True)
-def gather_flow(cfg: PipelineConfig) -> dict:
+def gather_flow(cfg: PipelineConfig | StageArgs) -> dict:
     """Gather every source of `cfg` into the lake; return this run's counts."""
     return run_stage(GATHER, cfg)

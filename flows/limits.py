@@ -24,8 +24,8 @@ lease reaper runs there (the repossessor is not an ephemeral-server service). A 
 slots would then stay taken for good and every later run from that folder would wait on them.
 So on a private server the wrapper holds nothing.
 
-**Every wait is bounded and said.** When the slots are not free at once, a line on stderr
-names the limit, what it holds and how long we wait (`SLOT_WAIT_S`); after that the partition
+**Every wait is bounded and said.** When the slots are not free at once, a warning (on the
+terminal and in the run's logs: flows/run_logs.py `warn`) names the limit, what it holds and how long we wait (`SLOT_WAIT_S`); after that the partition
 fails with one line saying how to inspect the limit. On a shared server the slots of a killed
 holder come back when its lease (`LEASE_S`, renewed while held) expires and the server's
 repossessor (every `server.services.repossessor.loop_seconds`) revokes it.
@@ -33,8 +33,8 @@ repossessor (every `server.services.repossessor.loop_seconds`) revokes it.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit, urlunsplit
@@ -47,6 +47,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
 from distillery.owned_server import OWNED_URL_ENV
+from flows.run_logs import warn
 
 TEACHER_LIMIT = "teacher-requests"
 LEASE_S = 60.0
@@ -54,6 +55,28 @@ LEASE_S = 60.0
 # slots (freed within LEASE_S plus the repossessor's loop) come back well inside it, while a
 # limit that stays full that long is something to look at, not to wait on silently.
 SLOT_WAIT_S = 10 * LEASE_S
+
+
+# The first, short try for the slots: when they are free it gets them at once; when not, we
+# say that we wait before waiting (SLOT_WAIT_S).
+FIRST_TRY_S = 1.0
+
+
+class FirstTryTimeoutFilter(logging.Filter):
+    """Drops the ERROR Prefect's slot-acquisition service logs when a request of ours with the
+    FIRST_TRY_S timeout times out ("Service ... failed to process item (..., 1.0, ...)"):
+    that timeout is expected, and the warning that we now wait says it instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        first_try = (
+            len(args) == 2
+            and str(args[0]).startswith("ConcurrencySlotAcquisition")
+            and isinstance(args[1], tuple)
+            and len(args[1]) > 2
+            and args[1][2] == FIRST_TRY_S
+        )
+        return not first_try
 
 
 class SlotWaitTimeout(RuntimeError):
@@ -100,20 +123,21 @@ def teacher_requests(slots: int, name: str = TEACHER_LIMIT, timeout_s: float | N
         yield 0
         return
     held = max(1, min(slots, ensure_limit(name, slots)))
+    service_log = logging.getLogger("prefect._internal.concurrency")
+    if not any(isinstance(f, FirstTryTimeoutFilter) for f in service_log.filters):
+        service_log.addFilter(FirstTryTimeoutFilter())
     wait_s = SLOT_WAIT_S if timeout_s is None else timeout_s
     # A short lease (renewed while held): slots of a SIGKILLed run free up within a minute,
     # not after Prefect's default five.
     with ExitStack() as stack:
         try:
             stack.enter_context(
-                concurrency(name, occupy=held, timeout_seconds=1.0, lease_duration=LEASE_S, strict=True)
+                concurrency(name, occupy=held, timeout_seconds=FIRST_TRY_S, lease_duration=LEASE_S, strict=True)
             )
         except TimeoutError:
-            print(
+            warn(
                 f"waiting up to {wait_s:.0f} s for {held} slot(s) of Prefect's global concurrency limit "
-                f"{name!r} at {_api_shown()} (other runs hold it)...",
-                file=sys.stderr,
-                flush=True,
+                f"{name!r} at {_api_shown()} (other runs hold it)..."
             )
             try:
                 stack.enter_context(

@@ -24,6 +24,7 @@ from distillery import catalog
 from distillery.accounting import StageCounts, record_run
 from distillery.config import PipelineConfig
 from distillery.lake import Lake
+from flows.run_summary import publish, stage_markdown
 
 
 def in_flow() -> bool:
@@ -198,7 +199,8 @@ def finish_stage(
 
     `committed` are the folders this run committed: their rejects, duplicates, quarantine
     and traces become per-rule, per-method, per-reason and usage artifacts (stable keys
-    `<stage>-<table>`, so each forms a history in the UI). Off a terminal, a line with
+    `<stage>-<table>`, so each forms a history in the UI), and the run's markdown summary
+    `<stage>-summary` (flows/run_summary.py). Off a terminal, a line with
     the counts goes to stderr. Raises QuarantineShareExceeded, after all of that, when the
     run quarantined more than run.max_quarantine_share of its rows."""
     rid = run_id()
@@ -229,12 +231,14 @@ def finish_stage(
             create_table_artifact(
                 rows, key=f"{stage}-{name}", description=f"{stage}: {name.replace('-', ' ')} (this run)"
             )
+    failure = quarantine_verdict(stage, counts, cfg.run.max_quarantine_share, tables.get("quarantine-by-reason", []))
+    if in_flow():
+        publish(stage, stage_markdown(cfg, stage, counts, batch, note, failure))
     log_line(
         f"{stage}: finished, {counts.rows_in} rows in: {counts.kept} kept, {counts.rejected} rejected, "
         f"{counts.duplicate} duplicate, {counts.quarantined} quarantined",
         plain_stream(),
     )
-    failure = quarantine_verdict(stage, counts, cfg.run.max_quarantine_share, tables.get("quarantine-by-reason", []))
     if failure is not None:
         raise QuarantineShareExceeded(failure)
     return summary

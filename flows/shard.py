@@ -16,6 +16,7 @@ from distillery.plans import plan_shard
 from distillery.stage import Report, Stage, Step, StepContext
 from flows.assets import file_key, shard_lineage
 from flows.driver import run_stage
+from flows.run_identity import StageArgs
 from shards.steps import build_dir as _build
 from shards.steps import drop_leftover_samples, fit_step, tokenize_parts, write_build
 
@@ -60,6 +61,6 @@ SHARD = Stage(
 
 
 @flow(name="shard", log_prints=True)
-def shard_flow(cfg: PipelineConfig) -> dict:
+def shard_flow(cfg: PipelineConfig | StageArgs) -> dict:
     """Build the shards for the current lake (or find them built); return this run's counts."""
     return run_stage(SHARD, cfg)

@@ -1,4 +1,5 @@
-"""Train: the bundled trainer on the lake's current shard build, with loss and throughput artifacts.
+"""Train: the bundled trainer on the lake's current shard build, with loss and throughput artifacts
+(`train-loss-chart`: the loss per step as a chart; `train-loss`: the table of log steps).
 
 The build is the one lake/shard/CURRENT names (distillery/generations.py `train_build`), the
 same the catalog's `shards` view shows; when the config would make another build (shard has
@@ -16,15 +17,18 @@ import datetime as dt
 from pathlib import Path
 
 from prefect import flow
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from distillery import catalog
 from distillery.accounting import total
 from distillery.config import PipelineConfig
 from distillery.generations import shard_build_dir, train_build, train_gen
 from distillery.lake import Lake
-from flows.reporting import finish_stage, in_flow
+from flows.monitor import monitored
+from flows.reporting import QuarantineShareExceeded, finish_stage, in_flow
+from flows.run_identity import StageArgs, config_of
 from trainer.completion import RECORD_DIR, ROW_KEYS, commit_record, discard_record, finished_report
+from trainer.loss_chart import loss_markdown
 
 
 def train_dir(cfg: PipelineConfig, lake: Lake) -> Path:
@@ -33,12 +37,19 @@ def train_dir(cfg: PipelineConfig, lake: Lake) -> Path:
 
 
 @flow(name="train", log_prints=True)
-def train_flow(cfg: PipelineConfig, resume: bool = False) -> dict:
+def train_flow(cfg: PipelineConfig | StageArgs, resume: bool = False) -> dict:
     """Train on the current shards, or find that build and config already trained.
 
     Returns the trainer's report (the finished run's, when skipped) and this run's counts
     (`finish_stage`'s summary: run_id, rows_in, kept, quarantined, skipped_partitions, note).
+    In a flow run, the run is named and tagged like every stage run (flows/driver.py).
     """
+    cfg = config_of(cfg)
+    with monitored(cfg, "train", summarized=(QuarantineShareExceeded,)):
+        return _train(cfg, resume)
+
+
+def _train(cfg: PipelineConfig, resume: bool) -> dict:
     lake = Lake(cfg.lake_root)
     started = dt.datetime.now(dt.timezone.utc)
     with lake.writer_lock(cfg.run.lock_timeout_s):
@@ -68,6 +79,10 @@ def train_flow(cfg: PipelineConfig, resume: bool = False) -> dict:
         ledger = commit_record(out, build.name, report)
         report = {k: v for k, v in report.items() if k not in ROW_KEYS}
         if in_flow():
+            if report.get("loss_curve"):
+                create_markdown_artifact(
+                    loss_markdown(report["loss_curve"]), key="train-loss-chart", description="training loss per step"
+                )
             if log:
                 create_table_artifact(log, key="train-loss", description="training loss and throughput per log step")
             create_table_artifact(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,9 @@ from conftest import flush_to_server, http_json, stop_process_group, write_confi
 REPO = Path(__file__).resolve().parents[1]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's package (.ci/run installs it)
+# The scheduled run's stages: every stage but distill (no teacher here), so that a train run
+# leaves its loss chart; text-only sources keep shard and the 3-step train to seconds.
+STAGES = ["gather", "curate", "shard", "train"]
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +152,7 @@ def scheduled_run(server, samples, tmp_path_factory):
                     DeploymentScheduleCreate(
                         schedule=IntervalSchedule(interval=dt.timedelta(hours=1), anchor_date=soon),
                         active=True,
-                        parameters={"config_path": str(config), "stages": ["gather", "curate"]},
+                        parameters={"config_path": str(config), "stages": STAGES},
                         slug="test-soon",
                     )
                 ],
@@ -203,7 +207,7 @@ def test_schedule_creates_a_run_that_a_worker_executes(scheduled_run, api):
     log = scheduled_run["worker_log"].read_text()[-4000:]
     assert run.state.is_completed(), f"{run.state}\n{log}"
     assert run.auto_scheduled, "the run should come from the schedule, not by hand"
-    assert run.parameters["stages"] == ["gather", "curate"]
+    assert run.parameters["stages"] == STAGES
 
     with get_client(sync_client=True) as client:
         stage_runs = client.read_flow_runs(
@@ -216,7 +220,7 @@ def test_schedule_creates_a_run_that_a_worker_executes(scheduled_run, api):
                 flow_run_id=ArtifactFilterFlowRunId(any_=family),
             )
         )
-    assert len(stage_runs) == 2 and all(r.state.is_completed() for r in stage_runs)
+    assert len(stage_runs) == len(STAGES) and all(r.state.is_completed() for r in stage_runs)
     by_key = {}
     for a in arts:
         by_key.setdefault(a.key, []).append(a)
@@ -229,6 +233,18 @@ def test_schedule_creates_a_run_that_a_worker_executes(scheduled_run, api):
     assert stages["curate"]["kept"] > 0 and stages["curate"]["adds_up"] is True
     gather = json.loads(by_key["gather-counts"][0].data)
     assert gather[0]["rows_in"] == stages["gather"]["rows_in"]
+    assert stages["train"]["rows_in"] > 0 and stages["train"]["adds_up"] is True
+    # Runs named by what they do, tagged, with parameters a person reads.
+    assert run.name == "pipeline test"
+    assert {"pipeline:test", f"lake:{scheduled_run['lake']}"} <= set(run.tags)
+    by_stage = {r.parameters["cfg"]["stage"]: r for r in stage_runs}
+    assert set(by_stage) == set(STAGES)
+    curate = by_stage["curate"]
+    generation = next(scheduled_run["lake"].glob("curate/g-*")).name
+    assert curate.name == f"curate {generation}" and curate.parameters["cfg"]["generation"] == generation
+    assert {"stage:curate", "pipeline:test"} <= set(curate.tags)
+    assert by_stage["shard"].name.startswith("shard build-") and by_stage["gather"].name == "gather test"
+    assert "sources" not in json.dumps(curate.parameters)  # not the whole config
     # The worker wrote the lake where the config said, from the checkout the pull step chose.
     assert list(scheduled_run["lake"].glob("curate/*/b-*/curated-*.parquet"))
 
@@ -261,12 +277,25 @@ def test_deployments_carry_schedules_limits_and_schemas(scheduled_run, api):
             client.create_flow_run_from_deployment(deployments["gather"].id, parameters={"config_path": 7})
 
 
-def test_ui_shows_the_run_and_its_stage_counts(scheduled_run, server, tmp_path):
-    """Headless Chromium opens the run in the Prefect UI and finds its stage-count artifact."""
+def test_ui_shows_the_runs_logs_summary_and_loss_chart(scheduled_run, server, tmp_path):
+    """Headless Chromium opens the run in the Prefect UI: its name, its stage-count artifact,
+    a stage run's Logs tab with the stage's summary line, the pipeline's summary artifact,
+    and the train run's loss chart drawn (an image the browser decoded, not an empty box)."""
     from playwright.sync_api import sync_playwright
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
+    from prefect.client.schemas.filters import FlowRunFilterParentFlowRunId as Parent
 
     run = scheduled_run["run"]
-    shot = Path(os.environ.get("DISTILLERY_SCREENSHOT_DIR", tmp_path)) / "ui-pipeline-run.png"
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=Parent(any_=[run.id])))
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["pipeline-summary", "train-loss-chart"]))
+        )
+    curate = next(r for r in children if r.parameters["cfg"]["stage"] == "curate")
+    family = {run.id} | {r.id for r in children}
+    art = {a.key: a for a in arts if a.flow_run_id in family}
+    shots = Path(os.environ.get("DISTILLERY_SCREENSHOT_DIR", tmp_path))
     flags = [
         "--no-sandbox",
         "--disable-gpu",
@@ -283,20 +312,42 @@ def test_ui_shows_the_run_and_its_stage_counts(scheduled_run, server, tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60_000)
             page.goto(f"{server.url}/runs/flow-run/{run.id}")
-            page.get_by_text(run.name, exact=True).first.wait_for()
+            page.get_by_text("pipeline test", exact=True).first.wait_for()  # the run's name
             page.get_by_text("nightly", exact=True).first.wait_for()  # its deployment
             page.get_by_text("Artifacts", exact=True).first.click()  # the run page's Artifacts tab
             card = page.get_by_text("pipeline-counts", exact=True).first
             card.wait_for()
             card.click()
             page.get_by_text("adds_up", exact=True).first.wait_for()  # the table's column header
-            body = page.inner_text("body")
-            page.screenshot(path=str(shot), full_page=True)
+            counts = page.inner_text("body")
+            page.screenshot(path=str(shots / "ui-pipeline-run.png"), full_page=True)
+
+            page.goto(f"{server.url}/runs/flow-run/{curate.id}")  # a stage run's Logs tab (its default)
+            page.get_by_text(curate.name, exact=True).first.wait_for()
+            page.get_by_text("Logs", exact=True).first.click()
+            page.get_by_text(re.compile(r"curate: \d+ rows -> \d+ kept")).first.wait_for()
+            page.screenshot(path=str(shots / "ui-stage-logs.png"), full_page=True)
+
+            page.goto(f"{server.url}/artifacts/artifact/{art['pipeline-summary'].id}")
+            page.get_by_text("Top rejection rules", exact=True).first.wait_for()
+            summary = page.inner_text("body")
+            page.screenshot(path=str(shots / "ui-pipeline-summary.png"), full_page=True)
+
+            page.goto(f"{server.url}/artifacts/artifact/{art['train-loss-chart'].id}")
+            chart = page.locator("img[src^='data:image/svg+xml']").first
+            chart.wait_for()
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+            box = chart.bounding_box()
+            page.screenshot(path=str(shots / "ui-loss-chart.png"), full_page=True)
         finally:
             browser.close()
-    assert "gather" in body and "curate" in body and "rows per stage across the lake" in body
-    assert shot.stat().st_size > 10_000
-    print(f"screenshot: {shot}")
+    assert "gather" in counts and "train" in counts and "rows per stage across the lake" in counts
+    lake = str(scheduled_run["lake"])
+    assert "pipeline test: done" in summary and lake in summary
+    assert "distillery sql" in summary and f"--lake {lake}" in summary and "curate:" in summary
+    assert box["width"] > 300 and box["height"] > 100, box
+    assert (shots / "ui-loss-chart.png").stat().st_size > 10_000
+    print(f"screenshots: {shots}")
 
 
 def count_task_runs(server: Server, flow_run_id) -> int:

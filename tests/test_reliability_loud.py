@@ -268,6 +268,16 @@ def test_a_stage_that_quarantines_most_rows_fails_the_users_run_with_its_reasons
     assert accounting.check(Lake(lake)).ok
 
 
+def run_artifacts(run_ids: list, suffix: str) -> dict[str, str]:
+    """{key: data} of the artifacts of these flow runs whose key ends with `suffix`."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=run_ids)))
+    return {a.key: a.data for a in arts if a.key and a.key.endswith(suffix)}
+
+
 def test_quarantine_share_failure_ends_the_flow_runs_failed_and_the_share_is_configurable(
     prefect_api, corpus, curated, tmp_path
 ):
@@ -300,6 +310,13 @@ def test_quarantine_share_failure_ends_the_flow_runs_failed_and_the_share_is_con
             )
         assert len(children) == 1 and children[0].state.is_failed(), [r.state for r in children]
         assert accounting.check(Lake(lake)).ok
+        # The failed runs' summaries say what failed and what to do next, with the query for the rows.
+        summaries = run_artifacts([state.state_details.flow_run_id, children[0].id], "summary")
+        for key in ("pipeline-summary", "distill-summary"):
+            text = summaries[key]
+            assert "failed" in text.splitlines()[0] and "## Failed" in text and "**Next:**" in text, text
+            assert "teacher_http_503" in text and "raise distill.retry_round" in text, text
+            assert 'distillery sql "select stage, uri, reason' in text and str(lake) in text, text
 
         lenient = copy_curated(curated, tmp_path / "lenient")
         cfg = loud_config(tmp_path / "lenient.yaml", corpus, lenient, server.url, run="max_quarantine_share: 1.0")

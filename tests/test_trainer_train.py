@@ -52,6 +52,34 @@ def test_loss_falls(trained):
     assert report["steps"] == 50 and 0 <= report["data_wait_share"] < 1
 
 
+def test_loss_curve_is_every_step_and_draws_as_a_chart(trained):
+    """The report's loss_curve has each of the run's steps, agrees with the logged window
+    means, and draws as an SVG line whose highest point is the highest loss."""
+    import base64
+    import re
+    import xml.etree.ElementTree as ET
+
+    from trainer.loss_chart import MAX_POINTS, PAD_TOP, loss_markdown, thin
+
+    report, logs = trained
+    curve = report["loss_curve"]
+    assert [s for s, _ in curve] == list(range(1, 51))
+    for entry in logs:  # each log entry is the mean of the steps since the one before
+        window = [v for s, v in curve if entry["step"] - 5 < s <= entry["step"]]
+        assert entry["loss"] == pytest.approx(sum(window) / len(window))
+    svg_b64 = re.search(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", loss_markdown(curve)).group(1)
+    svg = ET.fromstring(base64.b64decode(svg_b64))
+    ns = "{http://www.w3.org/2000/svg}"
+    points = [tuple(map(float, p.split(","))) for p in svg.find(f"{ns}polyline").get("points").split()]
+    assert len(points) == len(curve)
+    top = min(range(len(points)), key=lambda i: points[i][1])
+    assert curve[top][1] == max(v for _, v in curve) and points[top][1] == pytest.approx(PAD_TOP)
+    assert [x for x, _ in points] == sorted(x for x, _ in points)
+    # a long run is thinned to means of equal runs of steps
+    long = thin([float(i % 7) for i in range(5000)], first_step=100)
+    assert len(long) <= MAX_POINTS and long[0] == [110, sum(i % 7 for i in range(10)) / 10] and long[-1][0] == 5100
+
+
 class Crash(Exception):
     pass
 

@@ -8,7 +8,8 @@
 Modules: config (TrainConfig), shardset (manifest, row index, row-group decoding), vocab
 (compact vocabulary), data (packing + deterministic resumable order), model (the GPT),
 checkpoint (atomic save/load), train (loop + evaluation), sample (generation + decoding),
-synthetic (shards in the real format for tests and benchmarks).
+synthetic (shards in the real format for tests and benchmarks), loss_chart (the loss as an
+SVG chart for the UI).
 """
 
 from trainer.config import TrainConfig

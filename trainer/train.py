@@ -31,6 +31,7 @@ from trainer.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, save
 from trainer.completion import row_outcomes
 from trainer.config import TrainConfig
 from trainer.data import PackedStream, batch_iterator
+from trainer.loss_chart import thin
 from trainer.model import GPT, GPTConfig
 from trainer.shardset import KINDS, ShardIndex, build_index
 from trainer.vocab import compact_vocabulary, remap_table
@@ -238,7 +239,8 @@ def train(
     """Train a model on `shard_dir`'s train split; write out_dir/checkpoint.pt; return a report.
 
     The report: steps, train_loss (last step), train_loss_window (mean over the last log
-    window), val_loss (per span kind), val_loss_mean, text_bpb, tokens_per_s, data_wait_share,
+    window), loss_curve ([[step, loss], ...] of this run's steps, thinned: trainer/loss_chart.py),
+    val_loss (per span kind), val_loss_mean, text_bpb, tokens_per_s, data_wait_share,
     checkpoint, vocab_size, params, media_spans_dropped, media_tokens_dropped, rows_invalid, rows_other_split,
     image_codebook ("saved" | "absent" | "unreadable: ..."), device, evals (periodic evals),
     row_outcomes ({rows_in, kept, quarantined} over the build's rows) and unusable_rows (a
@@ -279,7 +281,7 @@ def train(
     t_start = t_win = time.perf_counter()
     wait_total = wait_win = 0.0
     tokens_total = tokens_win = 0
-    first_step, losses_win, evals = step, [], []
+    first_step, losses_win, evals, losses_all = step, [], [], []
     loss_val = window_loss = float("nan")
     while step < cfg.steps:
         t0 = time.perf_counter()
@@ -290,6 +292,7 @@ def train(
         step += 1
         state = tuple(int(v) for v in batch["state"].tolist())
         losses_win.append(loss_val)
+        losses_all.append(loss_val)
         tokens = batch["x"].numel()
         tokens_total, tokens_win = tokens_total + tokens, tokens_win + tokens
 
@@ -331,6 +334,7 @@ def train(
         "steps_this_run": step - first_step,
         "train_loss": loss_val,
         "train_loss_window": window_loss,
+        "loss_curve": thin(losses_all, first_step),
         **final,
         "evals": evals,
         "tokens_per_s": tokens_total / elapsed if elapsed > 0 else 0.0,

@@ -45,16 +45,10 @@ def install(extra: tuple[type[BaseException], ...] = ()) -> UserErrorFilter:
     """Add the filter to every console handler of this process's loggers (call after
     importing Prefect); `extra` are more exception types the caller reports in one line
     (an unreachable teacher, a stage over its quarantine share)."""
-    from prefect.logging.handlers import PrefectConsoleHandler
+    from flows.run_logs import console_handlers
 
     quiet = UserErrorFilter(USER_ERRORS + extra)
-    loggers = [logging.getLogger()] + [
-        lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)
-    ]
-    for handler in {h for lg in loggers for h in lg.handlers}:
-        # Prefect's console handler, or a plain one a user's logging config put there; not a
-        # capturing handler (pytest's subclasses StreamHandler) nor Prefect's API handler.
-        console = isinstance(handler, PrefectConsoleHandler) or type(handler) is logging.StreamHandler
-        if console and not any(isinstance(f, UserErrorFilter) for f in handler.filters):
+    for handler in console_handlers():
+        if not any(isinstance(f, UserErrorFilter) for f in handler.filters):
             handler.addFilter(quiet)
     return quiet
