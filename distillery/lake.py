@@ -191,7 +191,10 @@ class Lake:
             except BlockingIOError:
                 fh.seek(0)
                 holder = fh.read().strip() or "another process"
-                print(f"lake {self.root} is locked by {holder}; waiting for it to finish...", file=sys.stderr)
+                # written, not printed: a flow's log_prints would turn a print into an INFO record,
+                # which the console filter keeps off the terminal (flows/run_logs.py)
+                sys.stderr.write(f"lake {self.root} is locked by {holder}; waiting for it to finish...\n")
+                sys.stderr.flush()
                 deadline = time.monotonic() + timeout_s
                 while True:
                     try:
