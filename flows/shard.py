@@ -17,6 +17,7 @@ from distillery.stage import Report, Stage, Step, StepContext
 from flows.assets import file_key, shard_lineage
 from flows.driver import run_stage
 from flows.run_identity import StageArgs
+from flows.run_logs import warn
 from shards.steps import build_dir as _build
 from shards.steps import drop_leftover_samples, fit_step, tokenize_parts, write_build
 
@@ -24,6 +25,8 @@ from shards.steps import drop_leftover_samples, fit_step, tokenize_parts, write_
 def write_step(ctx: StepContext) -> dict:
     """Commit the build (shards/steps.py write_build), then record the asset's facts in Prefect."""
     written = write_build(ctx)
+    if written.get("warning"):  # on the terminal and as a WARNING in the run's logs
+        warn(f"shard: WARNING: {written['warning']}")
     if TaskRunContext.get() is not None:
         add_asset_metadata(file_key(_build(ctx)), {k: written[k] for k in ("rows", "tokens", "tokens_by_modality")})
     return written

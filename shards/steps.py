@@ -65,8 +65,6 @@ def write_build(ctx: StepContext) -> dict:
     samples = sorted(batch.tmp.glob("samples-*.parquet"))
     out = batch.tmp.parent
     coverage = trace_coverage(ctx.cfg, ctx.lake)
-    if coverage["warning"]:
-        print(f"shard: WARNING: {coverage['warning']}")
     manifest = shards.write_shards(samples, ctx.state["spec"], ctx.cfg.shard, out, inputs=coverage)
     write_card(ctx.cfg, ctx.lake, out, manifest)
     for stray in out.rglob(".*.tmp"):  # temp files of a killed earlier attempt must not enter the build

@@ -288,7 +288,7 @@ def test_run_artifacts_explain_where_rows_went(demo_lake):
     assert tokens["text"] == query(lake, "select sum(n_text_tokens) from shards")[1][0][0]
 
 
-def test_one_current_build_across_a_curate_change(demo_lake, tmp_path):
+def test_one_current_build_across_a_curate_change(demo_lake, tmp_path, capfd):
     """A changed curate config starts a new curate generation. Until shard runs, the lake's
     current build stays the one the `shards` view and `shards path` show, and `status` says
     shard is pending for this config instead of comparing that build with the new curated
@@ -346,7 +346,9 @@ def test_one_current_build_across_a_curate_change(demo_lake, tmp_path):
     lake = Lake(changed.lake_root)
     assert query(lake, "select count(*) from shards")[1][0][0] == first_rows  # the current build, not empty
 
+    capfd.readouterr()
     run_pipeline(changed, stages=["shard"])
+    assert "shard: WARNING: " in capfd.readouterr().err  # on the terminal, not only in the run's logs
     build = (copy / "shard" / "CURRENT").read_text().strip()
     assert build != first and build == shard_build_dir(changed, lake).name
     manifest = json.loads((copy / "shard" / build / "manifest.json").read_text())
