@@ -46,9 +46,44 @@ def _new_items(cfg: PipelineConfig, lake: Lake, source_name: str):
     return new, items.height - new.height
 
 
+SPAN_COLUMNS = ("span_start", "span_stop", "span_row")
+
+
+def _split_large(src, items, max_rows: int) -> list:
+    """`items` (a frame of ITEM_COLUMNS) as frames in item order: runs of items read whole, and
+    one one-row frame (with SPAN_COLUMNS) per span of each large JSONL/Parquet file
+    (sources/spans.py)."""
+    import polars as pl
+
+    from sources.spans import SPLITTABLE, row_spans
+
+    if src.kind not in SPLITTABLE:
+        return [items]
+    # A file's size is in its fingerprint ("size:mtime_ns"); flagged items have no number there.
+    size = pl.col("fingerprint").str.extract(r"^(\d+):\d+$").cast(pl.Int64)
+    items = items.with_columns(_size=size)
+    out, start = [], 0
+    for i, (path, n) in enumerate(items.select("path", "_size").iter_rows()):
+        spans = row_spans(src.kind, path, n, max_rows) if n is not None else []
+        if not spans:
+            continue
+        if i > start:
+            out.append(items.slice(start, i - start).drop("_size"))
+        one = items.slice(i, 1).drop("_size")
+        for a, b, row in spans:
+            out.append(one.with_columns(span_start=pl.lit(a), span_stop=pl.lit(b), span_row=pl.lit(row)))
+        start = i + 1
+    if start < items.height:
+        out.append(items.slice(start).drop("_size"))
+    return out
+
+
 def gather_plan(cfg: PipelineConfig, lake: Lake, source_name: str) -> tuple[str, list[dict], int]:
     """List a source's new items and cut them into partitions written as plan files.
 
+    Whole items are cut into runs of `size` items; a JSONL or Parquet file with more than
+    `run.partition_rows` records is read in spans of that many records, a partition each
+    (named from the span too), so a task's memory does not grow with the file.
     Returns (plan key, [{part, plan}], items skipped as already gathered).
     """
     items, skipped = _new_items(cfg, lake, source_name)
@@ -61,13 +96,17 @@ def gather_plan(cfg: PipelineConfig, lake: Lake, source_name: str) -> tuple[str,
     src_key = stable_hash(src.model_dump(mode="json"))
     parts = []
     plans_dir = lake.cache_dir("plans") / "gather"
-    for start in range(0, items.height, size):
-        chunk = items.slice(start, size)
-        part = stable_hash(src_key, chunk.select("uri", "fingerprint").rows())
-        plan = plans_dir / f"{part}.parquet"
-        if not plan.exists():
-            write_parquet_atomic(chunk.to_arrow(), plan)
-        parts.append({"part": part, "plan": str(plan)})
+    for run in _split_large(src, items, cfg.run.partition_rows):
+        for start in range(0, run.height, size):
+            chunk = run.slice(start, size)
+            if "span_start" in chunk.columns:
+                part = stable_hash(src_key, chunk.select("uri", "fingerprint", *SPAN_COLUMNS).rows())
+            else:  # named as before spans existed: lakes gathered then find their partitions
+                part = stable_hash(src_key, chunk.select("uri", "fingerprint").rows())
+            plan = plans_dir / f"{part}.parquet"
+            if not plan.exists():
+                write_parquet_atomic(chunk.to_arrow(), plan)
+            parts.append({"part": part, "plan": str(plan)})
     return stable_hash([p["part"] for p in parts]), parts, skipped
 
 
