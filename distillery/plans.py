@@ -15,7 +15,15 @@ from typing import Callable
 
 from distillery.batch import committed_parts
 from distillery.config import PipelineConfig
-from distillery.generations import curate_gen, current_files, distill_gen, gather_gens, shard_build_dir, train_gen
+from distillery.generations import (
+    curate_gen,
+    current_files,
+    distill_gen,
+    gather_gens,
+    record_upstream,
+    shard_build_dir,
+    train_gen,
+)
 from distillery.lake import Lake, stable_hash, write_parquet_atomic
 from distillery.stage import StagePlan, Unit
 
@@ -110,13 +118,47 @@ def gather_plan(cfg: PipelineConfig, lake: Lake, source_name: str) -> tuple[str,
     return stable_hash([p["part"] for p in parts]), parts, skipped
 
 
+def _item_order(documents: Path) -> tuple:
+    """Where a gather partition's rows stand in its source: its first document's uri, as path
+    components and row (or record) number, since a source's items are discovered in path order
+    and a partition holds a run of them (or one span of a file). A partition with no documents
+    has nothing to deduplicate and sorts first."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(documents)
+    if pf.metadata.num_rows == 0:
+        return ((), 0)
+    uri = pf.read_row_group(0, columns=["uri"]).column(0)[0].as_py()
+    where, _, tail = uri.rpartition("#")
+    number = tail.lstrip("abcdefghijklmnopqrstuvwxyz")
+    if where and tail and number.isdigit():
+        return (tuple(where.split("/")), int(number))
+    return (tuple(uri.split("/")), 0)
+
+
 def curate_plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
-    """New documents partitions to curate: [{part, input}], plus how many were done before."""
+    """New documents partitions to curate: [{part, input}] in survivor order, plus how many
+    were done before.
+
+    The order decides which row of a duplicate cluster survives among the new ones (rows
+    already kept always win: filters/dedup.py survivor_order): the sources in config order,
+    then each source's partitions in item order (`_item_order`). It depends on neither file
+    names nor earlier runs, so survivors do not move when sources are added or the lake is
+    rebuilt. A part is named from its gather generation and documents file: the same file
+    under another gather config is another part.
+    """
     done = committed_parts(curate_gen(cfg, lake))
-    inputs = [f for g in gather_gens(cfg, lake).values() for f in current_files(g, "documents")]
-    parts = [{"part": stable_hash("curate", f.name), "input": str(f)} for f in sorted(inputs, key=lambda p: p.name)]
-    new = [p for p in parts if p["part"] not in done]
-    return stable_hash([p["part"] for p in new]), new, len(parts) - len(new)
+    parts, skipped = [], 0
+    for rank, gen in enumerate(gather_gens(cfg, lake).values()):  # config order
+        new = []
+        for f in current_files(gen, "documents"):
+            part = stable_hash("curate", gen.name, f.name)
+            if part in done:
+                skipped += 1
+            else:
+                new.append(((rank, *_item_order(f), part), {"part": part, "input": str(f)}))
+        parts += [p for _, p in sorted(new, key=lambda kp: kp[0])]
+    return stable_hash([p["part"] for p in parts]), parts, skipped
 
 
 def distill_plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
@@ -158,6 +200,11 @@ def plan_gather(cfg: PipelineConfig, lake: Lake) -> StagePlan:
             "says": f"gather: no new items, {skipped} unchanged items skipped",
         },
     )
+
+
+def claim_curate_gen(cfg: PipelineConfig, plan: StagePlan) -> None:
+    """Before curate writes: its generation records the sources it now curates (generations.curate_gen)."""
+    record_upstream(cfg, Lake(cfg.lake_root), Path(plan.units[0].gen))
 
 
 def plan_curate(cfg: PipelineConfig, lake: Lake) -> StagePlan:
