@@ -9,6 +9,7 @@ on disk, untouched, until removed by hand; switching the config back finds them 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from pathlib import Path
@@ -67,11 +68,10 @@ def curate_gen(cfg: PipelineConfig, lake: Lake) -> Path:
             best = (-len(have), gen.name)
     if best is not None:
         return lake.stage_dir("curate") / best[1]
-    for n in range(1_000_000):  # a generation of this name may exist with other sources: take the next
+    for n in itertools.count():  # a generation of this name may exist with other sources: take the next
         gen = lake.stage_dir("curate") / f"g-{base}-{stable_hash(sorted(upstream), n, length=8)}"
         if not gen.exists():
             return gen
-    raise AssertionError("unreachable")
 
 
 def recorded_upstream(gen: Path) -> set[str]:
