@@ -31,10 +31,13 @@ Span = tuple[int, int, int]
 def row_spans(kind: str, path: str, size: int, max_rows: int) -> list[Span]:
     """The spans of a file of `size` bytes with at most `max_rows` records each; [] when the
     file is read whole (not splittable, at most `max_rows` records, or not of its format)."""
-    if kind == "jsonl" and size > 2 * max_rows:  # a record is >= 2 bytes with its newline
-        return jsonl_spans(path, max_rows)
-    if kind == "parquet":
-        return parquet_spans(path, max_rows)
+    try:
+        if kind == "jsonl" and size > 2 * max_rows:  # a record is >= 2 bytes with its newline
+            return jsonl_spans(path, max_rows)
+        if kind == "parquet":
+            return parquet_spans(path, max_rows)
+    except OSError:  # unreadable, gone, a dangling link: read whole, so the reader quarantines it once
+        pass
     return []
 
 
