@@ -19,15 +19,23 @@ from pathlib import Path
 
 from conftest import user_env
 
+from distillery.config import load_config
+from distillery.generations import curate_gen
 from distillery.lake import Lake
+from distillery.plans import plan_curate
 from distillery.sql import query
 from tests.test_filters_partition import VOCAB, article
 
 
-def _run(folder: Path, sources: list[str]) -> None:
+def _config(folder: Path, sources: list[str]) -> Path:
     entries = "".join(f"  - {{name: {s}, kind: jsonl, paths: ['{s}.jsonl']}}\n" for s in sources)
     cfg = folder / "pipeline.yaml"
     cfg.write_text(f"lake: {folder / 'lake'}\nbase_dir: {folder}\nsources:\n{entries}run: {{partition_rows: 16}}\n")
+    return cfg
+
+
+def _run(folder: Path, sources: list[str]) -> None:
+    cfg = _config(folder, sources)
     out = subprocess.run(
         [sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather,curate"],
         cwd=folder,
@@ -82,6 +90,9 @@ def test_added_source_keeps_survivors_and_removed_source_leaves_the_views(tmp_pa
     dups = query(lake, "select duplicate_of, method from duplicates")[1]
     assert len(dups) == 30 and {d for d, _ in dups} <= kept_a
     assert sorted(m for _, m in dups).count("exact") == 10
+
+    reordered = load_config(_config(tmp_path, ["a", "b"]))  # reordering: the same generation, nothing to do
+    assert curate_gen(reordered, lake) == gen and not plan_curate(reordered, lake).has_work
 
     _run(tmp_path, ["b"])  # a removed: a new generation curates b alone
     assert len(list(lake.stage_dir("curate").glob("g-*"))) == 2
