@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import polars as pl
 from conftest import user_env
 
 from distillery.config import load_config
@@ -27,10 +28,12 @@ from distillery.sql import query
 from tests.test_filters_partition import VOCAB, article
 
 
-def _config(folder: Path, sources: list[str]) -> Path:
+def _config(folder: Path, sources: list[str], extra: str = "") -> Path:
     entries = "".join(f"  - {{name: {s}, kind: jsonl, paths: ['{s}.jsonl']}}\n" for s in sources)
     cfg = folder / "pipeline.yaml"
-    cfg.write_text(f"lake: {folder / 'lake'}\nbase_dir: {folder}\nsources:\n{entries}run: {{partition_rows: 16}}\n")
+    cfg.write_text(
+        f"lake: {folder / 'lake'}\nbase_dir: {folder}\nsources:\n{entries}run: {{partition_rows: 16}}\n{extra}"
+    )
     return cfg
 
 
@@ -93,6 +96,14 @@ def test_added_source_keeps_survivors_and_removed_source_leaves_the_views(tmp_pa
 
     reordered = load_config(_config(tmp_path, ["a", "b"]))  # reordering: the same generation, nothing to do
     assert curate_gen(reordered, lake) == gen and not plan_curate(reordered, lake).has_work
+
+    # Another curate config curates everything anew, in survivor order: sources in config order,
+    # then each source's rows in file order (not the partitions' hashed file names).
+    fresh = load_config(_config(tmp_path, ["b", "a"], "curate: {web_rules_exempt_sources: [a]}\n"))
+    firsts = [pl.read_parquet(p["input"])[0] for p in plan_curate(fresh, lake).units[0].parts]
+    assert [(f["source"][0], f["uri"][0].rsplit("#", 1)[1]) for f in firsts] == [
+        (s, f"row{n}") for s in "ba" for n in (0, 16, 32)
+    ]
 
     _run(tmp_path, ["b"])  # a removed: a new generation curates b alone
     assert len(list(lake.stage_dir("curate").glob("g-*"))) == 2
