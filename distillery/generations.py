@@ -9,9 +9,12 @@ on disk, untouched, until removed by hand; switching the config back finds them 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import json
 import re
 from pathlib import Path
 
+from distillery import atomic
 from distillery.config import PipelineConfig
 from distillery.lake import Lake, stable_hash
 from distillery.shard_current import current_build
@@ -21,7 +24,11 @@ from distillery.shard_current import current_build
 # curate 2: secrets found with detect-secrets (filters/secrets.py) instead of hand-written patterns.
 # shard 2: rows carry uri and license; a build has a dataset card (shards/card.py); the build's
 #   name includes its input generations (shard_build_dir).
-STAGE_VERSION = {"gather": 2, "curate": 2, "distill": 1, "shard": 2, "train": 1}
+# curate 3: a generation is no longer named from its sources (adding one extends it: see
+#   curate_gen) and partitions are named from their gather generation too; parts are
+#   deduplicated in config source order, then item order, instead of by file name.
+STAGE_VERSION = {"gather": 2, "curate": 3, "distill": 1, "shard": 2, "train": 1}
+UPSTREAM = "upstream.json"  # a curate generation's record of the gather generations it has curated
 
 
 def _section(model) -> dict:
@@ -42,9 +49,47 @@ def gather_gens(cfg: PipelineConfig, lake: Lake) -> dict[str, Path]:
 
 
 def curate_gen(cfg: PipelineConfig, lake: Lake) -> Path:
-    upstream = sorted(p.name for p in gather_gens(cfg, lake).values())
-    key = stable_hash("curate", STAGE_VERSION["curate"], _section(cfg.curate), upstream)
-    return lake.stage_dir("curate") / f"g-{key}"
+    """The curate generation for `cfg`: curated rows, once kept, stay kept as sources are added.
+
+    A generation is named from the curate config (and version) and records in UPSTREAM the
+    gather generations whose documents it has curated. The current one is, among those of
+    this config, the one with the most gather generations that are all current (ties: by name):
+    adding a source keeps the generation and curates only the new source's partitions against
+    the rows it already kept (flows/curate.py), and reordering sources changes nothing stored.
+    Removing a source, or changing one's config (a new gather generation), leaves no such
+    generation unless an earlier one fits: a fresh one is started and everything is curated
+    again, so no current view holds a row of a source that is gone, nor a duplicate of one.
+    The earlier generation stays on disk; switching the config back finds it again.
+    """
+    upstream = {p.name for p in gather_gens(cfg, lake).values()}
+    base = stable_hash("curate", STAGE_VERSION["curate"], _section(cfg.curate))
+    best: tuple[int, str] | None = None
+    for gen in lake.stage_dir("curate").glob(f"g-{base}-*"):
+        have = recorded_upstream(gen)
+        if have <= upstream and (best is None or (-len(have), gen.name) < best):
+            best = (-len(have), gen.name)
+    if best is not None:
+        return lake.stage_dir("curate") / best[1]
+    for n in itertools.count():  # a generation of this name may exist with other sources: take the next
+        gen = lake.stage_dir("curate") / f"g-{base}-{stable_hash(sorted(upstream), n, length=8)}"
+        if not gen.exists():
+            return gen
+
+
+def recorded_upstream(gen: Path) -> set[str]:
+    """The gather generations a curate generation has curated (UPSTREAM); empty for a new one."""
+    try:
+        return set(json.loads((gen / UPSTREAM).read_text()))
+    except FileNotFoundError:
+        return set()
+
+
+def record_upstream(cfg: PipelineConfig, lake: Lake, gen: Path) -> None:
+    """Record in `gen` that it curates the current gather generations (before a run curates
+    their partitions into it, so a crashed run's re-plan finds the same generation)."""
+    upstream = sorted({p.name for p in gather_gens(cfg, lake).values()} | recorded_upstream(gen))
+    if sorted(recorded_upstream(gen)) != upstream:
+        atomic.write_bytes(gen / UPSTREAM, json.dumps(upstream, indent=1).encode())
 
 
 def distill_gen(cfg: PipelineConfig, lake: Lake) -> Path:

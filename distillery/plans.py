@@ -15,7 +15,15 @@ from typing import Callable
 
 from distillery.batch import committed_parts
 from distillery.config import PipelineConfig
-from distillery.generations import curate_gen, current_files, distill_gen, gather_gens, shard_build_dir, train_gen
+from distillery.generations import (
+    curate_gen,
+    current_files,
+    distill_gen,
+    gather_gens,
+    record_upstream,
+    shard_build_dir,
+    train_gen,
+)
 from distillery.lake import Lake, stable_hash, write_parquet_atomic
 from distillery.shard_current import current_build
 from distillery.stage import StagePlan, Unit
@@ -47,9 +55,44 @@ def _new_items(cfg: PipelineConfig, lake: Lake, source_name: str):
     return new, items.height - new.height
 
 
+SPAN_COLUMNS = ("span_start", "span_stop", "span_row")
+
+
+def _split_large(src, items, max_rows: int) -> list:
+    """`items` (a frame of ITEM_COLUMNS) as frames in item order: runs of items read whole, and
+    one one-row frame (with SPAN_COLUMNS) per span of each large JSONL/Parquet file
+    (sources/spans.py)."""
+    import polars as pl
+
+    from sources.spans import SPLITTABLE, row_spans
+
+    if src.kind not in SPLITTABLE:
+        return [items]
+    # A file's size is in its fingerprint ("size:mtime_ns"); flagged items have no number there.
+    size = pl.col("fingerprint").str.extract(r"^(\d+):\d+$").cast(pl.Int64)
+    items = items.with_columns(_size=size)
+    out, start = [], 0
+    for i, (path, n) in enumerate(items.select("path", "_size").iter_rows()):
+        spans = row_spans(src.kind, path, n, max_rows) if n is not None else []
+        if not spans:
+            continue
+        if i > start:
+            out.append(items.slice(start, i - start).drop("_size"))
+        one = items.slice(i, 1).drop("_size")
+        for a, b, row in spans:
+            out.append(one.with_columns(span_start=pl.lit(a), span_stop=pl.lit(b), span_row=pl.lit(row)))
+        start = i + 1
+    if start < items.height:
+        out.append(items.slice(start).drop("_size"))
+    return out
+
+
 def gather_plan(cfg: PipelineConfig, lake: Lake, source_name: str) -> tuple[str, list[dict], int]:
     """List a source's new items and cut them into partitions written as plan files.
 
+    Whole items are cut into runs of `size` items; a JSONL or Parquet file with more than
+    `run.partition_rows` records is read in spans of that many records, a partition each
+    (named from the span too), so a task's memory does not grow with the file.
     Returns (plan key, [{part, plan}], items skipped as already gathered).
     """
     items, skipped = _new_items(cfg, lake, source_name)
@@ -62,23 +105,61 @@ def gather_plan(cfg: PipelineConfig, lake: Lake, source_name: str) -> tuple[str,
     src_key = stable_hash(src.model_dump(mode="json"))
     parts = []
     plans_dir = lake.cache_dir("plans") / "gather"
-    for start in range(0, items.height, size):
-        chunk = items.slice(start, size)
-        part = stable_hash(src_key, chunk.select("uri", "fingerprint").rows())
-        plan = plans_dir / f"{part}.parquet"
-        if not plan.exists():
-            write_parquet_atomic(chunk.to_arrow(), plan)
-        parts.append({"part": part, "plan": str(plan)})
+    for run in _split_large(src, items, cfg.run.partition_rows):
+        for start in range(0, run.height, size):
+            chunk = run.slice(start, size)
+            if "span_start" in chunk.columns:
+                part = stable_hash(src_key, chunk.select("uri", "fingerprint", *SPAN_COLUMNS).rows())
+            else:  # named as before spans existed: lakes gathered then find their partitions
+                part = stable_hash(src_key, chunk.select("uri", "fingerprint").rows())
+            plan = plans_dir / f"{part}.parquet"
+            if not plan.exists():
+                write_parquet_atomic(chunk.to_arrow(), plan)
+            parts.append({"part": part, "plan": str(plan)})
     return stable_hash([p["part"] for p in parts]), parts, skipped
 
 
+def _item_order(documents: Path) -> tuple:
+    """Where a gather partition's rows stand in its source: its first document's uri, as path
+    components and row (or record) number, since a source's items are discovered in path order
+    and a partition holds a run of them (or one span of a file). A partition with no documents
+    has nothing to deduplicate and sorts first."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(documents)
+    if pf.metadata.num_rows == 0:
+        return ((), 0)
+    uri = pf.read_row_group(0, columns=["uri"]).column(0)[0].as_py()
+    where, _, tail = uri.rpartition("#")
+    number = tail.lstrip("abcdefghijklmnopqrstuvwxyz")
+    if where and tail and number.isdigit():
+        return (tuple(where.split("/")), int(number))
+    return (tuple(uri.split("/")), 0)
+
+
 def curate_plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
-    """New documents partitions to curate: [{part, input}], plus how many were done before."""
+    """New documents partitions to curate: [{part, input}] in survivor order, plus how many
+    were done before.
+
+    The order decides which row of a duplicate cluster survives among the new ones (rows
+    already kept always win: filters/dedup.py survivor_order): the sources in config order,
+    then each source's partitions in item order (`_item_order`). It depends on neither file
+    names nor earlier runs, so survivors do not move when sources are added or the lake is
+    rebuilt. A part is named from its gather generation and documents file: the same file
+    under another gather config is another part.
+    """
     done = committed_parts(curate_gen(cfg, lake))
-    inputs = [f for g in gather_gens(cfg, lake).values() for f in current_files(g, "documents")]
-    parts = [{"part": stable_hash("curate", f.name), "input": str(f)} for f in sorted(inputs, key=lambda p: p.name)]
-    new = [p for p in parts if p["part"] not in done]
-    return stable_hash([p["part"] for p in new]), new, len(parts) - len(new)
+    parts, skipped = [], 0
+    for rank, gen in enumerate(gather_gens(cfg, lake).values()):  # config order
+        new = []
+        for f in current_files(gen, "documents"):
+            part = stable_hash("curate", gen.name, f.name)
+            if part in done:
+                skipped += 1
+            else:
+                new.append(((rank, *_item_order(f), part), {"part": part, "input": str(f)}))
+        parts += [p for _, p in sorted(new, key=lambda kp: kp[0])]
+    return stable_hash([p["part"] for p in parts]), parts, skipped
 
 
 def distill_plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
@@ -120,6 +201,11 @@ def plan_gather(cfg: PipelineConfig, lake: Lake) -> StagePlan:
             "says": f"gather: no new items, {skipped} unchanged items skipped",
         },
     )
+
+
+def claim_curate_gen(cfg: PipelineConfig, plan: StagePlan) -> None:
+    """Before curate writes: its generation records the sources it now curates (generations.curate_gen)."""
+    record_upstream(cfg, Lake(cfg.lake_root), Path(plan.units[0].gen))
 
 
 def plan_curate(cfg: PipelineConfig, lake: Lake) -> StagePlan:

@@ -49,10 +49,11 @@ def _task_for(step: Step, ctx: StepContext):
     return _step_task.with_options(name=step.name)
 
 
-def run_steps(stage: Stage, ctx: StepContext, progress: Progress, results: list) -> None:
-    """Run the stage's steps on one unit; `results` ends as the last per-part step's results
-    (one per part, in the parts' order), filled group by group so an early stop keeps them."""
-    groups = task_groups(ctx.unit.parts, stage.max_groups(ctx.cfg))
+def run_steps(stage: Stage, ctx: StepContext, progress: Progress, results: list, units: int = 1) -> None:
+    """Run the stage's steps on one of `units` units with parts (they share the task-run cap);
+    `results` ends as the last per-part step's results (one per part, in the parts' order),
+    filled group by group so an early stop keeps them."""
+    groups = task_groups(ctx.unit.parts, max(1, stage.max_groups(ctx.cfg) // units))
     for step in stage.steps:
         run = _task_for(step, ctx)
         limit = (step.limit[0], step.limit[1](ctx.cfg)) if step.limit else None
@@ -112,7 +113,7 @@ def _run(stage: Stage, cfg: PipelineConfig) -> dict:
                 continue
             ctx, results = StepContext(cfg, str(lake.root), stage.name, unit), []
             try:
-                run_steps(stage, ctx, progress, results)
+                run_steps(stage, ctx, progress, results, units=max(1, sum(1 for u in plan.units if u.parts)))
                 rows += results
             except stage.stop_on as exc:
                 note = stage.stop_note(exc)

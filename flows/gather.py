@@ -32,7 +32,13 @@ def gather_partition(ctx: StepContext, source_name: str, part: str, plan: str) -
         return batch.ledger(part)
     src = next(s for s in cfg.sources if s.name == source_name)
     items = [
-        sources.SourceItem(source=source_name, uri=r["uri"], path=r["path"], fingerprint=r["fingerprint"])
+        sources.SourceItem(
+            source=source_name,
+            uri=r["uri"],
+            path=r["path"],
+            fingerprint=r["fingerprint"],
+            span=(r["span_start"], r["span_stop"], r["span_row"]) if r.get("span_start") is not None else None,
+        )
         for r in pl.read_parquet(plan).iter_rows(named=True)
     ]
     result = sources.read_items(src, items, ctx.lake.media_root)

@@ -36,9 +36,12 @@ class SourceItem:
     path         local path to read (for a remote repository: the URL to clone)
     fingerprint  "size:mtime_ns" for files; the resolved commit sha (or a tree hash for a
                  non-git folder, or a dataset fingerprint) for repositories and datasets
+    span         None: the whole item; else (start, stop, first_row), the part of a large
+                 JSONL/Parquet file this item stands for (sources/spans.py)
     """
 
     source: str
     uri: str
     path: str
     fingerprint: str
+    span: tuple[int, int, int] | None = None

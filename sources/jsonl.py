@@ -162,14 +162,48 @@ def line_batches(fh, batch_rows: int, max_row_bytes: int) -> Iterator[list[bytes
         yield batch
 
 
+class _Window:
+    """`readline` over the bytes of an open file from where it stands up to `stop` (a span's end)."""
+
+    def __init__(self, fh, stop: int) -> None:
+        self._fh, self._left = fh, stop - fh.tell()
+
+    def readline(self, size: int) -> bytes:
+        if self._left <= 0:
+            return b""
+        line = self._fh.readline(min(size, self._left))
+        self._left -= len(line)
+        return line
+
+
+def _file_has_key(path: str, source: JsonlSource) -> bool:
+    """Whether any JSON object of the whole file has the text key (asked by a span none of whose
+    objects has it: only a file that lacks it everywhere is a config mistake)."""
+    with open(path, "rb") as fh:
+        for lines in line_batches(fh, source.batch_rows, source.max_row_bytes):
+            if isinstance(lines, int) or not _may_hold_key(b"".join(lines), source.text_field):
+                continue
+            for line in lines:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict) and source.text_field in obj:
+                    return True
+    return False
+
+
 def read_jsonl(sink: RowSink, source: JsonlSource, item: SourceItem) -> None:
+    """Read the file, or its span's lines (item.span: byte range and first record number)."""
     if not _precheck(sink, item, {None}):
         return
-    row = 0
+    start, stop, row = item.span or (0, None, 0)
     objects, keyed = 0, False  # JSON objects read; whether any has the text key
     id_type = pa.string()  # switched to int64 for files whose ids are numbers
     with open(item.path, "rb") as fh:
-        for lines in line_batches(fh, source.batch_rows, source.max_row_bytes):
+        fh.seek(start)
+        lines_of = fh if stop is None else _Window(fh, stop)
+        for lines in line_batches(lines_of, source.batch_rows, source.max_row_bytes):
             if isinstance(lines, int):  # one line over the cap: rejected, never parsed
                 _reject_oversized(sink, source, "jsonl", f"{item.uri}#row{row}", lines)
                 row += 1
@@ -204,7 +238,7 @@ def read_jsonl(sink: RowSink, source: JsonlSource, item: SourceItem) -> None:
                 row += seen
                 objects += n_objects
                 keyed = keyed or has_key
-    if objects and not keyed:
+    if objects and not keyed and (item.span is None or not _file_has_key(item.path, source)):
         raise missing_text_field(source, item.uri, _first_object_keys(item.path))
 
 

@@ -265,13 +265,27 @@ def read_parquet(sink: RowSink, source: ParquetSource, item: SourceItem) -> None
         return
     ttype = pf.schema_arrow.field(source.text_field).type
     if not (pa.types.is_string(ttype) or pa.types.is_large_string(ttype) or pa.types.is_string_view(ttype)):
-        sink.quarantine(uri=item.uri, reason="bad_field_type", error=f"{source.text_field!r} is {ttype}")
+        if not (item.span and item.span[0]):  # a split file is reported once, by its first span
+            sink.quarantine(uri=item.uri, reason="bad_field_type", error=f"{source.text_field!r} is {ttype}")
         return
     columns = [f for f in dict.fromkeys((source.text_field, source.id_field, source.license_field)) if f and f in names]
-    row = 0
+    start, stop, _ = item.span or (0, pf.metadata.num_rows, 0)
+    # The row groups holding [start, stop) (sources/spans.py), and the first row of the first.
+    bounds = [0]
+    for g in range(pf.metadata.num_row_groups):
+        bounds.append(bounds[-1] + pf.metadata.row_group(g).num_rows)
+    groups = [g for g in range(len(bounds) - 1) if bounds[g] < stop and bounds[g + 1] > start]
+    at = bounds[groups[0]] if groups else 0  # file row of the next batch's first row
+    row = start
     try:
-        for batch in pf.iter_batches(batch_size=source.batch_rows, columns=columns):
-            df = pl.from_arrow(batch)
+        for batch in pf.iter_batches(
+            batch_size=source.batch_rows, columns=columns, row_groups=groups if item.span else None
+        ):
+            lo, hi = max(start - at, 0), min(stop - at, batch.num_rows)
+            at += batch.num_rows
+            if hi <= lo:
+                continue
+            df = pl.from_arrow(batch.slice(lo, hi - lo))
             _emit_batch(sink, source, "parquet", item.uri, df, row)
             row += df.height
     except Exception as exc:  # a damaged row group: the rest of the file is one quarantined row

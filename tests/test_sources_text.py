@@ -204,3 +204,50 @@ def test_discover_literal_base_dir_fifo_and_single_file(tmp_path):
     assert [os.path.basename(i.path) for i in discover(single, base)] == ["b.txt"]
     up = SOURCE.validate_python({"name": "t", "kind": "files", "paths": ["../odd[[]1]*/x/a.txt", "./x/../x/*.txt"]})
     assert [os.path.relpath(i.path, base) for i in discover(up, base)] == ["x/a.txt", "x/b.txt", "x/pipe.txt"]
+
+
+def test_large_jsonl_and_parquet_are_read_in_spans_of_partition_rows(tmp_path):
+    """A file with more records than run.partition_rows becomes several gather partitions, one
+    span each: each plan's item reads only its span (at most partition_rows records, uris of its
+    rows only), and together they give exactly the rows of one whole-file read."""
+    from distillery.config import validate_config
+    from distillery.lake import Lake
+    from distillery.plans import gather_plan
+
+    lines = []
+    for i in range(2600):
+        lines.append(json.dumps({"text": f"record {i} " + "word " * (i % 40)}))
+        if i % 97 == 0:
+            lines.append("   ")  # blank lines are not records: row numbers skip them
+        if i % 301 == 0:
+            lines.append("{not json")  # a record, quarantined
+    (tmp_path / "big.jsonl").write_text("\n".join(lines))  # no newline at the end
+    pq.write_table(pa.table({"text": [f"row {i}" for i in range(1234)]}), tmp_path / "big.parquet", row_group_size=300)
+    for kind, name, n_in in (("jsonl", "big.jsonl", 2600 + 9), ("parquet", "big.parquet", 1234)):
+        src = {"name": kind, "kind": kind, "paths": [name]}
+        cfg = validate_config(
+            {
+                "lake": str(tmp_path / f"lake-{kind}"),
+                "base_dir": str(tmp_path),
+                "sources": [src],
+                "run": {"partition_rows": 500},
+            }
+        )
+        _, parts, _ = gather_plan(cfg, Lake(cfg.lake_root), kind)
+        assert len(parts) == -(-n_in // 500)
+        source = cfg.sources[0]
+        read = []
+        for p in parts:
+            (r,) = pl.read_parquet(p["plan"]).iter_rows(named=True)
+            item = SourceItem(
+                kind, r["uri"], r["path"], r["fingerprint"], (r["span_start"], r["span_stop"], r["span_row"])
+            )
+            result = read_items(source, [item], tmp_path / "media")
+            rows = pl.concat([result.tables[t].select("uri") for t in ("documents", "quarantine")])
+            numbers = rows["uri"].str.extract(r"#row(\d+)$").cast(pl.Int64)
+            assert result.rows_in <= 500 and numbers.min() == r["span_row"] and numbers.max() < r["span_row"] + 500
+            read.append(result)
+        _, whole = run(src, tmp_path)
+        for table in ("documents", "quarantine"):
+            assert pl.concat([r.tables[table] for r in read]).equals(whole.tables[table]), (kind, table)
+        assert sum(r.rows_in for r in read) == whole.rows_in == n_in
