@@ -106,29 +106,38 @@ def wait_for_requests_in_flight(
     pytest.fail("distill never had requests in flight")
 
 
-@pytest.mark.parametrize("kill", ["pid", "process_group"])
-def test_sigkill_during_distill_then_rerun_finishes_pays_nothing_twice_leaves_no_process(
-    kill, samples, slow_teacher, tmp_path
+def test_sigkill_during_distill_by_pid_then_by_group_then_rerun_pays_nothing_twice_leaves_no_process(
+    samples, slow_teacher, tmp_path
 ):
+    """Killed while distill has requests in flight, first by the CLI's PID alone, then (the
+    same command again) with its whole process group, then run to the end: no kill leaves a
+    process, the last run waits on nothing the dead runs held, and no answer is bought twice.
+    One test for both kinds of kill, so the runs share one gather and curate."""
     cfg = write_config(tmp_path, samples, slow_teacher.url)
-    with open(tmp_path / "first.err", "wb") as err:
-        proc = start_cli(cfg, tmp_path, err)
-        try:
-            answered = wait_for_requests_in_flight(proc, slow_teacher)
-            started = descendants(proc.pid)
-            assert started, "the run started no process of its own (its Prefect server is one)"
-            if kill == "pid":
-                os.kill(proc.pid, signal.SIGKILL)
-            else:
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-    left = survivors(started) | prefect_servers_of(proc.pid)
-    assert not left, f"processes the killed run started are still running: {describe(left)}"
+    paid: list[Counter] = []  # the answers completed before each kill, per request body
+    killed = []
+    for n, kill in enumerate(("pid", "process_group")):
+        with open(tmp_path / f"killed{n}.err", "wb") as err:
+            proc = start_cli(cfg, tmp_path, err)
+            try:
+                with slow_teacher.stats.lock:
+                    completed = slow_teacher.stats.completed
+                paid.append(wait_for_requests_in_flight(proc, slow_teacher, answered_before=completed + 1))
+                started = descendants(proc.pid)
+                assert started, "the run started no process of its own (its Prefect server is one)"
+                if kill == "pid":
+                    os.kill(proc.pid, signal.SIGKILL)
+                else:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+        left = survivors(started) | prefect_servers_of(proc.pid)
+        assert not left, f"processes the run killed by {kill} started are still running: {describe(left)}"
+        killed.append(proc.pid)
 
-    # The re-run: no wait on anything the dead run held, and it finishes the job.
+    # The re-run: no wait on anything the dead runs held, and it finishes the job.
     start = time.monotonic()
     with open(tmp_path / "rerun.err", "wb") as err:
         rerun = start_cli(cfg, tmp_path, err)
@@ -142,16 +151,19 @@ def test_sigkill_during_distill_then_rerun_finishes_pays_nothing_twice_leaves_no
     assert rc == 0, (tmp_path / "rerun.err").read_text()[-3000:]
     assert time.monotonic() - start < RERUN_BOUND_S
 
-    # Every answer completed before the kill came from the cache: none was bought again.
+    # Every answer completed before a kill came from the cache afterwards: none was bought again.
     with slow_teacher.stats.lock:
         after = Counter(slow_teacher.stats.by_request)
-    bought_twice = [body for body, n in answered.items() if after[body] > n]
-    assert not bought_twice, f"{len(bought_twice)} of {len(answered)} answers paid before the kill were asked again"
+    for n, answered in enumerate(paid):
+        bought_twice = [body for body, k in answered.items() if after[body] > k]
+        assert not bought_twice, (
+            f"{len(bought_twice)} of {len(answered)} answers paid before kill {n + 1} were asked again"
+        )
     status = accounting.check(Lake(tmp_path / "lake"))
     assert status.ok, status.render()
     traces = [s for s in status.stages if s.stage == "distill"][0]
-    assert traces.rows_in > 0 and traces.quarantined == 0  # every prompt answered, none lost to the kill
-    assert not prefect_servers_of(proc.pid) and not prefect_servers_of(rerun.pid)
+    assert traces.rows_in > 0 and traces.quarantined == 0  # every prompt answered, none lost to the kills
+    assert not any(prefect_servers_of(pid) for pid in [*killed, rerun.pid])
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
