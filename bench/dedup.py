@@ -1,11 +1,15 @@
 """Near-duplicate detection: our MinHash LSH (filters.dedup) vs datatrove's MinHash pipeline.
 
     python bench/dedup.py [--docs 1200] [--variants 400] [--no-datatrove]   (~1.5 min; datatrove ~30 docs/s)
+    python bench/dedup.py --docs 300 --copies 15          (issue 15: originals with many edited copies)
 
 Corpus: generated documents (sentences of Zipf-distributed words from a 6000-word
 vocabulary), plus variants made by controlled edits of a source document (word
 substitutions, insertions and deletions at a rate drawn per variant from 0..8%), so the
 variants' Jaccard similarity to their source spans ~0.45..1.0 around the 0.8 threshold.
+With `--copies K` every original gets K copies lightly edited from it (rate 0..4%) instead: the
+corpus of issue 15 where one bucket holds an original and many copies, and a copy whose
+bucket neighbour fails verification must still be compared with the original.
 Ground truth: exact Jaccard on the same word 5-gram shingles (our normalization); a document
 is a true duplicate when an EARLIER document has Jaccard >= 0.8 with it (only documents
 of one family can be similar; unrelated generated documents share almost no 5-grams).
@@ -143,16 +147,18 @@ def shingle_set(text: str, n: int = 5) -> set:
     return {hash(tuple(w[i : i + n])) for i in range(max(len(w) - n + 1, 1))}
 
 
-def build_corpus(n_docs: int, n_variants: int, seed: int = 0):
+def build_corpus(n_docs: int, n_variants: int, seed: int = 0, copies: int = 0):
     rng = np.random.default_rng(seed)
     vocab = make_vocab(rng)
     probs = 1.0 / np.arange(1, len(vocab) + 1) ** 1.0
     probs /= probs.sum()
     words = [make_doc(rng, vocab, probs, int(rng.integers(150, 600))) for _ in range(n_docs)]
     family = list(range(n_docs))
-    for _ in range(n_variants):
-        src = int(rng.integers(0, len(words)))  # a variant may be made from a variant
-        words.append(edit(words[src], float(rng.uniform(0, 0.08)), rng, vocab, probs))
+    sources = [i for i in range(n_docs) for _ in range(copies)] if copies else None
+    for k in range(len(sources) if copies else n_variants):
+        # a variant may be made from a variant; a copy is made from its original
+        src = sources[k] if copies else int(rng.integers(0, len(words)))
+        words.append(edit(words[src], float(rng.uniform(0, 0.04 if copies else 0.08)), rng, vocab, probs))
         family.append(family[src])
     order = rng.permutation(len(words))  # variants spread through the corpus, sometimes before their source
     texts = [render(words[i], rng) for i in order]
@@ -252,9 +258,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=1200)
     ap.add_argument("--variants", type=int, default=400)
+    ap.add_argument("--copies", type=int, default=0, help="K edited copies of every original instead of --variants")
     ap.add_argument("--no-datatrove", action="store_true")
     args = ap.parse_args()
-    texts, fam = build_corpus(args.docs, args.variants)
+    texts, fam = build_corpus(args.docs, args.variants, copies=args.copies)
     truth, best_j = ground_truth(texts, fam)
     bj = np.array(best_j)
     print(
