@@ -18,8 +18,10 @@ from distillery.lake import Lake, stable_hash
 # Bumped when a stage's output for the same input and config changes.
 # gather 2: media stored as metadata-free re-encodings (sources/media_strip.py).
 # curate 2: secrets found with detect-secrets (filters/secrets.py) instead of hand-written patterns.
+# curate 3: kept keys stored as dedup_keys (band columns) + dedup_sketches, read out of core
+#   (filters/dedup_lake.py); MinHash candidates meet their buckets' first rows (issue 15).
 # shard 2: rows carry uri and license; a build has a dataset card (shards/card.py).
-STAGE_VERSION = {"gather": 2, "curate": 2, "distill": 1, "shard": 2, "train": 1}
+STAGE_VERSION = {"gather": 2, "curate": 3, "distill": 1, "shard": 2, "train": 1}
 
 
 def _section(model) -> dict:

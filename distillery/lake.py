@@ -4,7 +4,7 @@ Layout (relative to the root):
 
     catalog.duckdb                      DuckDB views over everything below
     gather/<source>-<cfg>/<batch>/      documents-, rejects-, quarantine-, files-, ledger-<part>.parquet
-    curate/<cfg>/<batch>/               curated-, rejects-, duplicates-, quarantine-, dedup_keys-, ledger-<part>.parquet
+    curate/<cfg>/<batch>/               curated-, rejects-, duplicates-, quarantine-, dedup_keys-, dedup_sketches-, ledger-<part>.parquet
     distill/<cfg>/<batch>/              traces-, rejects-, quarantine-, ledger-<part>.parquet
     shard/<build>/                      shard-<hash>.parquet, codebooks, manifest.json (written last)
     runs/<run>-<stage>.parquet          one row per stage per run: counts and times
@@ -45,7 +45,8 @@ STAGE_TABLES: dict[str, dict[str, pa.Schema | None]] = {
         "rejects": T.REJECT,
         "duplicates": T.DUPLICATE,
         "quarantine": T.QUARANTINE,
-        "dedup_keys": None,
+        "dedup_keys": None,  # what dedup's candidate generation reads (filters/dedup_lake.py)
+        "dedup_sketches": None,  # what its verification reads, for candidate rows only
     },
     "distill": {"traces": T.TRACE, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
     "shard": {"samples": T.SHARD_ROW, "rejects": T.REJECT, "quarantine": T.QUARANTINE},

@@ -246,17 +246,6 @@ def num_perm_of(keys: pl.DataFrame) -> int:
     return int(lens[0])
 
 
-def survivor_order(existing: pl.DataFrame | None, new: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
-    """Number key rows with the int64 `order` find_duplicates uses (smallest survives):
-    the kept rows of earlier batches first (in the order given), then the new rows (in the
-    order given: earlier partitions, then earlier rows). `existing` gets `order` as its first
-    column, `new` as its last."""
-    if existing is not None:
-        existing = existing.with_row_index("order").with_columns(pl.col("order").cast(pl.Int64))
-    offset = 0 if existing is None else existing.height
-    return existing, new.with_columns(order=pl.int_range(pl.len(), dtype=pl.Int64) + offset)
-
-
 def kept_keys(keys: pl.DataFrame, curated: pl.DataFrame) -> pl.DataFrame:
     """The key rows of the rows that stay curated (dedup survivors): what later batches
     deduplicate against."""
