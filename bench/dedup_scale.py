@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The script's folder (bench/) holds filters.py, which must not shadow the `filters` package.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from distillery.lake import PARQUET_OPTIONS  # noqa: E402
+from distillery.lake import PARQUET_OPTIONS, ROW_GROUP_ROWS  # noqa: E402
 from filters import CurateConfig, minhash  # noqa: E402
 from filters.dedup_lake import KeptLake, Limits, band_ranges, band_step, exact_step, split_keys, verify_step  # noqa: E402
 
@@ -118,7 +117,11 @@ def build(workdir: Path, kept: int, new: int, originals: int, copies: int, file_
         compact, sketches = split_keys(rows, nb)
         name = f"p{f:05d}"
         pq.write_table(compact.to_arrow(), workdir / "kept" / f"dedup_keys-{name}.parquet", **PARQUET_OPTIONS)
-        pq.write_table(sketches.to_arrow(), workdir / "kept" / f"dedup_sketches-{name}.parquet", **PARQUET_OPTIONS)
+        pq.write_table(
+            sketches.to_arrow(),
+            workdir / "kept" / f"dedup_sketches-{name}.parquet",
+            **(PARQUET_OPTIONS | {"row_group_size": ROW_GROUP_ROWS["dedup_sketches"]}),
+        )
     # New rows: the copies spread at random positions among random rows, with real keys.
     nk = real_keys(copy_sets, cfg)
     new_pos = np.sort(rng.choice(new, len(copy_sets), replace=False))
@@ -168,7 +171,8 @@ def child(workdir: Path, memory_mb: int, band_tasks: int) -> None:
     dups = verify_step(pairs, kept, cfg, work, limits)
     t3 = time.perf_counter()
     n_pairs = sum(pq.ParquetFile(p).metadata.num_rows for p in pairs)
-    ru = resource.getrusage(resource.RUSAGE_SELF)
+    # VmHWM: this process's own peak RSS (ru_maxrss would carry the forking parent's over exec)
+    peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
     print(
         json.dumps(
             {
@@ -177,7 +181,7 @@ def child(workdir: Path, memory_mb: int, band_tasks: int) -> None:
                 "exact_s": t1 - t0,
                 "bands_s": t2 - t1,
                 "verify_s": t3 - t2,
-                "peak_rss_mb": ru.ru_maxrss / 1024,
+                "peak_rss_mb": peak_kb / 1024,
                 "pairs": n_pairs,
                 "flagged": (dups["order"] - kept.total).to_list(),
             }

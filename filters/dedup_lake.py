@@ -3,7 +3,8 @@
 The kept rows' keys are stored in two row-aligned tables per partition (`split_keys`):
   dedup_keys      what candidate generation reads: id, modality, exact, one UInt64 column
                   per LSH band (band_0 ...), phash, frame_phashes: about 150 bytes a text row
-  dedup_sketches  what verification reads, only for candidate rows: signature, sketch
+  dedup_sketches  what verification reads, only for candidate rows: signature, sketch, in
+                  row groups of 1024 rows (distillery.lake.ROW_GROUP_ROWS)
 A kept row's survivor order is its position in the concatenation of the generation's
 dedup_keys files (sorted by name), as before: file start (from the Parquet footers) + row.
 
@@ -177,11 +178,15 @@ def _kept_rows(kept: KeptLake, orders: np.ndarray, columns: list[str]) -> pl.Dat
             pf = pq.ParquetFile(path)
             bounds = np.r_[0, np.cumsum([pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])]
             group = np.searchsorted(bounds, rows, side="right") - 1
-            groups = np.unique(group)
-            table = pl.from_arrow(pf.read_row_groups(groups.tolist(), columns=cols))
-            # a wanted row's index in the read table: rows of the read groups before its group + its row in it
-            before = np.r_[0, np.cumsum(bounds[groups + 1] - bounds[groups])][np.searchsorted(groups, group)]
-            parts.append(table[before + rows - bounds[group]])
+            # one row group at a time: memory holds one group (ROW_GROUP_ROWS), not the file
+            parts.append(
+                pl.concat(
+                    [
+                        pl.from_arrow(pf.read_row_group(int(g), columns=cols))[rows[group == g] - bounds[g]]
+                        for g in np.unique(group)
+                    ]
+                )
+            )
         frames.append(pl.concat(parts, how="horizontal").with_columns(order=pl.Series(orders[file_of == f])))
     schema = {"order": pl.Int64, "id": pl.Utf8} | {c: KEY_SCHEMA[c] for c in columns}
     if not frames:
