@@ -79,12 +79,17 @@ class KeptLake:
         starts = np.r_[0, np.cumsum(counts)].astype(int)
         return KeptLake(tuple(map(str, keys)), tuple(map(str, sketches)), tuple(starts[:-1].tolist()), int(starts[-1]))
 
-    def scan(self, columns: str) -> str:
-        """A DuckDB table expression over the kept keys: `o` (survivor order) and `columns`."""
+    def scan(self, select: str, columns: list[str], where: str) -> str:
+        """A DuckDB table expression over the kept keys: `o` (survivor order) and `select`
+        (over `k`, from `columns`) of the rows matching `where` (over the file's columns,
+        e.g. a semi join on the new rows' keys). The order is attached after the filter, so
+        the scan itself reads `columns` and nothing else (no per-row join on file names)."""
         files = ", ".join(f"'{f}'" for f in self.keys)
+        cols = ", ".join(["filename", "file_row_number", *columns])
         return (
-            f"select s.start + k.file_row_number as o, {columns} "
-            f"from read_parquet([{files}], filename = true, file_row_number = true) k join kept_starts s using (filename)"
+            f"select s.start + k.file_row_number as o, {select} from "
+            f"(select {cols} from read_parquet([{files}], filename = true, file_row_number = true) r where {where}) k "
+            "join kept_starts s using (filename)"
         )
 
 
@@ -115,7 +120,11 @@ def exact_step(new: pl.DataFrame, kept: KeptLake, cfg: CurateConfig, work: Path,
             con.register("new_keys", new.select("order", "id", "modality", "exact").to_arrow())
             kept_part = ""
             if kept.keys:
-                scan = kept.scan("coalesce(k.modality, '') as m, k.id, k.exact")
+                scan = kept.scan(
+                    "coalesce(k.modality, '') as m, k.id, k.exact",
+                    ["id", "modality", "exact"],
+                    "r.exact in (select exact from n)",
+                )
                 kept_part = f"""k as (select k.o, k.id, k.m, k.exact from ({scan}) k
                                       semi join (select distinct m, exact from n) b using (m, exact)),
                                 a as (select o, id, m, exact from k union all select o, id, m, exact from n),"""
@@ -156,7 +165,14 @@ def band_step(lo: int, hi: int, kept: KeptLake, cfg: CurateConfig, work: Path, l
                 pl.col("bands").list.get(b, null_on_oob=True).alias("h"),
             )
             con.register("new_band", new.to_arrow())
-            kept_rel = kept.scan(f"coalesce(k.modality, '') as m, k.{band_column(b)} as h") if kept.keys else None
+            col = band_column(b)
+            kept_rel = None
+            if kept.keys:
+                kept_rel = kept.scan(
+                    f"coalesce(k.modality, '') as m, k.{col} as h",
+                    ["modality", col],
+                    f"r.{col} in (select h from new_band)",
+                )
             frames.append(band_pairs(con, "select * from new_band", kept_rel, cfg.dedup.minhash.candidate_reps))
             con.unregister("new_band")
     finally:
@@ -200,10 +216,9 @@ def _kept_media(kept: KeptLake, work: Path, limits: Limits) -> pl.DataFrame | No
         return None
     con = connect(work, limits, kept)
     try:
-        cols = ", ".join(f"k.{c}" for c in ("id", "modality", *MEDIA_COLUMNS))
-        media = con.sql(
-            f'select o as "order", * exclude (o) from ({kept.scan(cols)}) where phash is not null or frame_phashes is not null'
-        ).pl()
+        cols = ["id", "modality", *MEDIA_COLUMNS]
+        scan = kept.scan(", ".join(f"k.{c}" for c in cols), cols, "r.phash is not null or r.frame_phashes is not null")
+        media = con.sql(f'select o as "order", * exclude (o) from ({scan})').pl()
     finally:
         con.close()
     return media if media.height else None
