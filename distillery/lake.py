@@ -72,8 +72,9 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
 
 
 # Tables read a few rows at a time get smaller row groups: dedup reads the sketches of
-# candidate rows only, one row group each (1024 rows of ~3 KB: 3 MB, not 64 k rows' 190 MB).
-ROW_GROUP_ROWS = {"dedup_sketches": 1024}
+# candidate rows only, one row group each (256 rows of ~3 KB: 0.75 MB, not 64 k rows' 190 MB;
+# docs/scale.md weighs the read amplification against per-group overhead).
+ROW_GROUP_ROWS = {"dedup_sketches": 256}
 
 
 def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None = None) -> Path:

@@ -4,7 +4,7 @@ The kept rows' keys are stored in two row-aligned tables per partition (`split_k
   dedup_keys      what candidate generation reads: id, modality, exact, one UInt64 column
                   per LSH band (band_0 ...), phash, frame_phashes: about 150 bytes a text row
   dedup_sketches  what verification reads, only for candidate rows: signature, sketch, in
-                  row groups of 1024 rows (distillery.lake.ROW_GROUP_ROWS)
+                  row groups of 256 rows (distillery.lake.ROW_GROUP_ROWS)
 A kept row's survivor order is its position in the concatenation of the generation's
 dedup_keys files (sorted by name), as before: file start (from the Parquet footers) + row.
 
