@@ -49,6 +49,11 @@ class Limits:
     threads: int = 2
 
 
+def sql_string(value: object) -> str:
+    """A SQL string literal of `value` (a lake path may hold a quote)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def band_column(b: int) -> str:
     return f"band_{b}"
 
@@ -84,7 +89,7 @@ class KeptLake:
         (over `k`, from `columns`) of the rows matching `where` (over the file's columns,
         e.g. a semi join on the new rows' keys). The order is attached after the filter, so
         the scan itself reads `columns` and nothing else (no per-row join on file names)."""
-        files = ", ".join(f"'{f}'" for f in self.keys)
+        files = ", ".join(sql_string(f) for f in self.keys)
         cols = ", ".join(["filename", "file_row_number", *columns])
         return (
             f"select s.start + k.file_row_number as o, {select} from "
@@ -98,7 +103,7 @@ def connect(work: Path, limits: Limits, kept: KeptLake | None = None) -> duckdb.
     tmp = work / "duckdb-tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={"memory_limit": f"{int(limits.memory_mb)}MB", "threads": int(limits.threads)})
-    con.execute(f"set temp_directory = '{tmp}'")
+    con.execute(f"set temp_directory = {sql_string(tmp)}")
     con.execute("set preserve_insertion_order = false")
     if kept is not None and kept.keys:
         starts = pl.DataFrame(
