@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distillery import tables as T
-from distillery.lake import KEPT_TABLE, STAGE_TABLES, stable_hash, write_parquet_atomic
+from distillery.lake import KEPT_TABLE, ROW_GROUP_ROWS, STAGE_TABLES, stable_hash, write_parquet_atomic
 from distillery.result import PartitionResult, conform
 
 
@@ -94,7 +94,7 @@ class Batch:
                 table = df.to_arrow() if df is not None else pa.table({})
             else:
                 table = conform(df, schema)
-            write_parquet_atomic(table, self.part_path(name, part))
+            write_parquet_atomic(table, self.part_path(name, part), ROW_GROUP_ROWS.get(name))
         write_parquet_atomic(pa.Table.from_pylist([row], schema=T.LEDGER), self.part_path("ledger", part))
         return row
 

@@ -59,6 +59,11 @@ class RunConfig(BaseModel):
     workers: int | None = Field(None, ge=1, description="threads/processes; default: CPU count")
     ray_address: str | None = None
     lock_timeout_s: float = Field(3600.0, gt=0)
+    # Curate's dedup against the kept lake (filters/dedup_lake.py): DuckDB's memory limit per
+    # task (it spills past it) and how many tasks the LSH bands are cut into. 1024 MiB holds a
+    # 100 k-row run against 10 M kept rows in bench/dedup_scale.py; 7 tasks = 2 of the 14 bands each.
+    dedup_memory_mb: int = Field(1024, ge=64, description="DuckDB memory limit (MiB) of each dedup task")
+    dedup_band_tasks: int = Field(7, ge=1, description="dedup tasks the LSH bands are split into")
     # 0.5: no published source; a stage that quarantines more than half of its rows is broken
     # (an unreachable teacher, a wrong reader, a corrupt mount), not meeting bad data, and
     # must not end Completed (issue 13, "Failures are loud": a run that quarantined 60 of

@@ -26,7 +26,9 @@ from distillery.shard_current import current_build
 #   name includes its input generations (shard_build_dir).
 # curate 3: a generation is no longer named from its sources (adding one extends it: see
 #   curate_gen) and partitions are named from their gather generation too; parts are
-#   deduplicated in config source order, then item order, instead of by file name.
+#   deduplicated in config source order, then item order, instead of by file name. Kept keys
+#   stored as dedup_keys (band columns) + dedup_sketches, read out of core
+#   (filters/dedup_lake.py); MinHash candidates meet their buckets' first rows (issue 15).
 STAGE_VERSION = {"gather": 2, "curate": 3, "distill": 1, "shard": 2, "train": 1}
 UPSTREAM = "upstream.json"  # a curate generation's record of the gather generations it has curated
 

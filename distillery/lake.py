@@ -4,7 +4,7 @@ Layout (relative to the root):
 
     catalog.duckdb                      DuckDB views over everything below
     gather/<source>-<cfg>/<batch>/      documents-, rejects-, quarantine-, files-, ledger-<part>.parquet
-    curate/<cfg>/<batch>/               curated-, rejects-, duplicates-, quarantine-, dedup_keys-, ledger-<part>.parquet
+    curate/<cfg>/<batch>/               curated-, rejects-, duplicates-, quarantine-, dedup_keys-, dedup_sketches-, ledger-<part>.parquet
     distill/<cfg>/<batch>/              traces-, rejects-, quarantine-, ledger-<part>.parquet
     shard/<build>/                      shard-<hash>.parquet, codebooks, manifest.json (written last)
     runs/<run>-<stage>.parquet          one row per stage per run: counts and times
@@ -45,7 +45,8 @@ STAGE_TABLES: dict[str, dict[str, pa.Schema | None]] = {
         "rejects": T.REJECT,
         "duplicates": T.DUPLICATE,
         "quarantine": T.QUARANTINE,
-        "dedup_keys": None,
+        "dedup_keys": None,  # what dedup's candidate generation reads (filters/dedup_lake.py)
+        "dedup_sketches": None,  # what its verification reads, for candidate rows only
     },
     "distill": {"traces": T.TRACE, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
     "shard": {"samples": T.SHARD_ROW, "rejects": T.REJECT, "quarantine": T.QUARANTINE},
@@ -70,10 +71,17 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> Path:
+# Tables read a few rows at a time get smaller row groups: dedup reads the sketches of
+# candidate rows only, one row group each (256 rows of ~3 KB: 0.75 MB, not 64 k rows' 190 MB;
+# docs/scale.md weighs the read amplification against per-group overhead).
+ROW_GROUP_ROWS = {"dedup_sketches": 256}
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, row_group_size: int | None = None) -> Path:
     """Write `table` to `path` durably via distillery.atomic: the file is whole or absent."""
+    options = PARQUET_OPTIONS | ({"row_group_size": row_group_size} if row_group_size else {})
     try:
-        return atomic.write_with(path, lambda tmp: pq.write_table(table, tmp, **PARQUET_OPTIONS))
+        return atomic.write_with(path, lambda tmp: pq.write_table(table, tmp, **options))
     except BaseException as exc:
         _raise_if_unwritable(exc, path)
         raise

@@ -92,6 +92,9 @@ class Step:
     `limit` names a Prefect global concurrency limit and the config field giving the slots
     a group holds while it runs (distill: the teacher's requests across workers). `asset`
     makes a once step the materialization of that asset (the shard build in the lineage graph).
+    `fan_out(ctx) -> items` makes a once step a set of independent tasks, `fn(ctx, item)`
+    each, run side by side (the task runner may place them on any node); its output is the
+    list of their results, in the items' order (curate: one task per range of LSH bands).
     """
 
     name: str
@@ -101,6 +104,7 @@ class Step:
     sequential: bool = False
     limit: tuple[str, Callable[[PipelineConfig], int]] | None = None
     asset: Callable[[StepContext], tuple[str, list[str]]] | None = None  # (key, upstream keys) it materializes
+    fan_out: Callable[[StepContext], list[Any]] | None = None
 
 
 @dataclass(frozen=True)

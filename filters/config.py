@@ -185,6 +185,10 @@ class MinHashConfig(_Section):
     # Jaccard for documents with <= k distinct shingles, else an estimate with sd ~ sqrt(J(1-J)/k).
     # None verifies with the MinHash signature instead (sd ~ sqrt(J(1-J)/112), smaller keys).
     sketch_size: int | None = 512
+    # Per band, a new row is compared with the first `candidate_reps` rows of its bucket and
+    # with the row before it (filters/lsh_candidates.py): at most reps + 1 candidates per row
+    # and band, whatever the bucket's size. 4: bench/dedup.py --copies (issue 15).
+    candidate_reps: int = Field(4, ge=1)
 
 
 class DedupConfig(_Section):

@@ -4,12 +4,14 @@ Each partition's intermediate is written atomically under the batch's work folde
 crash redoes only unfinished partitions:
 1. filter   per partition: rules, PII redaction, decontamination -> candidates + rejects, and
             the candidates' exact and near-duplicate signatures
-2. dedup    once: clusters over new keys and the kept rows' keys of earlier batches
+2. dedup    exact keys once, LSH candidates in one task per band range, verification once,
+            against the kept rows' keys of earlier batches read out of core (filters/dedup_lake.py)
 3. finish   per partition: candidates split into curated and duplicates
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +21,8 @@ from distillery.generations import curate_gen, current_files
 from distillery.lake import write_parquet_atomic
 from distillery.result import PartitionResult
 from distillery.stage import StepContext
-from filters.dedup import kept_keys, survivor_order
+from filters.dedup import KEY_SCHEMA, kept_keys
+from filters.dedup_lake import KeptLake, Limits, band_ranges, band_step, exact_step, split_keys, verify_step
 
 
 def filter_parts(ctx: StepContext, group: list[dict]) -> list[str]:
@@ -46,41 +49,55 @@ def filter_step(ctx: StepContext, part: str, input_file: str) -> str:
     return str(work)
 
 
+def _dedup_dir(ctx: StepContext) -> Path:
+    return ctx.batch.scratch / "dedup"
+
+
+def _limits(ctx: StepContext) -> Limits:
+    return Limits(memory_mb=ctx.cfg.run.dedup_memory_mb, threads=ctx.cfg.run.workers or os.cpu_count() or 1)
+
+
+def dedup_exact_step(ctx: StepContext) -> KeptLake:
+    """The kept lake's key files, and the new candidates' exact duplicates against them and
+    each other (filters/dedup_lake.py step 1); the kept lake is what the later steps read."""
+    gen = curate_gen(ctx.cfg, ctx.lake)
+    kept = KeptLake.of(current_files(gen, "dedup_keys"), current_files(gen, "dedup_sketches"))
+    work = _dedup_dir(ctx)
+    if (work / "exact.parquet").exists():
+        return kept
+    frames = []
+    for i, p in enumerate(ctx.unit.parts):
+        keys = pl.read_parquet(Path(p["work"]) / "keys.parquet")
+        frames.append(keys.with_columns(_part=pl.lit(i, pl.Int32), _row=pl.int_range(pl.len(), dtype=pl.Int64)))
+    new = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    new = new if new.height else pl.DataFrame(schema=KEY_SCHEMA | {"_part": pl.Int32, "_row": pl.Int64})
+    exact_step(new, kept, ctx.cfg.curate, work, _limits(ctx))
+    return kept
+
+
+def band_tasks(ctx: StepContext) -> list[tuple[int, int]]:
+    """The LSH band ranges, one candidate task each (none when MinHash is off)."""
+    mh = ctx.cfg.curate.dedup.minhash
+    if not (ctx.cfg.curate.dedup.enabled and mh.enabled):
+        return []
+    return band_ranges(mh.num_bands, ctx.cfg.run.dedup_band_tasks)
+
+
+def dedup_band_step(ctx: StepContext, bands: tuple[int, int]) -> str:
+    """Candidate pairs of one band range (filters/dedup_lake.py step 2)."""
+    return band_step(bands[0], bands[1], ctx.state["kept"], ctx.cfg.curate, _dedup_dir(ctx), _limits(ctx))
+
+
 def dedup_step(ctx: StepContext) -> str:
-    """Find duplicates among the new candidates and against kept rows of earlier batches."""
-    cfg, works = ctx.cfg, [p["work"] for p in ctx.unit.parts]
+    """Verify the candidates and write every new candidate's duplicate row (by partition and
+    row) for the finish step (filters/dedup_lake.py step 3)."""
     out = ctx.batch.scratch / "duplicates.parquet"
     if out.exists():
         return str(out)
-    existing_files = current_files(curate_gen(cfg, ctx.lake), "dedup_keys")
-    existing = None
-    if existing_files:
-        existing = pl.concat([pl.read_parquet(f) for f in existing_files], how="diagonal_relaxed")
-    frames = []
-    for i, w in enumerate(works):
-        keys = pl.read_parquet(Path(w) / "keys.parquet")
-        frames.append(keys.with_columns(_part=pl.lit(i, pl.Int32), _row=pl.int_range(pl.len(), dtype=pl.Int64)))
-    new = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    if new.height == 0:
-        write_parquet_atomic(
-            pl.DataFrame(
-                {"_part": [], "_row": [], "duplicate_of": [], "method": [], "similarity": []},
-                schema={
-                    "_part": pl.Int32,
-                    "_row": pl.Int64,
-                    "duplicate_of": pl.String,
-                    "method": pl.String,
-                    "similarity": pl.Float64,
-                },
-            ).to_arrow(),
-            out,
-        )
-        return str(out)
-    existing, new = survivor_order(existing, new)
-    dups = filters.find_duplicates(new.drop("_part", "_row"), existing, cfg.curate)
-    dups = dups.join(new.select("order", "_part", "_row"), on="order").select(
-        "_part", "_row", "duplicate_of", "method", "similarity"
-    )
+    work = _dedup_dir(ctx)
+    dups = verify_step(ctx.state.get("pairs", []), ctx.state["kept"], ctx.cfg.curate, work, _limits(ctx))
+    placed = pl.read_parquet(work / "new.parquet", columns=["order", "_part", "_row"])
+    dups = dups.join(placed, on="order").select("_part", "_row", "duplicate_of", "method", "similarity")
     write_parquet_atomic(dups.to_arrow(), out)
     return str(out)
 
@@ -91,7 +108,7 @@ def finish_parts(ctx: StepContext, group: list[dict]) -> list[dict]:
 
 
 def finish_step(ctx: StepContext, part: str, index: int, work: str, input_file: str, duplicates: str) -> dict:
-    batch = ctx.batch
+    batch, num_bands = ctx.batch, ctx.cfg.curate.dedup.minhash.num_bands
     if batch.part_done(part):
         return batch.ledger(part)
     w = Path(work)
@@ -109,7 +126,7 @@ def finish_step(ctx: StepContext, part: str, index: int, work: str, input_file: 
             "duplicates": duplicate_rows,
             "rejects": _nonempty(w / "rejects.parquet"),
             "quarantine": _nonempty(w / "quarantine.parquet"),
-            "dedup_keys": kept_keys(keys, curated),
+            **dict(zip(("dedup_keys", "dedup_sketches"), split_keys(kept_keys(keys, curated), num_bands))),
         },
     )
     return batch.write_part(part, [Path(input_file).stem], result)

@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from filters import minhash, phash
 from filters.config import CurateConfig
+from filters.lsh_candidates import band_pairs
 from filters.media import media_path
 
 KEY_SCHEMA = {
@@ -47,6 +48,9 @@ KEY_SCHEMA = {
     "phash": pl.UInt64,
     "frame_phashes": pl.List(pl.UInt64),
 }
+# Candidates whose signature agreement is this far below the threshold skip the sketch check:
+# 0.2 is over 5 standard deviations of a 112-permutation estimate (sd <= 0.5/sqrt(112) = 0.047).
+PREFILTER_MARGIN = 0.2
 DUP_SCHEMA = {"order": pl.Int64, "id": pl.Utf8, "duplicate_of": pl.Utf8, "method": pl.Utf8, "similarity": pl.Float64}
 
 
@@ -170,35 +174,56 @@ def components(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         label = new
 
 
+def earlier_roots(n: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Each node's survivor when edges point from an earlier node u to a later node v
+    (u < v): a node with no edge from an earlier one is its own survivor; any other node
+    follows its smallest earlier neighbour to that neighbour's survivor (pointer jumping).
+    Unlike `components`, a node is never dropped for a node it is not similar to: in the
+    chain z ~ y ~ x (z earlier than x, x not similar to z) x stays when it precedes y."""
+    parent = np.arange(n)
+    if len(u):
+        np.minimum.at(parent, v, u)
+    while True:
+        jumped = parent[parent]
+        if np.array_equal(jumped, parent):
+            return parent
+        parent = jumped
+
+
 def _agreement(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (sig[a] == sig[b]).mean(axis=1) if len(a) else np.zeros(0)
+
+
+_PAIR_CHUNK = 4096  # pairs per numpy block: 4096 x 2k uint64 values = 32 MiB at k = 512
 
 
 def sketch_jaccard(sketches: pl.Series, a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
     """Jaccard estimate per pair (a[i], b[i]) from bottom-k sketches: among the k smallest
     values of the union of the two sketches, the share present in both. Exact when both
     documents have at most k distinct shingles (k = the sketch size the keys were made with).
-    One Polars group-by over all pairs."""
+    Sketches are padded into a matrix; each block of pairs is one numpy sort along rows."""
     if len(a) == 0:
         return np.zeros(0)
-    pair = np.arange(len(a))
-    sk = pl.DataFrame({"sketch": sketches}).with_row_index("_pos")
-    sides = [
-        pl.DataFrame({"pair": pair, "_pos": idx.astype(np.uint32)}).join(sk, on="_pos").select("pair", "sketch")
-        for idx in (a, b)
-    ]
-    long = pl.concat(sides).explode("sketch")
-    agg = (
-        long.group_by("pair", "sketch")
-        .agg(pl.len().alias("n"))
-        .sort("pair", "sketch")
-        .with_columns(pl.int_range(pl.len()).over("pair").alias("rank"))
-        .filter(pl.col("rank") < k)
-        .group_by("pair")
-        .agg((pl.col("n") == 2).mean().alias("j"))
-    )
-    out = np.zeros(len(a))
-    out[agg["pair"].to_numpy()] = agg["j"].to_numpy()
+    arr = sketches.cast(pl.List(pl.UInt32)).rechunk().to_arrow()
+    offsets = np.asarray(arr.offsets, dtype=np.int64)
+    values = np.asarray(arr.values, dtype=np.uint64)[offsets[0] : offsets[-1]]
+    offsets = offsets - offsets[0]
+    lens = np.diff(offsets)
+    width = int(max(lens.max(initial=0), 1))
+    pad = np.uint64(1 << 32)  # above every 32-bit sketch value
+    mat = np.full((len(lens), width), pad, dtype=np.uint64)
+    mat[np.repeat(np.arange(len(lens)), lens), np.arange(len(values)) - np.repeat(offsets[:-1], lens)] = values
+    out = np.empty(len(a))
+    for lo in range(0, len(a), _PAIR_CHUNK):
+        x, y = a[lo : lo + _PAIR_CHUNK], b[lo : lo + _PAIR_CHUNK]
+        r = np.sort(np.concatenate([mat[x], mat[y]], axis=1), axis=1)
+        first = np.ones(r.shape, dtype=bool)
+        first[:, 1:] = r[:, 1:] != r[:, :-1]  # the first copy of each distinct value
+        distinct = first & (r != pad)
+        in_k = distinct & (np.cumsum(distinct, axis=1) <= k)
+        shared = np.zeros(r.shape, dtype=bool)
+        shared[:, :-1] = r[:, :-1] == r[:, 1:]  # sketches hold distinct values: equal neighbours are one per side
+        out[lo : lo + len(x)] = (in_k & shared).sum(axis=1) / np.maximum(in_k.sum(axis=1), 1)
     return out
 
 
@@ -219,17 +244,6 @@ def num_perm_of(keys: pl.DataFrame) -> int:
     if len(lens) != 1:
         raise ValueError(f"signatures of different lengths {lens.to_list()}: keys made with different minhash settings")
     return int(lens[0])
-
-
-def survivor_order(existing: pl.DataFrame | None, new: pl.DataFrame) -> tuple[pl.DataFrame | None, pl.DataFrame]:
-    """Number key rows with the int64 `order` find_duplicates uses (smallest survives):
-    the kept rows of earlier batches first (in the order given), then the new rows (in the
-    order given: earlier partitions, then earlier rows). `existing` gets `order` as its first
-    column, `new` as its last."""
-    if existing is not None:
-        existing = existing.with_row_index("order").with_columns(pl.col("order").cast(pl.Int64))
-    offset = 0 if existing is None else existing.height
-    return existing, new.with_columns(order=pl.int_range(pl.len(), dtype=pl.Int64) + offset)
 
 
 def kept_keys(keys: pl.DataFrame, curated: pl.DataFrame) -> pl.DataFrame:
@@ -282,35 +296,66 @@ def exact_duplicates(keys: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def minhash_duplicates(keys: pl.DataFrame, cfg: CurateConfig) -> pl.DataFrame | None:
-    """Text/code near-duplicates: rows sharing an LSH band bucket are candidate pairs, kept
-    when their estimated Jaccard >= minhash.threshold, then clustered."""
+    """Text/code near-duplicates: candidate pairs from the LSH band buckets
+    (filters.lsh_candidates), kept when their estimated Jaccard >= minhash.threshold, then
+    clustered (`cluster_verified`)."""
     mh = cfg.dedup.minhash
     tk = keys.filter(pl.col("bands").is_not_null())
     if not mh.enabled or tk.height <= 1:
         return None
-    tk = tk.with_row_index("_pos")
-    cand = (
-        tk.select("_pos", "modality", "bands")
+    # All bands in one query: the band index joins the bucket key (m = modality:band).
+    long = (
+        tk.select(pl.col("order").alias("o"), "modality", "bands", "is_new")
         .explode("bands")
-        .with_columns(pl.int_range(pl.len()).over("_pos").alias("_band"))
-        .with_columns(pl.col("_pos").shift(-1).over(["modality", "_band", "bands"], order_by="_pos").alias("_next"))
-        .filter(pl.col("_next").is_not_null())
-        .select("_pos", "_next")
-        .unique()
+        .with_columns(pl.int_range(pl.len()).over("o").alias("_band"))
+        .select(
+            "o",
+            (pl.col("modality").fill_null("") + ":" + pl.col("_band").cast(pl.Utf8)).alias("m"),
+            pl.col("bands").alias("h"),
+            "is_new",
+        )
     )
-    u, v = cand["_pos"].to_numpy().astype(np.int64), cand["_next"].to_numpy().astype(np.int64)
-    sig = tk["signature"].cast(pl.Array(pl.UInt64, num_perm_of(tk))).to_numpy()
-    use_sketch = bool(mh.sketch_size) and tk["sketch"].null_count() == 0
-    estimate = (
-        (lambda a, b: sketch_jaccard(tk["sketch"], a, b, mh.sketch_size))
-        if use_sketch
-        else (lambda a, b: _agreement(sig, a, b))
-    )
-    if mh.threshold is not None and len(u):
-        keep = estimate(u, v) >= mh.threshold
-        u, v = u[keep], v[keep]
-    dup, surv = _cluster_dups(tk, u, v)
-    return _dup_frame(tk, dup, surv, "minhash", estimate(dup, surv))
+    con = duckdb.connect()
+    try:
+        con.register("long_keys", long.to_arrow())
+        pairs = band_pairs(
+            con,
+            "select o, m, h from long_keys where is_new",
+            "select o, m, h from long_keys where not is_new",
+            mh.candidate_reps,
+        )
+    finally:
+        con.close()
+    return cluster_verified(tk, pairs["u"].to_numpy(), pairs["v"].to_numpy(), cfg)
+
+
+def cluster_verified(rows: pl.DataFrame, u: np.ndarray, v: np.ndarray, cfg: CurateConfig) -> pl.DataFrame:
+    """Verify candidate pairs (u, v: orders) and cluster the verified edges.
+
+    `rows` holds at least every row a pair names (order, id, is_new, signature, sketch),
+    sorted by order. A pair is kept when its Jaccard estimated from the bottom-k sketches
+    (or, when a row lacks one, the signatures' agreement) is >= minhash.threshold; the
+    survivor of each cluster is its smallest order. Returns the new rows that are not
+    survivors (order, id, duplicate_of, method, similarity)."""
+    mh = cfg.dedup.minhash
+    order = rows["order"].to_numpy()
+    a, b = np.searchsorted(order, u), np.searchsorted(order, v)
+    sig = rows["signature"].cast(pl.Array(pl.UInt64, num_perm_of(rows))).to_numpy()
+    use_sketch = bool(mh.sketch_size) and rows["sketch"].null_count() == 0
+    if use_sketch:
+        estimate = lambda x, y: sketch_jaccard(rows["sketch"], x, y, mh.sketch_size)  # noqa: E731
+    else:
+        estimate = lambda x, y: _agreement(sig, x, y)  # noqa: E731
+    if mh.threshold is not None and len(a):
+        if use_sketch:  # the signatures' agreement first: cheap, and far below the threshold it is decisive
+            near = _agreement(sig, a, b) >= mh.threshold - PREFILTER_MARGIN
+            a, b = a[near], b[near]
+        keep = estimate(a, b) >= mh.threshold
+        a, b = a[keep], b[keep]
+    label = earlier_roots(rows.height, a, b)
+    dup = np.flatnonzero((label != np.arange(rows.height)) & rows["is_new"].to_numpy())
+    surv = label[dup]
+    return _dup_frame(rows, dup, surv, "minhash", estimate(dup, surv))
 
 
 def image_duplicates(keys: pl.DataFrame, cfg: CurateConfig) -> pl.DataFrame | None:

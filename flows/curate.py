@@ -1,8 +1,9 @@
 """Curate: filter every new `documents` partition, then deduplicate them against each other
 and against everything already kept in the lake.
 
-Steps (filters/curate_steps.py): filter per partition -> find duplicates once -> write the
-curated partitions; the batch commits when all are written.
+Steps (filters/curate_steps.py): filter per partition -> exact duplicates once -> LSH
+candidates, one task per band range -> verify once -> write the curated partitions; the
+batch commits when all are written.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from prefect import flow
 from distillery.config import PipelineConfig
 from distillery.plans import claim_curate_gen, plan_curate
 from distillery.stage import Report, Stage, Step
-from filters.curate_steps import dedup_step, filter_parts, finish_parts
+from filters.curate_steps import band_tasks, dedup_band_step, dedup_exact_step, dedup_step, filter_parts, finish_parts
 from flows.driver import run_stage
 from flows.run_identity import StageArgs
 
@@ -30,6 +31,8 @@ CURATE = Stage(
     plan_curate,
     (
         Step("filter_partitions", filter_parts, output="work"),
+        Step("find_exact_duplicates", dedup_exact_step, per_part=False, output="kept"),
+        Step("find_candidates", dedup_band_step, per_part=False, output="pairs", fan_out=band_tasks),
         Step("find_duplicates", dedup_step, per_part=False, output="duplicates"),
         Step("write_curated_partitions", finish_parts),
     ),

@@ -58,7 +58,11 @@ def run_steps(stage: Stage, ctx: StepContext, progress: Progress, results: list,
         run = _task_for(step, ctx)
         limit = (step.limit[0], step.limit[1](ctx.cfg)) if step.limit else None
         if not step.per_part:
-            value = run(step.fn, ctx, None, limit)
+            if step.fan_out is not None:
+                futures = [run.submit(step.fn, ctx, item, limit) for item in step.fan_out(ctx)]
+                value = [f.result() for f in futures]
+            else:
+                value = run(step.fn, ctx, None, limit)
             progress.advance()
             if step.output:
                 ctx.state[step.output] = value
