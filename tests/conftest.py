@@ -136,6 +136,19 @@ def user_env(folder: Path) -> dict[str, str]:
     return env
 
 
+def user_run(cfg: Path, folder: Path, stages: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`distillery run CONFIG --stages STAGES` as a user runs it, from `folder` (user_env),
+    waited for; its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", stages],
+        cwd=folder,
+        env=user_env(folder),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
     """The session's one Prefect server, started as a user starts it (`distillery ui`): API,

@@ -13,12 +13,10 @@ copies, no longer duplicates of anything current, are kept.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
-from conftest import user_env
+from conftest import user_run
 
 from distillery.config import load_config
 from distillery.generations import curate_gen
@@ -39,14 +37,7 @@ def _config(folder: Path, sources: list[str], extra: str = "") -> Path:
 
 def _run(folder: Path, sources: list[str]) -> None:
     cfg = _config(folder, sources)
-    out = subprocess.run(
-        [sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", "gather,curate"],
-        cwd=folder,
-        env=user_env(folder),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    out = user_run(cfg, folder, "gather,curate")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
 
 

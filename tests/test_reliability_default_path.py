@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import alive, cmdline, descendants, describe, lake_files, survivors, user_env
+from conftest import alive, cmdline, descendants, describe, lake_files, survivors, user_env, user_run
 
 from distillery import accounting
 from distillery.lake import Lake
@@ -75,6 +75,28 @@ def start_cli(cfg: Path, folder: Path, stderr, stages: str = "gather,curate,dist
     )
 
 
+def run_and_kill(
+    cfg: Path, folder: Path, err_path: Path, kill: str, ready, stages: str = "gather,curate,distill"
+) -> int:
+    """Start the CLI, wait for `ready(proc)`, SIGKILL it (its PID alone, `kill="pid"`, or its
+    whole process group, "process_group") and check that no process it started survives;
+    return its PID."""
+    with open(err_path, "wb") as err:
+        proc = start_cli(cfg, folder, err, stages=stages)
+        try:
+            ready(proc)
+            started = descendants(proc.pid)
+            assert started, "the run started no process of its own (its Prefect server is one)"
+            os.kill(proc.pid, signal.SIGKILL) if kill == "pid" else os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    left = survivors(started) | prefect_servers_of(proc.pid)
+    assert not left, f"processes the run killed by {kill} started are still running: {describe(left)}"
+    return proc.pid
+
+
 def prefect_servers_of(cli_pid: int) -> set[int]:
     """Live Prefect servers started by the CLI process `cli_pid`, wherever they were reparented."""
     return {
@@ -117,25 +139,13 @@ def test_sigkill_during_distill_by_pid_then_by_group_then_rerun_pays_nothing_twi
     paid: list[Counter] = []  # the answers completed before each kill, per request body
     killed = []
     for n, kill in enumerate(("pid", "process_group")):
-        with open(tmp_path / f"killed{n}.err", "wb") as err:
-            proc = start_cli(cfg, tmp_path, err)
-            try:
-                with slow_teacher.stats.lock:
-                    completed = slow_teacher.stats.completed
-                paid.append(wait_for_requests_in_flight(proc, slow_teacher, answered_before=completed + 1))
-                started = descendants(proc.pid)
-                assert started, "the run started no process of its own (its Prefect server is one)"
-                if kill == "pid":
-                    os.kill(proc.pid, signal.SIGKILL)
-                else:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
-            finally:
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-        left = survivors(started) | prefect_servers_of(proc.pid)
-        assert not left, f"processes the run killed by {kill} started are still running: {describe(left)}"
-        killed.append(proc.pid)
+
+        def in_flight(proc: subprocess.Popen) -> None:
+            with slow_teacher.stats.lock:
+                completed = slow_teacher.stats.completed
+            paid.append(wait_for_requests_in_flight(proc, slow_teacher, answered_before=completed + 1))
+
+        killed.append(run_and_kill(cfg, tmp_path, tmp_path / f"killed{n}.err", kill, in_flight))
 
     # The re-run: no wait on anything the dead runs held, and it finishes the job.
     start = time.monotonic()
@@ -246,14 +256,7 @@ def test_each_stage_killed_both_ways_then_rerun_matches_an_uninterrupted_run(sam
     reference = tmp_path / "reference"
     reference.mkdir()
     ref_cfg = write_config(reference, samples, "http://127.0.0.1:9/v1", articles=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "distillery.cli", "run", str(ref_cfg), "--stages", stages],
-        cwd=reference,
-        env=user_env(reference),
-        capture_output=True,
-        text=True,
-        timeout=RERUN_BOUND_S,
-    )
+    done = user_run(ref_cfg, reference, stages, timeout=RERUN_BOUND_S)
     assert done.returncode == 0, done.stderr[-3000:]
 
     killed = tmp_path / "killed"
@@ -262,30 +265,16 @@ def test_each_stage_killed_both_ways_then_rerun_matches_an_uninterrupted_run(sam
     rng = random.Random(int(os.environ.get("DISTILLERY_FAULT_SEED", "7")))
     for n, (stage, kill) in enumerate((s, k) for s in stages.split(",") for k in ("pid", "process_group")):
         err_path = killed / f"run{n}.err"
-        with open(err_path, "wb") as err:
-            proc = start_cli(cfg, killed, err, stages=stages)
-            try:
-                wait_for_line(proc, err_path, f"{stage}: started")
-                time.sleep(rng.uniform(0, 0.3))  # somewhere inside the stage's first partitions
-                started = descendants(proc.pid)
-                os.kill(proc.pid, signal.SIGKILL) if kill == "pid" else os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
-            finally:
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-        left = survivors(started) | prefect_servers_of(proc.pid)
-        assert not left, f"after killing {stage} ({kill}), processes it started still run: {describe(left)}"
+
+        def inside_stage(proc: subprocess.Popen, stage: str = stage, err_path: Path = err_path) -> None:
+            wait_for_line(proc, err_path, f"{stage}: started")
+            time.sleep(rng.uniform(0, 0.3))  # somewhere inside the stage's first partitions
+
+        run_and_kill(cfg, killed, err_path, kill, inside_stage, stages=stages)
         if Lake(killed / "lake").catalog_path.exists():  # a kill before the first commit leaves no catalog
             assert accounting.check(Lake(killed / "lake")).ok  # committed work only, even right after a kill
 
-    last = subprocess.run(
-        [sys.executable, "-m", "distillery.cli", "run", str(cfg), "--stages", stages],
-        cwd=killed,
-        env=user_env(killed),
-        capture_output=True,
-        text=True,
-        timeout=RERUN_BOUND_S,
-    )
+    last = user_run(cfg, killed, stages, timeout=RERUN_BOUND_S)
     assert last.returncode == 0, last.stderr[-3000:]
     status = accounting.check(Lake(killed / "lake"))
     assert status.ok, status.render()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import lake_files, user_env, write_config
+from conftest import lake_files, user_env, user_run, write_config
 
 from distillery import accounting
 from distillery.config import load_config
@@ -314,14 +314,7 @@ def test_one_current_build_across_a_curate_change(demo_lake, tmp_path, capfd):
     first = (copy / "shard" / "CURRENT").read_text().strip()
     first_rows = json.loads((copy / "shard" / first / "manifest.json").read_text())["totals"]["rows"]
     # The user's path: `distillery run` with no PREFECT_API_URL, then `status` from another folder.
-    curate = subprocess.run(
-        [sys.executable, "-m", "distillery.cli", "run", str(changed_yaml), "--stages", "curate"],
-        cwd=tmp_path,
-        env=user_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    curate = user_run(changed_yaml, tmp_path, "curate")
     assert curate.returncode == 0, curate.stdout[-3000:] + curate.stderr[-3000:]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
