@@ -1,0 +1,196 @@
+"""Near pairs of perceptual hashes within a Hamming bound, found without a quadratic join.
+
+Contract:
+  near_pairs(frames, has_new, bound) -> (a, b): every unordered pair of rows of `frames` (one
+      row per distinct hash tuple, F uint64 frame hashes each) whose frames are ALL within
+      `bound` bits of each other position by position, and at least one of which `has_new`:
+      exactly the pairs a quadratic join with the same filter finds, each once.
+  row_edges(frames, is_new, order_rows, bound) -> (u, v): edges over the rows (in survivor order) whose
+      connected components equal those of the quadratic join's edges {(u, v): u < v, v new,
+      all frames within bound}, so clustering them gives the same clusters and survivors.
+  video_edges(frame_lists, is_new, bound): row_edges per number of sampled frames.
+
+How (multi-index hashing, Norouzi et al. 2012, "Fast search in Hamming space with multi-index
+hashing", generalised): the 64 bits of the indexed frame are cut into m contiguous blocks,
+m > bound. Two hashes within `bound` differ in at most `bound` blocks, so they agree exactly on
+at least k = m - bound blocks (pigeonhole), hence on every block of at least one k-block
+combination. Each combination is one independent equi-join on (hash & mask of its blocks) in
+DuckDB, verified on the full distance of every frame; a pair is reported only by its first
+agreeing combination (its first k agreeing blocks), so the combinations' outputs are disjoint
+and their union is exact. One combination is one bounded task (DuckDB memory_limit, spilling
+to a temporary folder): a caller can run them anywhere and concatenate. m is picked per call
+by a cost model (`choose_blocks`): more blocks mean more joins but fewer candidates each.
+
+Skew: identical hashes (blank images, black frames) are collapsed before the index, so the
+joins see each distinct hash once and `row_edges` connects identical rows with one edge each
+(a star), never all pairs. Many distinct hashes sharing a block value only make that block's
+join larger (it streams and spills, memory stays bounded); the video index is built on the
+frame position with the most distinct hashes, so videos that all start black do not share
+one bucket.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import shutil
+import tempfile
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+BITS = 64
+# Cost model of one combination's join, in "row" units measured with bench/dedup_phash.py on
+# DuckDB 1.x: scanning and hashing a row of either side costs about as much as producing and
+# verifying one candidate pair; a query's fixed cost (planning, thread start: ~20 ms on the
+# loaded 2-core development machine) is about that of 100,000 rows.
+QUERY_ROWS = 100_000
+MAX_COMBINATIONS = 5_000  # beyond this the per-query cost dominates whatever the candidates
+DEFAULT_MEMORY_LIMIT = "1GB"
+
+
+def block_masks(m: int) -> list[int]:
+    """m contiguous blocks of the 64 bits (sizes differ by at most one), as bit masks."""
+    edges = [round(i * BITS / m) for i in range(m + 1)]
+    return [((1 << (hi - lo)) - 1) << lo for lo, hi in zip(edges, edges[1:], strict=False)]
+
+
+def choose_blocks(bound: int, n_all: int, n_new: int) -> int:
+    """The number of blocks m (> bound) with the least estimated work for uniform hashes:
+    C(m, m - bound) joins, each scanning n_all + n_new rows and producing
+    n_all * n_new / 2^(bits of k blocks) candidate pairs."""
+    best, best_cost = bound + 1, math.inf
+    for m in range(bound + 1, BITS + 1):
+        k = m - bound
+        combos = math.comb(m, k)
+        if combos > MAX_COMBINATIONS and best_cost < math.inf:
+            break
+        cost = combos * (n_all + n_new + QUERY_ROWS + n_all * n_new / 2.0 ** (BITS * k / m))
+        if cost < best_cost:
+            best, best_cost = m, cost
+    return best
+
+
+def _combination_sql(combo: tuple[int, ...], masks: list[int], index: int, nframes: int, bound: int) -> str:
+    """One combination's join: agree on its blocks of frame `index`, every frame within bound,
+    and no earlier block outside the combination agrees (so this is the pair's first one)."""
+    key = sum(masks[j] for j in combo)
+    earlier = [masks[j] for j in range(combo[-1]) if j not in combo]
+    checks = [f"bit_count(xor(a.f{i}, b.f{i})) <= {bound}" for i in range(nframes)]
+    checks += [f"(xor(a.f{index}, b.f{index}) & {mk}::UBIGINT) <> 0" for mk in earlier]
+    return f"""select a.cls as a, b.cls as b from t as a join t as b
+        on (a.f{index} & {key}::UBIGINT) = (b.f{index} & {key}::UBIGINT)
+        where b.has_new and (not a.has_new or a.cls < b.cls) and {" and ".join(checks)}"""
+
+
+def near_pairs(
+    frames: np.ndarray,
+    has_new: np.ndarray,
+    bound: int,
+    blocks: int | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a, b) of rows of `frames` (n x F uint64, rows distinct) within `bound` on every
+    frame, at least one side `has_new`; each unordered pair once (see the module docstring).
+    `blocks` overrides the cost model's m (must exceed bound)."""
+    frames = np.asarray(frames, dtype=np.uint64).reshape(len(has_new), -1)
+    n, nframes = frames.shape
+    empty = np.zeros(0, np.int64)
+    if n < 2 or not has_new.any() or bound < 0:
+        return empty, empty
+    m = blocks or choose_blocks(bound, n, int(has_new.sum()))
+    if m <= bound or m > BITS:
+        raise ValueError(f"blocks must be in ({bound}, {BITS}], got {m}")
+    # The position with the most distinct hashes: the least skewed buckets (black first frames).
+    index = max(range(nframes), key=lambda i: (len(np.unique(frames[:, i])), -i))
+    masks = block_masks(m)
+    table = {"cls": np.arange(n, dtype=np.int64), "has_new": np.asarray(has_new, bool)}
+    table |= {f"f{i}": frames[:, i] for i in range(nframes)}
+    spill = tempfile.mkdtemp(prefix="phash_index_")
+    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
+    try:
+        con.register("t", pa.table(table))
+        found = [
+            con.execute(_combination_sql(c, masks, index, nframes, bound)).fetchnumpy()
+            for c in itertools.combinations(range(m), m - bound)
+        ]
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+    a = np.concatenate([np.asarray(f["a"], np.int64) for f in found])
+    b = np.concatenate([np.asarray(f["b"], np.int64) for f in found])
+    return a, b
+
+
+def row_edges(
+    frames: np.ndarray, is_new: np.ndarray, bound: int, blocks: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Edges over rows 0..n-1 (row order = survivor order) with the same connected components
+    as the quadratic join's {(u, v): u < v, v new, every frame within bound}; every returned
+    edge is one of those. O(rows + near pairs of distinct hashes) edges, whatever the skew.
+
+    Why it is equivalent: rows with one hash form a class; let L be the class's last new row.
+    Each row x < L has the edge (x, L), so {x <= L} is one component; rows after L (all
+    existing; a class without new rows has only such "tail" rows) have no edge inside the
+    class. For two near classes a, b: if both have new rows, (L_a, L_b) joins them; a tail
+    row x of a is joined to every near class b with L_b > x. Those classes nest as x grows,
+    so x joins the one with the largest L_b, and the first tail row of a joins all of them."""
+    frames = np.asarray(frames, dtype=np.uint64).reshape(len(is_new), -1)
+    n = len(frames)
+    empty = np.zeros(0, np.int64)
+    if n < 2:
+        return empty, empty
+    is_new = np.asarray(is_new, bool)
+    flat = frames[:, 0] if frames.shape[1] == 1 else frames
+    _, cls = np.unique(flat, axis=0, return_inverse=True)
+    cls = cls.reshape(-1)
+    nc = int(cls.max()) + 1
+    pos = np.arange(n, dtype=np.int64)
+    last_new = np.full(nc, -1, np.int64)
+    np.maximum.at(last_new, cls[is_new], pos[is_new])
+    pa_, pb = near_pairs(_class_frames(frames, cls, nc), last_new >= 0, bound, blocks)
+    lc = last_new[cls]
+    inside = pos < lc
+    edges_u, edges_v = [pos[inside]], [lc[inside]]
+    both = (last_new[pa_] >= 0) & (last_new[pb] >= 0)
+    edges_u.append(last_new[pa_[both]])
+    edges_v.append(last_new[pb[both]])
+    tail = pos > lc
+    da, db = np.concatenate([pa_, pb]), np.concatenate([pb, pa_])
+    near_last = np.full(nc, -1, np.int64)
+    np.maximum.at(near_last, da, last_new[db])
+    reach = tail & (near_last[cls] > pos)
+    edges_u.append(pos[reach])
+    edges_v.append(near_last[cls[reach]])
+    first_tail = np.full(nc, n, np.int64)
+    np.minimum.at(first_tail, cls[tail], pos[tail])
+    joins = last_new[db] > first_tail[da]
+    edges_u.append(first_tail[da[joins]])
+    edges_v.append(last_new[db[joins]])
+    return np.concatenate(edges_u), np.concatenate(edges_v)
+
+
+def _class_frames(frames: np.ndarray, cls: np.ndarray, nc: int) -> np.ndarray:
+    out = np.empty((nc, frames.shape[1]), np.uint64)
+    out[cls] = frames
+    return out
+
+
+def video_edges(frame_lists: pl.Series, is_new: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """row_edges among videos with the same number of sampled frames (only those can match,
+    position by position). Empty lists never match (as in the quadratic join); lists with a
+    null frame are left out (dedup_keys never writes one)."""
+    lens = frame_lists.list.len().to_numpy()
+    ok = ~frame_lists.list.eval(pl.element().is_null()).list.any().to_numpy()
+    us, vs = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for nf in np.unique(lens[ok & (lens > 0)]):
+        rows = np.flatnonzero(ok & (lens == nf))
+        if len(rows) < 2:
+            continue
+        frames = frame_lists.gather(rows).list.to_array(int(nf)).to_numpy().astype(np.uint64)
+        u, v = row_edges(frames, np.asarray(is_new)[rows], bound)
+        us.append(rows[u])
+        vs.append(rows[v])
+    return np.concatenate(us), np.concatenate(vs)
