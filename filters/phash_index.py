@@ -5,7 +5,7 @@ Contract:
       row per distinct hash tuple, F uint64 frame hashes each) whose frames are ALL within
       `bound` bits of each other position by position, and at least one of which `has_new`:
       exactly the pairs a quadratic join with the same filter finds, each once.
-  row_edges(frames, is_new, order_rows, bound) -> (u, v): edges over the rows (in survivor order) whose
+  row_edges(frames, is_new, bound) -> (u, v): edges over the rows (in survivor order) whose
       connected components equal those of the quadratic join's edges {(u, v): u < v, v new,
       all frames within bound}, so clustering them gives the same clusters and survivors.
   video_edges(frame_lists, is_new, bound): row_edges per number of sampled frames.
@@ -76,8 +76,8 @@ def choose_blocks(bound: int, n_all: int, n_new: int) -> int:
 def _combination_sql(combo: tuple[int, ...], masks: list[int], index: int, nframes: int, bound: int) -> str:
     """One combination's join: agree on its blocks of frame `index`, every frame within bound,
     and no earlier block outside the combination agrees (so this is the pair's first one)."""
-    key = sum(masks[j] for j in combo)
-    earlier = [masks[j] for j in range(combo[-1]) if j not in combo]
+    key = sum(masks[j] for j in combo)  # no blocks (bound >= 64): every pair is a candidate
+    earlier = [masks[j] for j in range(combo[-1]) if j not in combo] if combo else []
     checks = [f"bit_count(xor(a.f{i}, b.f{i})) <= {bound}" for i in range(nframes)]
     checks += [f"(xor(a.f{index}, b.f{index}) & {mk}::UBIGINT) <> 0" for mk in earlier]
     return f"""select a.cls as a, b.cls as b from t as a join t as b
@@ -100,9 +100,13 @@ def near_pairs(
     empty = np.zeros(0, np.int64)
     if n < 2 or not has_new.any() or bound < 0:
         return empty, empty
-    m = blocks or choose_blocks(bound, n, int(has_new.sum()))
-    if m <= bound or m > BITS:
-        raise ValueError(f"blocks must be in ({bound}, {BITS}], got {m}")
+    if bound >= BITS:
+        m, combos = BITS, [()]
+    else:
+        m = blocks or choose_blocks(bound, n, int(has_new.sum()))
+        if m <= bound or m > BITS:
+            raise ValueError(f"blocks must be in ({bound}, {BITS}], got {m}")
+        combos = list(itertools.combinations(range(m), m - bound))
     # The position with the most distinct hashes: the least skewed buckets (black first frames).
     index = max(range(nframes), key=lambda i: (len(np.unique(frames[:, i])), -i))
     masks = block_masks(m)
@@ -112,10 +116,7 @@ def near_pairs(
     con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
     try:
         con.register("t", pa.table(table))
-        found = [
-            con.execute(_combination_sql(c, masks, index, nframes, bound)).fetchnumpy()
-            for c in itertools.combinations(range(m), m - bound)
-        ]
+        found = [con.execute(_combination_sql(c, masks, index, nframes, bound)).fetchnumpy() for c in combos]
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)

@@ -98,3 +98,14 @@ def test_video_edges_cluster_like_all_pairs() -> None:
     lists = [[1, 2], [1, 2, 3], [1, 2], [], [], [1, 2, 3]]
     u, v = video_edges(pl.Series(lists, dtype=pl.List(pl.UInt64)), np.ones(6, bool), BOUND)
     assert sorted(zip(u.tolist(), v.tolist(), strict=True)) == [(0, 2), (1, 5)]
+
+
+def test_bounds_at_the_edges() -> None:
+    """bound >= 64: every pair is near; bound < 0: none (as the quadratic join's filter)."""
+    rng = np.random.default_rng(18)
+    h = np.unique(rng.integers(0, 2**64, 40, dtype=np.uint64))
+    has_new = np.arange(len(h)) % 3 == 0
+    for bound in (64, -1):
+        a, b = near_pairs(h, has_new, bound)
+        got = set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist(), strict=True))
+        assert got == _brute_pairs(h[:, None], has_new, bound)
