@@ -18,7 +18,8 @@ combination. Each combination is one independent equi-join on (hash & mask of it
 DuckDB, verified on the full distance of every frame; a pair is reported only by its first
 agreeing combination (its first k agreeing blocks), so the combinations' outputs are disjoint
 and their union is exact. One combination is one bounded task (DuckDB memory_limit, spilling
-to a temporary folder): a caller can run them anywhere and concatenate. m is picked per call
+to a temporary folder): a caller can run `combination_pairs` for each of `combinations(...)`
+on `index_table(...)` anywhere and concatenate. m is picked per call
 by a cost model (`choose_blocks`): more blocks mean more joins but fewer candidates each.
 
 Skew: identical hashes (blank images, black frames) are collapsed before the index, so the
@@ -73,16 +74,51 @@ def choose_blocks(bound: int, n_all: int, n_new: int) -> int:
     return best
 
 
-def _combination_sql(combo: tuple[int, ...], masks: list[int], index: int, nframes: int, bound: int) -> str:
-    """One combination's join: agree on its blocks of frame `index`, every frame within bound,
-    and no earlier block outside the combination agrees (so this is the pair's first one)."""
-    key = sum(masks[j] for j in combo)  # no blocks (bound >= 64): every pair is a candidate
+def combinations(bound: int, n_all: int, n_new: int, blocks: int | None = None) -> list[tuple[int, ...]]:
+    """The block combinations to join, each an independent task for `combination_pairs`;
+    block i of combination c is block i of block_masks(number_of_blocks(c, bound))."""
+    if bound >= BITS:
+        return [()]  # no blocks: every pair is a candidate
+    m = blocks or choose_blocks(bound, n_all, n_new)
+    if m <= bound or m > BITS:
+        raise ValueError(f"blocks must be in ({bound}, {BITS}], got {m}")
+    return list(itertools.combinations(range(m), m - bound))
+
+
+def number_of_blocks(combo: tuple[int, ...], bound: int) -> int:
+    """m of a combination of k = m - bound blocks."""
+    return len(combo) + bound if combo else BITS
+
+
+def index_table(frames: np.ndarray, has_new: np.ndarray) -> pa.Table:
+    """The table `combination_pairs` joins: cls (row number), has_new, f0..f{F-1}."""
+    table = {"cls": np.arange(len(frames), dtype=np.int64), "has_new": np.asarray(has_new, bool)}
+    return pa.table(table | {f"f{i}": frames[:, i] for i in range(frames.shape[1])})
+
+
+def index_frame(frames: np.ndarray) -> int:
+    """The frame position to index: the one with the most distinct hashes, so the least
+    skewed buckets (videos that all start with a black frame)."""
+    return max(range(frames.shape[1]), key=lambda i: (len(np.unique(frames[:, i])), -i))
+
+
+def combination_pairs(
+    con: duckdb.DuckDBPyConnection, combo: tuple[int, ...], bound: int, index: int, nframes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One combination's pairs from table `t` (index_table) in `con`: agree on the
+    combination's blocks of frame `index`, every frame within bound, and no earlier block
+    outside the combination agrees (so this is the pair's first agreeing combination)."""
+    masks = block_masks(number_of_blocks(combo, bound))
+    key = sum(masks[j] for j in combo)
     earlier = [masks[j] for j in range(combo[-1]) if j not in combo] if combo else []
     checks = [f"bit_count(xor(a.f{i}, b.f{i})) <= {bound}" for i in range(nframes)]
     checks += [f"(xor(a.f{index}, b.f{index}) & {mk}::UBIGINT) <> 0" for mk in earlier]
-    return f"""select a.cls as a, b.cls as b from t as a join t as b
+    found = con.execute(
+        f"""select a.cls as a, b.cls as b from t as a join t as b
         on (a.f{index} & {key}::UBIGINT) = (b.f{index} & {key}::UBIGINT)
         where b.has_new and (not a.has_new or a.cls < b.cls) and {" and ".join(checks)}"""
+    ).fetchnumpy()
+    return np.asarray(found["a"], np.int64), np.asarray(found["b"], np.int64)
 
 
 def near_pairs(
@@ -94,35 +130,23 @@ def near_pairs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (a, b) of rows of `frames` (n x F uint64, rows distinct) within `bound` on every
     frame, at least one side `has_new`; each unordered pair once (see the module docstring).
-    `blocks` overrides the cost model's m (must exceed bound)."""
+    `blocks` overrides the cost model's m (must exceed bound). Runs every combination in one
+    DuckDB limited to `memory_limit` (spilling to a temporary folder)."""
     frames = np.asarray(frames, dtype=np.uint64).reshape(len(has_new), -1)
-    n, nframes = frames.shape
     empty = np.zeros(0, np.int64)
-    if n < 2 or not has_new.any() or bound < 0:
+    if len(frames) < 2 or not has_new.any() or bound < 0:
         return empty, empty
-    if bound >= BITS:
-        m, combos = BITS, [()]
-    else:
-        m = blocks or choose_blocks(bound, n, int(has_new.sum()))
-        if m <= bound or m > BITS:
-            raise ValueError(f"blocks must be in ({bound}, {BITS}], got {m}")
-        combos = list(itertools.combinations(range(m), m - bound))
-    # The position with the most distinct hashes: the least skewed buckets (black first frames).
-    index = max(range(nframes), key=lambda i: (len(np.unique(frames[:, i])), -i))
-    masks = block_masks(m)
-    table = {"cls": np.arange(n, dtype=np.int64), "has_new": np.asarray(has_new, bool)}
-    table |= {f"f{i}": frames[:, i] for i in range(nframes)}
+    combos = combinations(bound, len(frames), int(has_new.sum()), blocks)
+    index = index_frame(frames)
     spill = tempfile.mkdtemp(prefix="phash_index_")
     con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
     try:
-        con.register("t", pa.table(table))
-        found = [con.execute(_combination_sql(c, masks, index, nframes, bound)).fetchnumpy() for c in combos]
+        con.register("t", index_table(frames, has_new))
+        found = [combination_pairs(con, c, bound, index, frames.shape[1]) for c in combos]
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
-    a = np.concatenate([np.asarray(f["a"], np.int64) for f in found])
-    b = np.concatenate([np.asarray(f["b"], np.int64) for f in found])
-    return a, b
+    return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
 
 
 def row_edges(
