@@ -27,7 +27,12 @@ joins see each distinct hash once and `row_edges` connects identical rows with o
 (a star), never all pairs. Many distinct hashes sharing a block value only make that block's
 join larger (it streams and spills, memory stays bounded); the video index is built on the
 frame position with the most distinct hashes, so videos that all start black do not share
-one bucket.
+one bucket. What is not avoided: a dense cloud of DISTINCT near-identical hashes (e.g.
+thousands of near-blank images, each a few bits from blank) is within the bound of itself,
+so its exact pairs are quadratic in its size (they are the answer, the quadratic join
+returns them too) and each combination's join sees most of the cloud as candidates: 15,000
+near-blank hashes cost ~5e7 pairs and ~1e7 candidates per combination. Pruning those pairs
+by connectivity (only the clusters matter) is left for later.
 """
 
 from __future__ import annotations
