@@ -27,12 +27,13 @@ joins see each distinct hash once and `row_edges` connects identical rows with o
 (a star), never all pairs. Many distinct hashes sharing a block value only make that block's
 join larger (it streams and spills, memory stays bounded); the video index is built on the
 frame position with the most distinct hashes, so videos that all start black do not share
-one bucket. What is not avoided: a dense cloud of DISTINCT near-identical hashes (e.g.
-thousands of near-blank images, each a few bits from blank) is within the bound of itself,
-so its exact pairs are quadratic in its size (they are the answer, the quadratic join
-returns them too) and each combination's join sees most of the cloud as candidates: 15,000
-near-blank hashes cost ~5e7 pairs and ~1e7 candidates per combination. Pruning those pairs
-by connectivity (only the clusters matter) is left for later.
+one bucket. A dense cloud of DISTINCT near-identical hashes (thousands of near-blank images,
+each a few bits from blank) is within the bound of itself: its exact pairs grow as its size
+squared and most of it shares every combination's bucket. Around the class with the most
+rows (the blank hub) those inner pairs are not searched at all (row_edges: they cannot change
+a cluster), so the cloud costs one candidate per member and bucket neighbour. A dense cloud
+with no heavy identical centre is still searched pair by pair (quadratic in its size, as its
+exact answer is).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ BITS = 64
 QUERY_ROWS = 100_000
 MAX_COMBINATIONS = 5_000  # beyond this the per-query cost dominates whatever the candidates
 DEFAULT_MEMORY_LIMIT = "1GB"
+# A hub's cloud smaller than this is searched like the rest: its inner pairs (< 500,000) cost
+# less than the second join per combination that skipping them takes.
+MIN_CLOUD = 1_000
 
 
 def block_masks(m: int) -> list[int]:
@@ -108,20 +112,23 @@ def index_frame(frames: np.ndarray) -> int:
 
 
 def combination_pairs(
-    con: duckdb.DuckDBPyConnection, combo: tuple[int, ...], bound: int, index: int, nframes: int
+    con: duckdb.DuckDBPyConnection, combo: tuple[int, ...], bound: int, index: int, nframes: int, left: str = "t"
 ) -> tuple[np.ndarray, np.ndarray]:
     """One combination's pairs from table `t` (index_table) in `con`: agree on the
     combination's blocks of frame `index`, every frame within bound, and no earlier block
-    outside the combination agrees (so this is the pair's first agreeing combination)."""
+    outside the combination agrees (so this is the pair's first agreeing combination).
+    left="q": pairs between table `q` (cloud rows, all new, none in `t`) and `t` instead."""
     masks = block_masks(number_of_blocks(combo, bound))
     key = sum(masks[j] for j in combo)
     earlier = [masks[j] for j in range(combo[-1]) if j not in combo] if combo else []
     checks = [f"bit_count(xor(a.f{i}, b.f{i})) <= {bound}" for i in range(nframes)]
     checks += [f"(xor(a.f{index}, b.f{index}) & {mk}::UBIGINT) <> 0" for mk in earlier]
+    if left == "t":  # each unordered pair once, at least one side new
+        checks.append("b.has_new and (not a.has_new or a.cls < b.cls)")
     found = con.execute(
-        f"""select a.cls as a, b.cls as b from t as a join t as b
+        f"""select a.cls as a, b.cls as b from {left} as a join t as b
         on (a.f{index} & {key}::UBIGINT) = (b.f{index} & {key}::UBIGINT)
-        where b.has_new and (not a.has_new or a.cls < b.cls) and {" and ".join(checks)}"""
+        where {" and ".join(checks)}"""
     ).fetchnumpy()
     return np.asarray(found["a"], np.int64), np.asarray(found["b"], np.int64)
 
@@ -132,11 +139,13 @@ def near_pairs(
     bound: int,
     blocks: int | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    cloud: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (a, b) of rows of `frames` (n x F uint64, rows distinct) within `bound` on every
     frame, at least one side `has_new`; each unordered pair once (see the module docstring).
-    `blocks` overrides the cost model's m (must exceed bound). Runs every combination in one
-    DuckDB limited to `memory_limit` (spilling to a temporary folder)."""
+    `blocks` overrides the cost model's m (must exceed bound). `cloud` (a mask of rows with
+    has_new): pairs with both sides in it are left out, and never become candidates. Runs
+    every combination in one DuckDB limited to `memory_limit` (spilling to a temporary folder)."""
     frames = np.asarray(frames, dtype=np.uint64).reshape(len(has_new), -1)
     empty = np.zeros(0, np.int64)
     if len(frames) < 2 or not has_new.any() or bound < 0:
@@ -146,8 +155,12 @@ def near_pairs(
     spill = tempfile.mkdtemp(prefix="phash_index_")
     con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
     try:
-        con.register("t", index_table(frames, has_new))
-        found = [combination_pairs(con, c, bound, index, frames.shape[1]) for c in combos]
+        table = index_table(frames, has_new)
+        cloud = np.zeros(len(frames), bool) if cloud is None else np.asarray(cloud, bool)
+        con.register("t", table.filter(pa.array(~cloud)))
+        con.register("q", table.filter(pa.array(cloud)))
+        sides = ["t", "q"] if cloud.any() else ["t"]
+        found = [combination_pairs(con, c, bound, index, frames.shape[1], side) for c in combos for side in sides]
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
@@ -155,7 +168,7 @@ def near_pairs(
 
 
 def row_edges(
-    frames: np.ndarray, is_new: np.ndarray, bound: int, blocks: int | None = None
+    frames: np.ndarray, is_new: np.ndarray, bound: int, blocks: int | None = None, min_cloud: int = MIN_CLOUD
 ) -> tuple[np.ndarray, np.ndarray]:
     """Edges over rows 0..n-1 (row order = survivor order) with the same connected components
     as the quadratic join's {(u, v): u < v, v new, every frame within bound}; every returned
@@ -166,7 +179,11 @@ def row_edges(
     existing; a class without new rows has only such "tail" rows) have no edge inside the
     class. For two near classes a, b: if both have new rows, (L_a, L_b) joins them; a tail
     row x of a is joined to every near class b with L_b > x. Those classes nest as x grows,
-    so x joins the one with the largest L_b, and the first tail row of a joins all of them."""
+    so x joins the one with the largest L_b, and the first tail row of a joins all of them.
+    The hub's cloud (when it has >= min_cloud classes): the class with the most rows (blank
+    images), when it has new rows, and the classes within the bound of it whose last row is
+    new (no tail rows). Pairs inside the cloud are not searched: both sides are joined to
+    the hub by (L_q, L_hub) already, and they have no tail rows that could need them."""
     frames = np.asarray(frames, dtype=np.uint64).reshape(len(is_new), -1)
     n = len(frames)
     empty = np.zeros(0, np.int64)
@@ -180,7 +197,9 @@ def row_edges(
     pos = np.arange(n, dtype=np.int64)
     last_new = np.full(nc, -1, np.int64)
     np.maximum.at(last_new, cls[is_new], pos[is_new])
-    pa_, pb = near_pairs(_class_frames(frames, cls, nc), last_new >= 0, bound, blocks)
+    class_frames = _class_frames(frames, cls, nc)
+    cloud = _hub_cloud(class_frames, cls, last_new, bound, min_cloud)
+    pa_, pb = near_pairs(class_frames, last_new >= 0, bound, blocks, cloud=cloud)
     lc = last_new[cls]
     inside = pos < lc
     edges_u, edges_v = [pos[inside]], [lc[inside]]
@@ -200,6 +219,22 @@ def row_edges(
     edges_u.append(first_tail[da[joins]])
     edges_v.append(last_new[db[joins]])
     return np.concatenate(edges_u), np.concatenate(edges_v)
+
+
+def _hub_cloud(
+    class_frames: np.ndarray, cls: np.ndarray, last_new: np.ndarray, bound: int, min_cloud: int
+) -> np.ndarray | None:
+    """The hub's cloud (see row_edges) as a mask of classes, or None when it is small."""
+    counts = np.bincount(cls, minlength=len(class_frames))
+    hub = int(np.argmax(np.where(last_new >= 0, counts, -1)))
+    if last_new[hub] < 0:
+        return None
+    last_row = np.full(len(class_frames), -1, np.int64)
+    np.maximum.at(last_row, cls, np.arange(len(cls)))
+    near = np.bitwise_count(class_frames ^ class_frames[hub]).max(axis=1) <= bound
+    cloud = near & (last_new >= 0) & (last_row == last_new)
+    cloud[hub] = False
+    return cloud if cloud.sum() >= min_cloud else None
 
 
 def _class_frames(frames: np.ndarray, cls: np.ndarray, nc: int) -> np.ndarray:

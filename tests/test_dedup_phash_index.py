@@ -80,9 +80,10 @@ def test_row_edges_cluster_like_all_pairs() -> None:
     rng = np.random.default_rng(16)
     hashes = _hashes(rng, 3000)
     for is_new in (rng.random(3000) < 0.5, np.arange(3000) >= 1000, np.ones(3000, bool)):
-        u, v = row_edges(hashes, is_new, BOUND)
-        quadratic = _check_edges(hashes[:, None], is_new, u, v, BOUND)
-        assert len(u) < quadratic / 2  # identical blank hashes: a star of edges, not all their pairs
+        for min_cloud in (10**9, 10):  # without and with the blank hub's cloud left out of the search
+            u, v = row_edges(hashes, is_new, BOUND, min_cloud=min_cloud)
+            quadratic = _check_edges(hashes[:, None], is_new, u, v, BOUND)
+            assert len(u) < quadratic / 2  # identical blank hashes: a star of edges, not all their pairs
 
 
 def test_video_edges_cluster_like_all_pairs() -> None:
