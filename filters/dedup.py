@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from filters import minhash, phash
+from filters import minhash, phash, phash_index
 from filters.config import CurateConfig
 from filters.lsh_candidates import band_pairs
 from filters.media import media_path
@@ -359,17 +359,14 @@ def cluster_verified(rows: pl.DataFrame, u: np.ndarray, v: np.ndarray, cfg: Cura
 
 
 def image_duplicates(keys: pl.DataFrame, cfg: CurateConfig) -> pl.DataFrame | None:
-    """Image pairs whose pHash Hamming distance (DuckDB) <= dedup.image_max_hamming."""
+    """Image pairs whose pHash Hamming distance <= dedup.image_max_hamming (multi-index
+    hashing, filters.phash_index: the clusters of the all-pairs join without its cost)."""
     ik = keys.filter(pl.col("phash").is_not_null()).with_row_index("_pos")
     if ik.height <= 1:
         return None
-    pairs = _sql(
-        f"""select a._pos as u, b._pos as v from ik a join ik b on a._pos < b._pos
-            where b.is_new and bit_count(xor(a.phash, b.phash)) <= {int(cfg.dedup.image_max_hamming)}""",
-        ik=ik.select("_pos", "is_new", "phash"),
-    )
-    dup, surv = _cluster_dups(ik, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))
     ph = ik["phash"].to_numpy()
+    u, v = phash_index.row_edges(ph, ik["is_new"].to_numpy(), int(cfg.dedup.image_max_hamming))
+    dup, surv = _cluster_dups(ik, u, v)
     return _dup_frame(ik, dup, surv, "phash", 1.0 - _hamming(ph[dup], ph[surv]) / 64.0)
 
 
@@ -379,20 +376,8 @@ def video_duplicates(keys: pl.DataFrame, cfg: CurateConfig) -> pl.DataFrame | No
     vk = keys.filter(pl.col("frame_phashes").is_not_null()).with_row_index("_pos")
     if vk.height <= 1:
         return None
-    fr = (
-        vk.select("_pos", "is_new", pl.col("frame_phashes").list.len().alias("nf"), "frame_phashes")
-        .explode("frame_phashes")
-        .with_columns(pl.int_range(pl.len()).over("_pos").alias("k"))
-    )
-    pairs = _sql(
-        f"""select a._pos as u, b._pos as v, avg(bit_count(xor(a.frame_phashes, b.frame_phashes))) as mean_ham
-            from fr a join fr b on a.k = b.k and a._pos < b._pos and a.nf = b.nf
-            where b.is_new group by a._pos, b._pos, a.nf
-            having max(bit_count(xor(a.frame_phashes, b.frame_phashes))) <= {int(cfg.dedup.video_max_hamming)}
-               and count(*) = a.nf""",
-        fr=fr,
-    )
-    dup, surv = _cluster_dups(vk, pairs["u"].to_numpy().astype(np.int64), pairs["v"].to_numpy().astype(np.int64))
+    u, v = phash_index.video_edges(vk["frame_phashes"], vk["is_new"].to_numpy(), int(cfg.dedup.video_max_hamming))
+    dup, surv = _cluster_dups(vk, u, v)
     fl = vk["frame_phashes"].to_list()
     sim = [
         1.0 - float(_hamming(np.array(fl[d], np.uint64), np.array(fl[s], np.uint64)).mean()) / 64.0
