@@ -13,10 +13,13 @@ Survivor rule: within every cluster of duplicates the row with the smallest `ord
 Callers give existing lake rows smaller orders than new rows, so existing rows always win,
 then earlier partitions, then earlier rows. Only rows of `new` are reported.
 Exact duplicates are found first; near-duplicates are looked for among the rest:
-  minhash  rows sharing a band bucket are candidate pairs (bucketed in Polars); a pair is kept
-           when its Jaccard estimated from the bottom-k sketches (or, without sketches,
-           the signatures' agreement) is >= `minhash.threshold`; kept pairs are joined into clusters with a numpy union-find.
-  phash    image pairs whose pHash Hamming distance (DuckDB bit_count(a xor b)) <= bound.
+  minhash  in each LSH band bucket a row meets the bucket's first rows and the row before it
+           (filters/lsh_candidates.py); a pair is kept when its Jaccard estimated from the
+           bottom-k sketches (or, without sketches, the signatures' agreement) is >=
+           `minhash.threshold`; a row is a duplicate only of an earlier row it verifies
+           against, and points to that row's survivor (`earlier_roots`).
+  phash    image pairs whose pHash Hamming distance <= bound, found by multi-index hashing
+           (filters/phash_index.py): every pair within the bound, no all-pairs join.
   video    video pairs whose sampled frames are all within the bound, position by position.
   audio    identical decoded samples (the audio rows' exact key).
 The similarity is the estimated Jaccard (minhash), 1 - hamming/64 (phash; video: mean), 1.0
