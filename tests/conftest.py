@@ -297,8 +297,9 @@ def read_in_spans(tmp_path: Path, src: dict, number: str, partition_rows: int = 
     """Plan `src` (a config dict, its files under tmp_path) as gather does with
     `run.partition_rows`, read each partition's item on its own, and check the spans' contract:
     each reads at most partition_rows rows, all numbered (the uri's `#<number><N>`) within its
-    span (a WARC record without a row, such as warcinfo, leaves a number out), and together they give exactly the tables of one whole-file read. Returns the
-    partitions' items (SourceItem, span set)."""
+    span (a WARC record without a row, such as warcinfo, leaves a number out), and together
+    they give exactly the tables of one whole-file read. Returns the partitions' items
+    (SourceItem, span set) and the whole-file read's PartitionResult."""
     import polars as pl
 
     from distillery.config import validate_config
