@@ -1,6 +1,7 @@
 """Row spans of a large CSV file (sources/spans.py), found without parsing it.
 
-One streaming numpy pass over the bytes (`_BLOCK` at a time). With RFC 4180 quoting (the
+One streaming numpy pass over the bytes (`_BLOCK` at a time; per block, the positions of
+quotes, line ends and delimiters, and each one's quote parity by a binary search). With RFC 4180 quoting (the
 parser's: quote '"', doubled inside a quoted field) a newline ends a record iff the number
 of quote bytes before it is even, and a delimiter separates fields iff the same holds. A
 span is (start, stop, first_row): byte offsets [start, stop) of whole records, and the
@@ -25,7 +26,7 @@ import numpy as np
 from sources.sniff import sniff
 
 Span = tuple[int, int, int]
-_BLOCK = 8 << 20  # bytes per read: the numpy temporaries stay near 20x this
+_BLOCK = 8 << 20  # bytes per read: the numpy temporaries stay near 2x this
 _QUOTE, _CR, _LF = 34, 13, 10
 
 
@@ -37,7 +38,7 @@ def csv_header_end(path: str, delimiter: str) -> int:
     """The byte offset just after the header record (the first non-empty record)."""
     scan = _Scan(delimiter, max_rows=1, max_record_bytes=_BLOCK)
     with open(path, "rb") as fh:
-        while scan.header_end is None and (block := fh.read(_BLOCK)):
+        while scan.header_end is None and (block := fh.read(1 << 16)):
             scan.feed(block)
     if scan.header_end is None:
         raise ValueError(f"{path}: no header record")
@@ -89,30 +90,38 @@ class _Scan:
     def feed(self, block: bytes) -> None:
         self.utf8.decode(block)  # raises on invalid UTF-8: the reader would stop there
         arr = np.frombuffer(block, dtype=np.uint8)
-        quote = arr == _QUOTE
-        outside = (self.quotes + np.cumsum(quote) - quote) % 2 == 0  # even quotes before the byte
-        prev = np.concatenate(([self.last], arr[:-1]))
-        opening = quote & outside
-        if (opening & (prev != self.delim) & (prev != _LF) & (prev != _CR) & (prev != _QUOTE)).any():
+        # Quotes, line ends and delimiters are sparse: the parity at each is the count of quote
+        # positions before it (searchsorted), never a cumulative array over every byte.
+        quotes = np.flatnonzero(arr == _QUOTE)
+
+        def outside(at: np.ndarray) -> np.ndarray:
+            return at[(self.quotes + np.searchsorted(quotes, at)) % 2 == 0]
+
+        def before(at: np.ndarray) -> np.ndarray:  # the byte before each position
+            return np.where(at > 0, arr[np.maximum(at - 1, 0)], self.last)
+
+        opening = quotes[(self.quotes + np.arange(quotes.size)) % 2 == 0]
+        prev = before(opening)
+        if ((prev != self.delim) & (prev != _LF) & (prev != _CR) & (prev != _QUOTE)).any():
             raise _Unsplittable("a quote inside an unquoted field")
-        cr = (arr == _CR) & outside
-        lone = np.concatenate(([self.last_cr], cr[:-1])) & (arr != _LF)
-        if lone.any():
+        crs = outside(np.flatnonzero(arr == _CR))
+        if (self.last_cr and arr[0] != _LF) or (arr[crs[crs < arr.size - 1] + 1] != _LF).any():
             raise _Unsplittable("a lone CR ends a line")
-        delims = self.delims + np.cumsum((arr == self.delim) & outside)
-        ends = np.flatnonzero((arr == _LF) & outside)
+        ends = outside(np.flatnonzero(arr == _LF))
+        delims = outside(np.flatnonzero(arr == self.delim))
         if ends.size:
+            at_ends = self.delims + np.searchsorted(delims, ends)  # delimiters before each line end
             self._records(
                 starts=np.concatenate(([self.rec_start], self.base + ends[:-1] + 1)),
                 stops=self.base + ends + 1,
-                first_delims=np.concatenate(([self.rec_delims], delims[ends[:-1]])),
-                last_delims=delims[ends],
-                empty_cr=prev[ends] == _CR,
+                first_delims=np.concatenate(([self.rec_delims], at_ends[:-1])),
+                last_delims=at_ends,
+                empty_cr=before(ends) == _CR,
             )
-            self.rec_start, self.rec_delims = self.base + int(ends[-1]) + 1, int(delims[ends[-1]])
-        self.quotes += int(quote.sum())
-        self.delims = int(delims[-1])
-        self.last, self.last_cr = int(arr[-1]), bool(cr[-1])
+            self.rec_start, self.rec_delims = self.base + int(ends[-1]) + 1, int(at_ends[-1])
+        self.quotes += quotes.size
+        self.delims += delims.size
+        self.last, self.last_cr = int(arr[-1]), bool(crs.size and crs[-1] == arr.size - 1)
         self.base += len(block)
         if self.base - self.rec_start > self.max_record:
             raise _Unsplittable("a record longer than the parser's block")
