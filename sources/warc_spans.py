@@ -33,6 +33,7 @@ Span = tuple[int, int, int]
 # gzip member adds 18 bytes of header and trailer: a file smaller than this many bytes per
 # record cannot hold more than max_rows records and is not scanned.
 _MIN_RECORD_BYTES = 30
+_HEAD_BYTES = 1 << 16  # bytes read (and at most inflated) at a cut to find its record's header
 
 
 def warc_spans(path: str, size: int, max_rows: int) -> list[Span]:
@@ -46,12 +47,14 @@ def warc_spans(path: str, size: int, max_rows: int) -> list[Span]:
     if not gz and not head.startswith(b"WARC/"):
         return []  # not WARC: the reader quarantines the whole file once
     cuts: list[tuple[int, int]] = []  # (offset FastWARC gives for the record, its number)
+    ids: list[str] = []  # the cut records' WARC-Record-IDs, to check the offsets by
     n, clean = 0, True
     try:
         with open(path, "rb") as fh:
             for record in ArchiveIterator(fh, parse_http=False):
                 if n and n % max_rows == 0:
                     cuts.append((record.stream_pos, n))
+                    ids.append(record.headers.get("WARC-Record-ID") or "")
                 n += 1
                 declared = record.headers.get("Content-Length")
                 if declared is None or not declared.strip().isdigit():
@@ -61,7 +64,7 @@ def warc_spans(path: str, size: int, max_rows: int) -> list[Span]:
         clean = False
     if not cuts:
         return []
-    if _seekable(path, gz, [c for c, _ in cuts]):
+    if _seekable(path, gz, [c for c, _ in cuts], ids):
         bounds = [(0, 0), *cuts, (size, n)]
         return [(a, b, row) for (a, row), (b, _) in zip(bounds, bounds[1:])]
     if not (gz and clean):
@@ -70,19 +73,21 @@ def warc_spans(path: str, size: int, max_rows: int) -> list[Span]:
     return [(-1, stop, first) for first, stop in zip([0, *firsts], [*firsts, n])]
 
 
-def _seekable(path: str, gz: bool, offsets: list[int]) -> bool:
-    """Whether a record starts at each of `offsets` (FastWARC's stream positions are raw file
-    offsets for plain files and per-record gzip members, but not inside one gzip stream)."""
-    if any(b <= a for a, b in zip([0, *offsets], offsets)):
+def _seekable(path: str, gz: bool, offsets: list[int], ids: list[str]) -> bool:
+    """Whether the record with each of `ids` starts at its offset in `offsets`. FastWARC's
+    stream positions are raw file offsets for plain files and per-record gzip members, but
+    not inside a gzip member holding several records, let alone one stream for the file."""
+    if any(b <= a for a, b in zip([0, *offsets], offsets)) or not all(ids):
         return False
     with open(path, "rb") as fh:
-        for at in offsets:
+        for at, record_id in zip(offsets, ids):
             fh.seek(at)
-            raw = fh.read(256)
+            raw = fh.read(_HEAD_BYTES)
             try:
-                head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, 5) if gz else raw[:5]
+                head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, _HEAD_BYTES) if gz else raw
             except zlib.error:
                 return False
-            if head != b"WARC/":
+            header = head.partition(b"\r\n\r\n")[0]
+            if not header.startswith(b"WARC/") or record_id.encode("utf-8", "replace") not in header:
                 return False
     return True
