@@ -24,8 +24,8 @@ import codecs
 import numpy as np
 
 from sources.sniff import sniff
+from sources.spans import Span
 
-Span = tuple[int, int, int]
 _BLOCK = 8 << 20  # bytes per read: the numpy temporaries stay near 2x this
 _QUOTE, _CR, _LF = 34, 13, 10
 

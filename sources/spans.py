@@ -52,7 +52,7 @@ def row_spans(source, path: str, size: int, max_rows: int) -> list[Span]:
             from sources.warc_spans import warc_spans
 
             return warc_spans(path, size, max_rows)
-    except OSError:  # unreadable, gone, a dangling link: read whole, so the reader quarantines it once
+    except (OSError, ValueError):  # unreadable, gone, a dangling link: read whole, so the reader quarantines it once
         pass
     return []
 

@@ -27,8 +27,8 @@ import zlib
 from fastwarc.warc import ArchiveIterator
 
 from sources.sniff import sniff
+from sources.spans import Span
 
-Span = tuple[int, int, int]
 # A WARC record is at least its version line and Content-Length header (~35 bytes), and a
 # gzip member adds 18 bytes of header and trailer: a file smaller than this many bytes per
 # record cannot hold more than max_rows records and is not scanned.
