@@ -60,7 +60,7 @@ SPAN_COLUMNS = ("span_start", "span_stop", "span_row")
 
 def _split_large(src, items, max_rows: int) -> list:
     """`items` (a frame of ITEM_COLUMNS) as frames in item order: runs of items read whole, and
-    one one-row frame (with SPAN_COLUMNS) per span of each large JSONL/Parquet file
+    one one-row frame (with SPAN_COLUMNS) per span of each large JSONL/CSV/Parquet/WARC file
     (sources/spans.py)."""
     import polars as pl
 
@@ -73,7 +73,7 @@ def _split_large(src, items, max_rows: int) -> list:
     items = items.with_columns(_size=size)
     out, start = [], 0
     for i, (path, n) in enumerate(items.select("path", "_size").iter_rows()):
-        spans = row_spans(src.kind, path, n, max_rows) if n is not None else []
+        spans = row_spans(src, path, n, max_rows) if n is not None else []
         if not spans:
             continue
         if i > start:
@@ -90,7 +90,7 @@ def _split_large(src, items, max_rows: int) -> list:
 def gather_plan(cfg: PipelineConfig, lake: Lake, source_name: str) -> tuple[str, list[dict], int]:
     """List a source's new items and cut them into partitions written as plan files.
 
-    Whole items are cut into runs of `size` items; a JSONL or Parquet file with more than
+    Whole items are cut into runs of `size` items; a JSONL, CSV, Parquet or WARC file with more than
     `run.partition_rows` records is read in spans of that many records, a partition each
     (named from the span too), so a task's memory does not grow with the file.
     Returns (plan key, [{part, plan}], items skipped as already gathered).

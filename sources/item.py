@@ -37,7 +37,7 @@ class SourceItem:
     fingerprint  "size:mtime_ns" for files; the resolved commit sha (or a tree hash for a
                  non-git folder, or a dataset fingerprint) for repositories and datasets
     span         None: the whole item; else (start, stop, first_row), the part of a large
-                 JSONL/Parquet file this item stands for (sources/spans.py)
+                 JSONL/CSV/Parquet/WARC file this item stands for (sources/spans.py)
     """
 
     source: str

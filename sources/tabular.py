@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import io
 import os
 
 import polars as pl
@@ -43,9 +44,11 @@ import pyarrow.parquet as pq
 
 from distillery.config import ConfigError
 from sources.config import CsvSource, HfSource, JsonlSource, ParquetSource
+from sources.csv_spans import csv_header_end
 from sources.item import SourceItem
 from sources.record import DOCUMENT_COLUMNS, RowSink
 from sources.sniff import sniff
+from sources.spans import ByteRange
 from sources.text_decode import detect_legacy
 
 _TEXT_PREFIX = b"text\0"
@@ -196,7 +199,15 @@ def _csv_header(path: str, encoding: str, delimiter: str) -> list[str]:
     return reader.schema.names
 
 
+def csv_block_bytes(source: CsvSource) -> int:
+    """The CSV parser's block: it holds whole records, so room for one of max_row_bytes
+    (rejected later as oversized); a longer record stops the file."""
+    return max(4 << 20, source.max_row_bytes + (1 << 20))
+
+
 def read_csv(sink: RowSink, source: CsvSource, item: SourceItem) -> None:
+    """Read the file, or its span's rows (item.span: byte range of whole records after the
+    header, and the data rows before it; the header line is parsed first, as in the file)."""
     if not _precheck(sink, item, {None}):
         return
     bad_rows: list[tuple[int | None, str]] = []
@@ -207,15 +218,17 @@ def read_csv(sink: RowSink, source: CsvSource, item: SourceItem) -> None:
 
     wanted = [f for f in (source.text_field, source.id_field, source.license_field) if f]
     encoding = _csv_encoding(item.path)
-    row = 0
+    row = first = item.span[2] if item.span else 0
+    stream = None
     try:
+        if item.span:
+            header = _head(item.path, csv_header_end(item.path, source.delimiter))
+            stream = io.BufferedReader(ByteRange(item.path, item.span[0], item.span[1], prefix=header))
         reader = pacsv.open_csv(
-            item.path,
+            stream or item.path,
             # Single-threaded: the invalid-row callback then fires in file order (determinism).
             # A block holds whole records: room for one of max_row_bytes (rejected later as oversized).
-            read_options=pacsv.ReadOptions(
-                encoding=encoding, block_size=max(4 << 20, source.max_row_bytes + (1 << 20)), use_threads=False
-            ),
+            read_options=pacsv.ReadOptions(encoding=encoding, block_size=csv_block_bytes(source), use_threads=False),
             parse_options=pacsv.ParseOptions(
                 delimiter=source.delimiter, newlines_in_values=True, invalid_row_handler=on_invalid
             ),
@@ -231,7 +244,7 @@ def read_csv(sink: RowSink, source: CsvSource, item: SourceItem) -> None:
             df = pl.from_arrow(batch)
             # CSV has no null: an empty text cell is still a (empty) document, and an all-null
             # text column is one the header lacks (include_missing_columns).
-            if row == 0 and df.height and df.get_column(source.text_field).null_count() == df.height:
+            if row == first and df.height and df.get_column(source.text_field).null_count() == df.height:
                 raise missing_text_field(source, item.uri, _csv_header(item.path, encoding, source.delimiter))
             _emit_batch(sink, source, "csv", item.uri, df, row)
             row += df.height
@@ -240,6 +253,9 @@ def read_csv(sink: RowSink, source: CsvSource, item: SourceItem) -> None:
         sink.quarantine(
             uri=f"{item.uri}#row{row}-", reason=reason, error=f"file stops parsing after {row} rows ({encoding}): {exc}"
         )
+    finally:
+        if stream is not None:
+            stream.close()
     for k, (number, message) in enumerate(bad_rows):
         # pyarrow knows the line number unless quoted newlines are on the way; then the
         # uri names the k-th malformed row instead.

@@ -18,7 +18,8 @@ counted in stats["warc_other_records"]. For each document record:
   it the record is quarantined as decompression_bomb. Chunked bodies are de-chunked.
   charset: HTTP header, then <meta>, then detection (html_charset.decode_web); else
   QUARANTINE bad_encoding.
-uri = `<path>#record<N>` (N = 0-based index among all records of the file);
+uri = `<path>#record<N>` (N = 0-based index among all records of the file, also when a large
+file is read in spans of records: sources/warc_spans.py);
 meta: url, date, record_id, warc_type, content_type, http_status, charset,
 charset_source (bom|header|meta|detected), encoding (= charset, the name before issue 19),
 content_language (HTTP Content-Language), lang (<html lang>), title.
@@ -29,6 +30,8 @@ is quarantined as wrong_extension / unreadable.
 
 from __future__ import annotations
 
+import io
+import itertools
 import os
 import zlib
 
@@ -40,6 +43,7 @@ from sources.html_text import extract_html
 from sources.item import SourceItem
 from sources.record import RowSink, text_id
 from sources.sniff import sniff
+from sources.spans import ByteRange
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _DOCUMENT_TYPES = WarcRecordType.response | WarcRecordType.resource | WarcRecordType.conversion
@@ -164,7 +168,7 @@ def _document(sink: RowSink, source: WarcSource, uri: str, record: WarcRecord, b
 
 
 def read_warc(sink: RowSink, source: WarcSource, item: SourceItem) -> None:
-    """Append the rows of one WARC file."""
+    """Append the rows of one WARC file, or of its span (item.span)."""
     try:
         size = os.path.getsize(item.path)
         with open(item.path, "rb") as raw:
@@ -183,10 +187,14 @@ def read_warc(sink: RowSink, source: WarcSource, item: SourceItem) -> None:
         reason = "wrong_extension" if b"\0" in head else "unreadable"
         sink.quarantine(uri=item.uri, reason=reason, error=f"expected a WARC/ version line, got {head[:40]!r}")
         return
-    n = 0
+    # A span (sources/warc_spans.py): the bytes of its records, or for a file gzipped as one
+    # stream the whole stream with the records before the span skipped unparsed.
+    start, stop, n = item.span or (0, None, 0)
+    window = item.span is not None and start >= 0
     try:
-        with open(item.path, "rb") as fh:
-            for record in ArchiveIterator(fh, parse_http=True):
+        with ByteRange(item.path, start, stop) if window else open(item.path, "rb") as fh:
+            records = ArchiveIterator(io.BufferedReader(fh) if window else fh, parse_http=True)
+            for record in records if window or item.span is None else itertools.islice(records, n, stop):
                 uri = f"{item.uri}#record{n}"
                 n += 1
                 declared = record.headers.get("Content-Length")

@@ -304,3 +304,48 @@ run: {{partition_rows: 16, workers: 2}}
 {extra}
 """)
     return path
+
+
+def read_in_spans(tmp_path: Path, src: dict, number: str, partition_rows: int = 500) -> tuple[list, object]:
+    """Plan `src` (a config dict, its files under tmp_path) as gather does with
+    `run.partition_rows`, read each partition's item on its own, and check the spans' contract:
+    each reads at most partition_rows rows, all numbered (the uri's `#<number><N>`) within its
+    span (a WARC record without a row, such as warcinfo, leaves a number out), and together
+    they give exactly the tables of one whole-file read. Returns the partitions' items
+    (SourceItem, span set) and the whole-file read's PartitionResult."""
+    import polars as pl
+
+    from distillery.config import validate_config
+    from distillery.lake import Lake
+    from distillery.plans import gather_plan
+    from sources import SourceItem, discover, read_items
+
+    cfg = validate_config(
+        {
+            "lake": str(tmp_path / f"lake-{src['name']}"),
+            "base_dir": str(tmp_path),
+            "sources": [src],
+            "run": {"partition_rows": partition_rows},
+        }
+    )
+    source = cfg.sources[0]
+    _, parts, _ = gather_plan(cfg, Lake(cfg.lake_root), src["name"])
+    items, read = [], []
+    for p in parts:
+        (r,) = pl.read_parquet(p["plan"]).iter_rows(named=True)
+        span = (r["span_start"], r["span_stop"], r["span_row"])
+        item = SourceItem(src["name"], r["uri"], r["path"], r["fingerprint"], span)
+        result = read_items(source, [item], tmp_path / "media")
+        rows = pl.concat([result.tables[t].select("uri") for t in ("documents", "rejects", "quarantine")])
+        numbers = rows["uri"].str.extract(rf"#{number}(\d+)-?$").cast(pl.Int64)
+        assert result.rows_in <= partition_rows, (src, span)
+        assert numbers.null_count() == 0 and span[2] <= numbers.min() and numbers.max() < span[2] + partition_rows
+        items.append(item)
+        read.append(result)
+    whole = read_items(source, list(discover(source, tmp_path)), tmp_path / "media")
+    for table in ("documents", "rejects", "quarantine"):
+        assert pl.concat([r.tables[table] for r in read]).equals(whole.tables[table]), (src, table)
+    assert sum(r.rows_in for r in read) == whole.rows_in
+    for key in set(whole.stats) | {k for r in read for k in r.stats}:
+        assert sum(r.stats.get(key, 0) for r in read) == whole.stats.get(key, 0), key
+    return items, whole

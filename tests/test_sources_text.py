@@ -11,6 +11,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import read_in_spans
 from PIL import Image
 from pydantic import TypeAdapter, ValidationError
 
@@ -206,13 +207,13 @@ def test_discover_literal_base_dir_fifo_and_single_file(tmp_path):
     assert [os.path.relpath(i.path, base) for i in discover(up, base)] == ["x/a.txt", "x/b.txt", "x/pipe.txt"]
 
 
-def test_large_jsonl_and_parquet_are_read_in_spans_of_partition_rows(tmp_path):
+def test_large_jsonl_csv_and_parquet_are_read_in_spans_of_partition_rows(tmp_path):
     """A file with more records than run.partition_rows becomes several gather partitions, one
     span each: each plan's item reads only its span (at most partition_rows records, uris of its
-    rows only), and together they give exactly the rows of one whole-file read."""
-    from distillery.config import validate_config
-    from distillery.lake import Lake
-    from distillery.plans import gather_plan
+    rows only), and together they give exactly the rows of one whole-file read (read_in_spans).
+    A CSV is cut only between records: quoted newlines (LF and CRLF), doubled quotes and blank
+    lines do not move a cut; a CSV the cut cannot vouch for is read whole."""
+    from sources.spans import row_spans
 
     lines = []
     for i in range(2600):
@@ -223,31 +224,31 @@ def test_large_jsonl_and_parquet_are_read_in_spans_of_partition_rows(tmp_path):
             lines.append("{not json")  # a record, quarantined
     (tmp_path / "big.jsonl").write_text("\n".join(lines))  # no newline at the end
     pq.write_table(pa.table({"text": [f"row {i}" for i in range(1234)]}), tmp_path / "big.parquet", row_group_size=300)
-    for kind, name, n_in in (("jsonl", "big.jsonl", 2600 + 9), ("parquet", "big.parquet", 1234)):
-        src = {"name": kind, "kind": kind, "paths": [name]}
-        cfg = validate_config(
-            {
-                "lake": str(tmp_path / f"lake-{kind}"),
-                "base_dir": str(tmp_path),
-                "sources": [src],
-                "run": {"partition_rows": 500},
-            }
-        )
-        _, parts, _ = gather_plan(cfg, Lake(cfg.lake_root), kind)
-        assert len(parts) == -(-n_in // 500)
-        source = cfg.sources[0]
-        read = []
-        for p in parts:
-            (r,) = pl.read_parquet(p["plan"]).iter_rows(named=True)
-            item = SourceItem(
-                kind, r["uri"], r["path"], r["fingerprint"], (r["span_start"], r["span_stop"], r["span_row"])
-            )
-            result = read_items(source, [item], tmp_path / "media")
-            rows = pl.concat([result.tables[t].select("uri") for t in ("documents", "quarantine")])
-            numbers = rows["uri"].str.extract(r"#row(\d+)$").cast(pl.Int64)
-            assert result.rows_in <= 500 and numbers.min() == r["span_row"] and numbers.max() < r["span_row"] + 500
-            read.append(result)
-        _, whole = run(src, tmp_path)
-        for table in ("documents", "quarantine"):
-            assert pl.concat([r.tables[table] for r in read]).equals(whole.tables[table]), (kind, table)
-        assert sum(r.rows_in for r in read) == whole.rows_in == n_in
+    rows = ["id,text,license"]
+    for i in range(2600):
+        text = f'"line {i}\nof ""quoted"" text,\r\nwith commas"' if i % 3 == 0 else ("" if i % 11 == 0 else f"row {i}")
+        rows.append(f"{i},{text},{'MIT' if i % 5 else ''}")
+        if i % 499 == 0:
+            rows.append("")  # blank lines are not rows
+    (tmp_path / "big.csv").write_text("\r\n".join(rows), newline="")  # CRLF, no line end at the end
+    (tmp_path / "lf.csv").write_text("\n".join(rows) + "\n", newline="")
+    for kind, name, n_in in (
+        ("jsonl", "big.jsonl", 2600 + 9),
+        ("parquet", "big.parquet", 1234),
+        ("csv", "big.csv", 2600),
+        ("csv", "lf.csv", 2600),
+    ):
+        items, _ = read_in_spans(tmp_path, {"name": kind, "kind": kind, "paths": [name]}, "row")
+        assert len(items) == -(-n_in // 500)
+    # Read whole (no spans): a row with a stray field (its reader names it by its order in the
+    # file), a quote inside an unquoted field, a legacy encoding, an unclosed quote.
+    source = SOURCE.validate_python({"name": "c", "kind": "csv", "paths": ["*.csv"]})
+    for name, body in (
+        ("stray.csv", "\n".join([*rows[:900], "1,2,3,4", *rows[900:]])),
+        ("inner.csv", "\n".join([*rows[:900], 'x,a "quote",y', *rows[900:]])),
+        ("legacy.csv", "\n".join([*rows, "5,café,MIT"])),
+        ("open.csv", "\n".join([*rows, '5,"never closed']) + "\n"),
+    ):
+        path = tmp_path / name
+        path.write_bytes(body.encode("cp1252" if name == "legacy.csv" else "utf-8"))
+        assert row_spans(source, str(path), path.stat().st_size, 500) == [], name

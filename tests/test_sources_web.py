@@ -9,7 +9,7 @@ import json
 import zlib
 
 import datasets
-from conftest import read_source
+from conftest import read_in_spans, read_source
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
@@ -305,3 +305,57 @@ def test_hf_save_to_disk_and_local_folder(tmp_path):
     assert local.tables["documents"]["text"].to_list() == ["r0", "r1", "r2", "r3"]
     _, missing = read_source({"name": "h3", "kind": "hf", "path": "saved", "split": "validation"}, tmp_path)
     assert missing.tables["quarantine"]["reason"].to_list() == ["missing_split"]
+
+
+def test_large_warc_is_read_in_spans_of_partition_rows_in_every_layout(tmp_path):
+    """A WARC with more records than run.partition_rows is read in spans of records, a gather
+    partition each, with the uris (`#record<N>`, N among all records) and rows of one whole-file
+    read (conftest.read_in_spans): gzip per record and plain files at the records' byte offsets,
+    a file gzipped as one stream (or in members of several records) by skipping to its span. A record the crawler truncated, a
+    non-text payload, a file cut inside its last record, a record without a Content-Length and a
+    damaged record mid-file are each reported once, as in the whole-file read."""
+    records = []
+    for i in range(1300):
+        url = f"http://site.test/{i}"
+        if i % 97 == 5:
+            records.append(("resource", url, "image/png", b"\x89PNG\r\n\x1a\n" + bytes(i % 50), None, []))
+        else:
+            page = f"<html><body><p>Page {i} of the test site. " + "word " * (i % 30) + "</p></body></html>"
+            records.append(("response", url, "text/html", page.encode(), 200, []))
+    write_warc(tmp_path / "gz.warc.gz", records, gzip_records=True)
+    write_warc(tmp_path / "plain.warc", records, gzip_records=False)
+    raw = (tmp_path / "plain.warc").read_bytes()
+    raw = raw.replace(b"WARC-Target-URI: http://site.test/700\r\n", b"WARC-Target-URI: x\r\nWARC-Truncated: length\r\n")
+    (tmp_path / "plain.warc").write_bytes(raw)
+    (tmp_path / "stream.warc.gz").write_bytes(gzip.compress(raw))
+    (tmp_path / "cut.warc").write_bytes(raw[:-40])
+    at = raw.index(b"WARC/1.0", raw.index(b"http://site.test/800\r\n") - 200)
+    length = raw.index(b"Content-Length", at)  # record 801's header loses its Content-Length
+    (tmp_path / "nolength.warc").write_bytes(raw[:length] + b"X-" + raw[length:])
+    (tmp_path / "damaged.warc").write_bytes(raw[:at] + b"NOT A WARC RECORD\r\n\r\n" + raw[at:])
+    each = [b"WARC/1.0\r\n" + r for r in raw.split(b"WARC/1.0\r\n")[1:]]  # gzip members of 3 records each:
+    members = [gzip.compress(b"".join(each[i : i + 3])) for i in range(0, len(each), 3)]  # FastWARC's offsets
+    (tmp_path / "members.warc.gz").write_bytes(b"".join(members))  # there are not the records': streamed
+    quarantined = {}
+    names = (
+        "gz.warc.gz",
+        "plain.warc",
+        "stream.warc.gz",
+        "members.warc.gz",
+        "cut.warc",
+        "nolength.warc",
+        "damaged.warc",
+    )
+    for name in names:
+        src = {"name": name.split(".")[0], "kind": "warc", "paths": [name]}
+        items, whole = read_in_spans(tmp_path, src, "record")
+        assert [i.span[2] for i in items] == ([0, 500] if name in ("nolength.warc", "damaged.warc") else [0, 500, 1000])
+        assert all(item.span[0] == -1 for item in items) == (name in ("stream.warc.gz", "members.warc.gz")), name
+        q = whole.tables["quarantine"]
+        quarantined[name] = sorted(zip([u.rsplit("#", 1)[1] for u in q["uri"]], q["reason"]))
+    assert quarantined["plain.warc"] == quarantined["stream.warc.gz"] == [("record701", "truncated")]
+    assert quarantined["members.warc.gz"] == [("record701", "truncated")]
+    assert quarantined["cut.warc"] == [("record1300-", "truncated"), ("record701", "truncated")]
+    assert quarantined["nolength.warc"] == [("record701", "truncated"), ("record801-", "truncated")]
+    assert quarantined["damaged.warc"] == [("record701", "truncated"), ("record801-", "unreadable")]
+    assert quarantined["gz.warc.gz"] == []
