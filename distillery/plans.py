@@ -26,7 +26,7 @@ from distillery.generations import (
 )
 from distillery.lake import Lake, stable_hash, write_parquet_atomic
 from distillery.shard_current import current_build
-from distillery.stage import StagePlan, Unit
+from distillery.stage import StagePlan, StepContext, Unit
 
 ITEM_COLUMNS = ("uri", "path", "fingerprint")
 
@@ -203,9 +203,14 @@ def plan_gather(cfg: PipelineConfig, lake: Lake) -> StagePlan:
     )
 
 
-def claim_curate_gen(cfg: PipelineConfig, plan: StagePlan) -> None:
-    """Before curate writes: its generation records the sources it now curates (generations.curate_gen)."""
-    record_upstream(cfg, Lake(cfg.lake_root), Path(plan.units[0].gen))
+def commit_curate(ctx: StepContext) -> list[Path]:
+    """Commit curate's batch, its generation first recording the sources it now curates
+    (generations.curate_gen). Recorded at the commit, not when the run starts, so a run that
+    fails (a full disk, a kill) leaves the lake as it was; recorded just before the batch's
+    rename, so a committed batch's sources are always on the record."""
+    record_upstream(ctx.cfg, ctx.lake, Path(ctx.unit.gen))
+    done = ctx.batch.commit()
+    return [] if done is None else [done]
 
 
 def plan_curate(cfg: PipelineConfig, lake: Lake) -> StagePlan:

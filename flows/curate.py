@@ -11,7 +11,7 @@ from __future__ import annotations
 from prefect import flow
 
 from distillery.config import PipelineConfig
-from distillery.plans import claim_curate_gen, plan_curate
+from distillery.plans import commit_curate, plan_curate
 from distillery.stage import Report, Stage, Step
 from filters.curate_steps import band_tasks, dedup_band_step, dedup_exact_step, dedup_step, filter_parts, finish_parts
 from flows.driver import run_stage
@@ -37,7 +37,7 @@ CURATE = Stage(
         Step("write_curated_partitions", finish_parts),
     ),
     report,
-    before=claim_curate_gen,
+    committed=commit_curate,
 )
 
 
