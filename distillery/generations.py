@@ -87,8 +87,10 @@ def recorded_upstream(gen: Path) -> set[str]:
 
 
 def record_upstream(cfg: PipelineConfig, lake: Lake, gen: Path) -> None:
-    """Record in `gen` that it curates the current gather generations (before a run curates
-    their partitions into it, so a crashed run's re-plan finds the same generation)."""
+    """Record in `gen` that it curates the current gather generations (just before a curate
+    batch commits: plans.commit_curate). A crashed run's re-plan finds the same generation
+    without it: an extended one still holds a subset of the current sources, a fresh one
+    (no record yet) holds the empty set."""
     upstream = sorted({p.name for p in gather_gens(cfg, lake).values()} | recorded_upstream(gen))
     if sorted(recorded_upstream(gen)) != upstream:
         atomic.write_bytes(gen / UPSTREAM, json.dumps(upstream, indent=1).encode())
