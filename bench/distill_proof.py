@@ -45,6 +45,8 @@ from proof_arms import ARMS, check_arm, problems, run_arm, write_inputs  # noqa:
 from teacher.reference.noisy import Noise  # noqa: E402
 from teacher.reference.server import start_server  # noqa: E402
 
+# issue 18's goals: verified traces beat answers only by 15 points and unverified traces by 5
+GOALS = {"answers": 0.15, "unverified": 0.05}
 FULL = {"train": 5000, "test": 200, "steps": 1000, "seeds": 3}
 QUICK = {"train": 1000, "test": 100, "steps": 150, "seeds": 1}
 
@@ -172,12 +174,24 @@ def report(args, results: list[dict], counts: dict, wall_s: float, cpu_s: float)
             f"{arm:12s} {c['shard_rows']:10d} {c['wrong_answers_kept']:10d}   "
             f"{p['mean']:6.1%} ± {p['sd']:5.1%}   [{seeds}]"
         )
+    print("\nper student (the losses fingerprint the run: the same command gives the same digits)")
+    for r in sorted(results, key=lambda r: (args.arm_list.index(r["arm"]), r["seed"])):
+        print(
+            f"  {r['arm']:12s} seed {r['seed']}  exact match {r['accuracy']:6.1%}  train loss {r['train_loss']:.6f}"
+            f"  val loss {r['val_loss']:.6f}  {r['cpu_s']:.0f} CPU s"
+        )
     if paired:
         print("\npaired differences (same seed), verified minus:")
         for arm, d in paired.items():
             diffs = " ".join(f"{x:+6.1%}" for x in d["diffs"])
             sep = "every seed of verified above every seed of" if d["separated"] else "NOT separated from"
             print(f"  {arm:12s} {d['mean']:+6.1%} ± {d['sd']:5.1%}   [{diffs}]   {sep} {arm}")
+        for arm, goal in GOALS.items():
+            if arm in paired:
+                met = paired[arm]["mean"] >= goal and paired[arm]["separated"]
+                print(
+                    f"goal: verified beats {arm} by >= {goal:.0%}, every seed separated: {'met' if met else 'NOT met'}"
+                )
     print(f"\nwall {wall_s:.0f} s, {cpu_s:.0f} CPU s (students {sum(r['cpu_s'] for r in results):.0f} CPU s)")
 
 
