@@ -36,11 +36,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from proof_student import pin_threads, student  # noqa: E402
-
-pin_threads()  # before anything imports torch, here and in the student processes (they inherit it)
-
 from proof_arms import ARMS, check_arm, problems, run_arm, write_inputs  # noqa: E402
+from proof_student import student  # noqa: E402
 
 from teacher.reference.noisy import Noise  # noqa: E402
 from teacher.reference.server import start_server  # noqa: E402

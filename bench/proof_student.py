@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -35,7 +36,10 @@ PINNED_ENV = {
 
 
 def pin_threads() -> None:
-    """Fix the math libraries' threads and kernels; call before torch is imported."""
+    """Fix the math libraries' threads and kernels; raises if torch is already loaded (the
+    settings would not hold: each student runs in a fresh spawned process for this)."""
+    if "torch" in sys.modules:
+        raise RuntimeError("pin_threads() must run before torch is imported")
     os.environ.update(PINNED_ENV)
 
 
