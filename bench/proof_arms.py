@@ -86,10 +86,16 @@ def write_inputs(folder: Path, train: list[dict], test: list[dict], seed: int) -
     folder.mkdir(parents=True, exist_ok=True)
     mixed = train + test
     random.Random(seed + 1).shuffle(mixed)
-    with open(folder / "problems.jsonl", "w") as fh:
-        fh.writelines(json.dumps({"text": p["question"], "answer": p["answer"]}) + "\n" for p in mixed)
-    with open(folder / "heldout.jsonl", "w") as fh:
-        fh.writelines(json.dumps({"text": p["question"]}) + "\n" for p in test)
+    _write_if_changed(folder / "problems.jsonl", [{"text": p["question"], "answer": p["answer"]} for p in mixed])
+    _write_if_changed(folder / "heldout.jsonl", [{"text": p["question"]} for p in test])
+
+
+def _write_if_changed(path: Path, records: list[dict]) -> None:
+    """Write JSONL unless `path` holds it already: an unchanged file keeps its mtime, so a
+    re-run with --work gathers nothing new (a rewritten file would be gathered again)."""
+    data = "".join(json.dumps(r) + "\n" for r in records).encode()
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
 
 
 def run_arm(
@@ -100,7 +106,8 @@ def run_arm(
     model, verify, reasoning = ARM_SETTINGS[arm]
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("problems.jsonl", "heldout.jsonl"):  # copies: gather refuses links out of the folder
-        shutil.copyfile(inputs / name, folder / name)
+        if not (folder / name).exists() or (folder / name).read_bytes() != (inputs / name).read_bytes():
+            shutil.copy2(inputs / name, folder / name)
     n_rows = sum(1 for _ in open(inputs / "problems.jsonl"))
     config = CONFIG.format(
         arm=arm,
