@@ -66,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=6e-3)
     ap.add_argument("--workers", type=int, default=2, help="students trained at once (one thread each)")
+    ap.add_argument("--teacher-port", type=int, default=8797, help="loopback port of the reference teacher")
     ap.add_argument("--prefect-api", help="a running Prefect API for the pipeline runs (default: each starts its own)")
     ap.add_argument("--work", type=Path, help="keep the lakes and checkpoints here (default: a temporary folder)")
     args = ap.parse_args(argv)
@@ -99,7 +100,9 @@ def make_arms(args: argparse.Namespace, work: Path) -> tuple[dict, list[dict], d
     """Run the pipeline for every arm; (shard dir per arm, held-out problems, lake counts per arm)."""
     train_p, test_p = problems(args.train, args.test, args.digits, args.data_seed)
     write_inputs(work / "inputs", train_p, test_p, args.data_seed)
-    server = start_server(noise=Noise(args.noise, args.data_seed))
+    # a fixed port: the teacher's URL is part of every request's cache key, hence of the trace
+    # ids, which order the shards; a random port gave each run a different data order
+    server = start_server(port=args.teacher_port, noise=Noise(args.noise, args.data_seed))
     shard_dirs, counts = {}, {}
     try:
         for arm in args.arm_list:
@@ -121,8 +124,9 @@ def train_all(args: argparse.Namespace, work: Path, shard_dirs: dict, test_p: li
         for arm in args.arm_list
     ]
     print(f"training {len(jobs)} students, {args.workers} at a time ...", flush=True)
-    ctx = multiprocessing.get_context("spawn")  # fresh processes: torch's thread settings hold
-    with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
+    ctx = multiprocessing.get_context("spawn")
+    # a fresh process per student: its thread and kernel settings must precede torch's import
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx, max_tasks_per_child=1) as pool:
         results = [f.result() for f in [pool.submit(student, *job) for job in jobs]]
     return results
 
