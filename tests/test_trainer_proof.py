@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from conftest import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -18,6 +20,7 @@ def test_quick_proof_arms_differ_as_intended(prefect_server, tmp_path):
         sys.path.remove(str(REPO / "bench"))
     argv = ["--arms", "verified,unverified", "--train", "150", "--test", "20", "--steps", "3", "--seeds", "1"]
     argv += ["--layers", "1", "--embd", "16", "--work", str(tmp_path), "--prefect-api", prefect_server.api_url]
+    argv += ["--teacher-port", str(free_port())]  # not the bench's fixed port: a bench may be running
     out = distill_proof.main(argv)
 
     counts = out["counts"]
