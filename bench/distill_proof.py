@@ -1,260 +1,217 @@
-"""Does distillation with reasoning traces help a small student? Teacher -> shards -> student.
+"""Does verified distillation help a small student? Three data arms, several seeds, same compute.
 
-The whole pipeline, at toy scale, on the CPU:
-  1. problems: 2-digit additions from teacher.reference.problems.arithmetic_problems (deduplicated),
-     split into disjoint train and held-out sets;
-  2. teacher: the bundled reference teacher (teacher.reference.server.start_server, on loopback) answers
-     the train problems through teacher.distill_partition, step by step (reasoning_content),
-     verified by the math verifier;
-  3. shards: the accepted traces go through shards.tokenize_partition / write_shards twice:
-     as they are (prompt | reasoning | answer), and with the reasoning removed (answers alone);
-  4. student: the same small transformer is trained from scratch on each, for the same number
-     of steps x batch x block tokens (the same compute);
-  5. exact match: each student answers the held-out problems greedily; the number after the
-     last "Answer:" must equal the true sum.
+  1. problems: distinct 2-digit additions, split into train and held-out; the gathered file
+     holds both (bench/proof_arms.py), and decontamination must drop the held-out ones;
+  2. teacher: the noisy reference teacher (`distillery-reference-noisy`, 30 % of answers
+     wrong with plausible working by default) on loopback;
+  3. data: one `distillery run` per arm (gather -> curate -> distill -> shard), the code a
+     user runs: verified traces, unverified traces (verification off), answers only (the
+     verified traces without reasoning); `--ceiling` adds the exact teacher's traces;
+  4. students: the same small transformer trained from scratch on each arm's shards with
+     the bundled trainer, for the same steps x batch x block tokens, one per (arm, seed);
+     the seed sets init and data order (bench/proof_student.py, fixed threads and kernels);
+  5. exact match of the final answer on the held-out problems, greedy; per arm mean, sd and
+     each seed, and the paired (same-seed) differences against the verified arm.
 
 Why it can work: cl100k writes "57" and "38" as single tokens, so from answers alone the
-student must learn a 100 x 100 addition table from a few thousand examples; the teacher's
-column-by-column steps turn that into small digit tables that every example exercises.
+student must learn a 100 x 100 addition table; the teacher's column-by-column steps turn
+that into small digit tables. Unverified traces teach the teacher's slips as well.
 
-    python bench/distill_proof.py [--train 5000] [--test 200] [--steps 1000] [--layers 3 --embd 96 ...]
-The two students train at the same time in two processes of one torch thread each (on a
-busy CPU, 2 OpenMP threads per process ran ~10x slower than 1). Measured on the 2-core dev
-box with the defaults: 764 s in all while other jobs kept its load average at 7-9, 517 s at
-load ~4 (each student ~180-190 CPU s); both runs gave the same figures (training is
-deterministic): exact match 36.5 % with reasoning traces vs 23.5 % on answers alone.
+    python bench/distill_proof.py            # full: 3 arms x 3 seeds
+    python bench/distill_proof.py --quick    # smoke: fewer problems and steps, 1 seed
+The same command prints the same figures on every run, whatever the machine's load.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
-import random
-import re
+import statistics
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import polars as pl
-import torch
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from distillery.encoding import get_encoding  # noqa: E402
-from shards import ShardConfig, decode_text, fit_codebooks, tokenize_partition, write_shards  # noqa: E402
-from teacher import DistillConfig, TaskConfig, distill_partition  # noqa: E402
-from teacher.reference.problems import arithmetic_problems, problems_frame  # noqa: E402
+from proof_arms import ARMS, check_arm, problems, run_arm, write_inputs  # noqa: E402
+from proof_student import student  # noqa: E402
+
+from teacher.reference.noisy import Noise  # noqa: E402
 from teacher.reference.server import start_server  # noqa: E402
-from trainer import TrainConfig, train  # noqa: E402
-from trainer.train import load_model  # noqa: E402
-from trainer.vocab import remap_table  # noqa: E402
 
-ANSWER = re.compile(r"Answer:\s*(-?\d+)")
-
-
-def problems(n_train: int, n_test: int, digits: int, seed: int) -> tuple[list[dict], list[dict]]:
-    """Disjoint train / held-out additions (each question appears once)."""
-    unique, n = {}, 10 * (n_train + n_test)
-    for p in arithmetic_problems(n, seed, digits):
-        if " + " in p["question"]:
-            unique.setdefault(p["question"], p)
-    pool = list(unique.values())
-    random.Random(seed).shuffle(pool)
-    if len(pool) < n_train + n_test:
-        raise SystemExit(f"only {len(pool)} distinct problems; ask for fewer")
-    return pool[n_test : n_test + n_train], pool[:n_test]
+# issue 18's goals: verified traces beat answers only by 15 points and unverified traces by 5
+GOALS = {"answers": 0.15, "unverified": 0.05}
+FULL = {"train": 5000, "test": 200, "steps": 1000, "seeds": 3}
+QUICK = {"train": 1000, "test": 100, "steps": 150, "seeds": 1}
 
 
-def teacher_traces(train_problems: list[dict], work: Path) -> pl.DataFrame:
-    server = start_server()
-    try:
-        cfg = DistillConfig(
-            base_url=server.url,
-            tasks=[TaskConfig(name="arithmetic", template="{text}", verify="math")],
-            concurrency=16,
-        )
-        result = distill_partition(problems_frame(train_problems), cfg, work / "cache", work)
-    finally:
-        server.stop()
-    traces = result.tables["traces"]
-    return traces.filter(pl.col("verdict") == "pass")
-
-
-def shard(traces: pl.DataFrame, work: Path, name: str) -> tuple[Path, dict]:
-    """traces -> SHARD_ROW samples -> shards, with the shards stage's own functions."""
-    cfg = ShardConfig(threads=2)
-    spec = fit_codebooks([], cfg, work, work / "codebooks")  # text only: no media to fit
-    traces.write_parquet(work / f"{name}-traces.parquet")
-    result = tokenize_partition(work / f"{name}-traces.parquet", "traces", spec, cfg, work)
-    result.tables["samples"].write_parquet(work / f"{name}-samples.parquet")
-    manifest = write_shards([work / f"{name}-samples.parquet"], spec, cfg, work / f"{name}-shards")
-    return work / f"{name}-shards", {"spec": spec, "manifest": manifest, "samples": result.tables["samples"]}
-
-
-@torch.no_grad()
-def exact_match(
-    checkpoint: Path, spec: dict, test: list[dict], max_new_tokens: int, batch: int = 100
-) -> tuple[float, list[str]]:
-    """Greedy answers to `test` in the trace layout <|user|> q <|assistant|> <|think|> ...; share correct."""
-    model, ckpt = load_model(checkpoint, "cpu")
-    vocab = ckpt["vocab"].numpy()
-    remap = remap_table(vocab, spec["vocab"]["size"])
-    sp = spec["vocab"]["special"]
-    enc = get_encoding(spec["encoding"])
-    prompts = [[sp["<|user|>"], *enc.encode(p["question"]), sp["<|assistant|>"], sp["<|think|>"]] for p in test]
-    outputs: list[str] = [""] * len(test)
-    by_len: dict[int, list[int]] = {}
-    for i, p in enumerate(prompts):
-        by_len.setdefault(len(p), []).append(i)
-    eos = int(remap[sp["<|eos|>"]])
-    for idx in by_len.values():  # prompts of one length batch together (no padding needed)
-        for lo in range(0, len(idx), batch):
-            part = idx[lo : lo + batch]
-            x = torch.from_numpy(remap[np.array([prompts[i] for i in part])])
-            y = model.generate(x, max_new_tokens, temperature=0, stop=eos)
-            for i, row in zip(part, y[:, x.size(1) :].numpy()):
-                ids = vocab[row].tolist()
-                if sp["<|eos|>"] in ids:
-                    ids = ids[: ids.index(sp["<|eos|>"])]
-                outputs[i] = decode_text(ids, spec)
-    correct = 0
-    for p, out in zip(test, outputs):
-        found = ANSWER.findall(out)
-        correct += bool(found) and found[-1] == p["answer"]
-    return correct / len(test), outputs
-
-
-def student(
-    name: str,
-    shard_dir: Path,
-    spec: dict,
-    cfg: TrainConfig,
-    test: list[dict],
-    out: Path,
-    threads: int,
-    data_tokens: int,
-) -> dict:
-    """Train one student from scratch and measure it; runs in its own process."""
-    torch.set_num_threads(threads)
-    t0, c0 = time.perf_counter(), time.process_time()
-    tag = f"[{name}]"
-    report = train(
-        shard_dir,
-        cfg,
-        out,
-        on_log=lambda e: print(
-            f"  {tag:24s} step {e['step']:5d}  loss {e['loss']:.3f}  {e['tokens_per_s']:,.0f} tok/s", flush=True
-        ),
-    )
-    t_train = time.perf_counter() - t0
-    acc, outs = exact_match(
-        Path(report["checkpoint"]), spec, test, max_new_tokens=cfg.block_size - 16 if name.startswith("with") else 40
-    )
-    return {
-        "accuracy": acc,
-        "val_loss": report["val_loss_mean"],
-        "train_loss": report["train_loss_window"],
-        "train_s": t_train,
-        "eval_s": time.perf_counter() - t0 - t_train,
-        "cpu_s": time.process_time() - c0,
-        "epochs": cfg.steps * cfg.batch_size * (cfg.block_size + 1) / data_tokens,
-        "examples": [(p["question"], o) for p, o in zip(test[:3], outs[:3])],
-    }
-
-
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", type=int, default=5000, help="training problems sent to the teacher")
-    ap.add_argument("--test", type=int, default=200, help="held-out problems")
+    ap.add_argument("--quick", action="store_true", help=f"smoke setting: {QUICK}")
+    ap.add_argument("--train", type=int, help=f"training problems (full {FULL['train']})")
+    ap.add_argument("--test", type=int, help=f"held-out problems (full {FULL['test']})")
+    ap.add_argument("--steps", type=int, help=f"training steps per student (full {FULL['steps']})")
+    ap.add_argument("--seeds", type=int, help=f"students per arm, seeds 0..n-1 (full {FULL['seeds']})")
+    ap.add_argument("--arms", default="verified,unverified,answers", help=f"comma-separated, of {','.join(ARMS)}")
+    ap.add_argument("--ceiling", action="store_true", help="add the exact teacher's verified traces (arm 'exact')")
     ap.add_argument("--digits", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--noise", type=float, default=Noise.share, help="share of wrong teacher answers")
+    ap.add_argument("--data-seed", type=int, default=0, help="which problems, and which ones the teacher gets wrong")
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--embd", type=int, default=96)
     ap.add_argument("--block", type=int, default=128)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=6e-3)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads per student (1 is fastest on a busy CPU)")
-    ap.add_argument("--sequential", action="store_true", help="train the two students one after the other")
-    args = ap.parse_args()
-    t0 = time.perf_counter()
-    cfg = TrainConfig(
-        n_layer=args.layers,
-        n_head=4,
-        n_embd=args.embd,
-        block_size=args.block,
-        batch_size=args.batch,
-        steps=args.steps,
-        lr=args.lr,
-        min_lr=args.lr / 10,
-        warmup_steps=50,
-        log_every=100,
-        device="cpu",
-        seed=args.seed,
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        train_p, test_p = problems(args.train, args.test, args.digits, args.seed)
-        traces = teacher_traces(train_p, work)
-        print(
-            f"teacher: {len(traces)} verified traces for {len(train_p)} train problems "
-            f"({time.perf_counter() - t0:.0f} s); held-out: {len(test_p)} problems",
-            flush=True,
-        )
-        variants = {
-            "with reasoning traces": traces,
-            "answers alone": traces.with_columns(pl.lit("").alias("reasoning")),
+    ap.add_argument("--workers", type=int, default=2, help="students trained at once (one thread each)")
+    ap.add_argument("--teacher-port", type=int, default=8797, help="loopback port of the reference teacher")
+    ap.add_argument("--prefect-api", help="a running Prefect API for the pipeline runs (default: each starts its own)")
+    ap.add_argument("--work", type=Path, help="keep the lakes and checkpoints here (default: a temporary folder)")
+    args = ap.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.arm_list = [a for a in args.arms.split(",") if a] + (["exact"] if args.ceiling else [])
+    unknown = set(args.arm_list) - set(ARMS)
+    if unknown:
+        ap.error(f"unknown arms {sorted(unknown)}")
+    return args
+
+
+def train_config(args: argparse.Namespace) -> dict:
+    return {
+        "n_layer": args.layers,
+        "n_head": 4,
+        "n_embd": args.embd,
+        "block_size": args.block,
+        "batch_size": args.batch,
+        "steps": args.steps,
+        "lr": args.lr,
+        "min_lr": args.lr / 10,
+        "warmup_steps": min(50, args.steps // 10),
+        "log_every": max(1, args.steps),
+        "device": "cpu",
+    }
+
+
+def make_arms(args: argparse.Namespace, work: Path) -> tuple[dict, list[dict], dict]:
+    """Run the pipeline for every arm; (shard dir per arm, held-out problems, lake counts per arm)."""
+    train_p, test_p = problems(args.train, args.test, args.digits, args.data_seed)
+    write_inputs(work / "inputs", train_p, test_p, args.data_seed)
+    # a fixed port: the teacher's URL is part of every request's cache key, hence of the trace
+    # ids, which order the shards; a random port gave each run a different data order
+    server = start_server(port=args.teacher_port, noise=Noise(args.noise, args.data_seed))
+    shard_dirs, counts = {}, {}
+    try:
+        for arm in args.arm_list:
+            t0 = time.perf_counter()
+            shard_dirs[arm] = run_arm(
+                arm, work / arm, work / "inputs", server.url, 0.05, work / f"{arm}.log", args.prefect_api
+            )
+            counts[arm] = check_arm(arm, work / arm, test_p)
+            print(f"[{arm}] pipeline {time.perf_counter() - t0:.0f} s: {counts[arm]}", flush=True)
+    finally:
+        server.stop()
+    return shard_dirs, test_p, counts
+
+
+def train_all(args: argparse.Namespace, work: Path, shard_dirs: dict, test_p: list[dict]) -> list[dict]:
+    jobs = [
+        (arm, seed, shard_dirs[arm], train_config(args), test_p, work / "runs" / f"{arm}-{seed}")
+        for seed in range(args.seeds)
+        for arm in args.arm_list
+    ]
+    print(f"training {len(jobs)} students, {args.workers} at a time ...", flush=True)
+    ctx = multiprocessing.get_context("spawn")
+    # a fresh process per student: its thread and kernel settings must precede torch's import
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx, max_tasks_per_child=1) as pool:
+        results = [f.result() for f in [pool.submit(student, *job) for job in jobs]]
+    return results
+
+
+def summary(results: list[dict], arms: list[str]) -> tuple[dict, dict]:
+    """Per arm {mean, sd, seeds}; per other arm the paired differences verified - arm."""
+    acc = {a: {r["seed"]: r["accuracy"] for r in results if r["arm"] == a} for a in arms}
+    per_arm = {
+        a: {
+            "mean": statistics.fmean(v.values()),
+            "sd": statistics.stdev(v.values()) if len(v) > 1 else 0.0,
+            "seeds": [v[s] for s in sorted(v)],
         }
-        jobs = {}
-        for name, tr in variants.items():
-            shard_dir, info = shard(tr, work, name.split()[0])
-            split = info["manifest"]["totals"]["splits"]["train"]
-            print(
-                f"[{name}] shards: {split['rows']} train samples, {split['tokens']:,} tokens "
-                f"({split['tokens'] / split['rows']:.0f}/sample), e.g.\n  "
-                f"{decode_text(info['samples']['tokens'][0].to_list(), info['spec'])!r}",
-                flush=True,
-            )
-            jobs[name] = (
-                name,
-                shard_dir,
-                info["spec"],
-                cfg,
-                test_p,
-                work / f"{name.split()[0]}-run",
-                args.threads,
-                split["tokens"],
-            )
-        print(
-            f"training two students from scratch, {cfg.steps} steps each "
-            f"({'one after the other' if args.sequential else 'in two processes'}) ...",
-            flush=True,
-        )
-        if args.sequential:
-            results = {name: student(*job) for name, job in jobs.items()}
-        else:
-            with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {name: pool.submit(student, *job) for name, job in jobs.items()}
-                results = {name: f.result() for name, f in futures.items()}
+        for a, v in acc.items()
+    }
+    paired = {}
+    if "verified" in acc:
+        for a in arms:
+            if a != "verified":
+                diffs = [acc["verified"][s] - acc[a][s] for s in sorted(acc[a])]
+                paired[a] = {
+                    "mean": statistics.fmean(diffs),
+                    "sd": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
+                    "diffs": diffs,
+                    "separated": min(acc["verified"].values()) > max(acc[a].values()),
+                }
+    return per_arm, paired
+
+
+def report(args, results: list[dict], counts: dict, wall_s: float, cpu_s: float) -> None:
+    per_arm, paired = summary(results, args.arm_list)
+    cfg = train_config(args)
+    tokens = cfg["steps"] * cfg["batch_size"] * (cfg["block_size"] + 1)
     print(
-        f"\nstudent: {cfg.n_layer} layers, n_embd {cfg.n_embd}, block {cfg.block_size}, batch {cfg.batch_size}, "
-        f"lr {cfg.lr}, {cfg.steps} steps each = {cfg.steps * cfg.batch_size * (cfg.block_size + 1):,} tokens "
-        f"(same compute), {args.threads} thread(s) each"
+        f"\nstudent: {cfg['n_layer']} layers, n_embd {cfg['n_embd']}, block {cfg['block_size']}, batch "
+        f"{cfg['batch_size']}, lr {cfg['lr']}, {cfg['steps']} steps = {tokens:,} tokens per student (same compute)"
     )
-    for name, r in results.items():
+    print(f"teacher: {args.noise:.0%} wrong answers (seed {args.data_seed}); {args.train} train, {args.test} held-out")
+    print(
+        f"\n{'arm':12s} {'shard rows':>10s} {'wrong kept':>10s}   exact match: mean ± sd   [seeds 0..{args.seeds - 1}]"
+    )
+    for arm in args.arm_list:
+        p, c = per_arm[arm], counts[arm]
+        seeds = " ".join(f"{x:6.1%}" for x in p["seeds"])
         print(
-            f"\n[{name}] {r['epochs']:.1f} epochs, final train loss {r['train_loss']:.3f}, val loss "
-            f"{r['val_loss']:.3f}, train {r['train_s']:.0f} s, answering {r['eval_s']:.0f} s, {r['cpu_s']:.0f} CPU s"
+            f"{arm:12s} {c['shard_rows']:10d} {c['wrong_answers_kept']:10d}   "
+            f"{p['mean']:6.1%} ± {p['sd']:5.1%}   [{seeds}]"
         )
-        for q, o in r["examples"]:
-            print(f"  {q!r} -> {o[-70:]!r}")
-    print()
-    for name, r in results.items():
-        print(f"exact-match accuracy on {len(test_p)} held-out problems, {name:22s} {r['accuracy']:6.1%}")
-    print(f"total time {time.perf_counter() - t0:.0f} s")
+    print("\nper student (the losses fingerprint the run: the same command gives the same digits)")
+    for r in sorted(results, key=lambda r: (args.arm_list.index(r["arm"]), r["seed"])):
+        print(
+            f"  {r['arm']:12s} seed {r['seed']}  exact match {r['accuracy']:6.1%}  train loss {r['train_loss']:.6f}"
+            f"  val loss {r['val_loss']:.6f}  {r['cpu_s']:.0f} CPU s"
+        )
+    if paired:
+        print("\npaired differences (same seed), verified minus:")
+        for arm, d in paired.items():
+            diffs = " ".join(f"{x:+6.1%}" for x in d["diffs"])
+            sep = "every seed of verified above every seed of" if d["separated"] else "NOT separated from"
+            print(f"  {arm:12s} {d['mean']:+6.1%} ± {d['sd']:5.1%}   [{diffs}]   {sep} {arm}")
+        for arm, goal in GOALS.items():
+            if arm in paired:
+                met = paired[arm]["mean"] >= goal and paired[arm]["separated"]
+                print(
+                    f"goal: verified beats {arm} by >= {goal:.0%}, every seed separated: {'met' if met else 'NOT met'}"
+                )
+    print(f"\nwall {wall_s:.0f} s, {cpu_s:.0f} CPU s (students {sum(r['cpu_s'] for r in results):.0f} CPU s)")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        shard_dirs, test_p, counts = make_arms(args, work)
+        results = train_all(args, work, shard_dirs, test_p)
+    children = time.process_time() - c0  # this process; the pipeline's and students' CPU are added below
+    import resource
+
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = children + child.ru_utime + child.ru_stime
+    report(args, results, counts, time.perf_counter() - t0, cpu_s)
+    return {"results": results, "counts": counts, "summary": summary(results, args.arm_list)}
 
 
 if __name__ == "__main__":

@@ -84,4 +84,7 @@ class ShardConfig(BaseModel):
     row_group_bytes: int = Field(1 * MiB, ge=1024)
     zstd_level: int = Field(1, ge=1, le=22, description="zstd level of the shards")
     val_fraction: float = Field(0.05, ge=0.0, le=1.0)
+    # False writes each trace as prompt | answer, its reasoning left out: the "answers only"
+    # ablation of bench/distill_proof.py (the same traces, the same verification).
+    trace_reasoning: bool = True
     seed: int = 0

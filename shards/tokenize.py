@@ -152,7 +152,7 @@ def _traces(
     enc = tokenize_traces(
         rows,
         table.column("messages").to_pylist(),
-        table.column("reasoning").to_pylist(),
+        table.column("reasoning").to_pylist() if cfg.trace_reasoning else [""] * table.num_rows,
         table.column("answer").to_pylist(),
         verdict,
         tuple(verdicts),

@@ -10,6 +10,8 @@
 The model name picks the reasoning form, so clients can be tested against each:
   ...-vllm -> `reasoning` field; ...-think -> inline <think>..</think>;
   ...-think-open -> inline with the opening tag missing; otherwise `reasoning_content`.
+`distillery-reference-noisy` answers a seeded share of arithmetic prompts wrong, with
+plausible wrong working (teacher.reference.noisy); the others exactly as the rest do.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import re
 from distillery.encoding import get_encoding
 from teacher.arithmetic import SYMBOL, parse_question, solve_steps
 from teacher.mathcheck import as_number, final_answer
+from teacher.reference.noisy import MODEL as NOISY_MODEL
+from teacher.reference.noisy import Noise, wrong_working
 from teacher.tokens import prompt_tokens
 
 MODELS = ("distillery-reference", "distillery-reference-vllm", "distillery-reference-think",
-          "distillery-reference-think-open")  # fmt: skip
+          "distillery-reference-think-open", NOISY_MODEL)  # fmt: skip
 INTRO = "I am the Distillery reference teacher, a deterministic program rather than a language model"
 
 
@@ -72,26 +76,31 @@ def _extractive(text: str, media: list[str]) -> tuple[str, str]:
     return reasoning, "\n\n".join(lines)
 
 
-def think(messages: list[dict]) -> tuple[str, str]:
-    """(reasoning, answer) for a chat."""
+def think(messages: list[dict], model: str = MODELS[0], noise: Noise | None = None) -> tuple[str, str]:
+    """(reasoning, answer) for a chat; `noise` (default Noise()) is read by the noisy model only."""
     text, media = user_text(messages)
     if "Reply with PASS or FAIL" in text:
         return _judge(text)
     parsed = parse_question(text)
     if parsed is not None:
+        wrong = wrong_working(noise or Noise(), text, *parsed) if model == NOISY_MODEL else None
+        if wrong is not None:
+            return wrong
         steps, result = solve_steps(*parsed)
         a, op, b = parsed
         return "\n".join(steps), f"{a} {SYMBOL[op]} {b} = {result}.\nAnswer: {result}"
     return _extractive(text, media)
 
 
-def respond(messages: list[dict], model: str, max_tokens: int | None, truncate: bool = False) -> dict:
+def respond(
+    messages: list[dict], model: str, max_tokens: int | None, truncate: bool = False, noise: Noise | None = None
+) -> dict:
     """An assistant message dict plus finish_reason and usage, as the server returns them.
 
     `truncate` forces finish_reason "length" (fault injection); otherwise it happens when
     reasoning + answer exceed `max_tokens`.
     """
-    reasoning, answer = think(messages)
+    reasoning, answer = think(messages, model, noise)
     enc = get_encoding("cl100k_base")
     r_tok, a_tok = enc.encode(reasoning, disallowed_special=()), enc.encode(answer, disallowed_special=())
     limit = max_tokens if max_tokens is not None else 1 << 30

@@ -3,7 +3,8 @@
 Endpoints: GET /v1/models; POST /v1/chat/completions (n, usage, SSE streaming with
 stream_options.include_usage); the Batch API's POST /v1/files (multipart upload), GET
 /v1/files/{id} and /v1/files/{id}/content, POST /v1/batches, GET /v1/batches/{id}.
-What it answers is in teacher.reference.model; fault injection in teacher.reference.faults.
+What it answers is in teacher.reference.model; fault injection in teacher.reference.faults;
+the share and seed of the noisy model's wrong answers in `noise` (teacher.reference.noisy).
 
 `stats.requests` counts chat requests received (batch items included), `stats.completed`
 the valid answers delivered -- what a paying client would have been billed for -- and
@@ -27,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from teacher.reference.faults import Fault, FaultPlan
 from teacher.reference.model import MODELS, respond, user_text
+from teacher.reference.noisy import Noise
 
 CREATED = 1_700_000_000  # a fixed timestamp keeps response bodies deterministic
 
@@ -62,8 +64,8 @@ class ServerHandle:
 
 
 class _State:
-    def __init__(self, faults: FaultPlan | None, latency_s: float) -> None:
-        self.faults, self.latency_s = faults or FaultPlan(), latency_s
+    def __init__(self, faults: FaultPlan | None, latency_s: float, noise: Noise | None = None) -> None:
+        self.faults, self.latency_s, self.noise = faults or FaultPlan(), latency_s, noise or Noise()
         self.stats = ServerStats()
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
@@ -76,12 +78,11 @@ class _State:
             return f"{prefix}-{self.counter:06d}"
 
 
-def completion(body: dict, truncate: bool = False, empty: bool = False) -> dict:
+def completion(body: dict, truncate: bool = False, empty: bool = False, noise: Noise | None = None) -> dict:
     """The chat.completion object for a request body."""
     model, n = body.get("model", MODELS[0]), int(body.get("n") or 1)
-    out = respond(
-        body.get("messages") or [], model, body.get("max_completion_tokens") or body.get("max_tokens"), truncate
-    )
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+    out = respond(body.get("messages") or [], model, max_tokens, truncate, noise)
     message = {"role": "assistant", "content": ""} if empty else out["message"]
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
     return {
@@ -173,7 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         fault = state.faults.pick(user_text(messages)[0])
         kind = fault.kind if fault else None
-        obj = completion(body, truncate=kind == "truncated", empty=kind == "empty_content")
+        obj = completion(body, truncate=kind == "truncated", empty=kind == "empty_content", noise=state.noise)
         if state.latency_s:  # counted from arrival: the answer's own work is inside the latency
             time.sleep(max(0.0, state.latency_s - (time.monotonic() - arrived)))
         if fault is not None and self._early_fault(fault):
@@ -306,7 +307,7 @@ def _run_batch(state: _State, batch: dict, data: bytes) -> None:
             record["response"] = {"status_code": code, "body": _error("batch item failed", "server_error")}
             errors.append(record)
             continue
-        obj = completion(body, truncate=fault is not None and fault.kind == "truncated")
+        obj = completion(body, truncate=fault is not None and fault.kind == "truncated", noise=state.noise)
         record["response"] = {"status_code": 200, "request_id": obj["id"], "body": obj}
         out.append(record)
         state.stats.count(body)
@@ -335,11 +336,16 @@ class _Server(ThreadingHTTPServer):
 
 
 def start_server(
-    host: str = "127.0.0.1", port: int = 0, faults: FaultPlan | None = None, latency_s: float = 0.0
+    host: str = "127.0.0.1",
+    port: int = 0,
+    faults: FaultPlan | None = None,
+    latency_s: float = 0.0,
+    noise: Noise | None = None,
 ) -> ServerHandle:
-    """Serve the reference teacher from a background thread; port 0 picks a free port."""
+    """Serve the reference teacher from a background thread; port 0 picks a free port.
+    `noise` sets the noisy model's share of wrong answers and its seed (default Noise())."""
     httpd = _Server((host, port), _Handler)
-    httpd.state = _State(faults, latency_s)  # type: ignore[attr-defined]
+    httpd.state = _State(faults, latency_s, noise)  # type: ignore[attr-defined]
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     bound_host, bound_port = httpd.server_address[:2]
@@ -347,18 +353,24 @@ def start_server(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`distillery teacher serve --host H --port P [--latency-s S]`: serve until interrupted."""
+    """`distillery teacher serve --host H --port P [--latency-s S] [--noise-share F --noise-seed N]`:
+    serve until interrupted."""
     parser = argparse.ArgumentParser(prog="distillery teacher serve", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument(
         "--latency-s", type=float, default=0.0, help="latency of each chat request, counted from its arrival"
     )
+    parser.add_argument(
+        "--noise-share", type=float, default=Noise.share, help="share of arithmetic prompts the noisy model gets wrong"
+    )
+    parser.add_argument("--noise-seed", type=int, default=Noise.seed, help="which prompts the noisy model gets wrong")
     args = list(argv) if argv is not None else None
     if args and args[0] == "serve":
         args = args[1:]
     opts = parser.parse_args(args)
-    handle = start_server(opts.host, opts.port, latency_s=opts.latency_s)
+    noise = Noise(opts.noise_share, opts.noise_seed)
+    handle = start_server(opts.host, opts.port, latency_s=opts.latency_s, noise=noise)
     print(f"reference teacher serving on {handle.url}", flush=True)
     try:
         while True:
