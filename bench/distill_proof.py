@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import shutil
 import statistics
 import sys
 import tempfile
@@ -68,7 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2, help="students trained at once (one thread each)")
     ap.add_argument("--teacher-port", type=int, default=8797, help="loopback port of the reference teacher")
     ap.add_argument("--prefect-api", help="a running Prefect API for the pipeline runs (default: each starts its own)")
-    ap.add_argument("--work", type=Path, help="keep the lakes and checkpoints here (default: a temporary folder)")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        help="keep the lakes and checkpoints here (default: a fixed folder in the temp dir, emptied before and after: its path names the partitions, which order the data)",
+    )
     args = ap.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
@@ -196,15 +201,27 @@ def report(args, results: list[dict], counts: dict, wall_s: float, cpu_s: float)
     print(f"\nwall {wall_s:.0f} s, {cpu_s:.0f} CPU s (students {sum(r['cpu_s'] for r in results):.0f} CPU s)")
 
 
+DEFAULT_WORK = Path(tempfile.gettempdir()) / "distillery-distill-proof"
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     t0 = time.perf_counter()
     c0 = time.process_time()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = args.work or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    # The lakes' folder is part of their partitions' names (a source's base_dir names its
+    # gather generation), and those names order the shards' rows: a fresh random temporary
+    # folder per run would give every run another data order. So the default is one fixed
+    # folder, emptied before and after.
+    work = args.work or DEFAULT_WORK
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
         shard_dirs, test_p, counts = make_arms(args, work)
         results = train_all(args, work, shard_dirs, test_p)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
     children = time.process_time() - c0  # this process; the pipeline's and students' CPU are added below
     import resource
 

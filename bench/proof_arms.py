@@ -90,12 +90,19 @@ def write_inputs(folder: Path, train: list[dict], test: list[dict], seed: int) -
     _write_if_changed(folder / "heldout.jsonl", [{"text": p["question"]} for p in test])
 
 
+# The inputs' mtime, whenever written: a source file's fingerprint (size:mtime) names its
+# gather partitions, whose names order the shard build's rows, so a file rewritten with
+# another mtime would train the students on another data order (and print other figures).
+INPUT_MTIME_NS = 1_700_000_000 * 10**9
+
+
 def _write_if_changed(path: Path, records: list[dict]) -> None:
-    """Write JSONL unless `path` holds it already: an unchanged file keeps its mtime, so a
-    re-run with --work gathers nothing new (a rewritten file would be gathered again)."""
+    """Write JSONL unless `path` holds it already, with the fixed INPUT_MTIME_NS either way:
+    a re-run with --work gathers nothing new, and every run orders the data alike."""
     data = "".join(json.dumps(r) + "\n" for r in records).encode()
     if not path.exists() or path.read_bytes() != data:
         path.write_bytes(data)
+    os.utime(path, ns=(INPUT_MTIME_NS, INPUT_MTIME_NS))
 
 
 def run_arm(
