@@ -142,7 +142,7 @@ def curate_plan(cfg: PipelineConfig, lake: Lake) -> tuple[str, list[dict], int]:
     were done before.
 
     The order decides which row of a duplicate cluster survives among the new ones (rows
-    already kept always win: filters/dedup.py survivor_order): the sources in config order,
+    already kept always win: filters/dedup_lake.py KeptLake gives them the first orders): the sources in config order,
     then each source's partitions in item order (`_item_order`). It depends on neither file
     names nor earlier runs, so survivors do not move when sources are added or the lake is
     rebuilt. A part is named from its gather generation and documents file: the same file
