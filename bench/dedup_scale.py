@@ -1,7 +1,9 @@
-"""Curate's dedup against a large kept lake: peak memory, wall and CPU time per new document.
+"""Curate's dedup against a large kept lake: peak memory, wall and CPU time per new row.
 
-    python bench/dedup_scale.py            # kept lakes of 1 M and 10 M rows, 100 k new rows (~8 min)
-    python bench/dedup_scale.py --quick    # 100 k and 1 M kept, 20 k new (~1 min)
+    python bench/dedup_scale.py                     # text: kept lakes of 1 M and 10 M rows, 100 k new rows (~8 min)
+    python bench/dedup_scale.py --quick             # text: 100 k and 1 M kept, 20 k new (~1 min)
+    python bench/dedup_scale.py --images            # images: 1 M kept pHashes, 100 k new (~1 min)
+    python bench/dedup_scale.py --images --quick    # images: 100 k kept, 20 k new (~10 s)
 
 For each kept size M it writes a synthetic kept lake in the stored layout (dedup_keys with
 one column per LSH band, dedup_sketches row-aligned; files of --file-rows rows, as curate's
@@ -20,8 +22,21 @@ so those groups are all it reads, and writing 30 GB of random sketches for the r
 would take longer than the run. Ground truth: a
 copy is a duplicate when its exact Jaccard with its original or an earlier copy is >= 0.8.
 
+Images (--images, bench/dedup_scale_images.py): a kept lake of image rows as curate stores
+them (phash set, band, sketch and signature columns null) and new image rows: random ones,
+planted near copies (1..bound bits flipped) of kept rows and of earlier new rows, far copies
+(bound+1..bound+4 bits, must not be found), identical blank and near-blank hashes. The same
+three steps run in a fresh subprocess; verify_step reads every kept image row's pHash
+(dedup_lake._kept_media) and clusters kept and new rows by multi-index hashing
+(filters/phash_index.py). It prints peak RSS (and after each step), wall and CPU per step,
+microseconds per new image, what reading the kept image rows costs alone, recall and
+precision of the planted copies (the rule is in bench/dedup_scale_images.py), and the random
+rows reported as within the bound of an earlier row by chance, with the count expected.
+
 Goals (issue 15): peak RSS < 2 GB at 10 M kept; time per new document within 2x between
 the smallest and the largest lake; precision and recall of the planted pairs unchanged.
+Images: 100 k new images against 1 M kept in bounded memory (< 2 GB), with recall 1 on the
+planted copies and no far copy reported except by chance.
 """
 
 from __future__ import annotations
@@ -43,9 +58,19 @@ ROOT = Path(__file__).resolve().parents[1]
 # The script's folder (bench/) holds filters.py, which must not shadow the `filters` package.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
+from bench.dedup_scale_images import build_images, score  # noqa: E402
 from distillery.lake import PARQUET_OPTIONS, ROW_GROUP_ROWS  # noqa: E402
 from filters import CurateConfig, minhash  # noqa: E402
-from filters.dedup_lake import KeptLake, Limits, band_ranges, band_step, exact_step, split_keys, verify_step  # noqa: E402
+from filters.dedup_lake import (  # noqa: E402
+    KeptLake,
+    Limits,
+    _kept_media,
+    band_ranges,
+    band_step,
+    exact_step,
+    split_keys,
+    verify_step,
+)
 
 SHINGLES = 400
 THRESHOLD = 0.8
@@ -174,9 +199,16 @@ def build(workdir: Path, kept: int, new: int, originals: int, copies: int, file_
 
 
 def child(workdir: Path, memory_mb: int, band_tasks: int) -> None:
-    """One curate dedup of the new rows against the kept lake, in this process: print the figures."""
+    """One curate dedup of the new rows against the kept lake, in this process: print the
+    figures (wall, CPU and peak RSS so far after each step) and write dups.parquet."""
     cfg = CurateConfig()
-    t0, c0 = time.perf_counter(), time.process_time()
+    marks = [(time.perf_counter(), time.process_time())]
+
+    def mark() -> float:
+        marks.append((time.perf_counter(), time.process_time()))
+        # VmHWM: this process's own peak RSS (ru_maxrss would carry the forking parent's over exec)
+        return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
+
     kept = KeptLake.of(
         sorted((workdir / "kept").glob("dedup_keys-*")), sorted((workdir / "kept").glob("dedup_sketches-*"))
     )
@@ -185,35 +217,122 @@ def child(workdir: Path, memory_mb: int, band_tasks: int) -> None:
     limits = Limits(memory_mb=memory_mb, threads=2)
     exact_step(new, kept, cfg, work, limits)
     del new
-    t1 = time.perf_counter()
+    peak_exact = mark()
     pairs = [
         band_step(lo, hi, kept, cfg, work, limits) for lo, hi in band_ranges(cfg.dedup.minhash.num_bands, band_tasks)
     ]
-    t2 = time.perf_counter()
+    peak_bands = mark()
     dups = verify_step(pairs, kept, cfg, work, limits)
-    t3 = time.perf_counter()
+    peak = mark()
     n_pairs = sum(pq.ParquetFile(p).metadata.num_rows for p in pairs)
-    # VmHWM: this process's own peak RSS (ru_maxrss would carry the forking parent's over exec)
-    peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    dups.write_parquet(workdir / "dups.parquet")
+    # after the measurement: what verify_step's read of the kept image and video rows costs alone
+    media = _kept_media(kept, work / "media", limits)
+    mark()
+    (w0, c0), (w1, c1), (w2, c2), (w3, c3), (w4, c4) = marks
     print(
         json.dumps(
             {
-                "wall": t3 - t0,
-                "cpu": time.process_time() - c0,
-                "exact_s": t1 - t0,
-                "bands_s": t2 - t1,
-                "verify_s": t3 - t2,
-                "peak_rss_mb": peak_kb / 1024,
+                "wall": w3 - w0,
+                "cpu": c3 - c0,
+                "exact_s": w1 - w0,
+                "bands_s": w2 - w1,
+                "verify_s": w3 - w2,
+                "exact_cpu": c1 - c0,
+                "bands_cpu": c2 - c1,
+                "verify_cpu": c3 - c2,
+                "peak_rss_mb": peak,
+                "peak_exact_mb": peak_exact,
+                "peak_bands_mb": peak_bands,
+                "media_load_s": w4 - w3,
+                "media_load_cpu": c4 - c3,
+                "media_rows": 0 if media is None else media.height,
+                "media_mb": 0 if media is None else media.estimated_size() / 2**20,
                 "pairs": n_pairs,
-                "flagged": (dups["order"] - kept.total).to_list(),
             }
         )
     )
 
 
+def run_child(wd: Path, args: argparse.Namespace) -> dict:
+    """`child` on `wd` in a fresh process (its peak RSS is its own): its figures."""
+    cmd = [sys.executable, __file__, "--child", str(wd), "--memory-mb", str(args.memory_mb)]
+    out = subprocess.run(cmd + ["--band-tasks", str(args.band_tasks)], capture_output=True, text=True)
+    if out.returncode:
+        print(out.stderr[-3000:])
+        raise SystemExit(1)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_text(args: argparse.Namespace, tmp: Path) -> None:
+    """Text keys: one line per kept size, then the time per new doc, largest vs smallest lake."""
+    sizes = [int(s) for s in (args.kept or ("100000,1000000" if args.quick else "1000000,10000000")).split(",")]
+    n_new = args.new or (20_000 if args.quick else 100_000)
+    results = []
+    for m in sizes:
+        wd = tmp / f"kept-{m}"
+        t = time.perf_counter()
+        truth = build(wd, m, n_new, args.originals, args.copies, args.file_rows)
+        built = time.perf_counter() - t
+        r = run_child(wd, args)
+        pred, true = set((pl.read_parquet(wd / "dups.parquet")["order"] - m).to_list()), set(truth["truth"])
+        tp = len(pred & true)
+        r |= {"kept": m, "precision": tp / len(pred) if pred else 1.0, "recall": tp / len(true) if true else 1.0}
+        size_mb = sum(p.stat().st_size for p in (wd / "kept").glob("dedup_keys-*")) / 2**20
+        print(
+            f"kept {m:>10,}  new {n_new:,}: peak RSS {r['peak_rss_mb']:7.0f} MB  wall {r['wall']:6.1f} s "
+            f"(exact {r['exact_s']:.1f}, bands {r['bands_s']:.1f}, verify {r['verify_s']:.1f})  cpu {r['cpu']:6.1f} s  "
+            f"{1e6 * r['wall'] / n_new:6.0f} us/new doc  pairs {r['pairs']:,}  "
+            f"P {r['precision']:.4f} R {r['recall']:.4f} ({len(true)} true of {truth['planted']} planted)  "
+            f"dedup_keys {size_mb:.0f} MB ({size_mb * 2**20 / m:.0f} B/row); built in {built:.0f} s",
+            flush=True,
+        )
+        results.append(r)
+        subprocess.run(["rm", "-rf", str(wd)])
+    a, b = results[0], results[-1]
+    print(
+        f"time per new doc {b['kept']:,} vs {a['kept']:,} kept: {b['wall'] / a['wall']:.2f}x wall, "
+        f"{b['cpu'] / a['cpu']:.2f}x CPU (goal <= 2x); "
+        f"peak RSS {b['peak_rss_mb']:.0f} MB (goal < 2048)"
+    )
+
+
+def run_images(args: argparse.Namespace, tmp: Path) -> None:
+    """Image pHashes (bench/dedup_scale_images.py): one block of lines per kept size."""
+    cfg = CurateConfig()
+    sizes = [int(s) for s in (args.kept or ("100000" if args.quick else "1000000")).split(",")]
+    n_new = args.new or (20_000 if args.quick else 100_000)
+    for m in sizes:
+        wd = tmp / f"images-{m}"
+        t = time.perf_counter()
+        truth = build_images(wd, m, n_new, args.file_rows, cfg.dedup.image_max_hamming, cfg.dedup.minhash.num_bands)
+        built = time.perf_counter() - t
+        r = run_child(wd, args)
+        s = score(pl.read_parquet(wd / "dups.parquet"), truth)
+        size_mb = sum(p.stat().st_size for p in (wd / "kept").glob("dedup_*")) / 2**20
+        print(
+            f"images: kept {m:,}  new {n_new:,} (bound {truth['bound']}): peak RSS {r['peak_rss_mb']:.0f} MB "
+            f"(after exact {r['peak_exact_mb']:.0f}, bands {r['peak_bands_mb']:.0f})\n"
+            f"  wall {r['wall']:.1f} s (exact {r['exact_s']:.1f}, bands {r['bands_s']:.1f}, verify {r['verify_s']:.1f})  "
+            f"CPU {r['cpu']:.1f} s (exact {r['exact_cpu']:.1f}, bands {r['bands_cpu']:.1f}, "
+            f"verify {r['verify_cpu']:.1f})  {1e6 * r['wall'] / n_new:,.0f} us/new image\n"
+            f"  kept media rows read alone (_kept_media, after the run): {r['media_rows']:,} rows, "
+            f"{r['media_mb']:.0f} MB in Polars, {r['media_load_s']:.1f} s wall, {r['media_load_cpu']:.1f} s CPU\n"
+            f"  reported {s['reported']:,} ({', '.join(s['methods']) or 'none'}): planted {s['planted']:,}, "
+            f"recall {s['recall']:.4f} ({s['via_chance']} of them with an earlier survivor their cluster reaches "
+            f"by a chance pair); precision {s['precision']:.4f} ({s['wrong']} within the bound of no earlier row)\n"
+            f"  random rows reported right (within the bound of an earlier row by chance): {s['random_reported']:,} "
+            f"(~{s['chance_expected']:,.0f} expected); far copies reported {s['far_reported']} of {s['far']:,}\n"
+            f"  kept dedup_keys + dedup_sketches {size_mb:.0f} MB; built in {built:.0f} s",
+            flush=True,
+        )
+        subprocess.run(["rm", "-rf", str(wd)])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="100 k and 1 M kept, 20 k new")
+    ap.add_argument("--quick", action="store_true", help="100 k and 1 M kept, 20 k new (--images: 100 k kept)")
+    ap.add_argument("--images", action="store_true", help="image pHashes instead of text keys (1 M kept)")
     ap.add_argument("--kept", default=None, help="comma-separated kept sizes (default 1000000,10000000)")
     ap.add_argument("--new", type=int, default=None, help="new rows (default 100000)")
     ap.add_argument("--originals", type=int, default=500)
@@ -227,53 +346,8 @@ def main() -> None:
     if args.child:
         child(Path(args.child), args.memory_mb, args.band_tasks)
         return
-    sizes = [int(s) for s in (args.kept or ("100000,1000000" if args.quick else "1000000,10000000")).split(",")]
-    n_new = args.new or (20_000 if args.quick else 100_000)
-    results = []
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        for m in sizes:
-            wd = Path(tmp) / f"kept-{m}"
-            t = time.perf_counter()
-            truth = build(wd, m, n_new, args.originals, args.copies, args.file_rows)
-            built = time.perf_counter() - t
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    str(wd),
-                    "--memory-mb",
-                    str(args.memory_mb),
-                    "--band-tasks",
-                    str(args.band_tasks),
-                ],
-                capture_output=True,
-                text=True,
-            )
-            if out.returncode:
-                print(out.stderr[-3000:])
-                raise SystemExit(1)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            pred, true = set(r.pop("flagged")), set(truth["truth"])
-            tp = len(pred & true)
-            r |= {"kept": m, "precision": tp / len(pred) if pred else 1.0, "recall": tp / len(true) if true else 1.0}
-            size_mb = sum(p.stat().st_size for p in (wd / "kept").glob("dedup_keys-*")) / 2**20
-            print(
-                f"kept {m:>10,}  new {n_new:,}: peak RSS {r['peak_rss_mb']:7.0f} MB  wall {r['wall']:6.1f} s "
-                f"(exact {r['exact_s']:.1f}, bands {r['bands_s']:.1f}, verify {r['verify_s']:.1f})  cpu {r['cpu']:6.1f} s  "
-                f"{1e6 * r['wall'] / n_new:6.0f} us/new doc  pairs {r['pairs']:,}  "
-                f"P {r['precision']:.4f} R {r['recall']:.4f} ({len(true)} true of {truth['planted']} planted)  "
-                f"dedup_keys {size_mb:.0f} MB ({size_mb * 2**20 / m:.0f} B/row); built in {built:.0f} s",
-                flush=True,
-            )
-            results.append(r)
-            subprocess.run(["rm", "-rf", str(wd)])
-    a, b = results[0], results[-1]
-    print(
-        f"time per new doc {b['kept']:,} vs {a['kept']:,} kept: {b['wall'] / a['wall']:.2f}x wall, "
-        f"{b['cpu'] / a['cpu']:.2f}x CPU (goal <= 2x); "
-        f"peak RSS {b['peak_rss_mb']:.0f} MB (goal < 2048)"
-    )
+        (run_images if args.images else run_text)(args, Path(tmp))
 
 
 if __name__ == "__main__":
