@@ -164,6 +164,11 @@ def check_arm(arm: str, folder: Path, test: list[dict]) -> dict:
         "verification_rejects": one("SELECT count(*) FROM rejects WHERE rule = 'verification_failed'"),
         "wrong_answers_kept": wrong_answers_kept(lake),
         "shard_rows": one("SELECT count(*) FROM shards WHERE split = 'train'"),
+        # more than the <|think|><|/think|> pair that frames an empty reasoning span
+        "rows_with_reasoning": one(
+            "SELECT count(*) FROM shards WHERE split = 'train'"
+            " AND len([s FOR s IN spans IF s.kind = 'reasoning' AND s.length > 2]) > 0"
+        ),
     }
 
 

@@ -142,5 +142,8 @@ def train_gen(cfg: PipelineConfig, lake: Lake) -> Path:
     build = train_build(cfg, lake)
     manifest = build / "manifest.json"
     content = hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.exists() else None
-    key = stable_hash("train", STAGE_VERSION["train"], _section(cfg.train), build.name, content)
+    section = _section(cfg.train)
+    if not section["whole_docs"]:  # added later, off by default: runs trained before keep their names
+        del section["whole_docs"]
+    key = stable_hash("train", STAGE_VERSION["train"], section, build.name, content)
     return lake.stage_dir("train") / f"{build.name}-{key}"

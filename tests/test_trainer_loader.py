@@ -101,6 +101,27 @@ def test_every_train_token_appears_once_per_epoch(tmp_path):
     assert np.array_equal(np.bincount(got, minlength=VOCAB["size"]), np.bincount(want, minlength=VOCAB["size"]))
 
 
+def test_whole_docs_never_cuts_a_row_that_fits_one_sequence(tmp_path):
+    rows = counting_rows(200, VOCAB, seed=5, length=(5, 90))
+    write_shards(tmp_path, rows, VOCAB, rows_per_group=16, rows_per_file=64)
+    index = build_index(tmp_path)
+    remap = remap_table(compact_vocabulary(index), index.manifest.vocab_size)
+    seq_len = 41
+    cuts = {}
+    for whole in (False, True):
+        plan = PackedStream(index, remap, "train", seq_len - 1, 4, whole_docs=whole).plan(0)
+        seq_of = np.repeat(np.arange(plan.n_seq), np.diff(plan.seq_ptr))
+        n_eff = index.n_eff[plan.seg_doc]
+        fits = n_eff <= seq_len
+        cuts[whole] = int((fits & ((plan.seg_start > 0) | (plan.seg_end < n_eff))).sum())
+        if whole:  # a longer row's later pieces each start a sequence
+            later = np.flatnonzero(plan.seg_start > 0)
+            assert (later == plan.seq_ptr[seq_of[later]]).all()
+        # every token is placed once
+        assert (plan.seg_end - plan.seg_start).sum() == index.n_eff[index.docs("train")].sum()
+    assert cuts[False] > 0 and cuts[True] == 0
+
+
 @pytest.mark.filterwarnings("ignore:This DataLoader will create")
 def test_order_does_not_depend_on_the_number_of_workers(tmp_path):
     write_shards(tmp_path, counting_rows(300, VOCAB, seed=2), VOCAB, rows_per_group=16, rows_per_file=64)

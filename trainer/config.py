@@ -14,7 +14,9 @@ class TrainConfig(BaseModel):
     The learning rate warms up linearly for `warmup_steps`, then follows a cosine from `lr`
     down to `min_lr` at `steps` (nanoGPT's schedule). `eval_every`/`checkpoint_every` of 0
     mean "only at the end of the run". `compact_vocab` trains on only the token ids present
-    in the shards (see trainer/vocab.py). `dtype="auto"` is bf16 autocast on CUDA, fp32 on CPU.
+    in the shards (see trainer/vocab.py). `whole_docs` packs no row that fits one sequence
+    across two (trainer/data.py): for trace rows, whose reply needs its prompt. `dtype="auto"`
+    is bf16 autocast on CUDA, fp32 on CPU.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -41,6 +43,7 @@ class TrainConfig(BaseModel):
     checkpoint_every: int = Field(0, ge=0)
     # data and hardware
     compact_vocab: bool = True
+    whole_docs: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = False
     dtype: Literal["auto", "fp32", "bf16"] = "auto"

@@ -6,7 +6,12 @@ fall inside text but never inside a media span (image / audio / video tokens are
   * a document whose media span would be cut, and whose rest fits in one sequence, starts a
     new sequence (the current one is padded, padding carries no loss);
   * a document longer than a sequence is split, only at text positions (before the span);
-  * a media span longer than block_size + 1 cannot fit anywhere: it is dropped and counted.
+  * a media span longer than block_size + 1 cannot fit anywhere: it is dropped and counted;
+  * with whole_docs, no document that fits in one sequence is cut at all: it starts a new
+    sequence like a media span would. For instruction or trace rows (a masked prompt, then
+    the reply that depends on it) a cut leaves the reply's second half without its prompt,
+    loss the model cannot learn from: 101-token traces packed into 129-token sequences lost
+    their prompt in about three of four rows (bench/distill_proof.py).
 The loss mask comes from the shard's spans: a target carries loss iff its span says so
 (prompts, uncovered tokens and padding carry none).
 
@@ -61,8 +66,9 @@ def epoch_order(index: ShardIndex, docs: np.ndarray, seed: int, epoch: int, shuf
     return docs[np.lexsort((within, group_rank[index.doc_group[docs]]))]
 
 
-def pack(index: ShardIndex, order: np.ndarray, seq_len: int) -> Plan:
-    """Greedily pack documents (in `order`) into sequences of seq_len tokens.
+def pack(index: ShardIndex, order: np.ndarray, seq_len: int, whole_docs: bool = False) -> Plan:
+    """Greedily pack documents (in `order`) into sequences of seq_len tokens (whole_docs: see
+    the module docstring).
 
     The loop runs once per document and epoch over plain integers (the tokens themselves are
     never touched here); bench/loader.py measures it inside the loader's throughput.
@@ -83,7 +89,9 @@ def pack(index: ShardIndex, order: np.ndarray, seq_len: int) -> Plan:
                 break
             cut = pos + room
             span = next(((s, e) for s, e in spans if s < cut < e), None)
-            if span is None:  # the boundary falls in text: cut there
+            if whole_docs and fill > 0 and n - pos <= seq_len:  # keep it whole: a new sequence
+                fill = seq_len
+            elif span is None:  # the boundary falls in text: cut there
                 seg_doc.append(d), seg_s.append(pos), seg_e.append(cut)
                 pos, fill = cut, seq_len
             elif fill > 0 and n - pos <= seq_len:  # would cut media; the rest fits a new sequence
@@ -128,10 +136,11 @@ class PackedStream:
         seed: int = 0,
         shuffle: bool = True,
         loop: bool = True,
+        whole_docs: bool = False,
     ):
         self.index, self.remap, self.split = index, remap, split
         self.seq_len, self.batch_size = block_size + 1, batch_size
-        self.seed, self.shuffle, self.loop = seed, shuffle, loop
+        self.seed, self.shuffle, self.loop, self.whole_docs = seed, shuffle, loop, whole_docs
         self.docs = index.docs(split)
         pad = index.manifest.pad
         self.pad = int(remap[pad]) if remap is not None else pad
@@ -143,7 +152,7 @@ class PackedStream:
     def plan(self, epoch: int) -> Plan:
         if epoch not in self._plans:
             order = epoch_order(self.index, self.docs, self.seed, epoch, self.shuffle)
-            self._plans[epoch] = pack(self.index, order, self.seq_len)
+            self._plans[epoch] = pack(self.index, order, self.seq_len, self.whole_docs)
             while len(self._plans) > 2:
                 self._plans.popitem(last=False)
         return self._plans[epoch]

@@ -79,9 +79,10 @@ def run_eval(
     max_batches: int | None,
     device: torch.device,
     dtype: str = "auto",
+    whole_docs: bool = False,
 ) -> dict:
     """Loss per span kind and text bits per byte over (the first max_batches batches of) val."""
-    stream = PackedStream(index, remap, "val", block_size, batch_size, shuffle=False, loop=False)
+    stream = PackedStream(index, remap, "val", block_size, batch_size, shuffle=False, loop=False, whole_docs=whole_docs)
     nats = torch.zeros(len(KINDS), dtype=torch.float64)
     count = torch.zeros(len(KINDS), dtype=torch.float64)
     text_nats, text_bytes = 0.0, 0.0
@@ -261,7 +262,9 @@ def train(
 
     # model (and, when resuming, optimizer, step, loader position, RNG)
     model, opt, gcfg, step, state = build_model(cfg, len(vocab), device, ckpt)
-    stream = PackedStream(index, remap, "train", cfg.block_size, cfg.batch_size, seed=cfg.seed)
+    stream = PackedStream(
+        index, remap, "train", cfg.block_size, cfg.batch_size, seed=cfg.seed, whole_docs=cfg.whole_docs
+    )
     if len(stream.docs) == 0:
         raise ValueError(f"{shard_dir} has no usable train rows (rows_invalid={index.rows_invalid})")
     fwd = torch.compile(model) if cfg.compile else model
@@ -273,7 +276,9 @@ def train(
         )
 
     def evaluate_now() -> dict:
-        return run_eval(model, index, remap, cfg.block_size, cfg.batch_size, cfg.eval_batches, device, cfg.dtype)
+        return run_eval(
+            model, index, remap, cfg.block_size, cfg.batch_size, cfg.eval_batches, device, cfg.dtype, cfg.whole_docs
+        )
 
     # loop: step, evaluate every eval_every, checkpoint every checkpoint_every, log every log_every
     batches = batch_iterator(stream, state, cfg.num_workers, pin_memory=device.type == "cuda")
@@ -375,4 +380,5 @@ def evaluate(checkpoint: Path, shard_dir: Path, max_batches: int | None = None, 
     check_vocab(index, remap)
     cfg = ckpt["config"]
     dev = next(model.parameters()).device
-    return run_eval(model, index, remap, cfg["block_size"], cfg["batch_size"], max_batches, dev, cfg["dtype"])
+    whole = cfg.get("whole_docs", False)  # checkpoints from before the option packed with cuts
+    return run_eval(model, index, remap, cfg["block_size"], cfg["batch_size"], max_batches, dev, cfg["dtype"], whole)
